@@ -1,0 +1,67 @@
+"""annobridge: convert computer-vision annotations between formats through one canonical model.
+
+This package is the public facade. The code lives in three folders at the repository top
+level, installed under this namespace::
+
+    core/        -> annobridge.core        model, formats, hooks, errors
+    plugins/     -> annobridge.plugins     built-in formats (ordinary plugins)
+    converters/  -> annobridge.converters  engine, CLI, this API
+
+Typical use::
+
+    import annobridge
+    ds = annobridge.load("instances.json")              # format detected
+    report = annobridge.convert("instances.json", "out.jsonl", dst_format="nucleus")
+    print(report.summary())
+"""
+
+from annobridge.converters.api import convert, load, save, validate
+from annobridge.core.errors import (
+    AnnobridgeError,
+    FormatError,
+    PluginError,
+    ReadError,
+    UnsupportedAnnotationError,
+    WriteError,
+)
+from annobridge.core.formats import Capabilities, ConversionReport, Context, Format
+from annobridge.core.hookspecs import hookimpl
+from annobridge.core.model import (
+    Annotation,
+    BoxAnnotation,
+    Category,
+    CategoryAnnotation,
+    CuboidAnnotation,
+    Dataset,
+    DatasetHeader,
+    DatasetItem,
+    FrameRef,
+    IndexMask,
+    Keypoint,
+    KeypointsAnnotation,
+    LidarPoint,
+    LineAnnotation,
+    MultiCategoryAnnotation,
+    ObjectMaskAnnotation,
+    Point,
+    Point3D,
+    PolygonAnnotation,
+    Scene,
+    SceneCategoryAnnotation,
+    Segment,
+    SegmentationAnnotation,
+    Taxonomy,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnnobridgeError", "Annotation", "BoxAnnotation", "Capabilities", "Category",
+    "CategoryAnnotation", "Context", "ConversionReport", "CuboidAnnotation", "Dataset",
+    "DatasetHeader", "DatasetItem", "Format", "FormatError", "FrameRef", "IndexMask",
+    "Keypoint", "KeypointsAnnotation", "LidarPoint", "LineAnnotation",
+    "MultiCategoryAnnotation", "ObjectMaskAnnotation", "PluginError", "Point", "Point3D",
+    "PolygonAnnotation", "ReadError", "Scene", "SceneCategoryAnnotation", "Segment",
+    "SegmentationAnnotation", "Taxonomy", "UnsupportedAnnotationError", "WriteError",
+    "convert", "hookimpl", "load", "save", "validate",
+]

@@ -1,0 +1,263 @@
+"""The ``annobridge`` command line (click only; the work is done by the engine).
+
+Exit codes: 0 success, 1 an annobridge error (bad input, existing output, a failed
+validation), 2 a usage error. Errors print as one line without a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from annobridge.converters import engine
+from annobridge.core.errors import AnnobridgeError, FormatError
+from annobridge.core.formats import Context, Format
+from annobridge.core.metadata import infer_fields
+from annobridge.core.plugins import FormatRegistry, get_plugin_manager, get_registry
+
+
+class _Main(click.Group):
+    """Turns AnnobridgeError into a clean message and exit code 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except AnnobridgeError as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Main)
+@click.version_option(package_name="annobridge")
+@click.option("-v", "--verbose", count=True, help="More log output (repeat for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress and no summary, errors only.")
+@click.pass_context
+def main(ctx: click.Context, verbose: int, quiet: bool) -> None:
+    """Convert computer-vision annotations between formats, reporting anything lost."""
+    level = logging.ERROR if quiet else (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    ctx.obj = {"quiet": quiet}
+
+
+def _parse_pairs(pairs: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise click.BadParameter(f"{pair!r} is not key=value", param_hint="--option")
+        out[key.strip()] = value
+    return out
+
+
+def split_options(pairs: dict[str, str], reader: Format | None, writer: Format | None) -> tuple[dict, dict]:
+    """Route each ``--option`` to the reader's and/or writer's options by the keys they declare."""
+    read: dict[str, str] = {}
+    write: dict[str, str] = {}
+    for key, value in pairs.items():
+        field = key.replace("-", "_")
+        taken = False
+        if reader is not None and field in reader.read_options.model_fields:
+            read[field] = value
+            taken = True
+        if writer is not None and field in writer.write_options.model_fields:
+            write[field] = value
+            taken = True
+        if not taken:
+            accepted = sorted(
+                {f.replace("_", "-") for f in (reader.read_options.model_fields if reader else {})}
+                | {f.replace("_", "-") for f in (writer.write_options.model_fields if writer else {})}
+            )
+            names = " and ".join(f.name for f in (reader, writer) if f is not None)
+            raise FormatError(f"option {key!r} is not known to {names}",
+                              fix=f"options accepted: {', '.join(accepted) or 'none'}")
+    return read, write
+
+
+class _Progress:
+    """Items-done counter on stderr, only when stderr is a terminal and not quiet."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self.count = 0
+        self._last = 0.0
+
+    def __call__(self, n: int) -> None:
+        self.count += n
+        now = time.monotonic()
+        if self.enabled and now - self._last > 0.2:
+            self._last = now
+            click.echo(f"\r{self.count} items", nl=False, err=True)
+
+    def done(self) -> None:
+        if self.enabled and self.count:
+            click.echo(f"\r{self.count} items", err=True)
+
+    @property
+    def callback(self) -> Callable[[int], None] | None:
+        return self if self.enabled else None
+
+
+@main.command()
+@click.argument("src", type=click.Path(path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--from", "src_format", help="Source format (detected when omitted).")
+@click.option("--to", "dst_format", required=True, help="Target format.")
+@click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="A reader or writer option, e.g. gt=instances.json (repeatable).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Processes for per-item work; output is identical to one process.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.pass_context
+def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, dst_format: str,
+            overwrite: bool, options: tuple[str, ...], workers: int, as_json: bool) -> None:
+    """Convert SRC to DST in format --to."""
+    registry = get_registry()
+    reader = engine.resolve_reader(src, src_format, registry)
+    writer = engine.resolve_writer(dst_format, registry)
+    read_opts, write_opts = split_options(_parse_pairs(options), reader, writer)
+    progress = _Progress(not ctx.obj["quiet"])
+    report = engine.convert(src, dst, src_format=reader.name, dst_format=writer.name,
+                            read_options=read_opts, write_options=write_opts,
+                            overwrite=overwrite, workers=workers,
+                            progress=progress.callback, registry=registry)
+    progress.done()
+    if as_json:
+        click.echo(json.dumps(report.model_dump() | {"written": report.written}, indent=2))
+    elif not ctx.obj["quiet"]:
+        click.echo(report.summary())
+
+
+def _formats_rows(registry: FormatRegistry) -> list[dict[str, Any]]:
+    rows = []
+    for name, fmt in sorted(registry.formats.items()):
+        caps = fmt.capabilities
+        rows.append({
+            "name": name,
+            "read": fmt.read is not None,
+            "write": fmt.write is not None,
+            "annotations": sorted(caps.annotation_types),
+            "predictions": sorted(caps.prediction_types),
+            "item_metadata": caps.item_metadata,
+            "annotation_metadata": caps.annotation_metadata,
+            "scenes": caps.scenes,
+            "pointclouds": caps.pointclouds,
+            "plugin": fmt.plugin,
+            "description": fmt.description,
+        })
+    return rows
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def formats(as_json: bool) -> None:
+    """List the formats every installed plugin provides."""
+    rows = _formats_rows(get_registry())
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    width = max((len(r["name"]) for r in rows), default=4)
+    click.echo(f"{'FORMAT':<{width}}  RW  ANNOTATIONS / PREDICTIONS")
+    for r in rows:
+        rw = ("r" if r["read"] else "-") + ("w" if r["write"] else "-")
+        kinds = ",".join(r["annotations"]) or "-"
+        preds = ",".join(r["predictions"]) or "-"
+        click.echo(f"{r['name']:<{width}}  {rw}  {kinds} / {preds}")
+        click.echo(f"{'':<{width}}      {r['description']}")
+
+
+@main.command()
+def plugins() -> None:
+    """List installed plugins as JSON, with any that failed to load."""
+    pm = get_plugin_manager()
+    registry = FormatRegistry.from_manager(pm)
+    out = []
+    for plugin in pm.get_plugins():
+        name = pm.get_name(plugin)
+        out.append({
+            "name": name,
+            "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
+            "formats": sorted(f.name for f in registry.formats.values() if f.plugin == name),
+        })
+    out.sort(key=lambda p: p["name"])
+    failures = [{"name": f.name, "error": f.error} for f in pm.failures]
+    click.echo(json.dumps({"plugins": out, "failed": failures}, indent=2))
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--from", "--format", "src_format", help="Format (detected when omitted).")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_json: bool) -> None:
+    """Summarise a dataset: items, annotations per kind and label, metadata fields and types."""
+    registry = get_registry()
+    reader = engine.resolve_reader(path, src_format, registry)
+    read_opts, _ = split_options(_parse_pairs(options), reader, None)
+    dataset = engine.read_dataset(path, reader.name, read_opts, context=Context(), registry=registry)
+    kinds: Counter[str] = Counter()
+    labels: Counter[str] = Counter()
+    items = 0
+    scopes: dict[str, list[tuple[str, dict]]] = {"items": [], "annotations": [], "predictions": []}
+    for item in dataset.items:
+        items += 1
+        scopes["items"].append((item.reference_id, item.metadata))
+        for field, prefix in (("annotations", ""), ("predictions", "prediction:")):
+            for ann in getattr(item, field):
+                kinds[prefix + ann.type] += 1
+                for label in _labels(ann):
+                    labels[f"{prefix}{label}"] += 1
+                if ann.metadata:
+                    scopes[field].append((f"{item.reference_id}/{ann.annotation_id}", ann.metadata))
+    fields = {scope: infer_fields(owners) for scope, owners in scopes.items()}
+    if as_json:
+        click.echo(json.dumps({
+            "format": reader.name, "items": items, "annotations": dict(kinds), "labels": dict(labels),
+            "metadata": {scope: {p: {"type": f.inferred, "distinct": len(f.distinct)}
+                                 for p, f in fs.items()} for scope, fs in fields.items()},
+        }, indent=2))
+        return
+    click.echo(f"{path} ({reader.name}): {items} items")
+    for kind, n in sorted(kinds.items()):
+        click.echo(f"  {kind:<24} {n}")
+    if labels:
+        click.echo("labels:")
+        for label, n in labels.most_common():
+            click.echo(f"  {label:<24} {n}")
+    for scope, fs in fields.items():
+        if fs:
+            click.echo(f"{scope} metadata:")
+            for p, f in sorted(fs.items()):
+                click.echo(f"  {p:<24} {f.inferred:<16} {len(f.distinct)} distinct")
+
+
+def _labels(ann: Any) -> list[str]:
+    if ann.type == "multicategory":
+        return list(ann.labels)
+    if ann.type == "segmentation":
+        return [s.label for s in ann.annotations]
+    return [ann.label]
+
+
+@main.command()
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--format", "--from", "src_format", help="Format (detected when omitted).")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE")
+def validate(path: Path, src_format: str | None, options: tuple[str, ...]) -> None:
+    """Read PATH and list every problem found, with its location; exit 1 if any."""
+    registry = get_registry()
+    reader = engine.resolve_reader(path, src_format, registry)
+    read_opts, _ = split_options(_parse_pairs(options), reader, None)
+    problems = engine.validate(path, reader.name, read_opts, registry=registry)
+    for problem in problems:
+        click.echo(str(problem))
+    if problems:
+        raise click.ClickException(f"{len(problems)} problem(s) found in {path}")
+    click.echo(f"{path}: valid {reader.name}")

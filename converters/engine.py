@@ -1,0 +1,279 @@
+"""The conversion engine: read a stream of items, check it, drop what the target cannot
+hold (and say so), and write it atomically.
+
+Pure library code: no click, no printing. The CLI and the public ``load``/``save``/
+``convert`` functions are thin layers over :func:`read_dataset` and :func:`write_dataset`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from annobridge.core.errors import AnnobridgeError, FormatError, ReadError, WriteError
+from annobridge.core.formats import Capabilities, ConversionReport, Context, Format, parse_options
+from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem
+from annobridge.core.plugins import FormatRegistry, get_registry
+
+logger = logging.getLogger(__name__)
+
+Options = dict[str, Any] | None
+
+
+def _registry(registry: FormatRegistry | None) -> FormatRegistry:
+    return registry if registry is not None else get_registry()
+
+
+def resolve_reader(path: Path, name: str | None, registry: FormatRegistry) -> Format:
+    """The format to read ``path`` with: the named one, or the one detection finds."""
+    fmt = registry.get(name) if name else registry.detect_one(path)
+    if fmt.read is None:
+        raise FormatError(f"format {fmt.name!r} cannot be read, only written")
+    return fmt
+
+
+def resolve_writer(name: str, registry: FormatRegistry) -> Format:
+    fmt = registry.get(name)
+    if fmt.write is None:
+        raise FormatError(f"format {fmt.name!r} cannot be written, only read")
+    return fmt
+
+
+def read_dataset(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    options: Options = None,
+    *,
+    context: Context | None = None,
+    registry: FormatRegistry | None = None,
+) -> Dataset:
+    """Open ``path`` as a lazy :class:`Dataset` (items are read while iterated).
+
+    Every item is checked on the way (duplicate annotation ids, more than one ground-truth
+    segmentation) and counted into ``context.report``.
+    """
+    reg = _registry(registry)
+    path = Path(path)
+    fmt = resolve_reader(path, format, reg)
+    ctx = context or Context()
+    opts = parse_options(fmt, "read", options)
+    if not path.exists():
+        raise ReadError("input does not exist", file=path)
+    try:
+        dataset = fmt.read(path, opts, ctx)  # type: ignore[misc]
+    except OSError as exc:
+        raise ReadError(f"cannot read: {exc.strerror or exc}", file=getattr(exc, "filename", None) or path) from exc
+    ctx.report.source = str(path)
+    ctx.report.source_format = fmt.name
+    dataset.source = str(path)
+    dataset.format = fmt.name
+    dataset.items = _checked(dataset.items, ctx, str(path))
+    return dataset
+
+
+def _checked(items: Iterable[DatasetItem], ctx: Context, source: str) -> Iterator[DatasetItem]:
+    report = ctx.report
+    try:
+        for item in items:
+            problem = annotation_id_problem(item)
+            if problem:
+                ctx.error(ReadError(problem, file=source, item=item.reference_id))
+            kinds: Counter[str] = Counter(a.type for a in item.annotations)
+            kinds.update("prediction:" + a.type for a in item.predictions)
+            report.count_read(kinds)
+            report.items_read += 1
+            if ctx.progress is not None:
+                ctx.progress(1)
+            yield item
+    except OSError as exc:
+        raise ReadError(f"cannot read: {exc.strerror or exc}",
+                        file=getattr(exc, "filename", None) or source) from exc
+
+
+def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: ConversionReport) -> DatasetItem | None:
+    """Drop from ``item`` what a format with ``caps`` cannot hold, recording each drop.
+
+    Returns None when the item itself cannot be held (a point cloud in an image format).
+    """
+    if item.pointcloud_location is not None and not caps.pointclouds:
+        report.drop("pointcloud item", f"{fmt_name} holds no point clouds")
+        for a in item.annotations:
+            report.drop(a.type, f"on a point cloud item, which {fmt_name} cannot hold")
+        for a in item.predictions:
+            report.drop("prediction:" + a.type, f"on a point cloud item, which {fmt_name} cannot hold")
+        return None
+    update: dict[str, Any] = {}
+    for field, allowed, prefix in (
+        ("annotations", caps.annotation_types, ""),
+        ("predictions", caps.prediction_types, "prediction:"),
+    ):
+        anns = getattr(item, field)
+        if any(a.type not in allowed for a in anns):
+            kept = []
+            for a in anns:
+                if a.type in allowed:
+                    kept.append(a)
+                else:
+                    what = "ground truth" if not prefix else "predictions"
+                    report.drop(prefix + a.type, f"{fmt_name} cannot hold {a.type} {what}")
+            update[field] = kept
+    if item.metadata and not caps.item_metadata:
+        report.drop("item metadata", f"{fmt_name} holds no item metadata")
+        update["metadata"] = {}
+    if not caps.annotation_metadata:
+        n = sum(1 for a in (*item.annotations, *item.predictions) if a.metadata)
+        n += sum(
+            1
+            for a in item.annotations
+            if a.type == "segmentation"
+            for s in a.annotations  # type: ignore[union-attr]
+            if s.metadata
+        )
+        report.drop("annotation metadata", f"{fmt_name} holds no annotation metadata", n)
+    if item.scene is not None and not caps.scenes:
+        report.drop("scene frame reference", f"{fmt_name} holds no scenes; frames become plain items")
+        update["scene"] = None
+    return item.model_copy(update=update) if update else item
+
+
+def _fitted(items: Iterable[DatasetItem], fmt: Format, ctx: Context) -> Iterator[DatasetItem]:
+    if ctx.report.source_format is None:  # items did not come through read_dataset: count them here
+        items = _checked(items, ctx, "<items>")
+    for item in items:
+        fitted = fit_to(item, fmt.capabilities, fmt.name, ctx.report)
+        if fitted is not None:
+            ctx.report.items_written += 1
+            yield fitted
+
+
+def write_dataset(
+    dataset: Dataset,
+    destination: str | os.PathLike[str],
+    format: str,
+    options: Options = None,
+    *,
+    overwrite: bool = False,
+    context: Context | None = None,
+    registry: FormatRegistry | None = None,
+) -> ConversionReport:
+    """Write ``dataset`` to ``destination`` atomically and return the report.
+
+    The writer works in a temporary folder beside the destination; only when it finishes
+    are its outputs moved into place. A failure leaves nothing behind, and an existing
+    output is replaced only with ``overwrite=True``.
+    """
+    reg = _registry(registry)
+    fmt = resolve_writer(format, reg)
+    opts = parse_options(fmt, "write", options)
+    ctx = context or Context()
+    dst = Path(destination)
+    ctx.report.destination = str(dst)
+    ctx.report.destination_format = fmt.name
+    if dst.exists() and not overwrite:
+        raise WriteError("destination already exists", file=dst,
+                         fix="pass --overwrite to replace it, or choose another path")
+    if fmt.capabilities.scenes is False and dataset.header.scenes:
+        n = sum(len(s.annotations) for s in dataset.header.scenes.values())
+        ctx.report.drop("scene_category", f"{fmt.name} holds no scenes", n)
+        if any(s.metadata for s in dataset.header.scenes.values()):
+            ctx.report.drop("scene metadata", f"{fmt.name} holds no scenes",
+                            sum(1 for s in dataset.header.scenes.values() if s.metadata))
+    parent = dst.parent if str(dst.parent) else Path(".")
+    parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent))
+    try:
+        fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx),
+                         source=dataset.source, format=dataset.format)
+        try:
+            fmt.write(fitted, stage / dst.name, opts, ctx)  # type: ignore[misc]
+        except OSError as exc:
+            raise WriteError(f"cannot write: {exc.strerror or exc}",
+                             file=getattr(exc, "filename", None) or dst) from exc
+        _commit(stage, parent, overwrite)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+        ctx.close()
+    return ctx.report
+
+
+def _commit(stage: Path, parent: Path, overwrite: bool) -> None:
+    """Move every entry of ``stage`` into ``parent``; old entries are restored on failure."""
+    entries = sorted(stage.iterdir())
+    if not entries:
+        raise WriteError("the writer produced no output", file=stage)
+    for entry in entries:
+        target = parent / entry.name
+        if target.exists() and not overwrite:
+            raise WriteError("output already exists", file=target,
+                             fix="pass --overwrite to replace it, or choose another path")
+    backup = Path(tempfile.mkdtemp(prefix=".annobridge-old.", dir=parent))
+    moved: list[tuple[Path, Path | None]] = []
+    try:
+        for entry in entries:
+            target = parent / entry.name
+            old = None
+            if target.exists() or target.is_symlink():
+                old = backup / entry.name
+                os.replace(target, old)
+            os.replace(entry, target)
+            moved.append((target, old))
+    except OSError as exc:
+        for target, old in reversed(moved):
+            _remove(target)
+            if old is not None:
+                os.replace(old, target)
+        raise WriteError(f"cannot move output into place: {exc}", file=parent) from exc
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+def convert(
+    source: str | os.PathLike[str],
+    destination: str | os.PathLike[str],
+    *,
+    src_format: str | None = None,
+    dst_format: str,
+    read_options: Options = None,
+    write_options: Options = None,
+    overwrite: bool = False,
+    workers: int = 1,
+    progress: Callable[[int], None] | None = None,
+    registry: FormatRegistry | None = None,
+) -> ConversionReport:
+    """Convert ``source`` to ``destination`` in one streaming pass; returns the report."""
+    reg = _registry(registry)
+    ctx = Context(workers=workers, progress=progress)
+    dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
+    return write_dataset(dataset, destination, dst_format, write_options,
+                         overwrite=overwrite, context=ctx, registry=reg)
+
+
+def validate(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    options: Options = None,
+    *,
+    registry: FormatRegistry | None = None,
+) -> list[AnnobridgeError]:
+    """Every problem found reading ``path``, in one run (empty when it is valid)."""
+    ctx = Context(collect_errors=True)
+    try:
+        dataset = read_dataset(path, format, options, context=ctx, registry=registry)
+        for _ in dataset.items:
+            pass
+    except AnnobridgeError as exc:  # a problem the reader cannot go past (truncated JSON)
+        ctx.errors.append(exc)
+    return ctx.errors

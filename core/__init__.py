@@ -1,0 +1,1 @@
+"""The canonical model, format declarations, plugin hooks and errors (``annobridge.core``)."""

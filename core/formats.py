@@ -1,0 +1,257 @@
+"""What a format declares (:class:`Format`, :class:`Capabilities`) and what it gets while it
+runs (:class:`Context`, :class:`ConversionReport`).
+
+A format is plain data: a name, its capabilities, and up to three functions::
+
+    read(path, options, context) -> Dataset          # items may be a lazy generator
+    write(dataset, destination, options, context) -> None
+    detect(path) -> bool
+
+``options`` is an instance of the format's ``read_options``/``write_options`` pydantic model,
+built from ``--option key=value`` pairs. Formats never import click and never register
+themselves on import: a plugin returns its formats from the ``register_formats`` hook.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from annobridge.core.errors import AnnobridgeError, FormatError
+from annobridge.core.model import ANNOTATION_TYPES, Dataset
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+ALL_ANNOTATION_TYPES = frozenset(ANNOTATION_TYPES) - {"scene_category"}
+
+
+class Capabilities(BaseModel):
+    """What a format can hold. The engine drops (and reports) anything else before writing.
+
+    Args:
+        annotation_types: ground-truth annotation kinds (``"box"``, ``"polygon"``, ... the
+            ``type`` values of the model) the format holds.
+        prediction_types: prediction kinds it holds (predictions carry ``confidence``).
+        item_metadata: whether item metadata survives.
+        annotation_metadata: whether annotation and segment metadata survive.
+        scenes: whether scene structure (frames, scene metadata, scene categories) survives.
+        pointclouds: whether point-cloud items survive.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    annotation_types: frozenset[str] = frozenset()
+    prediction_types: frozenset[str] = frozenset()
+    item_metadata: bool = False
+    annotation_metadata: bool = False
+    scenes: bool = False
+    pointclouds: bool = False
+
+
+class NoOptions(BaseModel):
+    """A format that takes no options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+Reader = Callable[[Path, Any, "Context"], Dataset]
+Writer = Callable[[Dataset, Path, Any, "Context"], None]
+Detector = Callable[[Path], bool]
+
+
+@dataclass(frozen=True)
+class Format:
+    """A format a plugin provides.
+
+    Args:
+        name: kebab-case name used on the command line (``coco-panoptic``).
+        description: one line for ``annobridge formats``.
+        capabilities: what the format holds (used to report drops and to draw test data).
+        read: builds a :class:`Dataset` from a path; items may be a lazy generator.
+        write: consumes a dataset's item stream once and writes ``destination``.
+        detect: cheap check whether a path looks like this format (no full parse).
+        read_options / write_options: pydantic models of the ``--option`` keys.
+        output: what ``write`` creates at ``destination``: a ``"file"`` or a ``"directory"``.
+            Writers may also create siblings of ``destination`` (mask folders); the engine
+            stages everything in a temporary folder and moves it into place at the end.
+    """
+
+    name: str
+    description: str
+    capabilities: Capabilities
+    read: Reader | None = None
+    write: Writer | None = None
+    detect: Detector | None = None
+    read_options: type[BaseModel] = NoOptions
+    write_options: type[BaseModel] = NoOptions
+    output: Literal["file", "directory"] = "file"
+    plugin: str = field(default="", compare=False)
+
+
+def parse_options(fmt: Format, which: Literal["read", "write"], raw: dict[str, Any] | None) -> BaseModel:
+    """Validate ``--option`` pairs against a format's options model.
+
+    Keys may use kebab-case (``label-map``) or snake_case. Raises FormatError naming the
+    option and the accepted keys.
+    """
+    model = fmt.read_options if which == "read" else fmt.write_options
+    data = {k.replace("-", "_"): v for k, v in (raw or {}).items()}
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        accepted = ", ".join(k.replace("_", "-") for k in model.model_fields) or "none"
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).replace('_', '-') or 'options'}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise FormatError(
+            f"bad {which} option for format {fmt.name!r}: {problems}",
+            fix=f"options accepted: {accepted}",
+        ) from exc
+
+
+class ConversionReport(BaseModel):
+    """What a conversion read, wrote and dropped, counted per annotation kind.
+
+    Kinds are the model's ``type`` names; predictions are counted as ``"prediction:<type>"``.
+    ``dropped`` maps a kind (or a field such as ``"attribute:truncated"``, ``"item metadata"``)
+    to ``{reason: count}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    source: str | None = None
+    destination: str | None = None
+    source_format: str | None = None
+    destination_format: str | None = None
+    items_read: int = 0
+    items_written: int = 0
+    read: dict[str, int] = {}
+    dropped: dict[str, dict[str, int]] = {}
+    notes: list[str] = []
+
+    def drop(self, what: str, reason: str, count: int = 1) -> None:
+        """Record that ``count`` of ``what`` could not be kept, and why."""
+        if count:
+            reasons = self.dropped.setdefault(what, {})
+            reasons[reason] = reasons.get(reason, 0) + count
+
+    def count_read(self, kinds: Counter[str]) -> None:
+        for kind, n in kinds.items():
+            self.read[kind] = self.read.get(kind, 0) + n
+
+    @property
+    def written(self) -> dict[str, int]:
+        """Annotations written per kind: what was read less what was dropped."""
+        out = {}
+        for kind, n in self.read.items():
+            out[kind] = n - sum(self.dropped.get(kind, {}).values())
+        return out
+
+    @property
+    def lossless(self) -> bool:
+        return not self.dropped
+
+    def summary(self) -> str:
+        """A few human-readable lines for the CLI."""
+        lines = [
+            f"read {self.items_read} items ({self.source_format or 'in memory'}), "
+            f"wrote {self.items_written} items ({self.destination_format})"
+        ]
+        if self.read:
+            written = self.written
+            parts = ", ".join(f"{k} {written[k]}/{n}" for k, n in sorted(self.read.items()))
+            lines.append(f"annotations written/read: {parts}")
+        for what, reasons in sorted(self.dropped.items()):
+            for reason, n in sorted(reasons.items()):
+                lines.append(f"dropped {n} x {what}: {reason}")
+        lines.extend(self.notes)
+        if not self.dropped:
+            lines.append("nothing was dropped")
+        return "\n".join(lines)
+
+
+def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
+    return [fn(x) for x in chunk]
+
+
+@dataclass
+class Context:
+    """Handed to readers and writers while a conversion runs.
+
+    Args:
+        report: where drops are recorded (``context.report.drop(...)``).
+        workers: processes for :meth:`map`; 1 runs in this process.
+        collect_errors: validation mode: :meth:`error` records problems instead of raising,
+            so a reader can go on and report every problem in one run.
+        progress: called with the number of items just handled.
+    """
+
+    report: ConversionReport = field(default_factory=ConversionReport)
+    workers: int = 1
+    collect_errors: bool = False
+    errors: list[AnnobridgeError] = field(default_factory=list)
+    progress: Callable[[int], None] | None = None
+    chunksize: int = 8
+    _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
+
+    def error(self, err: AnnobridgeError) -> None:
+        """Raise ``err``, or, when validating, record it so the caller can skip the record."""
+        if not self.collect_errors:
+            raise err
+        self.errors.append(err)
+
+    def map(self, fn: Callable[[T], R], iterable: Iterable[T]) -> Iterator[R]:
+        """``map(fn, iterable)`` in order, on ``workers`` processes when more than one.
+
+        ``fn`` must be a picklable module-level function. Inputs are submitted in a
+        bounded window, so a long stream is never held in memory at once.
+        """
+        if self.workers <= 1:
+            yield from map(fn, iterable)
+            return
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+        window: deque[Future[list[R]]] = deque()
+        limit = self.workers * 4
+        chunk: list[T] = []
+        for x in iterable:
+            chunk.append(x)
+            if len(chunk) >= self.chunksize:
+                window.append(self._pool.submit(_run_chunk, fn, chunk))
+                chunk = []
+                if len(window) >= limit:
+                    yield from window.popleft().result()
+        if chunk:
+            window.append(self._pool.submit(_run_chunk, fn, chunk))
+        while window:
+            yield from window.popleft().result()
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
+
+
+def local_path(location: str, base: Path | None = None) -> Path | None:
+    """Resolve a location relative to ``base``; None for URLs."""
+    if "://" in location:
+        return None
+    p = Path(location)
+    if not p.is_absolute() and base is not None:
+        p = base / p
+    return p
+
+
+def relative_location(path: Path, start: Path) -> str:
+    """``path`` relative to ``start`` when possible (for portable outputs), else absolute."""
+    try:
+        return os.path.relpath(path, start)
+    except ValueError:
+        return str(path)

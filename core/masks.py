@@ -1,0 +1,95 @@
+"""Index-mask PNG files: read lazily, write in the narrowest encoding that holds the values.
+
+Encodings (see :class:`annobridge.core.model.IndexMask`):
+
+* ``"index"``: a single-channel PNG, 8-bit (``L``/``P``) or 16-bit (``I;16``); the pixel
+  value is the index. Nucleus masks are 8-bit.
+* ``"rgb"``: an 8-bit RGB(A) PNG whose value is ``R + 256·G + 65536·B`` (COCO panoptic);
+  channels are widened to uint32 before they are combined, so ids above 255 never wrap.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image
+
+from annobridge.core.errors import ReadError, WriteError
+
+
+def read_mask_png(path: str | os.PathLike[str], encoding: str = "index") -> np.ndarray:
+    """Read an index mask PNG as a ``(height, width)`` uint32 array.
+
+    Raises:
+        ReadError: the file is missing, not an image, or not in the declared encoding.
+    """
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            if encoding == "rgb":
+                if mode not in ("RGB", "RGBA"):
+                    raise ReadError(
+                        f"panoptic PNG has mode {mode}, expected RGB (id = R + 256*G + 65536*B)",
+                        file=path,
+                    )
+                rgb = np.asarray(img, dtype=np.uint32)[..., :3]
+                return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+            if mode == "P":
+                arr = np.asarray(img)  # palette indices are the values
+            elif mode in ("L", "I;16", "I;16B", "I;16L", "I", "1"):
+                arr = np.asarray(img)
+            else:
+                raise ReadError(
+                    f"index mask PNG has mode {mode}, expected one channel (8- or 16-bit)",
+                    file=path,
+                    fix="save the mask as a greyscale PNG whose pixel value is the segment index",
+                )
+            if arr.ndim != 2:
+                raise ReadError(f"index mask has shape {arr.shape}, expected 2D", file=path)
+            if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+                raise ReadError("index mask has negative values", file=path)
+            return arr.astype(np.uint32)
+    except FileNotFoundError as exc:
+        raise ReadError("mask file does not exist", file=path,
+                        fix="put the PNG beside the annotations or fix its path") from exc
+    except OSError as exc:
+        raise ReadError(f"cannot read mask PNG: {exc}", file=path) from exc
+
+
+def narrow_mask(array: np.ndarray, max_bits: Literal[8, 16]) -> np.ndarray:
+    """Narrow a uint32 index mask to ``max_bits`` unsigned, or raise WriteError if it does not fit."""
+    limit = (1 << max_bits) - 1
+    top = int(array.max()) if array.size else 0
+    if top > limit:
+        raise WriteError(
+            f"mask value {top} does not fit in {max_bits} bits (max {limit})",
+            fix="write fewer segments per item, or choose a format with wider masks",
+        )
+    return array.astype(np.uint8 if max_bits == 8 else np.uint16)
+
+
+def write_mask_png(array: np.ndarray, path: str | os.PathLike[str], encoding: str = "index",
+                   max_bits: Literal[8, 16] = 16) -> str:
+    """Write ``array`` as a PNG in ``encoding``; returns the encoding actually used.
+
+    ``"index"`` writes 8-bit when every value is below 256, else 16-bit (up to
+    ``max_bits``); values that do not fit raise WriteError. ``"rgb"`` writes R, G, B bytes.
+    """
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if encoding == "rgb":
+        a = array.astype(np.uint32, copy=False)
+        if a.size and int(a.max()) >= 2**24:
+            raise WriteError("mask value does not fit in 24-bit RGB", file=path)
+        rgb = np.stack([a & 255, (a >> 8) & 255, (a >> 16) & 255], axis=-1).astype(np.uint8)
+        Image.fromarray(rgb).save(path, format="PNG")
+        return "rgb"
+    top = int(array.max()) if array.size else 0
+    if top < 256:
+        Image.fromarray(array.astype(np.uint8)).save(path, format="PNG")
+    else:
+        narrowed = narrow_mask(array, max_bits)
+        Image.fromarray(narrowed.astype(np.uint16)).save(path, format="PNG")
+    return "index"

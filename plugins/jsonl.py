@@ -1,0 +1,147 @@
+"""``jsonl``: the canonical model written as it is — lossless for everything the model holds.
+
+Files:
+    ``NAME.jsonl``: line 1 is ``{"annobridge_header": {...}}`` (the :class:`DatasetHeader`
+    and a format version); every further line is one :class:`DatasetItem` as JSON, in
+    stream order.
+    ``NAME.masks/``: segmentation index masks as PNG, named ``<line>.png``: 8-bit when all
+    values are below 256, 16-bit up to 65535, RGB-encoded (``R + 256·G + 65536·B``) above.
+    Mask locations in the JSON are relative to the ``.jsonl`` file's folder.
+
+What is lost: nothing. Remote mask URLs are kept as URLs, not downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from annobridge.core.errors import ReadError
+from annobridge.core.formats import (
+    ALL_ANNOTATION_TYPES,
+    Capabilities,
+    Context,
+    Format,
+    NoOptions,
+    local_path,
+    relative_location,
+)
+from annobridge.core.hookspecs import hookimpl
+from annobridge.core.masks import write_mask_png
+from annobridge.core.model import Dataset, DatasetHeader, DatasetItem, IndexMask, SegmentationAnnotation
+
+HEADER_KEY = "annobridge_header"
+VERSION = 1
+
+
+def _validation_problem(exc: ValidationError) -> str:
+    err = exc.errors()[0]
+    loc = "/".join(str(p) for p in err["loc"])
+    return f"{loc}: {err['msg']}" if loc else err["msg"]
+
+
+def read(path: Path, options: NoOptions, context: Context) -> Dataset:
+    """Read a canonical JSONL file; items are parsed lazily, line by line."""
+    with open(path, encoding="utf-8") as fh:
+        first = fh.readline()
+    try:
+        head = json.loads(first)[HEADER_KEY]
+        header = DatasetHeader.model_validate(head["header"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReadError(f"line 1 is not an annobridge header: {exc}", file=path, where="line 1",
+                        fix=f'the first line must be {{"{HEADER_KEY}": {{"version": 1, "header": ...}}}}') from exc
+    except ValidationError as exc:
+        raise ReadError(f"bad header: {_validation_problem(exc)}", file=path, where="line 1") from exc
+    return Dataset(header=header, items=_items(path, context))
+
+
+def _items(path: Path, context: Context) -> Iterator[DatasetItem]:
+    base = path.parent
+    with open(path, encoding="utf-8") as fh:
+        fh.readline()
+        for lineno, line in enumerate(fh, start=2):
+            if not line.strip():
+                continue
+            try:
+                item = DatasetItem.model_validate_json(line)
+            except ValidationError as exc:
+                context.error(ReadError(_validation_problem(exc), file=path, where=f"line {lineno}",
+                                        fix="each line must be one DatasetItem as JSON"))
+                continue
+            for ann in item.annotations + item.predictions:
+                if isinstance(ann, SegmentationAnnotation) and ann.mask.location:
+                    resolved = local_path(ann.mask.location, base)
+                    if resolved is not None:
+                        ann.mask.location = str(resolved)
+            yield item
+
+
+def write(dataset: Dataset, destination: Path, options: NoOptions, context: Context) -> None:
+    """Write the header line, then one item per line; masks go to ``NAME.masks/``."""
+    masks_dir = destination.with_name(destination.stem + ".masks")
+    base = destination.parent
+    with open(destination, "w", encoding="utf-8") as out:
+        out.write(json.dumps({HEADER_KEY: {"version": VERSION, "header": dataset.header.model_dump(mode="json")}}))
+        out.write("\n")
+        for n, item in enumerate(dataset.items, start=2):
+            anns = item.annotations + item.predictions
+            for k, ann in enumerate(anns):
+                if isinstance(ann, SegmentationAnnotation):
+                    ann_mask = _store_mask(ann.mask, masks_dir / f"{n}-{k}.png", base)
+                    replacement = ann.model_copy(update={"mask": ann_mask})
+                    item = _replace_annotation(item, ann, replacement)
+            out.write(item.model_dump_json(exclude_none=False))
+            out.write("\n")
+
+
+def _store_mask(mask: IndexMask, target: Path, base: Path) -> IndexMask:
+    src = local_path(mask.location, None) if mask.location else None
+    if mask.location and src is None and not mask.is_loaded:
+        return mask  # a URL: kept as it is
+    if src is not None and not mask.is_loaded:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+        encoding = mask.encoding
+    else:
+        encoding = write_mask_png(mask.load(), target, "index" if int(mask.load().max(initial=0)) < 65536 else "rgb")
+    return IndexMask(location=relative_location(target, base), encoding=encoding)
+
+
+def _replace_annotation(item: DatasetItem, old: object, new: object) -> DatasetItem:
+    return item.model_copy(update={
+        "annotations": [new if a is old else a for a in item.annotations],
+        "predictions": [new if a is old else a for a in item.predictions],
+    })
+
+
+def detect(path: Path) -> bool:
+    if not path.is_file() or path.suffix != ".jsonl":
+        return False
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        return fh.read(len(HEADER_KEY) + 4).lstrip().startswith(f'{{"{HEADER_KEY}"')
+
+
+FORMAT = Format(
+    name="jsonl",
+    description="annobridge canonical JSONL: the model as it is, lossless",
+    capabilities=Capabilities(
+        annotation_types=ALL_ANNOTATION_TYPES,
+        prediction_types=ALL_ANNOTATION_TYPES,
+        item_metadata=True,
+        annotation_metadata=True,
+        scenes=True,
+        pointclouds=True,
+    ),
+    read=read,
+    write=write,
+    detect=detect,
+)
+
+
+@hookimpl
+def register_formats() -> list[Format]:
+    return [FORMAT]
