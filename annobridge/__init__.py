@@ -15,7 +15,7 @@ Typical use::
     print(report.summary())
 """
 
-from annobridge.converters.api import convert, load, save, validate
+from annobridge.converters.api import consolidate, convert, load, save, validate
 from annobridge.core.errors import (
     AnnobridgeError,
     FormatError,
@@ -63,5 +63,5 @@ __all__ = [
     "MultiCategoryAnnotation", "ObjectMaskAnnotation", "PluginError", "Point", "Point3D",
     "PolygonAnnotation", "ReadError", "Scene", "SceneCategoryAnnotation", "Segment",
     "SegmentationAnnotation", "Taxonomy", "UnsupportedAnnotationError", "WriteError",
-    "convert", "hookimpl", "load", "save", "validate",
+    "consolidate", "convert", "hookimpl", "load", "save", "validate",
 ]

@@ -1,4 +1,4 @@
-"""The Python API: ``load``, ``save``, ``convert``, ``validate``."""
+"""The Python API: ``load``, ``save``, ``convert``, ``validate``, ``consolidate``."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from annobridge.converters import engine
 from annobridge.core.errors import AnnobridgeError
 from annobridge.core.formats import ConversionReport, Context
 from annobridge.core.model import Dataset, DatasetItem
+from annobridge.core.segmentation import consolidate
 
 convert = engine.convert
 validate = engine.validate
@@ -58,4 +59,4 @@ def save(
     return engine.write_dataset(dataset, path, format, options, overwrite=overwrite, context=ctx)
 
 
-__all__ = ["AnnobridgeError", "convert", "load", "save", "validate"]
+__all__ = ["AnnobridgeError", "consolidate", "convert", "load", "save", "validate"]

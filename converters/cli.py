@@ -115,10 +115,24 @@ class _Progress:
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Processes for per-item work; output is identical to one process.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--task", type=click.Choice(["panoptic", "instance", "semantic"]), default=None,
+              help="Convert the segmentation to this view first (panoptic <-> instance <-> semantic).")
+@click.option("--things-only", is_flag=True, help="With --task instance: drop stuff segments.")
+@click.option("--overlap", type=click.Choice(["error", "keep-first", "keep-last"]), default="error",
+              show_default=True, help="Overlapping objects when rasterising instances.")
+@click.option("--stuff", type=click.Choice(["category", "background", "drop"]), default=None,
+              help="With --task instance: one mask per stuff category (default), one merged "
+                   "background mask, or none.")
+@click.option("--semantic-bits", type=click.Choice(["8", "16"]), default="8", show_default=True,
+              help="With --task semantic: 8-bit (at most 255 classes) or 16-bit class values.")
 @click.pass_context
 def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, dst_format: str,
-            overwrite: bool, options: tuple[str, ...], workers: int, as_json: bool) -> None:
+            overwrite: bool, options: tuple[str, ...], workers: int, as_json: bool,
+            task: str | None = None, things_only: bool = False, overlap: str = "error",
+            stuff: str | None = None, semantic_bits: str = "8") -> None:
     """Convert SRC to DST in format --to."""
+    if (things_only or stuff) and task != "instance":
+        raise click.UsageError("--things-only and --stuff need --task instance")
     registry = get_registry()
     reader = engine.resolve_reader(src, src_format, registry)
     writer = engine.resolve_writer(dst_format, registry)
@@ -127,7 +141,9 @@ def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, ds
     report = engine.convert(src, dst, src_format=reader.name, dst_format=writer.name,
                             read_options=read_opts, write_options=write_opts,
                             overwrite=overwrite, workers=workers,
-                            progress=progress.callback, registry=registry)
+                            progress=progress.callback, registry=registry,
+                            task=task, things_only=things_only, overlap=overlap, stuff=stuff,
+                            semantic_bits=int(semantic_bits))
     progress.done()
     if as_json:
         click.echo(json.dumps(report.model_dump() | {"written": report.written}, indent=2))

@@ -252,11 +252,27 @@ def convert(
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
     registry: FormatRegistry | None = None,
+    task: str | None = None,
+    things_only: bool = False,
+    overlap: str = "error",
+    stuff: str | None = None,
+    semantic_bits: int = 8,
 ) -> ConversionReport:
-    """Convert ``source`` to ``destination`` in one streaming pass; returns the report."""
+    """Convert ``source`` to ``destination`` in one streaming pass; returns the report.
+
+    ``task`` (``"panoptic"``, ``"instance"``, ``"semantic"``) first maps the items to that
+    segmentation view (:func:`annobridge.core.segmentation.consolidate`), with
+    ``things_only``, ``stuff``, ``overlap`` and ``semantic_bits`` passed on to it.
+    """
     reg = _registry(registry)
     ctx = Context(workers=workers, progress=progress)
     dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
+    if task is not None:
+        from annobridge.core.segmentation import consolidate
+
+        dataset = consolidate(dataset, task, things_only=things_only, stuff=stuff,
+                              overlap=overlap, bits=semantic_bits, context=ctx)
+        ctx.report.notes.append(f"segmentation converted to the {task} view (--task {task})")
     return write_dataset(dataset, destination, dst_format, write_options,
                          overwrite=overwrite, context=ctx, registry=reg)
 
