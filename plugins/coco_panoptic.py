@@ -1,0 +1,671 @@
+"""``coco-panoptic``: COCO panoptic segmentation, a JSON file plus a folder of RGB PNGs.
+
+Files (``formats/coco_panoptic.md``):
+    ``NAME.json``: ``images``, ``annotations`` (one per image: ``image_id``, ``file_name``,
+    ``segments_info``), ``categories`` (``id``, ``name``, ``supercategory``, ``isthing``,
+    ``color``), and ``info``/``licenses``/any other top-level keys.
+    ``NAME/``: the PNG folder (the JSON's path without ``.json``; read option ``masks``
+    points elsewhere). One 8-bit RGB PNG per annotation, named by the annotation's
+    ``file_name`` — read from it and written to it, never derived. Segment id
+    ``= R + 256·G + 65536·B`` (channels widened before combining), 0 = void.
+
+Canonical model:
+    One item per image: ``reference_id`` = the image's ``file_name`` (its ``id`` as text when
+    the file name is missing or not unique), ``image_location`` = ``file_name`` as written,
+    ``width``/``height``; ``attributes["image_id"]`` = the image ``id`` (int or string, as
+    given) and every other image key. The annotation becomes one
+    :class:`SegmentationAnnotation`: an :class:`IndexMask` with ``encoding="rgb"`` pointing at
+    the PNG (decoded lazily, as uint32) and one :class:`Segment` per ``segments_info`` entry:
+    ``index`` = segment id, ``label`` = category name, ``attributes`` = ``category_id``,
+    ``iscrowd``, ``area``, ``bbox`` and any extra keys as given, plus ``isthing`` from the
+    category. The annotation's ``file_name`` and extra keys go to the segmentation's
+    ``attributes``. Categories keep ``supercategory``; ``isthing``, ``color`` and extra keys
+    go to ``Category.attributes``; top-level keys other than images/annotations/categories
+    go to ``header.info["coco_panoptic"]``.
+
+Reading checks every PNG (decoded through ``context.map``, so ``--workers`` parallelises
+it): a PNG that is missing or not RGB, whose size differs from its image entry, that holds
+a non-zero id with no ``segments_info`` entry, or misses an id listed there; plus a
+duplicate segment id and an unknown ``category_id``. Each is a :class:`ReadError` naming the
+file, the JSON pointer and the segment, recorded through ``context.error`` so
+``annobridge validate`` lists them all.
+
+Writing: segment ids are kept when the mask is RGB-encoded (panoptic ids) and generated the
+panopticapi way otherwise (``IdGenerator``: a stuff segment gets its category colour, a
+thing its colour or, when taken in the image, the colour jittered by up to ±30 per channel;
+seeded per item so output is reproducible) — write option ``segment-ids=auto|keep|generate``.
+``area`` is written as the exact pixel count (a differing source value is replaced and
+reported), ``bbox`` as given or computed from the pixels when absent. A PNG whose ids are
+kept and that needs no change is copied byte for byte. Categories without ``color`` get a
+colour derived from their id; labels missing from the header categories become new
+categories (reported in the notes). Masks are decoded/encoded through ``context.map``.
+
+What is lost: item and annotation metadata, segment metadata, ``Segment.attributes
+["isthing"]`` (a category fact, written on the category), pixels whose value has no segment
+(written as void, reported), segments without pixels (reported), every annotation kind
+other than segmentation (use ``--task panoptic`` to rasterise object masks first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict
+
+from annobridge.core.errors import ReadError, WriteError
+from annobridge.core.formats import Capabilities, Context, Format, local_path
+from annobridge.core.hookspecs import hookimpl
+from annobridge.core.masks import read_mask_png
+from annobridge.core.model import (
+    Category,
+    Dataset,
+    DatasetHeader,
+    DatasetItem,
+    IndexMask,
+    Segment,
+    SegmentationAnnotation,
+)
+from annobridge.core.segmentation import mask_runs, mask_stats, relabel
+
+logger = logging.getLogger(__name__)
+
+INFO_KEY = "coco_panoptic"
+MAX_ID = 2**24 - 1
+_SEGMENT_KEYS = ("id", "category_id", "iscrowd", "bbox", "area")
+_CATEGORY_KEYS = ("id", "name", "supercategory", "isthing", "color")
+
+
+class PanopticReadOptions(BaseModel):
+    """``masks``: the PNG folder (default: the JSON path without ``.json``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    masks: str | None = None
+
+
+class PanopticWriteOptions(BaseModel):
+    """``segment_ids``: ``auto`` keeps ids of RGB-encoded (panoptic) masks and generates
+    them otherwise; ``keep`` always keeps mask values as ids; ``generate`` always generates."""
+
+    model_config = ConfigDict(extra="forbid")
+    segment_ids: Literal["auto", "keep", "generate"] = "auto"
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _masks_dir(path: Path) -> Path:
+    return path.with_suffix("") if path.suffix.lower() == ".json" else path.with_name(path.name + ".masks")
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def read(path: Path, options: PanopticReadOptions, context: Context) -> Dataset:
+    """Read the JSON (whole) and yield one item per image, checking each PNG on the way."""
+    try:
+        with open(path, "rb") as fh:
+            data = json.loads(fh.read())
+    except json.JSONDecodeError as exc:
+        raise ReadError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                        file=path) from exc
+    if not isinstance(data, dict):
+        raise ReadError(f"top level is a {type(data).__name__}, expected an object with "
+                        "images, annotations and categories", file=path)
+    for key in ("images", "annotations", "categories"):
+        if not isinstance(data.get(key), list):
+            raise ReadError(f"{key!r} is missing or not a list", file=path, where=f"#/{key}",
+                            fix="a COCO panoptic file has images, annotations and categories lists")
+    categories = _read_categories(path, data["categories"], context)
+    info = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories")}
+    header = DatasetHeader(categories=categories, info={INFO_KEY: info})
+    masks = Path(options.masks) if options.masks else _masks_dir(path)
+    if not masks.is_absolute() and options.masks:
+        masks = path.parent / masks
+    return Dataset(header=header, items=_items(path, data, masks, categories, context))
+
+
+def _read_categories(path: Path, raw: list[Any], context: Context) -> list[Category]:
+    out: list[Category] = []
+    seen: set[int] = set()
+    for n, cat in enumerate(raw):
+        where = f"#/categories/{n}"
+        if not isinstance(cat, dict) or not _is_int(cat.get("id")) or not isinstance(cat.get("name"), str):
+            context.error(ReadError("category needs an integer id and a string name", file=path, where=where))
+            continue
+        if cat["id"] in seen:
+            context.error(ReadError(f"category id {cat['id']} appears twice", file=path, where=where))
+            continue
+        seen.add(cat["id"])
+        attrs = {k: v for k, v in cat.items() if k not in ("id", "name", "supercategory")}
+        sup = cat.get("supercategory")
+        if sup is not None and not isinstance(sup, str):
+            attrs["supercategory"] = sup
+            sup = None
+        out.append(Category(id=cat["id"], name=cat["name"], supercategory=sup, attributes=attrs))
+    return out
+
+
+@dataclass
+class _ImagePlan:
+    """One image as checked in the main process, plus the PNG check the worker does."""
+
+    n: int
+    image: dict[str, Any]
+    reference_id: str
+    ann_index: int | None = None
+    ann: dict[str, Any] | None = None
+    png: str | None = None
+    segments: list[Segment] = field(default_factory=list)
+
+
+def _items(path: Path, data: dict[str, Any], masks: Path, categories: list[Category],
+           context: Context) -> Iterator[DatasetItem]:
+    cats = {c.id: c for c in categories}
+    images = data["images"]
+    names = Counter(img.get("file_name") for img in images if isinstance(img, dict))
+    by_image: dict[Any, int] = {}
+    image_ids: set[Any] = set()
+    for m, img in enumerate(images):
+        if isinstance(img, dict) and isinstance(img.get("id"), (int, str)):
+            image_ids.add(img["id"])
+    for k, ann in enumerate(data["annotations"]):
+        where = f"#/annotations/{k}"
+        if not isinstance(ann, dict) or not isinstance(ann.get("image_id"), (int, str)):
+            context.error(ReadError("annotation needs an image_id", file=path, where=where))
+            continue
+        iid = ann["image_id"]
+        if iid not in image_ids:
+            context.error(ReadError(f"image_id {iid!r} is not in images", file=path, where=where,
+                                    fix="add the image entry or remove the annotation"))
+            continue
+        if iid in by_image:
+            context.error(ReadError(f"image_id {iid!r} has a second annotation "
+                                    f"(the first is #/annotations/{by_image[iid]})",
+                                    file=path, where=where, fix="a panoptic image has one annotation"))
+            continue
+        by_image[iid] = k
+
+    def plans() -> Iterator[_ImagePlan]:
+        seen_ids: set[Any] = set()
+        for n, img in enumerate(images):
+            where = f"#/images/{n}"
+            if not isinstance(img, dict) or not isinstance(img.get("id"), (int, str)):
+                context.error(ReadError("image needs an id", file=path, where=where))
+                continue
+            if img["id"] in seen_ids:
+                context.error(ReadError(f"image id {img['id']!r} appears twice", file=path, where=where))
+                continue
+            seen_ids.add(img["id"])
+            for key in ("width", "height"):
+                if key in img and img[key] is not None and (not _is_int(img[key]) or img[key] < 0):
+                    context.error(ReadError(f"{key} is {img[key]!r}, expected a non-negative integer",
+                                            file=path, where=where))
+                    img = {k: v for k, v in img.items() if k != key}
+            fname = img.get("file_name")
+            ref = fname if isinstance(fname, str) and names[fname] == 1 else str(img["id"])
+            plan = _ImagePlan(n=n, image=img, reference_id=ref)
+            k = by_image.get(img["id"])
+            if k is not None:
+                _plan_annotation(path, masks, plan, k, data["annotations"][k], cats, context)
+            yield plan
+
+    for plan, result in context.map(_inspect_png, plans()):
+        yield _build_item(path, plan, result, context)
+
+
+def _plan_annotation(path: Path, masks: Path, plan: _ImagePlan, k: int, ann: dict[str, Any],
+                     cats: dict[int, Category], context: Context) -> None:
+    where = f"#/annotations/{k}"
+    fname = ann.get("file_name")
+    infos = ann.get("segments_info")
+    if not isinstance(fname, str) or not fname:
+        context.error(ReadError("annotation has no PNG file_name", file=path, where=where,
+                                item=plan.reference_id))
+        return
+    if not isinstance(infos, list):
+        context.error(ReadError("segments_info is missing or not a list", file=path,
+                                where=f"{where}/segments_info", item=plan.reference_id))
+        return
+    plan.ann_index, plan.ann, plan.png = k, ann, str(masks / fname)
+    seen: dict[int, int] = {}
+    for j, info in enumerate(infos):
+        w = f"{where}/segments_info/{j}"
+        if not isinstance(info, dict) or not _is_int(info.get("id")) or not (0 < info["id"] <= MAX_ID):
+            got = info.get("id") if isinstance(info, dict) else info
+            context.error(ReadError(f"segment id is {got!r}, expected an integer 1..{MAX_ID}",
+                                    file=path, where=w, item=plan.reference_id))
+            continue
+        sid = info["id"]
+        if sid in seen:
+            context.error(ReadError(f"segment id {sid} appears twice (first at segments_info/{seen[sid]})",
+                                    file=path, where=w, item=plan.reference_id,
+                                    fix="segment ids are unique per image"))
+            continue
+        cid = info.get("category_id")
+        cat = cats.get(cid) if _is_int(cid) else None
+        if cat is None:
+            context.error(ReadError(f"segment {sid}: category_id {cid!r} is not in categories",
+                                    file=path, where=w, item=plan.reference_id,
+                                    fix="add the category or fix the category_id"))
+            continue
+        seen[sid] = j
+        attrs = {key: v for key, v in info.items() if key != "id"}
+        if "isthing" not in attrs and "isthing" in cat.attributes:
+            attrs["isthing"] = cat.attributes["isthing"]
+        plan.segments.append(Segment.model_construct(label=cat.name, index=sid, attributes=attrs))
+
+
+def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:
+    """Worker: decode a panoptic PNG and return its mode, size and id counts (no pixels)."""
+    if plan.png is None:
+        return plan, None
+    try:
+        with Image.open(plan.png) as img:
+            mode, size = img.mode, img.size
+            if mode not in ("RGB", "RGBA"):
+                return plan, {"mode": mode, "size": size}
+            rgb = np.asarray(img, dtype=np.uint32)
+    except FileNotFoundError:
+        return plan, {"missing": True}
+    except OSError as exc:
+        return plan, {"unreadable": str(exc)}
+    ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+    values, _, lengths = mask_runs(ids)
+    uniq, inv = np.unique(values, return_inverse=True)
+    counts = np.bincount(inv, weights=lengths).astype(np.int64)
+    return plan, {"mode": mode, "size": size, "ids": dict(zip(uniq.tolist(), counts.tolist()))}
+
+
+def _build_item(path: Path, plan: _ImagePlan, result: dict[str, Any] | None,
+                context: Context) -> DatasetItem:
+    img = plan.image
+    attrs = {"image_id": img["id"], **{k: v for k, v in img.items()
+                                       if k not in ("id", "file_name", "width", "height")}}
+    fname = img.get("file_name")
+    annotations: list[Any] = []
+    if plan.ann is not None and result is not None:
+        seg = _check_png(path, plan, result, context)
+        if seg is not None:
+            annotations.append(seg)
+    return DatasetItem.model_construct(
+        reference_id=plan.reference_id,
+        image_location=fname if isinstance(fname, str) else None,
+        width=img.get("width"), height=img.get("height"),
+        attributes=attrs, annotations=annotations,
+    )
+
+
+def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
+               context: Context) -> SegmentationAnnotation | None:
+    png = plan.png
+    where = f"#/annotations/{plan.ann_index}"
+    ref = plan.reference_id
+    if result.get("missing"):
+        context.error(ReadError("panoptic PNG does not exist", file=png, where=where, item=ref,
+                                fix=f"put {plan.ann['file_name']} in the PNG folder or pass --option masks=DIR"))
+        return None
+    if "unreadable" in result:
+        context.error(ReadError(f"cannot read panoptic PNG: {result['unreadable']}", file=png, item=ref))
+        return None
+    if "ids" not in result:
+        context.error(ReadError(f"PNG has mode {result['mode']}, expected RGB (id = R + 256*G + 65536*B)",
+                                file=png, where=where, item=ref,
+                                fix="save panoptic masks as 8-bit RGB PNGs"))
+        return None
+    w, h = result["size"]
+    iw, ih = plan.image.get("width"), plan.image.get("height")
+    if (iw is not None and iw != w) or (ih is not None and ih != h):
+        context.error(ReadError(f"PNG is {w}x{h}, the image entry says {iw}x{ih} (width x height)",
+                                file=png, where=f"#/images/{plan.n}", item=ref,
+                                fix="panoptic PNGs have the size of their image"))
+        return None
+    counts: dict[int, int] = result["ids"]
+    listed = {s.index for s in plan.segments}
+    for value, n in counts.items():
+        if value != 0 and value not in listed:
+            context.error(ReadError(f"PNG holds segment id {value} ({n} pixels) with no segments_info entry",
+                                    file=png, where=f"{where}/segments_info", item=ref,
+                                    fix="add the segment to segments_info or paint its pixels black (void)"))
+    segments = []
+    for j, s in enumerate(plan.segments):
+        if s.index not in counts:
+            context.error(ReadError(f"segment id {s.index} ({s.label}) is listed but not in the PNG",
+                                    file=png, where=f"{where}/segments_info",
+                                    item=ref, fix="remove the entry or fix its id"))
+            continue
+        segments.append(s)
+    extra = {k: v for k, v in plan.ann.items() if k not in ("image_id", "segments_info")}
+    return SegmentationAnnotation.model_construct(
+        mask=IndexMask(location=png, encoding="rgb"), annotations=segments,
+        reference_id=ref, attributes=extra,
+    )
+
+
+# --------------------------------------------------------------------------- id generation
+
+
+def rgb2id(color: tuple[int, int, int] | list[int]) -> int:
+    """panopticapi ``rgb2id``: ``R + 256·G + 65536·B``."""
+    return int(color[0]) + 256 * int(color[1]) + 65536 * int(color[2])
+
+
+def id2rgb(value: int) -> tuple[int, int, int]:
+    return value & 255, (value >> 8) & 255, (value >> 16) & 255
+
+
+def default_color(category_id: int) -> tuple[int, int, int]:
+    """A stable colour for a category without ``color`` (derived from its id)."""
+    h = zlib.crc32(f"annobridge-category-{category_id}".encode())
+    return (h & 255) or 1, (h >> 8) & 255, (h >> 16) & 255
+
+
+class IdGenerator:
+    """panopticapi's ``IdGenerator`` (utils.py), seeded, for one image.
+
+    A stuff segment gets exactly its category colour (stuff colours are reserved up
+    front); a thing gets its colour if unused in the image, else the colour jittered by up
+    to ±30 per channel until unused. Unlike panopticapi a second segment of one stuff
+    category is jittered too (instead of silently sharing an id), and black (id 0) is
+    never handed out.
+    """
+
+    def __init__(self, stuff_colors: frozenset[tuple[int, int, int]], seed: int) -> None:
+        self.taken: set[tuple[int, int, int]] = set(stuff_colors) | {(0, 0, 0)}
+        self.used_stuff: set[tuple[int, int, int]] = set()
+        self.rng = np.random.default_rng(seed)
+
+    def get_id(self, color: tuple[int, int, int], isthing: bool) -> int:
+        color = tuple(int(c) for c in color)  # type: ignore[assignment]
+        if not isthing and color not in self.used_stuff and color != (0, 0, 0):
+            self.used_stuff.add(color)
+            return rgb2id(color)
+        if color not in self.taken:
+            self.taken.add(color)
+            return rgb2id(color)
+        base = np.asarray(color, dtype=np.int64)
+        while True:
+            c = tuple(int(v) for v in np.clip(base + self.rng.integers(-30, 31, size=3), 0, 255))
+            if c not in self.taken:
+                self.taken.add(c)  # type: ignore[arg-type]
+                return rgb2id(c)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- writing
+
+
+@dataclass
+class _PngJob:
+    """What the worker needs to write one panoptic PNG."""
+
+    reference_id: str
+    file_name: str
+    dst: str
+    location: str | None
+    encoding: str
+    array: np.ndarray | None
+    segments: list[tuple[int, int, tuple[int, int, int]]]  # (index, isthing, colour)
+    generate: bool
+    stuff_colors: frozenset[tuple[int, int, int]]
+
+
+def _write_png(job: _PngJob) -> dict[str, Any]:
+    """Worker: decode the source mask, assign ids, write the RGB PNG, return per-segment stats."""
+    copy_from = None
+    if job.array is not None:
+        arr = job.array
+    elif job.encoding == "rgb" and not job.generate and job.location is not None:
+        with Image.open(job.location) as img:
+            if img.mode not in ("RGB", "RGBA"):
+                raise ReadError(f"panoptic PNG has mode {img.mode}, expected RGB", file=job.location,
+                                item=job.reference_id)
+            copy_from = job.location if img.mode == "RGB" and img.format == "PNG" else None
+            rgb = np.asarray(img, dtype=np.uint32)
+        arr = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+    else:
+        arr = read_mask_png(job.location, job.encoding)  # type: ignore[arg-type]
+    stats = mask_stats(arr).as_dict()
+    mapping: dict[int, int] = {}
+    out_segments: dict[int, tuple[int, int, list[int]]] = {}
+    gen = IdGenerator(job.stuff_colors, zlib.crc32(job.reference_id.encode())) if job.generate else None
+    for index, isthing, color in job.segments:
+        if index not in stats:
+            continue
+        new = gen.get_id(color, bool(isthing)) if gen is not None else index
+        mapping[index] = new
+        area, bbox = stats[index]
+        out_segments[index] = (new, area, bbox)
+    unlisted = sum(n for v, (n, _) in stats.items() if v not in mapping and (v != 0 or gen is not None))
+    identity = gen is None and unlisted == 0
+    Path(job.dst).parent.mkdir(parents=True, exist_ok=True)
+    if identity and copy_from is not None:
+        shutil.copyfile(copy_from, job.dst)
+    else:
+        if identity:
+            out = arr
+        else:
+            out, _ = relabel(arr, mapping)
+        if out.size and int(out.max()) > MAX_ID:
+            raise WriteError(f"segment id {int(out.max())} does not fit in 24-bit RGB",
+                             file=job.dst, item=job.reference_id, fix="pass --option segment-ids=generate")
+        a = out.astype(np.uint32, copy=False)
+        rgb8 = np.empty(a.shape + (3,), dtype=np.uint8)
+        rgb8[..., 0] = a & 255
+        rgb8[..., 1] = (a >> 8) & 255
+        rgb8[..., 2] = (a >> 16) & 255
+        Image.fromarray(rgb8).save(job.dst, format="PNG")
+    return {"segments": out_segments, "unlisted": unlisted, "shape": arr.shape}
+
+
+@dataclass
+class _WriteState:
+    categories: list[dict[str, Any]]
+    by_name: dict[str, dict[str, Any]]
+    by_id: dict[int, dict[str, Any]]
+    stuff_colors: frozenset[tuple[int, int, int]]
+    added: list[str] = field(default_factory=list)
+
+    def category_for(self, segment: Segment) -> dict[str, Any]:
+        cid = segment.attributes.get("category_id")
+        cat = self.by_id.get(cid) if _is_int(cid) else None
+        if cat is None or cat["name"] != segment.label:
+            cat = self.by_name.get(segment.label, cat)
+        if cat is None:
+            new_id = max(self.by_id, default=0) + 1
+            isthing = int(bool(segment.attributes.get("isthing", 1)))
+            cat = {"id": new_id, "name": segment.label, "supercategory": segment.label,
+                   "isthing": isthing, "color": list(default_color(new_id))}
+            self.categories.append(cat)
+            self.by_id[new_id] = cat
+            self.by_name[segment.label] = cat
+            self.added.append(segment.label)
+        return cat
+
+
+def _category_json(cat: Category) -> dict[str, Any]:
+    out: dict[str, Any] = {"id": cat.id, "name": cat.name}
+    if cat.supercategory is not None or "supercategory" not in cat.attributes:
+        out["supercategory"] = cat.supercategory if cat.supercategory is not None else ""
+    out.update(cat.attributes)
+    out.setdefault("isthing", 1)
+    out.setdefault("color", list(default_color(cat.id)))
+    return out
+
+
+def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, context: Context) -> None:
+    """Write ``destination`` (JSON) and its PNG folder; PNGs go through ``context.map``."""
+    masks = _masks_dir(destination)
+    masks.mkdir(parents=True, exist_ok=True)
+    cats = [_category_json(c) for c in dataset.header.categories]
+    state = _WriteState(
+        categories=cats, by_name={c["name"]: c for c in cats}, by_id={c["id"]: c for c in cats},
+        stuff_colors=frozenset(tuple(c["color"]) for c in cats if not c["isthing"]),
+    )
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
+    used_ids: set[Any] = set()
+    used_pngs: set[str] = set()
+    next_image_id = 1
+    area_fixed = 0
+
+    def jobs() -> Iterator[tuple[DatasetItem, SegmentationAnnotation | None, _PngJob | None]]:
+        nonlocal next_image_id
+        for item in dataset.items:
+            seg = next((a for a in item.annotations if a.type == "segmentation"), None)
+            if seg is None:
+                yield item, None, None
+                continue
+            png = seg.attributes.get("file_name")
+            if not isinstance(png, str) or not png:
+                stem = Path(item.image_location or item.reference_id).stem or "mask"
+                png, k = f"{stem}.png", 1
+                while png in used_pngs:
+                    png, k = f"{stem}_{k}.png", k + 1
+            elif png in used_pngs:
+                raise WriteError(f"two items write the same PNG {png!r}", item=item.reference_id,
+                                 fix="give each segmentation its own attributes['file_name']")
+            used_pngs.add(png)
+            mode = options.segment_ids
+            generate = mode == "generate" or (mode == "auto" and not (
+                seg.mask.encoding == "rgb" and not seg.mask.is_loaded))
+            segs = []
+            for s in seg.annotations:
+                cat = state.category_for(s)
+                segs.append((s.index, int(bool(cat["isthing"])), tuple(cat["color"])))
+            if not generate:
+                bad = [s.index for s in seg.annotations if not (0 < s.index <= MAX_ID)]
+                if bad:
+                    raise WriteError(f"segment index {bad[0]} cannot be a panoptic id (1..{MAX_ID})",
+                                     item=item.reference_id, fix="pass --option segment-ids=generate")
+            location = seg.mask.location
+            if location is not None and not seg.mask.is_loaded and local_path(location) is None:
+                raise WriteError(f"mask {location} is a URL; coco-panoptic needs local PNGs",
+                                 item=item.reference_id, fix="download the masks first")
+            job = _PngJob(
+                reference_id=item.reference_id, file_name=png, dst=str(masks / png),
+                location=location if not seg.mask.is_loaded else None,
+                encoding=seg.mask.encoding, array=seg.mask.load() if seg.mask.is_loaded else None,
+                segments=segs, generate=generate, stuff_colors=state.stuff_colors,
+            )
+            yield item, seg, job
+
+    for (item, seg, job), result in _map_jobs(jobs(), context):
+        iid = item.attributes.get("image_id")
+        if iid is None or iid in used_ids or not isinstance(iid, (int, str)):
+            while next_image_id in used_ids:
+                next_image_id += 1
+            iid = next_image_id
+        used_ids.add(iid)
+        width, height = item.width, item.height
+        if result is not None:
+            height, width = result["shape"]
+        image = {"id": iid, "file_name": _image_file_name(item), "width": width, "height": height}
+        image.update({k: v for k, v in item.attributes.items() if k != "image_id"})
+        images.append({k: v for k, v in image.items() if v is not None})
+        if seg is None:
+            continue
+        infos = []
+        for s in seg.annotations:
+            got = result["segments"].get(s.index)
+            if got is None:
+                context.report.drop("segment", "coco-panoptic segments need pixels; the segment has none")
+                continue
+            new_id, area, bbox = got
+            cat = state.category_for(s)
+            info: dict[str, Any] = {"id": new_id, "category_id": cat["id"],
+                                    "iscrowd": s.attributes.get("iscrowd", 0)}
+            given_bbox = s.attributes.get("bbox")
+            info["bbox"] = given_bbox if given_bbox is not None else bbox
+            given_area = s.attributes.get("area")
+            if isinstance(given_area, (int, float)) and not isinstance(given_area, bool) and given_area == area:
+                info["area"] = given_area
+            else:
+                if given_area is not None:
+                    area_fixed += 1
+                info["area"] = area
+            info.update({k: v for k, v in s.attributes.items()
+                         if k not in _SEGMENT_KEYS and k not in ("isthing",)})
+            infos.append(info)
+        if result["unlisted"]:
+            context.report.drop("mask pixels", "pixel values without a segment are written as void (0)",
+                                int(result["unlisted"]))
+        ann = {"image_id": iid, "file_name": job.file_name, "segments_info": infos}
+        ann.update({k: v for k, v in seg.attributes.items() if k not in ("file_name", "image_id")})
+        annotations.append(ann)
+    if area_fixed:
+        context.report.drop("attribute:area", "replaced by the exact pixel count of the PNG", area_fixed)
+    for label in state.added:
+        context.report.notes.append(f"coco-panoptic: added category {label!r} (not in the header)")
+    info = dict(dataset.header.info.get(INFO_KEY) or {})
+    doc = {**info, "images": images, "annotations": annotations, "categories": state.categories}
+    with open(destination, "w", encoding="utf-8") as out:
+        json.dump(doc, out, separators=(",", ":"))
+
+
+def _map_jobs(entries: Iterator[tuple[DatasetItem, Any, _PngJob | None]],
+              context: Context) -> Iterator[tuple[tuple[DatasetItem, Any, _PngJob | None], Any]]:
+    """Run the PNG jobs through ``context.map`` and pair each result with its entry, in order."""
+    from collections import deque
+
+    held: deque[tuple[DatasetItem, Any, _PngJob | None]] = deque()
+
+    def feed() -> Iterator[_PngJob | None]:
+        for entry in entries:
+            held.append(entry)
+            yield entry[2]
+
+    for result in context.map(_write_or_none, feed()):
+        yield held.popleft(), result
+
+
+def _write_or_none(job: _PngJob | None) -> dict[str, Any] | None:
+    return None if job is None else _write_png(job)
+
+
+def _image_file_name(item: DatasetItem) -> str:
+    loc = item.image_location
+    if loc is None:
+        return item.reference_id
+    if "://" in loc or Path(loc).is_absolute():
+        return Path(loc.split("?")[0]).name
+    return loc
+
+
+# --------------------------------------------------------------------------- detection
+
+
+def detect(path: Path) -> bool:
+    """A ``.json`` file whose first 4 MB mention ``segments_info``."""
+    if not path.is_file() or path.suffix.lower() != ".json":
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(4 << 20)
+    return b'"segments_info"' in head
+
+
+FORMAT = Format(
+    name="coco-panoptic",
+    description="COCO panoptic segmentation: JSON + folder of RGB PNGs (id = R + 256G + 65536B)",
+    capabilities=Capabilities(annotation_types=frozenset({"segmentation"})),
+    read=read,
+    write=write,
+    detect=detect,
+    read_options=PanopticReadOptions,
+    write_options=PanopticWriteOptions,
+    output="file",
+)
+
+
+@hookimpl
+def register_formats() -> list[Format]:
+    return [FORMAT]
