@@ -36,8 +36,9 @@ thing its colour or, when taken in the image, the colour jittered by up to ±30 
 seeded per item so output is reproducible) — write option ``segment-ids=auto|keep|generate``.
 ``area`` is written as the exact pixel count (a differing source value is replaced and
 reported), ``bbox`` as given or computed from the pixels when absent. A PNG whose ids are
-kept and that needs no change is copied byte for byte. Categories without ``color`` get a
-colour derived from their id; labels missing from the header categories become new
+kept and that needs no change is copied byte for byte. Categories without ``color`` use a
+colour derived from their id for id generation (not written); without ``isthing`` they are
+written as things (``isthing: 1``); labels missing from the header categories become new
 categories (reported in the notes). Masks are decoded/encoded through ``context.map``.
 
 What is lost: item and annotation metadata, segment metadata, ``Segment.attributes
@@ -498,8 +499,14 @@ def _category_json(cat: Category) -> dict[str, Any]:
         out["supercategory"] = cat.supercategory if cat.supercategory is not None else ""
     out.update(cat.attributes)
     out.setdefault("isthing", 1)
-    out.setdefault("color", list(default_color(cat.id)))
     return out
+
+
+def _color(cat: dict[str, Any]) -> tuple[int, int, int]:
+    color = cat.get("color")
+    if isinstance(color, (list, tuple)) and len(color) == 3 and all(_is_int(c) for c in color):
+        return tuple(int(c) for c in color)  # type: ignore[return-value]
+    return default_color(cat["id"])
 
 
 def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, context: Context) -> None:
@@ -509,7 +516,7 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
     cats = [_category_json(c) for c in dataset.header.categories]
     state = _WriteState(
         categories=cats, by_name={c["name"]: c for c in cats}, by_id={c["id"]: c for c in cats},
-        stuff_colors=frozenset(tuple(c["color"]) for c in cats if not c["isthing"]),
+        stuff_colors=frozenset(_color(c) for c in cats if not c["isthing"]),
     )
     images: list[dict[str, Any]] = []
     annotations: list[dict[str, Any]] = []
@@ -541,7 +548,7 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
             segs = []
             for s in seg.annotations:
                 cat = state.category_for(s)
-                segs.append((s.index, int(bool(cat["isthing"])), tuple(cat["color"])))
+                segs.append((s.index, int(bool(cat["isthing"])), _color(cat)))
             if not generate:
                 bad = [s.index for s in seg.annotations if not (0 < s.index <= MAX_ID)]
                 if bad:
