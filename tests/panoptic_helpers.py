@@ -62,8 +62,9 @@ def random_label_map(rng: np.random.Generator, h: int, w: int, n: int) -> np.nda
 
 def make_panoptic(root: Path, name: str = "panoptic", *, images: int = 3, height: int = 24,
                   width: int = 32, segments: tuple[int, int] = (3, 8), seed: int = 0,
-                  void: bool = True) -> Path:
-    """Write ``root/name.json`` + ``root/name/*.png`` with official categories and colour ids."""
+                  void: bool = True, random_ids: bool = False) -> Path:
+    """Write ``root/name.json`` + ``root/name/*.png`` with official categories and colour ids
+    (panopticapi style) or, with ``random_ids``, arbitrary ids."""
     rng = np.random.default_rng(seed)
     cats = official_categories()
     things = [c for c in cats if c["isthing"]]
@@ -86,6 +87,8 @@ def make_panoptic(root: Path, name: str = "panoptic", *, images: int = 3, height
                 stuff_used.add(cat["id"])
             color = np.array(cat["color"])
             sid = int(color[0] + 256 * color[1] + 65536 * color[2])
+            if random_ids:
+                sid = int(rng.integers(1, 2**24))
             while sid in taken:
                 c = np.clip(color + rng.integers(-30, 31, 3), 0, 255)
                 sid = int(c[0] + 256 * c[1] + 65536 * c[2])
