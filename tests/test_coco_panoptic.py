@@ -392,3 +392,23 @@ def test_context_map_used_for_png_work(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(Context, "map", spy)
     engine.convert(src, tmp_path / "o.json", dst_format="coco-panoptic")
     assert "_inspect_png" in calls and "_write_or_none" in calls
+
+
+@pytest.mark.parametrize("case,name,options", [("datumaro", "panoptic_train.json", None),
+                                               ("mapillary", "panoptic_2020.json", {"masks": "."})])
+def test_fixture_matches_expected_jsonl(case: str, name: str, options: dict | None) -> None:
+    """Each real fixture reads as its reviewed canonical form, fixtures/coco_panoptic/<case>/expected.jsonl."""
+    folder = FIXTURES / case
+    got = annobridge.load(folder / name, "coco-panoptic", options)
+    want = annobridge.load(folder / "expected.jsonl", "jsonl")
+    assert got.header == want.header
+
+    def dump(item: DatasetItem) -> dict:
+        doc = item.model_dump(mode="json")
+        for ann in doc["annotations"]:
+            ann["mask"]["location"] = str(Path(ann["mask"]["location"]).resolve())
+        return doc
+
+    assert [dump(i) for i in got.items] == [dump(i) for i in want.items]
+    for a, b in zip(got.items, want.items):
+        assert np.array_equal(a.annotations[0].mask.load(), b.annotations[0].mask.load())
