@@ -24,7 +24,7 @@ Canonical model:
     go to ``header.info["coco_panoptic"]``.
 
 Reading checks every PNG (decoded through ``context.map``, so ``--workers`` parallelises
-it): a PNG that is missing or not RGB, whose size differs from its image entry, that holds
+it; read option ``check-masks=false`` skips this decode for trusted data): a PNG that is missing or not RGB, whose size differs from its image entry, that holds
 a non-zero id with no ``segments_info`` entry, or misses an id listed there; plus a
 duplicate segment id and an unknown ``category_id``. Each is a :class:`ReadError` naming the
 file, the JSON pointer and the segment, recorded through ``context.error`` so
@@ -87,10 +87,13 @@ _CATEGORY_KEYS = ("id", "name", "supercategory", "isthing", "color")
 
 
 class PanopticReadOptions(BaseModel):
-    """``masks``: the PNG folder (default: the JSON path without ``.json``)."""
+    """``masks``: the PNG folder (default: the JSON path without ``.json``).
+    ``check_masks``: decode every PNG while reading to check it against its JSON (default);
+    ``false`` skips that decode for trusted data (``annobridge validate`` always checks)."""
 
     model_config = ConfigDict(extra="forbid")
     masks: str | None = None
+    check_masks: bool = True
 
 
 class PanopticWriteOptions(BaseModel):
@@ -133,7 +136,8 @@ def read(path: Path, options: PanopticReadOptions, context: Context) -> Dataset:
     masks = Path(options.masks) if options.masks else _masks_dir(path)
     if not masks.is_absolute() and options.masks:
         masks = path.parent / masks
-    return Dataset(header=header, items=_items(path, data, masks, categories, context))
+    check = options.check_masks or context.collect_errors
+    return Dataset(header=header, items=_items(path, data, masks, categories, context, check))
 
 
 def _read_categories(path: Path, raw: list[Any], context: Context) -> list[Category]:
@@ -168,10 +172,11 @@ class _ImagePlan:
     ann: dict[str, Any] | None = None
     png: str | None = None
     segments: list[Segment] = field(default_factory=list)
+    check: bool = True
 
 
 def _items(path: Path, data: dict[str, Any], masks: Path, categories: list[Category],
-           context: Context) -> Iterator[DatasetItem]:
+           context: Context, check: bool = True) -> Iterator[DatasetItem]:
     cats = {c.id: c for c in categories}
     images = data["images"]
     names = Counter(img.get("file_name") for img in images if isinstance(img, dict))
@@ -215,7 +220,7 @@ def _items(path: Path, data: dict[str, Any], masks: Path, categories: list[Categ
                     img = {k: v for k, v in img.items() if k != key}
             fname = img.get("file_name")
             ref = fname if isinstance(fname, str) and names[fname] == 1 else str(img["id"])
-            plan = _ImagePlan(n=n, image=img, reference_id=ref)
+            plan = _ImagePlan(n=n, image=img, reference_id=ref, check=check)
             k = by_image.get(img["id"])
             if k is not None:
                 _plan_annotation(path, masks, plan, k, data["annotations"][k], cats, context)
@@ -271,6 +276,8 @@ def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:
     """Worker: decode a panoptic PNG and return its mode, size and id counts (no pixels)."""
     if plan.png is None:
         return plan, None
+    if not plan.check:
+        return plan, {"unchecked": True}
     try:
         with Image.open(plan.png) as img:
             mode, size = img.mode, img.size
@@ -312,6 +319,12 @@ def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
     png = plan.png
     where = f"#/annotations/{plan.ann_index}"
     ref = plan.reference_id
+    extra = {k: v for k, v in plan.ann.items() if k not in ("image_id", "segments_info")}
+    if result.get("unchecked"):
+        return SegmentationAnnotation.model_construct(
+            mask=IndexMask(location=png, encoding="rgb"), annotations=list(plan.segments),
+            reference_id=ref, attributes=extra,
+        )
     if result.get("missing"):
         context.error(ReadError("panoptic PNG does not exist", file=png, where=where, item=ref,
                                 fix=f"put {plan.ann['file_name']} in the PNG folder or pass --option masks=DIR"))
@@ -346,7 +359,6 @@ def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
                                     item=ref, fix="remove the entry or fix its id"))
             continue
         segments.append(s)
-    extra = {k: v for k, v in plan.ann.items() if k not in ("image_id", "segments_info")}
     return SegmentationAnnotation.model_construct(
         mask=IndexMask(location=png, encoding="rgb"), annotations=segments,
         reference_id=ref, attributes=extra,

@@ -412,3 +412,11 @@ def test_fixture_matches_expected_jsonl(case: str, name: str, options: dict | No
     assert [dump(i) for i in got.items] == [dump(i) for i in want.items]
     for a, b in zip(got.items, want.items):
         assert np.array_equal(a.annotations[0].mask.load(), b.annotations[0].mask.load())
+
+
+def test_check_masks_false_skips_png_checks_but_validate_still_checks(broken: Path) -> None:
+    _edit(broken, lambda d: d["images"][2].update(width=31))
+    items = list(annobridge.load(broken, "coco-panoptic", {"check-masks": "false"}).items)
+    assert len(items) == 3 and items[2].annotations[0].mask.location.endswith("000000000002.png")
+    problems = annobridge.validate(broken, "coco-panoptic", {"check-masks": "false"})
+    assert [p.problem for p in problems] == ["PNG is 32x24, the image entry says 31x24 (width x height)"]
