@@ -555,8 +555,7 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
                                  fix="give each segmentation its own attributes['file_name']")
             used_pngs.add(png)
             mode = options.segment_ids
-            generate = mode == "generate" or (mode == "auto" and not (
-                seg.mask.encoding == "rgb" and not seg.mask.is_loaded))
+            generate = mode == "generate" or (mode == "auto" and seg.mask.encoding != "rgb")
             segs = []
             for s in seg.annotations:
                 cat = state.category_for(s)

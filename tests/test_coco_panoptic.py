@@ -420,3 +420,12 @@ def test_check_masks_false_skips_png_checks_but_validate_still_checks(broken: Pa
     assert len(items) == 3 and items[2].annotations[0].mask.location.endswith("000000000002.png")
     problems = annobridge.validate(broken, "coco-panoptic", {"check-masks": "false"})
     assert [p.problem for p in problems] == ["PNG is 32x24, the image entry says 31x24 (width x height)"]
+
+
+def test_loaded_rgb_mask_keeps_its_ids(tmp_path: Path) -> None:
+    src = make_panoptic(tmp_path / "s", images=2, seed=12, random_ids=True)
+    ds = annobridge.load(src)
+    for item in ds.items:
+        item.annotations[0].mask.load()  # decoded in memory: still panoptic ids
+    annobridge.save(ds, tmp_path / "o.json", "coco-panoptic")
+    _assert_round_trip(src, src.with_suffix(""), tmp_path / "o.json")
