@@ -41,7 +41,17 @@ VERSION = 1
 def _validation_problem(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = "/".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}" if loc else err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _reference_id(line: str) -> str | None:
+    """The item's reference id for an error message, when the line parses at all."""
+    try:
+        ref = json.loads(line).get("reference_id")
+    except (ValueError, AttributeError):
+        return None
+    return ref if isinstance(ref, str) else None
 
 
 def read(path: Path, options: NoOptions, context: Context) -> Dataset:
@@ -70,6 +80,7 @@ def _items(path: Path, context: Context) -> Iterator[DatasetItem]:
                 item = DatasetItem.model_validate_json(line)
             except ValidationError as exc:
                 context.error(ReadError(_validation_problem(exc), file=path, where=f"line {lineno}",
+                                        item=_reference_id(line),
                                         fix="each line must be one DatasetItem as JSON"))
                 continue
             for ann in item.annotations + item.predictions:
