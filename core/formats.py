@@ -191,6 +191,7 @@ class Context:
         collect_errors: validation mode: :meth:`error` records problems instead of raising,
             so a reader can go on and report every problem in one run.
         progress: called with the number of items just handled.
+        on_total: called once with the item count when the reader knows it, else None.
     """
 
     report: ConversionReport = field(default_factory=ConversionReport)
@@ -198,6 +199,7 @@ class Context:
     collect_errors: bool = False
     errors: list[AnnobridgeError] = field(default_factory=list)
     progress: Callable[[int], None] | None = None
+    on_total: Callable[[int | None], None] | None = None
     chunksize: int = 8
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
 
