@@ -177,6 +177,7 @@ def write_dataset(
     opts = parse_options(fmt, "write", options)
     ctx = context or Context()
     dst = Path(destination)
+    ctx.final_destination = dst
     ctx.report.destination = str(dst)
     ctx.report.destination_format = fmt.name
     if dst.exists() and not overwrite:

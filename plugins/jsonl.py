@@ -100,11 +100,6 @@ def _resolve(location: str, base: Path) -> str:
     return location if resolved is None else os.path.normpath(resolved)
 
 
-def _relative(location: str | None, base: Path) -> str | None:
-    if location is None or local_path(location) is None:
-        return location
-    return relative_location(Path(os.path.abspath(location)), base)
-
 
 def write(dataset: Dataset, destination: Path, options: NoOptions, context: Context) -> None:
     """Write the header line, then one item per line; masks go to ``NAME.masks/``."""
@@ -122,8 +117,8 @@ def write(dataset: Dataset, destination: Path, options: NoOptions, context: Cont
                     item = _replace_annotation(item, ann, replacement)
             if item.image_location or item.pointcloud_location:
                 item = item.model_copy(update={
-                    "image_location": _relative(item.image_location, base),
-                    "pointcloud_location": _relative(item.pointcloud_location, base),
+                    "image_location": context.relative_to_output(item.image_location, destination),
+                    "pointcloud_location": context.relative_to_output(item.pointcloud_location, destination),
                 })
             out.write(item.model_dump_json(exclude_none=False))
             out.write("\n")
