@@ -567,6 +567,8 @@ def _stream(items: Iterable[DatasetItem], plan: ConsolidationPlan, ctx: Context)
             for ann in (*item.annotations, *item.predictions):
                 if ann.type == "object_mask" and ann.annotation_id is None:
                     ann.annotation_id = str(next_id)
+                    if ann.group_id is None:  # the coco writer takes integer group ids as COCO ids
+                        ann.group_id = ann.annotation_id
                     next_id += 1
         for what, n in drops.items():
             report.drop(what, _REASONS.get(what, f"not kept in the {plan.task} view"), n)
