@@ -10,10 +10,11 @@ Files (``formats/coco_panoptic.md``):
     ``= R + 256·G + 65536·B`` (channels widened before combining), 0 = void.
 
 Canonical model:
-    One item per image: ``reference_id`` = the image's ``file_name`` (its ``id`` as text when
-    the file name is missing or not unique), ``image_location`` = ``file_name`` as written,
-    ``width``/``height``; ``attributes["image_id"]`` = the image ``id`` (int or string, as
-    given) and every other image key. The annotation becomes one
+    One item per image: ``reference_id`` = ``str(image id)`` (as the coco plugin does; a
+    string id is also kept in ``attributes["id"]`` so it is written back as a string),
+    ``image_location`` = ``file_name`` as written (not resolved), ``width``/``height``;
+    every other image key in ``attributes``. Writing, the image id is the reference id
+    (an int when it is a plain decimal integer). The annotation becomes one
     :class:`SegmentationAnnotation`: an :class:`IndexMask` with ``encoding="rgb"`` pointing at
     the PNG (decoded lazily, as uint32) and one :class:`Segment` per ``segments_info`` entry:
     ``index`` = segment id, ``label`` = category name, ``attributes`` = ``category_id``,
@@ -42,8 +43,8 @@ written as things (``isthing: 1``); labels missing from the header categories be
 categories (reported in the notes). Masks are decoded/encoded through ``context.map``.
 
 What is lost: item and annotation metadata, segment metadata, ``Segment.attributes
-["isthing"]`` (a category fact, written on the category), pixels whose value has no segment
-(written as void, reported), segments without pixels (reported), every annotation kind
+["isthing"]`` (a category fact, written on the category), the raw values of pixels that
+have no segment (void in the model too; written as 0), segments without pixels (reported), every annotation kind
 other than segmentation (use ``--task panoptic`` to rasterise object masks first).
 """
 
@@ -179,7 +180,6 @@ def _items(path: Path, data: dict[str, Any], masks: Path, categories: list[Categ
            context: Context, check: bool = True) -> Iterator[DatasetItem]:
     cats = {c.id: c for c in categories}
     images = data["images"]
-    names = Counter(img.get("file_name") for img in images if isinstance(img, dict))
     by_image: dict[Any, int] = {}
     image_ids: set[Any] = set()
     for m, img in enumerate(images):
@@ -218,8 +218,7 @@ def _items(path: Path, data: dict[str, Any], masks: Path, categories: list[Categ
                     context.error(ReadError(f"{key} is {img[key]!r}, expected a non-negative integer",
                                             file=path, where=where))
                     img = {k: v for k, v in img.items() if k != key}
-            fname = img.get("file_name")
-            ref = fname if isinstance(fname, str) and names[fname] == 1 else str(img["id"])
+            ref = str(img["id"])
             plan = _ImagePlan(n=n, image=img, reference_id=ref, check=check)
             k = by_image.get(img["id"])
             if k is not None:
@@ -298,8 +297,9 @@ def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:
 def _build_item(path: Path, plan: _ImagePlan, result: dict[str, Any] | None,
                 context: Context) -> DatasetItem:
     img = plan.image
-    attrs = {"image_id": img["id"], **{k: v for k, v in img.items()
-                                       if k not in ("id", "file_name", "width", "height")}}
+    attrs = {k: v for k, v in img.items() if k not in ("id", "file_name", "width", "height")}
+    if isinstance(img["id"], str):
+        attrs["id"] = img["id"]  # a string id (the reference id alone would read back as int)
     fname = img.get("file_name")
     annotations: list[Any] = []
     if plan.ann is not None and result is not None:
@@ -534,11 +534,9 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
     annotations: list[dict[str, Any]] = []
     used_ids: set[Any] = set()
     used_pngs: set[str] = set()
-    next_image_id = 1
     area_fixed = 0
 
     def jobs() -> Iterator[tuple[DatasetItem, SegmentationAnnotation | None, _PngJob | None]]:
-        nonlocal next_image_id
         for item in dataset.items:
             seg = next((a for a in item.annotations if a.type == "segmentation"), None)
             if seg is None:
@@ -578,17 +576,16 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
             yield item, seg, job
 
     for (item, seg, job), result in _map_jobs(jobs(), context):
-        iid = item.attributes.get("image_id")
-        if iid is None or iid in used_ids or not isinstance(iid, (int, str)):
-            while next_image_id in used_ids:
-                next_image_id += 1
-            iid = next_image_id
+        iid = image_id_of(item)
+        if iid in used_ids:
+            raise WriteError(f"two items have image id {iid!r}", item=item.reference_id,
+                             fix="reference ids must be unique")
         used_ids.add(iid)
         width, height = item.width, item.height
         if result is not None:
             height, width = result["shape"]
         image = {"id": iid, "file_name": _image_file_name(item), "width": width, "height": height}
-        image.update({k: v for k, v in item.attributes.items() if k != "image_id"})
+        image.update({k: v for k, v in item.attributes.items() if k != "id"})
         images.append({k: v for k, v in image.items() if v is not None})
         if seg is None:
             continue
@@ -614,9 +611,9 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
             info.update({k: v for k, v in s.attributes.items()
                          if k not in _SEGMENT_KEYS and k not in ("isthing",)})
             infos.append(info)
-        if result["unlisted"]:
-            context.report.drop("mask pixels", "pixel values without a segment are written as void (0)",
-                                int(result["unlisted"]))
+        if result["unlisted"]:  # unlabelled (void) in the model too: nothing is lost
+            logger.debug("%s: %d pixels without a segment written as void (0)",
+                         item.reference_id, result["unlisted"])
         ann = {"image_id": iid, "file_name": job.file_name, "segments_info": infos}
         ann.update({k: v for k, v in seg.attributes.items() if k not in ("file_name", "image_id")})
         annotations.append(ann)
@@ -648,6 +645,19 @@ def _map_jobs(entries: Iterator[tuple[DatasetItem, Any, _PngJob | None]],
 
 def _write_or_none(job: _PngJob | None) -> dict[str, Any] | None:
     return None if job is None else _write_png(job)
+
+
+def image_id_of(item: DatasetItem) -> int | str:
+    """The COCO image id of an item (as the coco plugin does): ``attributes["id"]`` when it
+    is the reference id as a string, else the reference id as an int when it is a plain
+    decimal integer, else the reference id itself."""
+    ref = item.reference_id
+    orig = item.attributes.get("id")
+    if isinstance(orig, str) and orig == ref:
+        return orig
+    if ref.isascii() and ref.isdigit() and (ref == "0" or ref[0] != "0"):
+        return int(ref)
+    return ref
 
 
 def _image_file_name(item: DatasetItem) -> str:

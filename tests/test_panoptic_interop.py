@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from panoptic_helpers import FIXTURES, make_panoptic, pq, read_png_ids, write_png_ids
+from tests.panoptic_helpers import FIXTURES, make_panoptic, pq, read_png_ids, write_png_ids
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
@@ -19,13 +19,14 @@ from pycocotools.cocoeval import COCOeval
 import annobridge
 from annobridge.converters import engine
 from annobridge.core.segmentation import consolidate
+from annobridge.plugins.coco_panoptic import image_id_of
 
 
 def coco_instances(dataset: annobridge.Dataset) -> dict:
     """A COCO instances dict built directly from the ObjectMaskAnnotations of ``dataset``."""
     images, annotations = [], []
     for item in dataset.items:
-        iid = item.attributes["image_id"]
+        iid = image_id_of(item)
         images.append({"id": iid, "file_name": item.image_location, "width": item.width,
                        "height": item.height})
         for ann in item.annotations:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from panoptic_helpers import make_panoptic, read_png_ids
+from tests.panoptic_helpers import make_panoptic, read_png_ids
 
 import annobridge
 from annobridge.converters import engine
