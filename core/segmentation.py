@@ -9,8 +9,9 @@ Views (as in Nucleus's segmentation guide, ``formats/nucleus.md`` and ``formats/
 * **instance**: one :class:`ObjectMaskAnnotation` (COCO RLE, column-major) per thing
   instance. Stuff is kept as one mask per stuff *category* (``stuff="category"``, the
   default), dropped (``stuff="drop"``, ``--things-only``), or merged into one mask labelled
-  ``background`` (``stuff="background"``). Annotation ids are renumbered from 1 over the
-  dataset (COCO id 0 breaks pycocotools matching).
+  ``background`` (``stuff="background"``). Annotation ids (and ``group_id``, which the
+  coco writer uses as the COCO id) are numbered from 1 over the dataset (COCO id 0 breaks
+  pycocotools matching). ``area`` and ``bbox`` are recomputed from the pixels.
 * **semantic**: a :class:`SegmentationAnnotation` with one value per *class* and a
   :class:`Segment` per class present in the item: value = 1-based position of the class in
   ``header.categories`` (or in ``classes`` when given), 0 = void/unlabelled. Instance
