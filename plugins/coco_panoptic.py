@@ -162,6 +162,27 @@ def _read_categories(path: Path, raw: list[Any], context: Context) -> list[Categ
     return out
 
 
+_LAST_DECODED: dict[str, tuple[np.ndarray, bool]] = {}
+"""The ids the reader's PNG check decoded last, by PNG path, and whether the file is a plain
+RGB PNG that a writer may copy (one entry, this process only)."""
+
+
+class PanopticMask(IndexMask):
+    """An :class:`IndexMask` on an RGB panoptic PNG that reuses the reader's decode.
+
+    When the reader checks a PNG in this process (``workers=1``) it keeps the decoded ids
+    of that one PNG; the first :meth:`load` of the same mask takes them instead of decoding
+    the file again. Everywhere else (other processes, later loads) it is a plain lazy mask.
+    """
+
+    def load(self) -> np.ndarray:
+        if self._array is None and self.location is not None:
+            cached = _LAST_DECODED.pop(self.location, None)
+            if cached is not None:
+                self._array = cached[0]
+        return super().load()
+
+
 @dataclass
 class _ImagePlan:
     """One image as checked in the main process, plus the PNG check the worker does."""
@@ -279,7 +300,7 @@ def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:
         return plan, {"unchecked": True}
     try:
         with Image.open(plan.png) as img:
-            mode, size = img.mode, img.size
+            mode, size, fmt = img.mode, img.size, img.format
             if mode not in ("RGB", "RGBA"):
                 return plan, {"mode": mode, "size": size}
             rgb = np.asarray(img, dtype=np.uint32)
@@ -288,6 +309,8 @@ def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:
     except OSError as exc:
         return plan, {"unreadable": str(exc)}
     ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+    _LAST_DECODED.clear()
+    _LAST_DECODED[plan.png] = (ids, mode == "RGB" and fmt == "PNG")
     values, _, lengths = mask_runs(ids)
     uniq, inv = np.unique(values, return_inverse=True)
     counts = np.bincount(inv, weights=lengths).astype(np.int64)
@@ -360,7 +383,7 @@ def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
             continue
         segments.append(s)
     return SegmentationAnnotation.model_construct(
-        mask=IndexMask(location=png, encoding="rgb"), annotations=segments,
+        mask=PanopticMask(location=png, encoding="rgb"), annotations=segments,
         reference_id=ref, attributes=extra,
     )
 
@@ -435,8 +458,12 @@ class _PngJob:
 def _write_png(job: _PngJob) -> dict[str, Any]:
     """Worker: decode the source mask, assign ids, write the RGB PNG, return per-segment stats."""
     copy_from = None
+    cached = _LAST_DECODED.pop(job.location, None) if job.location is not None else None
     if job.array is not None:
         arr = job.array
+    elif cached is not None and job.encoding == "rgb":
+        arr = cached[0]
+        copy_from = job.location if cached[1] and not job.generate else None
     elif job.encoding == "rgb" and not job.generate and job.location is not None:
         with Image.open(job.location) as img:
             if img.mode not in ("RGB", "RGBA"):

@@ -432,3 +432,20 @@ def test_loaded_rgb_mask_keeps_its_ids(tmp_path: Path) -> None:
         item.annotations[0].mask.load()  # decoded in memory: still panoptic ids
     annobridge.save(ds, tmp_path / "o.json", "coco-panoptic")
     _assert_round_trip(src, src.with_suffix(""), tmp_path / "o.json")
+
+
+@pytest.mark.parametrize("task,dst", [("instance", "o.jsonl"), ("semantic", "o.jsonl"), (None, "o.json")])
+def test_single_process_decodes_each_png_once(tmp_path: Path, monkeypatch, task: str | None, dst: str) -> None:
+    """The reader's check decode is reused by the consumer in the same process."""
+    src = make_panoptic(tmp_path / "s", images=4, seed=13)
+    opened: list[str] = []
+    real_open = Image.open
+
+    def counting_open(fp, *args, **kwargs):
+        opened.append(Path(fp).name)
+        return real_open(fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", counting_open)
+    fmt = "coco-panoptic" if dst.endswith(".json") else "jsonl"
+    engine.convert(src, tmp_path / dst, dst_format=fmt, task=task)
+    assert sorted(opened) == sorted(p.name for p in src.with_suffix("").iterdir())
