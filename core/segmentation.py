@@ -557,7 +557,7 @@ def consolidate(
         plan = make_plan(header, task, stuff="background", overlap=overlap, bits=bits, classes=classes)
     ctx = context or Context()
     return Dataset(header=header, items=_stream(dataset.items, plan, ctx),
-                   source=dataset.source, format=dataset.format)
+                   source=dataset.source, format=dataset.format, total=dataset.total)
 
 
 def _stream(items: Iterable[DatasetItem], plan: ConsolidationPlan, ctx: Context) -> Iterator[DatasetItem]:

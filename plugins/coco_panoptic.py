@@ -138,7 +138,8 @@ def read(path: Path, options: PanopticReadOptions, context: Context) -> Dataset:
     if not masks.is_absolute() and options.masks:
         masks = path.parent / masks
     check = options.check_masks or context.collect_errors
-    return Dataset(header=header, items=_items(path, data, masks, categories, context, check))
+    return Dataset(header=header, items=_items(path, data, masks, categories, context, check),
+                   total=len(data["images"]))
 
 
 def _read_categories(path: Path, raw: list[Any], context: Context) -> list[Category]:
