@@ -44,7 +44,9 @@ categories (reported in the notes). Masks are decoded/encoded through ``context.
 
 What is lost: item and annotation metadata, segment metadata, ``Segment.attributes
 ["isthing"]`` (a category fact, written on the category), the raw values of pixels that
-have no segment (void in the model too; written as 0), segments without pixels (reported), every annotation kind
+have no segment (void in the model too; written as 0), segments without pixels (reported),
+the order of ``annotations`` when it differed from the order of ``images`` (written in
+image order), every annotation kind
 other than segmentation (use ``--task panoptic`` to rasterise object masks first).
 """
 
@@ -535,8 +537,8 @@ class _WriteState:
 
 def _category_json(cat: Category) -> dict[str, Any]:
     out: dict[str, Any] = {"id": cat.id, "name": cat.name}
-    if cat.supercategory is not None or "supercategory" not in cat.attributes:
-        out["supercategory"] = cat.supercategory if cat.supercategory is not None else ""
+    if cat.supercategory is not None:
+        out["supercategory"] = cat.supercategory
     out.update(cat.attributes)
     out.setdefault("isthing", 1)
     return out
