@@ -613,7 +613,12 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
         used_ids.add(iid)
         width, height = item.width, item.height
         if result is not None:
-            height, width = result["shape"]
+            mh, mw = result["shape"]
+            if (width is not None and width != mw) or (height is not None and height != mh):
+                raise WriteError(f"the segmentation mask is {mw}x{mh}, the item is {width}x{height} "
+                                 "(width x height)", item=item.reference_id,
+                                 fix="a panoptic PNG has the size of its image")
+            height, width = mh, mw
         image = {"id": iid, "file_name": _image_file_name(item), "width": width, "height": height}
         image.update({k: v for k, v in item.attributes.items() if k != "id"})
         images.append({k: v for k, v in image.items() if v is not None})

@@ -449,3 +449,11 @@ def test_single_process_decodes_each_png_once(tmp_path: Path, monkeypatch, task:
     fmt = "coco-panoptic" if dst.endswith(".json") else "jsonl"
     engine.convert(src, tmp_path / dst, dst_format=fmt, task=task)
     assert sorted(opened) == sorted(p.name for p in src.with_suffix("").iterdir())
+
+
+def test_writing_a_mask_of_the_wrong_size_fails_and_leaves_nothing(tmp_path: Path) -> None:
+    item = _nucleus_like_item("x", np.ones((3, 4), dtype=np.uint8), {1: "road"})
+    item.width = 5
+    with pytest.raises(annobridge.WriteError, match=r'item "x": the segmentation mask is 4x3, the item is 5x3'):
+        annobridge.save([item], tmp_path / "p.json", "coco-panoptic")
+    assert list(tmp_path.iterdir()) == []
