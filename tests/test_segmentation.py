@@ -280,3 +280,21 @@ def test_engine_reports_view_change(tmp_path: Path) -> None:
     ds = consolidate(annobridge.load(src), "instance", things_only=True, context=ctx)
     n = sum(len(i.annotations) for i in ds.items)
     assert n > 0 and ctx.report.dropped["segment:stuff"]
+
+
+def test_cli_instance_to_panoptic_overlap(tmp_path: Path) -> None:
+    src = tmp_path / "inst.jsonl"
+    annobridge.save(Dataset(header=GUIDE_HEADER, items=[_instances_item()]), src, "jsonl")
+    cli = [sys.executable, "-m", "annobridge", "convert", str(src), str(tmp_path / "p.json"),
+           "--to", "coco-panoptic", "--task", "panoptic"]
+    r = subprocess.run(cli, capture_output=True, text=True)
+    assert r.returncode == 1
+    assert "annotation 'p1' (object_mask 'person') and annotation 'p2' (object_mask 'person') overlap" in r.stderr
+    assert not (tmp_path / "p.json").exists() and not (tmp_path / "p").exists()
+    r = subprocess.run(cli + ["--overlap", "keep-first"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "dropped 4 x pixel:overlap" in r.stdout
+    doc = json.loads((tmp_path / "p.json").read_text())
+    assert [s["area"] for s in doc["annotations"][0]["segments_info"]] == [16, 12, 4]
+    r = subprocess.run(cli[:-2] + ["--things-only"], capture_output=True, text=True)
+    assert r.returncode == 2 and "--things-only and --stuff need --task instance" in r.stderr
