@@ -31,7 +31,8 @@ Sources: an item is converted from its ground-truth ``SegmentationAnnotation`` w
 one (panoptic or semantic index mask), else from its ``ObjectMaskAnnotation`` and
 ``PolygonAnnotation`` objects (instance view; polygons are rasterised with pycocotools and
 need the item's width and height). Other annotations (boxes, keypoints...) pass through
-unchanged; predictions are converted the same way as ground truth.
+unchanged; predictions are converted the same way as ground truth. An instance source
+stays as it is in the instance view, except that ``things_only`` drops its stuff objects.
 
 Rasterising instances into one mask (instance -> panoptic or semantic) cannot hold
 overlaps: two objects covering one pixel is an error naming both annotations unless
@@ -332,6 +333,13 @@ def _convert_list(item: DatasetItem, anns: list[Any], plan: ConsolidationPlan,
         if plan.task == "instance":
             return rest + _segmentation_to_instances(item, seg, plan, drops)
         return rest + [_segmentation_to_semantic(item, seg, plan)]
+    if plan.task == "instance" and plan.stuff == "drop" and objects:
+        kept = [a for a in anns if a.type not in ("object_mask", "polygon")
+                or plan.category_of(a.label, a.attributes)[1]]
+        if len(kept) == len(anns):
+            return None
+        drops["object:stuff"] += len(anns) - len(kept)
+        return kept
     if not objects or plan.task == "instance":
         return None
     rest = [a for a in anns if a.type not in ("object_mask", "polygon")]
@@ -578,6 +586,7 @@ def _stream(items: Iterable[DatasetItem], plan: ConsolidationPlan, ctx: Context)
 
 _REASONS = {
     "segment:stuff": "things-only instance view keeps no stuff",
+    "object:stuff": "things-only instance view keeps no stuff",
     "segment:empty": "segment has no pixels in the mask, so it has no object mask",
     "pixel:overlap": "overlapping objects: a single index mask keeps one object per pixel",
     "object_mask:hidden by overlap": "every pixel of the object was taken by another object",

@@ -298,3 +298,12 @@ def test_cli_instance_to_panoptic_overlap(tmp_path: Path) -> None:
     assert [s["area"] for s in doc["annotations"][0]["segments_info"]] == [16, 12, 4]
     r = subprocess.run(cli[:-2] + ["--things-only"], capture_output=True, text=True)
     assert r.returncode == 2 and "--things-only and --stuff need --task instance" in r.stderr
+
+
+def test_things_only_drops_stuff_objects_of_an_instance_source() -> None:
+    item = DatasetItem(reference_id="s", width=10, height=8, annotations=[
+        _obj("person", _square(8, 10, 0, 4, 0, 4), "p"), _obj("wall", _square(8, 10, 4, 8, 0, 10), "w")])
+    out, drops = consolidate_item(item, make_plan(GUIDE_HEADER, "instance", things_only=True))
+    assert [a.annotation_id for a in out.annotations] == ["p"] and drops == Counter({"object:stuff": 1})
+    same, none = consolidate_item(item, make_plan(GUIDE_HEADER, "instance"))
+    assert same is item and not none
