@@ -346,13 +346,22 @@ def _convert_list(item: DatasetItem, anns: list[Any], plan: ConsolidationPlan,
     return rest + [_instances_to_index_mask(item, objects, plan, drops)]
 
 
+def _pixels(mask: IndexMask) -> np.ndarray:
+    """The mask's array without keeping it on ``mask`` (the caller may hold many items)."""
+    if mask.is_loaded:
+        return mask.load()
+    array = mask.load()
+    mask._array = None  # noqa: SLF001 - leave a lazy mask lazy
+    return array
+
+
 def _segmentation_to_instances(item: DatasetItem, seg: SegmentationAnnotation,
                                plan: ConsolidationPlan, drops: Counter[str]) -> list[ObjectMaskAnnotation]:
     from pycocotools import mask as mask_utils
 
-    array = seg.mask.load()
+    array = _pixels(seg.mask)
     mapping: dict[int, int] = {}
-    # key -> (label, category_id, iscrowd, attributes, metadata)
+    # key -> (label, category_id, attributes, metadata)
     keys: list[tuple[str, int | None, dict[str, Any], dict[str, Any]]] = []
     stuff_keys: dict[str, int] = {}
     for s in seg.annotations:
@@ -399,7 +408,7 @@ def _segmentation_to_instances(item: DatasetItem, seg: SegmentationAnnotation,
 
 def _segmentation_to_semantic(item: DatasetItem, seg: SegmentationAnnotation,
                               plan: ConsolidationPlan) -> SegmentationAnnotation:
-    array = seg.mask.load()
+    array = _pixels(seg.mask)
     mapping: dict[int, int] = {}
     for s in seg.annotations:
         mapping[s.index] = _class_of(item, s.label, plan)

@@ -307,3 +307,11 @@ def test_things_only_drops_stuff_objects_of_an_instance_source() -> None:
     assert [a.annotation_id for a in out.annotations] == ["p"] and drops == Counter({"object:stuff": 1})
     same, none = consolidate_item(item, make_plan(GUIDE_HEADER, "instance"))
     assert same is item and not none
+
+
+def test_consolidation_leaves_lazy_source_masks_lazy(tmp_path: Path) -> None:
+    src = make_panoptic(tmp_path, images=3)
+    ds = annobridge.load(src)  # materialised list of items with lazy masks
+    for task in ("instance", "semantic"):
+        list(consolidate(ds, task).items)
+        assert not any(i.annotations[0].mask.is_loaded for i in ds.items)
