@@ -293,8 +293,8 @@ def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
                     bad = True
                     continue
                 skeleton.append((a - 1, b - 1))
-            if bad:
-                continue
+            # after a bad edge the category stays, with its valid edges, so that validate
+            # checks its annotations too (a normal read has raised already)
         sup = c.get("supercategory")
         attrs = {key: v for key, v in c.items() if key not in _CATEGORY_CORE}
         if "supercategory" in c and type(sup) is not str:
