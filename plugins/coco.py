@@ -43,21 +43,26 @@ Mapping (one COCO annotation -> canonical annotations sharing ``group_id = str(i
       in ``header.info["coco"]["top"]`` (with the top-level key order).
 
 Writing:
-    A ground-truth file, unless write option ``results`` says otherwise: ``results=true``
-    writes the predictions as a results list; by default (``results`` unset) a results
-    list is written when the items hold predictions and no ground truth. Whatever the
-    chosen file cannot hold (predictions in a ground-truth file, ground truth in a results
-    file) is reported as dropped. Annotation ids are kept when ``group_id`` is an integer
+    A ground-truth file, unless the items were read from a COCO results file or write
+    option ``results=true`` is given: then a results list of the predictions (ground truth
+    in it is reported as dropped; image records and category names are not part of a
+    results list, which the report notes). Predictions written into a ground-truth file go
+    under the extra top-level key ``annobridge_predictions`` as a results list (pycocotools
+    and other COCO readers ignore it; this reader reads it back as predictions), so
+    nothing is lost. Annotation ids are kept when ``group_id`` is an integer
     not used yet; other groups get new ids from 1 up, skipping used ids. For annotations
-    that did not come from COCO, the writer adds ``bbox`` (polygon vertex extents, RLE
-    ``toBbox``, keypoint extents), ``area`` (pycocotools pixel count of the rasterised
-    polygon or RLE; ``w*h`` for boxes and for keypoint-only objects) and ``iscrowd = 0``.
+    that did not come from COCO, the writer adds ``bbox`` to polygons and masks (polygon
+    vertex extents, RLE ``toBbox``), ``area`` (pycocotools pixel count of the rasterised
+    polygon or RLE; ``w*h`` for boxes; the extent of the labelled keypoints for
+    keypoint-only objects, which get no ``bbox`` because reading it back would add a box)
+    and ``iscrowd = 0``.
     Labels missing from the header's categories get new category ids.
 
 What is lost: item and annotation ``metadata``, ``track_reference_id``, ``class_pdf``,
 ``embedding_vector``, ``taxonomy_name`` and non-COCO annotation ids (all reported), the
-order of annotations in the file (written grouped by image, in image order), and the key
-order inside records.
+order of annotations in the file (written grouped by image, in image order), the key
+order inside records, and prediction ids (results have none). ``file_name`` is kept as
+written (COCO does not record the image root it is relative to) and is not resolved.
 """
 
 from __future__ import annotations
@@ -103,6 +108,7 @@ _RES_CORE = frozenset({"image_id", "category_id", "segmentation", "bbox", "keypo
 _IMAGE_CORE = frozenset({"id", "file_name", "width", "height"})
 _CATEGORY_CORE = frozenset({"id", "name", "supercategory", "keypoints", "skeleton"})
 _DEFAULT_TOP = ["info", "licenses", "images", "annotations", "categories"]
+PREDICTIONS_KEY = "annobridge_predictions"
 
 
 class CocoReadOptions(BaseModel):
@@ -381,43 +387,51 @@ def read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
     images, image_index = _parse_images(data.get("images"), path, context)
     top = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories")}
     header = DatasetHeader(categories=categories,
-                           info={"coco": {"top": top, "keys": list(data)}})
-    anns = data.get("annotations")
+                           info={"coco": {"top": top, "keys": [k for k in data if k != PREDICTIONS_KEY]}})
+    sources = []
+    for key, results in (("annotations", False), (PREDICTIONS_KEY, True)):
+        records = data.get(key)
+        if records is None:
+            continue
+        if type(records) is not list:
+            context.error(ReadError(f"{key} is {type(records).__name__}, expected a list",
+                                    file=path, where=f"#/{key}"))
+            continue
+        buckets = _bucket(records, image_index, path, context, results=results, prefix=f"#/{key}")
+        sources.append(_Source(records, buckets, results, f"#/{key}"))
+    top.pop(PREDICTIONS_KEY, None)
     del data
-    if anns is None:
-        anns = []
-    elif type(anns) is not list:
-        context.error(ReadError(f"annotations is {type(anns).__name__}, expected a list",
-                                file=path, where="#/annotations"))
-        anns = []
-    buckets = _bucket(anns, image_index, path, context, results=False)
-    return Dataset(header=header, items=_items(path, images, buckets, anns, cats, context,
-                                               results=False,
-                                               short=options.short_keypoints == "prefix"))
+    return Dataset(header=header, items=_items(path, images, sources, cats, context,
+                                               options.short_keypoints == "prefix"))
 
 
 def _bucket(anns: list[Any], image_index: dict[Any, int], path: Path, context: Context,
-            *, results: bool, create_images: list[tuple[Any, DatasetItem]] | None = None) -> list[list[int]]:
-    """Annotation positions per image position; checks ids and image ids."""
+            *, results: bool, prefix: str,
+            create_images: list[tuple[Any, DatasetItem]] | None = None) -> list[list[int]]:
+    """Annotation positions per image position; checks ids and image ids.
+
+    ``prefix`` is the JSON pointer of the list (``#/annotations``, or ``#`` for a bare
+    results list).
+    """
     buckets: list[list[int]] = [[] for _ in range(len(image_index))]
     seen: dict[Any, int] = {}
     for i, a in enumerate(anns):
         if type(a) is not dict:
             context.error(ReadError(f"annotation is {type(a).__name__}, expected an object",
-                                    file=path, where=f"#/annotations/{i}"))
+                                    file=path, where=f"{prefix}/{i}"))
             continue
         if not results:
             aid = a.get("id")
             if type(aid) not in _ID:
                 context.error(ReadError(f"annotation id is {aid!r}, expected an integer",
-                                        file=path, where=f"#/annotations/{i}",
+                                        file=path, where=f"{prefix}/{i}",
                                         fix="give every annotation a unique positive integer id"))
                 continue
             first = seen.setdefault(aid, i)
             if first != i:
                 context.error(ReadError(
                     f"annotation id {aid!r} is used twice: #/annotations/{first} and "
-                    f"#/annotations/{i}", file=path, where=f"#/annotations/{i}",
+                    f"{prefix}/{i}", file=path, where=f"{prefix}/{i}",
                     fix="annotation ids must be unique (pycocotools silently keeps only one)"))
                 continue
         iid = a.get("image_id")
@@ -428,7 +442,7 @@ def _bucket(anns: list[Any], image_index: dict[Any, int], path: Path, context: C
             else:
                 where = "the ground truth's images" if results else "images"
                 context.error(ReadError(f"image_id {iid!r} does not exist in {where}", file=path,
-                                        where=f"#/annotations/{i}",
+                                        where=f"{prefix}/{i}",
                                         fix="add the image, or fix the annotation's image_id"))
                 continue
         buckets[pos].append(i)
@@ -464,10 +478,11 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
         top = {k: v for k, v in gt.items() if k not in ("images", "annotations", "categories")}
         keys = list(gt)
         del gt
-        buckets = _bucket(data, image_index, path, context, results=True)
+        buckets = _bucket(data, image_index, path, context, results=True, prefix="#")
     else:
         images, image_index = [], {}
-        buckets = _bucket(data, image_index, path, context, results=True, create_images=images)
+        buckets = _bucket(data, image_index, path, context, results=True, prefix="#",
+                          create_images=images)
         ids = sorted({a.get("category_id") for a in data
                       if type(a) is dict and _is_int(a.get("category_id"))})
         categories = [Category(id=c, name=str(c)) for c in ids]
@@ -477,25 +492,36 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
         top, keys = {}, list(_DEFAULT_TOP)
     header = DatasetHeader(categories=categories,
                            info={"coco": {"top": top, "keys": keys, "results": True}})
-    return Dataset(header=header, items=_items(path, images, buckets, data, cats, context,
-                                               results=True,
-                                               short=options.short_keypoints == "prefix"))
+    return Dataset(header=header, items=_items(path, images, [_Source(data, buckets, True, "#")],
+                                               cats, context, options.short_keypoints == "prefix"))
 
 
-def _items(path: Path, images: list[tuple[Any, DatasetItem]], buckets: list[list[int]],
-           anns: list[Any], cats: dict[int, _Cat], context: Context, *,
-           results: bool, short: bool = False) -> Iterator[DatasetItem]:
+class _Source:
+    """One list of COCO records to convert: ground truth or results, and its JSON pointer."""
+
+    __slots__ = ("records", "buckets", "results", "prefix")
+
+    def __init__(self, records: list[Any], buckets: list[list[int]], results: bool, prefix: str):
+        self.records = records
+        self.buckets = buckets
+        self.results = results
+        self.prefix = prefix
+
+
+def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
+           cats: dict[int, _Cat], context: Context, short: bool) -> Iterator[DatasetItem]:
     for pos, (_, item) in enumerate(images):
-        out = item.predictions if results else item.annotations
         ref = item.reference_id
-        for i in buckets[pos]:
-            a = anns[i]
-            anns[i] = None  # free the source record as soon as it is converted
-            made = _annotation(a, i, ref, cats, path, context, results, short)
-            if made is None:
-                continue
-            out.extend(made)
-        buckets[pos] = []
+        for src in sources:
+            out = item.predictions if src.results else item.annotations
+            records = src.records
+            for i in src.buckets[pos]:
+                a = records[i]
+                records[i] = None  # free the source record as soon as it is converted
+                made = _annotation(a, i, ref, cats, path, context, src.results, short, src.prefix)
+                if made is not None:
+                    out.extend(made)
+            src.buckets[pos] = []
         yield item
 
 
@@ -526,12 +552,12 @@ def _rle_total(counts: str) -> int | None:
 
 
 def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path: Path,
-                context: Context, results: bool, short: bool = False) -> list[Any] | None:
+                context: Context, results: bool, short: bool, prefix: str) -> list[Any] | None:
     """The canonical annotations of one COCO record, or None after reporting a problem."""
     cid = a.get("category_id")
     cat = cats.get(cid) if _is_int(cid) else None
     if cat is None:
-        return _bad(context, path, i, ref, f"category_id {cid!r} does not exist in categories",
+        return _bad(context, path, f"{prefix}/{i}", ref, f"category_id {cid!r} does not exist in categories",
                     "add the category, or fix the annotation's category_id")
     core = _RES_CORE if results else _GT_CORE
     attrs = {k: v for k, v in a.items() if k not in core}
@@ -539,7 +565,7 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         gid = str(i + 1)
         conf = a.get("score")
         if conf is not None and (type(conf) not in _NUM or not 0 <= conf <= 1):
-            return _bad(context, path, i, ref, f"score is {conf!r}, expected a number in 0..1",
+            return _bad(context, path, f"{prefix}/{i}", ref, f"score is {conf!r}, expected a number in 0..1",
                         "scores must be probabilities in 0..1")
     else:
         aid = a["id"]
@@ -562,10 +588,10 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
     if bbox is not None:
         if type(bbox) is not list or len(bbox) != 4 or not all(type(v) in _NUM for v in bbox):
             n = len(bbox) if type(bbox) is list else type(bbox).__name__
-            return _bad(context, path, i, ref, f"bbox has {n} numbers, expected 4 [x, y, w, h]"
+            return _bad(context, path, f"{prefix}/{i}", ref, f"bbox has {n} numbers, expected 4 [x, y, w, h]"
                         if type(bbox) is list else f"bbox is {n}, expected 4 numbers [x, y, w, h]")
         if bbox[2] < 0 or bbox[3] < 0:
-            return _bad(context, path, i, ref,
+            return _bad(context, path, f"{prefix}/{i}", ref,
                         f"bbox {bbox} has negative width or height, expected w, h >= 0",
                         "bbox is [x, y, width, height], not [x1, y1, x2, y2]")
     elif "bbox" in a:
@@ -576,22 +602,22 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
     if type(seg) is list and seg:
         for r, ring in enumerate(seg):
             if type(ring) is not list:
-                return _bad(context, path, i, ref, f"segmentation[{r}] is {type(ring).__name__}, "
+                return _bad(context, path, f"{prefix}/{i}", ref, f"segmentation[{r}] is {type(ring).__name__}, "
                             "expected a polygon [x1, y1, x2, y2, ...]")
             if len(ring) < 6 or len(ring) % 2:
-                return _bad(context, path, i, ref, f"polygon {r} has {len(ring)} numbers, expected "
+                return _bad(context, path, f"{prefix}/{i}", ref, f"polygon {r} has {len(ring)} numbers, expected "
                             "an even count of at least 6 (3 points)",
                             "drop degenerate polygons (pycocotools reads 4 numbers as a box)")
             try:
                 sum(ring)
             except TypeError:
-                return _bad(context, path, i, ref, f"polygon {r} holds a non-number")
+                return _bad(context, path, f"{prefix}/{i}", ref, f"polygon {r} holds a non-number")
         main = _make(PolygonAnnotation, {**_base(ref, gid, gid, attrs, conf, "polygon", label),
                                          "rings": seg, "embedding_vector": None})
     elif type(seg) is dict:
         size, counts = seg.get("size"), seg.get("counts")
         if (type(size) is not list or len(size) != 2 or not all(_is_int(v) and v >= 0 for v in size)):
-            return _bad(context, path, i, ref, f"RLE size is {size!r}, expected [height, width]")
+            return _bad(context, path, f"{prefix}/{i}", ref, f"RLE size is {size!r}, expected [height, width]")
         h, w = size
         if type(counts) is list:
             try:
@@ -600,16 +626,16 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
             except TypeError:
                 total, ok = -1, False
             if not ok:
-                return _bad(context, path, i, ref, "RLE counts must be non-negative integers")
+                return _bad(context, path, f"{prefix}/{i}", ref, "RLE counts must be non-negative integers")
         elif type(counts) is str:
             total = _rle_total(counts)
             if total is None:
-                return _bad(context, path, i, ref, "compressed RLE counts string is malformed")
+                return _bad(context, path, f"{prefix}/{i}", ref, "compressed RLE counts string is malformed")
         else:
-            return _bad(context, path, i, ref, f"RLE counts is {type(counts).__name__}, expected "
+            return _bad(context, path, f"{prefix}/{i}", ref, f"RLE counts is {type(counts).__name__}, expected "
                         "a list of run lengths or a compressed string")
         if total != h * w:
-            return _bad(context, path, i, ref, f"RLE counts sum to {total}, expected height x "
+            return _bad(context, path, f"{prefix}/{i}", ref, f"RLE counts sum to {total}, expected height x "
                         f"width = {h} x {w} = {h * w}")
         main = _make(ObjectMaskAnnotation, {**_base(ref, gid, gid, attrs, conf, "object_mask",
                                                     label), "size": (h, w), "counts": counts})
@@ -617,7 +643,7 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         if type(seg) is list or seg is None:
             attrs["segmentation"] = seg
         else:
-            return _bad(context, path, i, ref, f"segmentation is {type(seg).__name__}, expected "
+            return _bad(context, path, f"{prefix}/{i}", ref, f"segmentation is {type(seg).__name__}, expected "
                         "a list of polygons or an RLE object")
 
     kps = a.get("keypoints")
@@ -633,7 +659,7 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
             k = m
         if type(kps) is not list or len(kps) != 3 * k:
             n = len(kps) if type(kps) is list else type(kps).__name__
-            return _bad(context, path, i, ref, f"keypoints has {n} numbers, expected 3 x {k} "
+            return _bad(context, path, f"{prefix}/{i}", ref, f"keypoints has {n} numbers, expected 3 x {k} "
                         f"keypoints of category {cid} = {3 * k}",
                         "each keypoint is x, y, v in the order of the category's keypoint names"
                         + ("" if results or len(kps) > 3 * k else
@@ -642,9 +668,9 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         try:
             sum(kps)
         except TypeError:
-            return _bad(context, path, i, ref, "keypoints hold a non-number")
+            return _bad(context, path, f"{prefix}/{i}", ref, "keypoints hold a non-number")
         if not set(kps[2::3]) <= {0, 1, 2}:
-            return _bad(context, path, i, ref, "keypoint visibility must be 0, 1 or 2, got "
+            return _bad(context, path, f"{prefix}/{i}", ref, "keypoint visibility must be 0, 1 or 2, got "
                         f"{sorted(set(kps[2::3]) - {0, 1, 2})[:3]}")
         num = a.get("num_keypoints", _MISSING)
         if num is not _MISSING and not results and num != sum(1 for v in kps[2::3] if v > 0):
@@ -673,8 +699,9 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
     return [main] if kp_ann is None else [main, kp_ann]
 
 
-def _bad(context: Context, path: Path, i: int, ref: str, problem: str, fix: str | None = None) -> None:
-    context.error(ReadError(problem, file=path, where=f"#/annotations/{i}", item=ref, fix=fix))
+def _bad(context: Context, path: Path, where: str, ref: str, problem: str,
+         fix: str | None = None) -> None:
+    context.error(ReadError(problem, file=path, where=where, item=ref, fix=fix))
     return None
 
 
@@ -712,6 +739,7 @@ class _Writer:
         self.next_cat = max((c.id for c in self.categories), default=0) + 1
         self.used_ids: set[Any] = set()
         self.drops: dict[tuple[str, str], int] = {}
+        self.renumbered = 0  # annotation ids COCO cannot keep (not integers, or used twice)
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:
         self.drops[(what, reason)] = self.drops.get((what, reason), 0) + n
@@ -802,8 +830,9 @@ class _Writer:
             rec["keypoints"] = kp_attr
         geometry = (main is not None and main.type != "category") or "bbox" in rec or kp is not None
         if not results and geometry:
-            if "bbox" not in rec and "bbox" not in absent:
-                jobs.append(("bbox", rec, main, rec.get("keypoints"), item.height, item.width))
+            if "bbox" not in rec and "bbox" not in absent and main is not None and main.type != "category":
+                # keypoint-only objects get no bbox: reading it back would add a box
+                jobs.append(("bbox", rec, main, None, item.height, item.width))
             if "area" not in attrs and "area" not in absent:
                 jobs.append(("area", rec, main, item.height, item.width))
             if "iscrowd" not in attrs and "iscrowd" not in absent:
@@ -889,7 +918,12 @@ def _compute(job: tuple[Any, ...]) -> Any:
     if main is not None and main.type == "object_mask":
         return int(mask_utils.area(main.rle()))
     bb = rec.get("bbox")
-    return bb[2] * bb[3] if bb else 0
+    if bb:
+        return bb[2] * bb[3]
+    kps = rec.get("keypoints") or []
+    xs = [kps[j] for j in range(0, len(kps), 3) if kps[j + 2] > 0]
+    ys = [kps[j + 1] for j in range(0, len(kps), 3) if kps[j + 2] > 0]
+    return (max(xs) - min(xs)) * (max(ys) - min(ys)) if xs else 0
 
 
 def _encode_item(payload: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -990,25 +1024,33 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 preds.add(r)
         results = options.results
         if results is None:
-            results = n_pred > 0 and n_gt == 0
+            results = bool(coco_info.get("results"))
         for (what, reason), n in w.drops.items():
             context.report.drop(what, reason, n)
         if n_meta:
             context.report.drop("item metadata", "COCO images hold no metadata", n_meta)
+        if w.renumbered:
+            context.report.notes.append(
+                f"{w.renumbered} annotation ids were not unused integers (COCO ids are integers "
+                "unique in the file, one per object); those objects got new ids from 1 up")
         if results:
             if n_gt:
                 context.report.drop("ground truth annotations", "a COCO results file holds "
                                     "predictions only (write results=false for ground truth)", n_gt)
             context.report.notes.append(
-                "wrote a COCO results list: image records and category names are not part of it")
+                f"wrote a COCO results list: the {n_items} image records (file names, sizes) and "
+                "the category names are not part of it; read it back with --option gt=<ground "
+                "truth> to pair them again")
             with open(destination, "wb") as out:
                 out.write(b"[")
                 preds.copy_to(out)
                 out.write(b"]")
         else:
             if n_pred:
-                context.report.drop("predictions", "a COCO ground-truth file holds no scores "
-                                    "(write results=true for a results list)", n_pred)
+                context.report.notes.append(
+                    f"{n_pred} predictions were written as a results list under the top-level key "
+                    f"{PREDICTIONS_KEY!r} (pycocotools ignores it); write results=true for a "
+                    "standard results file")
             next_id = 1
             for r in pending:
                 while next_id in w.used_ids:
@@ -1017,7 +1059,7 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 w.used_ids.add(next_id)
                 r_ordered = {"id": r.pop("id"), **r}
                 gt.add(_dumps(r_ordered))
-            _write_gt(destination, coco_info, images, gt, w)
+            _write_gt(destination, coco_info, images, gt, preds if n_pred else None, w)
     finally:
         gt.discard()
         preds.discard()
@@ -1031,12 +1073,11 @@ def _assign_id(w: _Writer, rec: dict[str, Any], group: list[Any]) -> None:
     cid: Any = attr_id if type(attr_id) is str and attr_id == gid else _int_id(gid)
     if cid is None or cid in w.used_ids:
         if gid is not None or any(a.annotation_id is not None for a in group):
-            w.drop("attribute:annotation_id", "COCO ids are integers unique in the file; a new "
-                   "id was given")
+            w.renumbered += 1
         return
     for ann in group:
         if ann.annotation_id not in (None, gid, f"{gid}:keypoints"):
-            w.drop("attribute:annotation_id", "COCO keeps one id per object (group)")
+            w.renumbered += 1
     w.used_ids.add(cid)
     rec_items = list(rec.items())
     rec.clear()
@@ -1045,12 +1086,14 @@ def _assign_id(w: _Writer, rec: dict[str, Any], group: list[Any]) -> None:
 
 
 def _write_gt(destination: Path, coco_info: dict[str, Any], images: list[bytes], gt: _Stream,
-              w: _Writer) -> None:
+              preds: _Stream | None, w: _Writer) -> None:
     top = coco_info.get("top") or {}
     keys = [k for k in (coco_info.get("keys") or _DEFAULT_TOP)]
     for k in ("images", "annotations", "categories"):
         if k not in keys:
             keys.append(k)
+    if preds is not None:
+        keys.append(PREDICTIONS_KEY)
     cats = []
     for c in w.categories:
         rec: dict[str, Any] = {"id": c.id, "name": c.name}
@@ -1073,6 +1116,10 @@ def _write_gt(destination: Path, coco_info: dict[str, Any], images: list[bytes],
             elif key == "annotations":
                 out.write(b"[")
                 gt.copy_to(out)
+                out.write(b"]")
+            elif key == PREDICTIONS_KEY and preds is not None:
+                out.write(b"[")
+                preds.copy_to(out)
                 out.write(b"]")
             elif key == "categories":
                 out.write(_dumps(cats))
