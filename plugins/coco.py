@@ -67,6 +67,7 @@ written (COCO does not record the image root it is relative to) and is not resol
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -77,6 +78,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict
 
@@ -101,12 +103,16 @@ KINDS = frozenset({"box", "polygon", "object_mask", "keypoints", "category"})
 ABSENT = "coco_absent"
 _NUM = (int, float)
 _ID = (int, str)
+_VISIBILITY = frozenset({0, 1, 2})
 _MISSING: Any = object()
 _GT_CORE = frozenset({"id", "image_id", "category_id", "segmentation", "bbox", "keypoints",
                       "num_keypoints"})
 _RES_CORE = frozenset({"image_id", "category_id", "segmentation", "bbox", "keypoints", "score"})
 _IMAGE_CORE = frozenset({"id", "file_name", "width", "height"})
 _CATEGORY_CORE = frozenset({"id", "name", "supercategory", "keypoints", "skeleton"})
+_GT_SPECIAL = frozenset({ABSENT, "category_id", "bbox", "segmentation", "keypoints",
+                         "num_keypoints", "id", "image_id"})
+_RES_SPECIAL = _GT_SPECIAL - {"id"}
 _DEFAULT_TOP = ["info", "licenses", "images", "annotations", "categories"]
 PREDICTIONS_KEY = "annobridge_predictions"
 
@@ -151,15 +157,23 @@ _new = object.__new__
 _setattr = object.__setattr__
 
 
+_FIELDS_SET: dict[type, set[str]] = {}
+
+
 def _make(cls: type, values: dict[str, Any]) -> Any:
     """Build a pydantic model from a complete, already checked field dict.
 
     What ``model_construct`` does, without its per-field default handling (about ten
-    times faster); ``values`` must hold every field of ``cls``.
+    times faster); ``values`` must hold every field of ``cls``. Every field counts as
+    set, so all instances of a class can share one fields-set object: pydantic only ever
+    adds field names to it (a no-op here) or copies it.
     """
+    fields_set = _FIELDS_SET.get(cls)
+    if fields_set is None:
+        fields_set = _FIELDS_SET[cls] = set(cls.model_fields)  # type: ignore[attr-defined]
     obj = _new(cls)
     _setattr(obj, "__dict__", values)
-    _setattr(obj, "__pydantic_fields_set__", set(values))
+    _setattr(obj, "__pydantic_fields_set__", fields_set)
     _setattr(obj, "__pydantic_extra__", None)
     _setattr(obj, "__pydantic_private__", None)
     return obj
@@ -176,13 +190,26 @@ def _base(ref: str, aid: str, gid: str, attrs: dict[str, Any], conf: Any, kind: 
 
 
 def _load_json(path: Path) -> Any:
+    """Parse a JSON file, then freeze the garbage collector's view of what it built.
+
+    The parsed tree holds millions of container objects that only die by reference
+    counting; without :func:`gc.freeze`, every full collection triggered while items are
+    built would walk all of them again (three times the whole conversion on 40k objects).
+    :func:`_items` unfreezes when it is done.
+    """
     raw = path.read_bytes()
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        pass  # integers beyond 64 bits and NaN are valid for Python's json; and its message
+        data = _MISSING  # integers beyond 64 bits and NaN are valid for Python's json
+    if data is not _MISSING:
+        del raw
+        gc.freeze()
+        return data
     try:
-        return json.loads(raw)
+        data = json.loads(raw)
+        gc.freeze()
+        return data
     except json.JSONDecodeError as exc:
         raise ReadError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
                         file=path, where=f"line {exc.lineno}",
@@ -229,6 +256,14 @@ class _Cat:
 
 def _is_int(v: Any) -> bool:
     return type(v) is int
+
+
+def _numbers(values: list[Any]) -> bool:
+    """Whether every value is an int or a float (bool passes: it is an int)."""
+    try:
+        return type(sum(values)) in _NUM
+    except TypeError:
+        return False
 
 
 def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
@@ -510,6 +545,18 @@ class _Source:
 
 def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
            cats: dict[int, _Cat], context: Context, short: bool) -> Iterator[DatasetItem]:
+    enabled = gc.isenabled()
+    gc.disable()  # the records and models built here are acyclic: reference counting frees them
+    try:
+        yield from _convert_items(path, images, sources, cats, context, short)
+    finally:
+        gc.unfreeze()
+        if enabled:
+            gc.enable()
+
+
+def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
+                   cats: dict[int, _Cat], context: Context, short: bool) -> Iterator[DatasetItem]:
     for pos, (_, item) in enumerate(images):
         ref = item.reference_id
         for src in sources:
@@ -526,29 +573,40 @@ def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Sou
 
 
 def _rle_total(counts: str) -> int | None:
-    """Sum of the runs of a compressed RLE string (maskApi.c ``rleFrString``), None if invalid."""
-    cnts: list[int] = []
-    p, n = 0, len(counts)
-    while p < n:
-        x, k, more = 0, 0, True
-        while more:
-            if p >= n:
-                return None
-            c = ord(counts[p]) - 48
-            if c < 0 or c > 63:
-                return None
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(cnts) > 2:
-            x += cnts[-2]
-        if x < 0:
-            return None
-        cnts.append(x)
-    return sum(cnts)
+    """Sum of the runs of a compressed RLE string, or None if it is malformed.
+
+    The decoding of maskApi.c ``rleFrString`` (5-bit little-endian groups, bit 0x20 =
+    "more", bit 0x10 of the last group = sign, values from index 3 on are deltas to the
+    value two places back), vectorised with numpy: a few microseconds whatever the length.
+    """
+    try:
+        raw = counts.encode("ascii")
+    except UnicodeEncodeError:
+        return None
+    if not raw:
+        return 0
+    c = np.frombuffer(raw, dtype=np.uint8).astype(np.int64) - 48
+    if c.min() < 0 or c.max() > 63:
+        return None
+    more = (c & 0x20) != 0
+    if more[-1]:
+        return None  # the last value is cut off
+    ends = np.flatnonzero(~more)
+    starts = np.empty_like(ends)
+    starts[0] = 0
+    starts[1:] = ends[:-1] + 1
+    lengths = ends - starts + 1
+    if lengths.max() > 12:
+        return None  # beyond 60 bits: not a run length
+    k = np.arange(c.size) - np.repeat(starts, lengths)
+    x = np.add.reduceat((c & 0x1F) << (5 * k), starts)
+    x = np.where((c[ends] & 0x10) != 0, x - (np.int64(1) << (5 * lengths)), x)
+    runs = x.copy()
+    runs[1::2] = np.cumsum(x[1::2])  # odd: value + run two back, from index 3 on
+    runs[2::2] = np.cumsum(x[2::2])  # even from index 2: index 2 raw, then deltas
+    if runs.min() < 0:
+        return None
+    return int(runs.sum())
 
 
 def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path: Path,
@@ -573,10 +631,11 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         conf = None
         if type(aid) is str:
             attrs["id"] = aid
-        absent = [k for k in ("bbox", "area", "iscrowd") if k not in a]
-        if "keypoints" in a and "num_keypoints" not in a:
-            absent.append("num_keypoints")
-        if absent:
+        if "area" not in a or "bbox" not in a or "iscrowd" not in a or (
+                "keypoints" in a and "num_keypoints" not in a):
+            absent = [k for k in ("bbox", "area", "iscrowd") if k not in a]
+            if "keypoints" in a and "num_keypoints" not in a:
+                absent.append("num_keypoints")
             attrs[ABSENT] = absent
     label = cat.label
     if cat.shared:
@@ -586,7 +645,7 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
 
     bbox = a.get("bbox")
     if bbox is not None:
-        if type(bbox) is not list or len(bbox) != 4 or not all(type(v) in _NUM for v in bbox):
+        if type(bbox) is not list or len(bbox) != 4 or not _numbers(bbox):
             n = len(bbox) if type(bbox) is list else type(bbox).__name__
             return _bad(context, path, f"{prefix}/{i}", ref, f"bbox has {n} numbers, expected 4 [x, y, w, h]"
                         if type(bbox) is list else f"bbox is {n}, expected 4 numbers [x, y, w, h]")
@@ -612,8 +671,10 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
                 sum(ring)
             except TypeError:
                 return _bad(context, path, f"{prefix}/{i}", ref, f"polygon {r} holds a non-number")
-        main = _make(PolygonAnnotation, {**_base(ref, gid, gid, attrs, conf, "polygon", label),
-                                         "rings": seg, "embedding_vector": None})
+        main = _make(PolygonAnnotation, {
+            "reference_id": ref, "annotation_id": gid, "group_id": gid, "track_reference_id": None,
+            "metadata": {}, "attributes": attrs, "confidence": conf, "class_pdf": None,
+            "type": "polygon", "label": label, "rings": seg, "embedding_vector": None})
     elif type(seg) is dict:
         size, counts = seg.get("size"), seg.get("counts")
         if (type(size) is not list or len(size) != 2 or not all(_is_int(v) and v >= 0 for v in size)):
@@ -621,8 +682,8 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         h, w = size
         if type(counts) is list:
             try:
-                total = sum(counts)
-                ok = all(_is_int(v) for v in counts) and (not counts or min(counts) >= 0)
+                total = sum(counts)  # a float anywhere makes the sum a float
+                ok = type(total) is int and (not counts or min(counts) >= 0)
             except TypeError:
                 total, ok = -1, False
             if not ok:
@@ -669,26 +730,32 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
             sum(kps)
         except TypeError:
             return _bad(context, path, f"{prefix}/{i}", ref, "keypoints hold a non-number")
-        if not set(kps[2::3]) <= {0, 1, 2}:
+        vis = kps[2::3]
+        if not _VISIBILITY.issuperset(vis):
             return _bad(context, path, f"{prefix}/{i}", ref, "keypoint visibility must be 0, 1 or 2, got "
-                        f"{sorted(set(kps[2::3]) - {0, 1, 2})[:3]}")
+                        f"{sorted(set(vis) - _VISIBILITY)[:3]}")
         num = a.get("num_keypoints", _MISSING)
-        if num is not _MISSING and not results and num != sum(1 for v in kps[2::3] if v > 0):
+        if num is not _MISSING and not results and num != len(vis) - vis.count(0):
             attrs["num_keypoints"] = num  # CrowdPose counts differently: keep the file's value
         kp_attrs: dict[str, Any] = {}
         if main is None and bbox is None:
             kp_attrs = attrs  # keypoints alone carry the record's attributes
         kp_ann = _make(KeypointsAnnotation, {
-            **_base(ref, gid + ":keypoints", gid, kp_attrs, conf, "keypoints", label),
+            "reference_id": ref, "annotation_id": gid + ":keypoints", "group_id": gid,
+            "track_reference_id": None, "metadata": {}, "attributes": kp_attrs,
+            "confidence": conf, "class_pdf": None, "type": "keypoints", "label": label,
             "keypoints": kps, "names": names, "skeleton": skeleton})
     elif "keypoints" in a:
         attrs["keypoints"] = None
 
     if main is None:
         if bbox is not None:
-            main = _make(BoxAnnotation, {**_base(ref, gid, gid, attrs, conf, "box", label),
-                                         "x": bbox[0], "y": bbox[1], "width": bbox[2],
-                                         "height": bbox[3], "embedding_vector": None})
+            main = _make(BoxAnnotation, {
+                "reference_id": ref, "annotation_id": gid, "group_id": gid,
+                "track_reference_id": None, "metadata": {}, "attributes": attrs,
+                "confidence": conf, "class_pdf": None, "type": "box", "label": label,
+                "x": bbox[0], "y": bbox[1], "width": bbox[2], "height": bbox[3],
+                "embedding_vector": None})
         elif kp_ann is None:
             main = _make(CategoryAnnotation, {**_base(ref, gid, gid, attrs, conf, "category",
                                                       label), "taxonomy_name": None})
@@ -709,8 +776,11 @@ def _bad(context: Context, path: Path, where: str, ref: str, problem: str,
 
 
 def _int_id(text: str | None) -> int | None:
+    """``int(text)`` when ``text`` is an integer written canonically ("17", "-3"), else None."""
     if text is None or not text or len(text) > 40:
         return None
+    if text.isdigit() and text.isascii() and (text[0] != "0" or len(text) == 1):
+        return int(text)
     body = text[1:] if text[0] == "-" else text
     if not body.isdigit() or (len(body) > 1 and body[0] == "0") or not body.isascii():
         return None
@@ -772,90 +842,114 @@ class _Writer:
         return False
 
     def record(self, item: DatasetItem, image_id: Any, group: list[Any], results: bool,
-               jobs: list[tuple[Any, ...]]) -> dict[str, Any] | None:
-        """One COCO record from one group of canonical annotations."""
+               jobs: list[tuple[Any, ...]]) -> dict[str, Any]:
+        """One COCO record from one group of canonical annotations.
+
+        Ground-truth records get their ``id`` first when the group's id can be kept; the
+        others are completed with a new id at the end of the write.
+        """
         main = kp = box = None
         for ann in group:
             t = ann.type
             if t == "keypoints":
-                if kp is None:
-                    kp = ann
-                    continue
+                kp = ann
             elif t == "box":
-                if box is None:
-                    box = ann
-                    continue
-            elif main is None:
+                box = ann
+            else:
                 main = ann
-                continue
-            raise AssertionError("groups are split before records are made")
         first = main or box or kp
-        label = first.label
-        attrs = dict(first.attributes)
-        if kp is not None and kp is not first and kp.attributes:
-            for key, v in kp.attributes.items():
-                attrs.setdefault(key, v)
-        if box is not None and box is not first and box.attributes:
-            for key, v in box.attributes.items():
-                attrs.setdefault(key, v)
-        cid = self.category_id(label, attrs)
+        d = first.__dict__
+        label = d["label"]
+        attrs = d["attributes"]
+        if len(group) > 1:
+            merged = None
+            for ann in group:
+                if ann is not first and ann.attributes:
+                    if merged is None:
+                        merged = dict(attrs)
+                    for key, v in ann.attributes.items():
+                        merged.setdefault(key, v)
+                if ann.label != label:
+                    self.drop(ann.type, "grouped with an annotation of another label; kept its "
+                              "geometry under the first label")
+            if merged is not None:
+                attrs = merged
         for ann in group:
-            if ann.label != label:
-                self.drop(ann.type, "grouped with an annotation of another label; kept its "
-                          "geometry under the first label")
-            self._count_losses(ann)
-        rec: dict[str, Any] = {"image_id": image_id, "category_id": cid}
-        absent = attrs.pop(ABSENT, ())
-        attrs.pop("category_id", None)
-        bbox = attrs.pop("bbox", _MISSING)
-        seg_attr = attrs.pop("segmentation", _MISSING)
-        kp_attr = attrs.pop("keypoints", _MISSING)
-        if main is not None and main.type == "polygon":
-            rec["segmentation"] = main.rings
-        elif main is not None and main.type == "object_mask":
-            rec["segmentation"] = {"size": list(main.size), "counts": main.counts}
-        elif seg_attr is not _MISSING:
-            rec["segmentation"] = seg_attr
+            ad = ann.__dict__
+            if (ad["track_reference_id"] is not None or ad["class_pdf"] is not None
+                    or ad.get("embedding_vector") is not None or ad.get("taxonomy_name") is not None):
+                self._count_losses(ad)
+        cid = self.category_id(label, attrs)
+        rec: dict[str, Any]
+        if results:
+            rec = {"image_id": image_id, "category_id": cid}
+        else:
+            gid = d["group_id"]
+            attr_id = attrs.get("id")
+            oid: Any = attr_id if type(attr_id) is str and attr_id == gid else _int_id(gid)
+            if oid is None or oid in self.used_ids:
+                if gid is not None or any(a.annotation_id is not None for a in group):
+                    self.renumbered += 1
+                rec = {"image_id": image_id, "category_id": cid}
+            else:
+                self.used_ids.add(oid)
+                for ann in group:
+                    aid = ann.annotation_id
+                    if aid is not None and aid != gid and aid != gid + ":keypoints":
+                        self.renumbered += 1
+                rec = {"id": oid, "image_id": image_id, "category_id": cid}
+        absent = attrs.get(ABSENT, ())
+        mtype = main.type if main is not None else None
+        if mtype == "polygon":
+            rec["segmentation"] = main.rings  # type: ignore[union-attr]
+        elif mtype == "object_mask":
+            rec["segmentation"] = {"size": list(main.size), "counts": main.counts}  # type: ignore[union-attr]
+        elif "segmentation" in attrs:
+            rec["segmentation"] = attrs["segmentation"]
         if box is not None:
-            rec["bbox"] = [box.x, box.y, box.width, box.height]
-        elif bbox is not _MISSING:
-            rec["bbox"] = bbox
+            bd = box.__dict__
+            rec["bbox"] = [bd["x"], bd["y"], bd["width"], bd["height"]]
+        elif "bbox" in attrs:
+            rec["bbox"] = attrs["bbox"]
         if kp is not None and self.keypoints_fit(cid, kp):
-            rec["keypoints"] = kp.keypoints
+            kps = kp.keypoints
+            rec["keypoints"] = kps
             if not results and "num_keypoints" not in absent:
-                num = attrs.pop("num_keypoints", _MISSING)
-                rec["num_keypoints"] = (sum(1 for v in kp.keypoints[2::3] if v > 0)
-                                        if num is _MISSING else num)
-        elif kp_attr is not _MISSING:
-            rec["keypoints"] = kp_attr
-        geometry = (main is not None and main.type != "category") or "bbox" in rec or kp is not None
-        if not results and geometry:
-            if "bbox" not in rec and "bbox" not in absent and main is not None and main.type != "category":
+                num = attrs.get("num_keypoints", _MISSING)
+                if num is _MISSING:
+                    vis = kps[2::3]
+                    num = len(vis) - vis.count(0)
+                rec["num_keypoints"] = num
+        elif "keypoints" in attrs:
+            rec["keypoints"] = attrs["keypoints"]
+        if results:
+            conf = d["confidence"]
+            if conf is not None:
+                rec["score"] = conf
+        elif (mtype is not None and mtype != "category") or "bbox" in rec or kp is not None:
+            if "bbox" not in rec and "bbox" not in absent and mtype is not None and mtype != "category":
                 # keypoint-only objects get no bbox: reading it back would add a box
                 jobs.append(("bbox", rec, main, None, item.height, item.width))
             if "area" not in attrs and "area" not in absent:
                 jobs.append(("area", rec, main, item.height, item.width))
             if "iscrowd" not in attrs and "iscrowd" not in absent:
                 rec["iscrowd"] = 0
-        else:
-            conf = first.confidence
-            if conf is not None:
-                rec["score"] = conf
+        special = _GT_SPECIAL if not results else _RES_SPECIAL
         for key, v in attrs.items():
-            if key in ("image_id",):
-                self.drop("attribute:" + key, "clashes with a COCO key")
-                continue
-            rec[key] = v
+            if key not in special or (key == "num_keypoints" and key not in rec):
+                rec[key] = v
+            elif key == "image_id":
+                self.drop("attribute:image_id", "clashes with the COCO key")
         return rec
 
-    def _count_losses(self, ann: Any) -> None:
-        if ann.track_reference_id is not None:
+    def _count_losses(self, ad: dict[str, Any]) -> None:
+        if ad["track_reference_id"] is not None:
             self.drop("attribute:track_reference_id", "COCO has no tracks")
-        if ann.class_pdf is not None:
+        if ad["class_pdf"] is not None:
             self.drop("attribute:class_pdf", "COCO results hold one score")
-        if getattr(ann, "embedding_vector", None) is not None:
+        if ad.get("embedding_vector") is not None:
             self.drop("attribute:embedding_vector", "COCO has no embeddings")
-        if getattr(ann, "taxonomy_name", None) is not None:
+        if ad.get("taxonomy_name") is not None:
             self.drop("attribute:taxonomy_name", "COCO has no taxonomies")
 
     def groups(self, anns: list[Any]) -> list[list[Any]]:
@@ -956,6 +1050,14 @@ class _Stream:
         self.fh.write(data)
         self.count += 1
 
+    def add_all(self, records: list[bytes]) -> None:
+        if not records:
+            return
+        if self.count:
+            self.fh.write(b",")
+        self.fh.write(b",".join(records))
+        self.count += len(records)
+
     def copy_to(self, out: Any) -> None:
         self.fh.close()
         with open(self.path, "rb") as src:
@@ -1000,28 +1102,21 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 jobs: list[tuple[Any, ...]] = []
                 gt_recs = []
                 for group in w.groups(item.annotations):
-                    r = w.record(item, image_id, group, False, jobs)
-                    if r is not None:
-                        _assign_id(w, r, group)
-                        gt_recs.append(r)
+                    gt_recs.append(w.record(item, image_id, group, False, jobs))
                 pred_recs = []
                 for group in w.groups(item.predictions):
-                    r = w.record(item, image_id, group, True, jobs)
-                    if r is not None:
-                        pred_recs.append(r)
+                    pred_recs.append(w.record(item, image_id, group, True, jobs))
                 n_gt += len(gt_recs)
                 n_pred += len(pred_recs)
                 yield rec, gt_recs, pred_recs, jobs
 
         for image_bytes, gt_out, pred_out in context.map(_encode_item, prepared()):
             images.append(image_bytes)
-            for r in gt_out:
-                if type(r) is bytes:
-                    gt.add(r)
-                else:
-                    pending.append(r)
-            for r in pred_out:
-                preds.add(r)
+            done = [r for r in gt_out if type(r) is bytes]
+            gt.add_all(done)
+            if len(done) != len(gt_out):
+                pending.extend(r for r in gt_out if type(r) is not bytes)
+            preds.add_all(pred_out)
         results = options.results
         if results is None:
             results = bool(coco_info.get("results"))
@@ -1063,26 +1158,6 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
     finally:
         gt.discard()
         preds.discard()
-
-
-def _assign_id(w: _Writer, rec: dict[str, Any], group: list[Any]) -> None:
-    """Keep the group's COCO id when it is an unused integer (or a COCO string id)."""
-    first = group[0]
-    attr_id = rec.pop("id", None)
-    gid = first.group_id
-    cid: Any = attr_id if type(attr_id) is str and attr_id == gid else _int_id(gid)
-    if cid is None or cid in w.used_ids:
-        if gid is not None or any(a.annotation_id is not None for a in group):
-            w.renumbered += 1
-        return
-    for ann in group:
-        if ann.annotation_id not in (None, gid, f"{gid}:keypoints"):
-            w.renumbered += 1
-    w.used_ids.add(cid)
-    rec_items = list(rec.items())
-    rec.clear()
-    rec["id"] = cid
-    rec.update(rec_items)
 
 
 def _write_gt(destination: Path, coco_info: dict[str, Any], images: list[bytes], gt: _Stream,
