@@ -179,6 +179,11 @@ def _make(cls: type, values: dict[str, Any]) -> Any:
     return obj
 
 
+_POLYGON_FIELDS = set(PolygonAnnotation.model_fields)
+_KEYPOINTS_FIELDS = set(KeypointsAnnotation.model_fields)
+_BOX_FIELDS = set(BoxAnnotation.model_fields)
+
+
 def _base(ref: str, aid: str, gid: str, attrs: dict[str, Any], conf: Any, kind: str,
           label: str) -> dict[str, Any]:
     return {"reference_id": ref, "annotation_id": aid, "group_id": gid,
@@ -557,7 +562,9 @@ def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Sou
 
 def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
                    cats: dict[int, _Cat], context: Context, short: bool) -> Iterator[DatasetItem]:
-    for pos, (_, item) in enumerate(images):
+    for pos in range(len(images)):
+        item = images[pos][1]
+        images[pos] = None  # type: ignore[call-overload]  # the consumer owns the item now
         ref = item.reference_id
         for src in sources:
             out = item.predictions if src.results else item.annotations
@@ -568,8 +575,9 @@ def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: l
                 made = _annotation(a, i, ref, cats, path, context, src.results, short, src.prefix)
                 if made is not None:
                     out.extend(made)
-            src.buckets[pos] = []
+            src.buckets[pos] = None  # type: ignore[call-overload]
         yield item
+        del item
 
 
 def _rle_total(counts: str) -> int | None:
@@ -611,14 +619,21 @@ def _rle_total(counts: str) -> int | None:
 
 def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path: Path,
                 context: Context, results: bool, short: bool, prefix: str) -> list[Any] | None:
-    """The canonical annotations of one COCO record, or None after reporting a problem."""
+    """The canonical annotations of one COCO record, or None after reporting a problem.
+
+    The hot path of reading: checks are C-level where possible (``sum`` proves a list
+    holds numbers) and models are built with :func:`_make`.
+    """
     cid = a.get("category_id")
-    cat = cats.get(cid) if _is_int(cid) else None
+    cat = cats.get(cid) if type(cid) is int else None
     if cat is None:
         return _bad(context, path, f"{prefix}/{i}", ref, f"category_id {cid!r} does not exist in categories",
                     "add the category, or fix the annotation's category_id")
     core = _RES_CORE if results else _GT_CORE
     attrs = {k: v for k, v in a.items() if k not in core}
+    bbox = a.get("bbox")
+    seg = a.get("segmentation", _MISSING)
+    kps = a.get("keypoints", _MISSING)
     if results:
         gid = str(i + 1)
         conf = a.get("score")
@@ -631,21 +646,23 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         conf = None
         if type(aid) is str:
             attrs["id"] = aid
-        if "area" not in a or "bbox" not in a or "iscrowd" not in a or (
-                "keypoints" in a and "num_keypoints" not in a):
+        if "area" not in attrs or "iscrowd" not in attrs or bbox is None or (
+                kps is not _MISSING and "num_keypoints" not in a):
             absent = [k for k in ("bbox", "area", "iscrowd") if k not in a]
-            if "keypoints" in a and "num_keypoints" not in a:
+            if kps is not _MISSING and "num_keypoints" not in a:
                 absent.append("num_keypoints")
-            attrs[ABSENT] = absent
+            if absent:
+                attrs[ABSENT] = absent
     label = cat.label
     if cat.shared:
         attrs["category_id"] = cid
-    if "num_keypoints" in a and "keypoints" not in a:
-        attrs["num_keypoints"] = a["num_keypoints"]
 
-    bbox = a.get("bbox")
     if bbox is not None:
-        if type(bbox) is not list or len(bbox) != 4 or not _numbers(bbox):
+        try:
+            ok = type(bbox) is list and len(bbox) == 4 and type(sum(bbox)) in _NUM
+        except TypeError:
+            ok = False
+        if not ok:
             n = len(bbox) if type(bbox) is list else type(bbox).__name__
             return _bad(context, path, f"{prefix}/{i}", ref, f"bbox has {n} numbers, expected 4 [x, y, w, h]"
                         if type(bbox) is list else f"bbox is {n}, expected 4 numbers [x, y, w, h]")
@@ -657,24 +674,28 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         attrs["bbox"] = None
 
     main = None
-    seg = a.get("segmentation", _MISSING)
     if type(seg) is list and seg:
         for r, ring in enumerate(seg):
             if type(ring) is not list:
                 return _bad(context, path, f"{prefix}/{i}", ref, f"segmentation[{r}] is {type(ring).__name__}, "
                             "expected a polygon [x1, y1, x2, y2, ...]")
-            if len(ring) < 6 or len(ring) % 2:
-                return _bad(context, path, f"{prefix}/{i}", ref, f"polygon {r} has {len(ring)} numbers, expected "
+            n = len(ring)
+            if n < 6 or n & 1:
+                return _bad(context, path, f"{prefix}/{i}", ref, f"polygon {r} has {n} numbers, expected "
                             "an even count of at least 6 (3 points)",
                             "drop degenerate polygons (pycocotools reads 4 numbers as a box)")
             try:
                 sum(ring)
             except TypeError:
                 return _bad(context, path, f"{prefix}/{i}", ref, f"polygon {r} holds a non-number")
-        main = _make(PolygonAnnotation, {
+        main = _new(PolygonAnnotation)
+        _setattr(main, "__dict__", {
             "reference_id": ref, "annotation_id": gid, "group_id": gid, "track_reference_id": None,
             "metadata": {}, "attributes": attrs, "confidence": conf, "class_pdf": None,
             "type": "polygon", "label": label, "rings": seg, "embedding_vector": None})
+        _setattr(main, "__pydantic_fields_set__", _POLYGON_FIELDS)
+        _setattr(main, "__pydantic_extra__", None)
+        _setattr(main, "__pydantic_private__", None)
     elif type(seg) is dict:
         size, counts = seg.get("size"), seg.get("counts")
         if (type(size) is not list or len(size) != 2 or not all(_is_int(v) and v >= 0 for v in size)):
@@ -707,9 +728,8 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
             return _bad(context, path, f"{prefix}/{i}", ref, f"segmentation is {type(seg).__name__}, expected "
                         "a list of polygons or an RLE object")
 
-    kps = a.get("keypoints")
     kp_ann = None
-    if kps is not None:
+    if kps is not _MISSING and kps is not None:
         k = cat.k
         names, skeleton = cat.names, cat.skeleton
         if type(kps) is list and len(kps) != 3 * k and len(kps) % 3 == 0 and (
@@ -734,28 +754,39 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         if not _VISIBILITY.issuperset(vis):
             return _bad(context, path, f"{prefix}/{i}", ref, "keypoint visibility must be 0, 1 or 2, got "
                         f"{sorted(set(vis) - _VISIBILITY)[:3]}")
-        num = a.get("num_keypoints", _MISSING)
-        if num is not _MISSING and not results and num != len(vis) - vis.count(0):
-            attrs["num_keypoints"] = num  # CrowdPose counts differently: keep the file's value
-        kp_attrs: dict[str, Any] = {}
-        if main is None and bbox is None:
-            kp_attrs = attrs  # keypoints alone carry the record's attributes
-        kp_ann = _make(KeypointsAnnotation, {
+        if not results:
+            num = a.get("num_keypoints", _MISSING)
+            if num is not _MISSING and num != len(vis) - vis.count(0):
+                attrs["num_keypoints"] = num  # CrowdPose counts differently: keep the file's value
+        kp_ann = _new(KeypointsAnnotation)
+        _setattr(kp_ann, "__dict__", {
             "reference_id": ref, "annotation_id": gid + ":keypoints", "group_id": gid,
-            "track_reference_id": None, "metadata": {}, "attributes": kp_attrs,
+            "track_reference_id": None, "metadata": {},
+            # keypoints alone carry the record's attributes
+            "attributes": attrs if main is None and bbox is None else {},
             "confidence": conf, "class_pdf": None, "type": "keypoints", "label": label,
             "keypoints": kps, "names": names, "skeleton": skeleton})
-    elif "keypoints" in a:
-        attrs["keypoints"] = None
+        _setattr(kp_ann, "__pydantic_fields_set__", _KEYPOINTS_FIELDS)
+        _setattr(kp_ann, "__pydantic_extra__", None)
+        _setattr(kp_ann, "__pydantic_private__", None)
+    else:
+        if kps is None:
+            attrs["keypoints"] = None
+        if "num_keypoints" in a:
+            attrs["num_keypoints"] = a["num_keypoints"]
 
     if main is None:
         if bbox is not None:
-            main = _make(BoxAnnotation, {
+            main = _new(BoxAnnotation)
+            _setattr(main, "__dict__", {
                 "reference_id": ref, "annotation_id": gid, "group_id": gid,
                 "track_reference_id": None, "metadata": {}, "attributes": attrs,
                 "confidence": conf, "class_pdf": None, "type": "box", "label": label,
                 "x": bbox[0], "y": bbox[1], "width": bbox[2], "height": bbox[3],
                 "embedding_vector": None})
+            _setattr(main, "__pydantic_fields_set__", _BOX_FIELDS)
+            _setattr(main, "__pydantic_extra__", None)
+            _setattr(main, "__pydantic_private__", None)
         elif kp_ann is None:
             main = _make(CategoryAnnotation, {**_base(ref, gid, gid, attrs, conf, "category",
                                                       label), "taxonomy_name": None})
@@ -879,24 +910,31 @@ class _Writer:
             if (ad["track_reference_id"] is not None or ad["class_pdf"] is not None
                     or ad.get("embedding_vector") is not None or ad.get("taxonomy_name") is not None):
                 self._count_losses(ad)
-        cid = self.category_id(label, attrs)
+        cid = attrs.get("category_id") if attrs else None
+        cid = self.by_name.get(label) if cid is None else self.category_id(label, attrs)
+        if cid is None:
+            cid = self.category_id(label, attrs)
         rec: dict[str, Any]
         if results:
             rec = {"image_id": image_id, "category_id": cid}
         else:
             gid = d["group_id"]
-            attr_id = attrs.get("id")
-            oid: Any = attr_id if type(attr_id) is str and attr_id == gid else _int_id(gid)
+            if gid is not None and gid.isdigit() and gid.isascii() and (gid[0] != "0" or gid == "0"):
+                oid: Any = int(gid)
+            else:
+                attr_id = attrs.get("id")
+                oid = attr_id if type(attr_id) is str and attr_id == gid else _int_id(gid)
             if oid is None or oid in self.used_ids:
                 if gid is not None or any(a.annotation_id is not None for a in group):
                     self.renumbered += 1
                 rec = {"image_id": image_id, "category_id": cid}
             else:
                 self.used_ids.add(oid)
-                for ann in group:
-                    aid = ann.annotation_id
-                    if aid is not None and aid != gid and aid != gid + ":keypoints":
-                        self.renumbered += 1
+                if d["annotation_id"] != gid or len(group) > 1:
+                    for ann in group:
+                        aid = ann.annotation_id
+                        if aid is not None and aid != gid and aid != gid + ":keypoints":
+                            self.renumbered += 1
                 rec = {"id": oid, "image_id": image_id, "category_id": cid}
         absent = attrs.get(ABSENT, ())
         mtype = main.type if main is not None else None
@@ -1030,9 +1068,12 @@ def _encode_item(payload: tuple[Any, ...]) -> tuple[Any, ...]:
         for job in jobs:
             if job[0] == "area":
                 job[1]["area"] = _compute(job)
-    gt_bytes = [_dumps(r) if "id" in r else r for r in gt]
-    pred_bytes = [_dumps(r) for r in preds]
-    return _dumps(image_rec), gt_bytes, pred_bytes
+    kept = [r for r in gt if "id" in r]
+    pending = [r for r in gt if "id" not in r] if len(kept) != len(gt) else []
+    # one dumps per item: the list's brackets are cut off, its commas kept
+    gt_bytes = _dumps(kept)[1:-1] if kept else b""
+    pred_bytes = _dumps(preds)[1:-1] if preds else b""
+    return _dumps(image_rec), gt_bytes, pending, pred_bytes
 
 
 class _Stream:
@@ -1045,18 +1086,13 @@ class _Stream:
         self.count = 0
 
     def add(self, data: bytes) -> None:
+        """Append one or more comma-separated elements (nothing when ``data`` is empty)."""
+        if not data:
+            return
         if self.count:
             self.fh.write(b",")
         self.fh.write(data)
         self.count += 1
-
-    def add_all(self, records: list[bytes]) -> None:
-        if not records:
-            return
-        if self.count:
-            self.fh.write(b",")
-        self.fh.write(b",".join(records))
-        self.count += len(records)
 
     def copy_to(self, out: Any) -> None:
         self.fh.close()
@@ -1110,13 +1146,11 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 n_pred += len(pred_recs)
                 yield rec, gt_recs, pred_recs, jobs
 
-        for image_bytes, gt_out, pred_out in context.map(_encode_item, prepared()):
+        for image_bytes, gt_bytes, gt_pending, pred_bytes in context.map(_encode_item, prepared()):
             images.append(image_bytes)
-            done = [r for r in gt_out if type(r) is bytes]
-            gt.add_all(done)
-            if len(done) != len(gt_out):
-                pending.extend(r for r in gt_out if type(r) is not bytes)
-            preds.add_all(pred_out)
+            gt.add(gt_bytes)
+            pending.extend(gt_pending)
+            preds.add(pred_bytes)
         results = options.results
         if results is None:
             results = bool(coco_info.get("results"))
