@@ -577,3 +577,50 @@ def test_hypothesis_coco_round_trip(data: dict) -> None:
         for img in back["images"]:  # JSONL resolves relative locations; COCO keeps them as given
             img["file_name"] = Path(img["file_name"]).name
         _same_file(data, back)
+
+
+# --------------------------------------------------------------------------- RLE string check
+
+
+@pytest.mark.parametrize("counts,total", [("411101", 12), ("061", 7), ("5d0n0F", 65), ("X13T32", 148)])
+def test_rle_string_total_worked_examples(counts: str, total: int) -> None:
+    """The worked examples of the format sheet (maskApi.c rleToString)."""
+    assert coco._rle_total(counts) == total
+
+
+def test_rle_string_total_matches_pycocotools() -> None:
+    rng = np.random.default_rng(7)
+    for n in range(200):
+        h, w = (int(v) for v in rng.integers(1, 70, 2))
+        if n % 2:
+            m = (rng.random((h, w)) < rng.random()).astype(np.uint8)
+        else:
+            m = np.zeros((h, w), dtype=np.uint8)
+            m[rng.integers(0, h):, rng.integers(0, w):] = 1
+        rle = mask_utils.encode(np.asfortranarray(m))
+        assert coco._rle_total(rle["counts"].decode()) == h * w
+    assert coco._rle_total("o") is None  # a cut-off value
+    assert coco._rle_total("0@") is None  # a negative run
+    assert coco._rle_total("0 1") is None  # a character outside '0'..'o'
+
+
+def test_categories_sharing_a_name_keep_their_ids(tmp_path: Path) -> None:
+    data = {"images": [{"id": 1, "file_name": "a.jpg", "width": 5, "height": 5}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [0, 0, 1, 1]},
+                            {"id": 2, "image_id": 1, "category_id": 8, "bbox": [1, 1, 1, 1]}],
+            "categories": [{"id": 3, "name": "car"}, {"id": 8, "name": "car"}]}
+    src = tmp_path / "dup.json"
+    src.write_text(json.dumps(data))
+    out = tmp_path / "out.json"
+    _convert(src, out)
+    _same_file(data, json.loads(out.read_text()))
+
+
+def test_cli_results_option_writes_a_results_list(tmp_path: Path) -> None:
+    src = FIX / "synthetic/instances.json"
+    out = tmp_path / "res.json"
+    proc = subprocess.run([sys.executable, "-m", "annobridge", "convert", str(src), str(out), "--to", "coco",
+                           "--option", "results=true"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert "ground truth annotations" in proc.stdout  # the GT it could not hold is reported
+    assert json.loads(out.read_text()) == []
