@@ -51,6 +51,8 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "area": "COCO/panoptic: area in pixels as given by the source (never recomputed)",
     "bbox": "COCO/panoptic: the object's [x, y, w, h] when its main geometry is not a box",
     "category_id": "the source's integer category id",
+    "num_keypoints": "COCO: the file's num_keypoints when it disagrees with the count of v > 0",
+    "coco_absent": "COCO: standard keys (bbox, area, iscrowd, num_keypoints) the source left out",
     "isthing": "panoptic: 1 = countable thing, 0 = stuff",
     "truncated": "KITTI: 0..1 fraction outside the image (or the tracking variants), kept as written",
     "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written",
