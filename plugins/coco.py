@@ -995,30 +995,32 @@ class _Writer:
         out: dict[Any, list[Any]] = {}
         for ann in anns:
             gid = ann.group_id
-            key = gid if gid is not None else id(ann)
-            group = out.get(key)
-            if group is not None and not _fits(group, ann):
-                n = 0
-                while group is not None and not _fits(group, ann):
+            if gid is None:
+                out[id(ann)] = [ann]
+                continue
+            group = out.get(gid)
+            if group is None:
+                out[gid] = [ann]
+            elif _fits(group, ann):
+                group.append(ann)
+            else:
+                n = 1
+                while (key := (gid, n)) in out and not _fits(out[key], ann):
                     n += 1
-                    group = out.get((key, n))
-                key = (key, n)
-            out.setdefault(key, []).append(ann)
+                out.setdefault(key, []).append(ann)
         return list(out.values())
 
 
-def _role(ann: Any) -> str:
-    return ann.type if ann.type in ("keypoints", "box") else "main"
+_ROLE = {"keypoints": "keypoints", "box": "box"}
 
 
 def _fits(group: list[Any], ann: Any) -> bool:
-    role = _role(ann)
-    return all(_role(g) != role for g in group)
-
-
-def _finish(job_items: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
-    """Compute the bboxes and areas a record lacks (pycocotools work; runs in context.map)."""
-    return [_compute(job) for job in job_items]
+    """Whether ``ann`` takes a role (main geometry, box, keypoints) still free in ``group``."""
+    role = _ROLE.get(ann.type, "main")
+    for g in group:
+        if _ROLE.get(g.type, "main") == role:
+            return False
+    return True
 
 
 def _compute(job: tuple[Any, ...]) -> Any:

@@ -624,3 +624,19 @@ def test_cli_results_option_writes_a_results_list(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "ground truth annotations" in proc.stdout  # the GT it could not hold is reported
     assert json.loads(out.read_text()) == []
+
+
+def test_a_group_with_two_main_geometries_becomes_two_records(tmp_path: Path) -> None:
+    ring = [0, 0, 4, 0, 4, 4]
+    item = DatasetItem(reference_id="1", width=10, height=10, annotations=[
+        PolygonAnnotation(label="a", rings=[ring], group_id="4", annotation_id="4"),
+        PolygonAnnotation(label="a", rings=[[5, 5, 9, 5, 9, 9]], group_id="4", annotation_id="4b"),
+        BoxAnnotation(label="a", x=0, y=0, width=4, height=4, group_id="4", annotation_id="4c"),
+    ])
+    out = tmp_path / "o.json"
+    engine.write_dataset(Dataset.of([item]), out, "coco")
+    anns = {a["id"]: a for a in json.loads(out.read_text())["annotations"]}
+    assert anns[4]["segmentation"] == [ring] and anns[4]["bbox"] == [0, 0, 4, 4]
+    other = [a for k, a in anns.items() if k != 4]
+    assert len(other) == 1 and other[0]["segmentation"] == [[5, 5, 9, 5, 9, 9]]
+    assert other[0]["bbox"] == [5, 5, 4, 4] and other[0]["area"] > 0
