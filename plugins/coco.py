@@ -105,9 +105,6 @@ _NUM = (int, float)
 _ID = (int, str)
 _VISIBILITY = frozenset({0, 1, 2})
 _MISSING: Any = object()
-_GT_CORE = frozenset({"id", "image_id", "category_id", "segmentation", "bbox", "keypoints",
-                      "num_keypoints"})
-_RES_CORE = frozenset({"image_id", "category_id", "segmentation", "bbox", "keypoints", "score"})
 _IMAGE_CORE = frozenset({"id", "file_name", "width", "height"})
 _CATEGORY_CORE = frozenset({"id", "name", "supercategory", "keypoints", "skeleton"})
 _GT_SPECIAL = frozenset({ABSENT, "category_id", "bbox", "segmentation", "keypoints",
@@ -629,27 +626,33 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
     if cat is None:
         return _bad(context, path, f"{prefix}/{i}", ref, f"category_id {cid!r} does not exist in categories",
                     "add the category, or fix the annotation's category_id")
-    core = _RES_CORE if results else _GT_CORE
-    attrs = {k: v for k, v in a.items() if k not in core}
-    bbox = a.get("bbox")
-    seg = a.get("segmentation", _MISSING)
-    kps = a.get("keypoints", _MISSING)
+    # The reader owns the parsed record and drops it after this call: the core keys are
+    # popped and what is left (area, iscrowd, unknown keys) becomes the attributes as is.
+    attrs = a
+    del attrs["category_id"]
+    attrs.pop("image_id", None)
+    bbox_raw = attrs.pop("bbox", _MISSING)
+    bbox = None if bbox_raw is _MISSING else bbox_raw
+    seg = attrs.pop("segmentation", _MISSING)
+    kps = attrs.pop("keypoints", _MISSING)
+    num = attrs.pop("num_keypoints", _MISSING)
     if results:
         gid = str(i + 1)
-        conf = a.get("score")
+        conf = attrs.pop("score", None)
         if conf is not None and (type(conf) not in _NUM or not 0 <= conf <= 1):
             return _bad(context, path, f"{prefix}/{i}", ref, f"score is {conf!r}, expected a number in 0..1",
                         "scores must be probabilities in 0..1")
     else:
-        aid = a["id"]
+        aid = attrs.pop("id")
         gid = str(aid)
         conf = None
         if type(aid) is str:
             attrs["id"] = aid
-        if "area" not in attrs or "iscrowd" not in attrs or bbox is None or (
-                kps is not _MISSING and "num_keypoints" not in a):
-            absent = [k for k in ("bbox", "area", "iscrowd") if k not in a]
-            if kps is not _MISSING and "num_keypoints" not in a:
+        if "area" not in attrs or "iscrowd" not in attrs or bbox_raw is _MISSING or (
+                kps is not _MISSING and num is _MISSING):
+            absent = [k for k, v in (("bbox", bbox_raw is _MISSING), ("area", "area" not in attrs),
+                                     ("iscrowd", "iscrowd" not in attrs)) if v]
+            if kps is not _MISSING and num is _MISSING:
                 absent.append("num_keypoints")
             if absent:
                 attrs[ABSENT] = absent
@@ -670,7 +673,7 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
             return _bad(context, path, f"{prefix}/{i}", ref,
                         f"bbox {bbox} has negative width or height, expected w, h >= 0",
                         "bbox is [x, y, width, height], not [x1, y1, x2, y2]")
-    elif "bbox" in a:
+    elif bbox_raw is not _MISSING:
         attrs["bbox"] = None
 
     main = None
@@ -754,10 +757,8 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         if not _VISIBILITY.issuperset(vis):
             return _bad(context, path, f"{prefix}/{i}", ref, "keypoint visibility must be 0, 1 or 2, got "
                         f"{sorted(set(vis) - _VISIBILITY)[:3]}")
-        if not results:
-            num = a.get("num_keypoints", _MISSING)
-            if num is not _MISSING and num != len(vis) - vis.count(0):
-                attrs["num_keypoints"] = num  # CrowdPose counts differently: keep the file's value
+        if num is not _MISSING and (results or num != len(vis) - vis.count(0)):
+            attrs["num_keypoints"] = num  # CrowdPose counts differently: keep the file's value
         kp_ann = _new(KeypointsAnnotation)
         _setattr(kp_ann, "__dict__", {
             "reference_id": ref, "annotation_id": gid + ":keypoints", "group_id": gid,
@@ -772,8 +773,8 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
     else:
         if kps is None:
             attrs["keypoints"] = None
-        if "num_keypoints" in a:
-            attrs["num_keypoints"] = a["num_keypoints"]
+        if num is not _MISSING:
+            attrs["num_keypoints"] = num
 
     if main is None:
         if bbox is not None:
