@@ -103,9 +103,9 @@ KINDS = frozenset({"box", "polygon", "object_mask", "keypoints", "category"})
 ABSENT = "coco_absent"
 _NUM = (int, float)
 _ID = (int, str)
+_ID_TYPES = frozenset(_ID)
 _VISIBILITY = frozenset({0, 1, 2})
 _MISSING: Any = object()
-_IMAGE_CORE = frozenset({"id", "file_name", "width", "height"})
 _CATEGORY_CORE = frozenset({"id", "name", "supercategory", "keypoints", "skeleton"})
 _GT_SPECIAL = frozenset({ABSENT, "category_id", "bbox", "segmentation", "keypoints",
                          "num_keypoints", "id", "image_id"})
@@ -367,12 +367,12 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
     index: dict[Any, int] = {}
     refs: dict[str, int] = {}
     for i, img in enumerate(raw):
-        where = f"#/images/{i}"
         if type(img) is not dict:
             context.error(ReadError(f"image is {type(img).__name__}, expected an object",
-                                    file=path, where=where))
+                                    file=path, where=f"#/images/{i}"))
             continue
         iid = img.get("id")
+        where = f"#/images/{i}"
         if type(iid) not in _ID:
             context.error(ReadError(f"image id is {iid!r}, expected an integer or a string",
                                     file=path, where=where))
@@ -383,21 +383,28 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
                                     f"{where}", file=path, where=where,
                                     fix="image ids must be unique"))
             continue
-        width, height, file_name = img.get("width"), img.get("height"), img.get("file_name")
+        width, height, file_name = img.get("width"), img.get("height"), img.get("file_name", _MISSING)
         problem = None
-        for key, v in (("width", width), ("height", height)):
-            if v is not None and (not _is_int(v) or v < 0):
-                problem = f"image {key} is {v!r}, expected a non-negative integer"
-        if file_name is not None and type(file_name) is not str:
+        if (type(width) is not int or width < 0) and width is not None:
+            problem = f"image width is {width!r}, expected a non-negative integer"
+        if (type(height) is not int or height < 0) and height is not None:
+            problem = f"image height is {height!r}, expected a non-negative integer"
+        if type(file_name) is not str and file_name is not None and file_name is not _MISSING:
             problem = f"file_name is {file_name!r}, expected a string"
         if problem:
             context.error(ReadError(problem, file=path, where=where, item=ref))
             continue
-        attrs = {k: v for k, v in img.items() if k not in _IMAGE_CORE}
+        attrs = img  # the reader owns the parsed record: the rest of it is the attributes
+        del attrs["id"]
+        attrs.pop("width", None)
+        attrs.pop("height", None)
+        if file_name is _MISSING:
+            file_name = None
+            attrs[ABSENT] = ["file_name"]
+        else:
+            del attrs["file_name"]
         if type(iid) is str:
             attrs["id"] = iid
-        if "file_name" not in img:
-            attrs[ABSENT] = ["file_name"]
         item = _make(DatasetItem, {
             "reference_id": ref, "image_location": file_name, "pointcloud_location": None,
             "width": width, "height": height, "metadata": {}, "attributes": attrs,
@@ -450,6 +457,10 @@ def _bucket(anns: list[Any], image_index: dict[Any, int], path: Path, context: C
     ``prefix`` is the JSON pointer of the list (``#/annotations``, or ``#`` for a bare
     results list).
     """
+    if create_images is None:
+        fast = _bucket_fast(anns, image_index, results)
+        if fast is not None:
+            return fast
     buckets: list[list[int]] = [[] for _ in range(len(image_index))]
     seen: dict[Any, int] = {}
     for i, a in enumerate(anns):
@@ -467,7 +478,7 @@ def _bucket(anns: list[Any], image_index: dict[Any, int], path: Path, context: C
             first = seen.setdefault(aid, i)
             if first != i:
                 context.error(ReadError(
-                    f"annotation id {aid!r} is used twice: #/annotations/{first} and "
+                    f"annotation id {aid!r} is used twice: {prefix}/{first} and "
                     f"{prefix}/{i}", file=path, where=f"{prefix}/{i}",
                     fix="annotation ids must be unique (pycocotools silently keeps only one)"))
                 continue
@@ -482,6 +493,26 @@ def _bucket(anns: list[Any], image_index: dict[Any, int], path: Path, context: C
                                         where=f"{prefix}/{i}",
                                         fix="add the image, or fix the annotation's image_id"))
                 continue
+        buckets[pos].append(i)
+    return buckets
+
+
+def _bucket_fast(anns: list[Any], image_index: dict[Any, int], results: bool) -> list[list[int]] | None:
+    """:func:`_bucket` for a file with no problem (C-level passes); None sends the caller
+    to the careful loop, which names every problem."""
+    try:
+        if not results:
+            ids = [a["id"] for a in anns]
+            if not {type(v) for v in ids} <= _ID_TYPES or len(set(ids)) != len(ids):
+                return None
+        get = image_index.get
+        positions = [get(a["image_id"]) for a in anns]
+    except (KeyError, TypeError):
+        return None
+    if None in positions:
+        return None
+    buckets: list[list[int]] = [[] for _ in range(len(image_index))]
+    for i, pos in enumerate(positions):
         buckets[pos].append(i)
     return buckets
 
