@@ -421,6 +421,14 @@ def read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
     Raises:
         ReadError: the file is not JSON, or (outside validation) the first problem found.
     """
+    try:
+        return _read(path, options, context)
+    except BaseException:
+        gc.unfreeze()  # _load_json froze the parse; no item generator will unfreeze it
+        raise
+
+
+def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
     data = _load_json(path)
     if type(data) is list:
         return _read_results(path, data, options, context)
