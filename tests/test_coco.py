@@ -88,6 +88,7 @@ def test_real_files_round_trip_exactly(case: str, tmp_path: Path) -> None:
     report = _convert(src, out, read)
     assert report.lossless, report.dropped
     _same_file(json.loads(src.read_text()), json.loads(out.read_text()))
+    assert len(COCO(str(out)).anns) == len(json.loads(src.read_text()).get("annotations", []))
 
 
 @pytest.mark.parametrize("rel", RESULT_CASES)
