@@ -74,7 +74,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -82,7 +81,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict
 
-from annobridge.core.errors import ReadError, WriteError
+from annobridge.core.errors import ReadError
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
 from annobridge.core.model import (
@@ -260,14 +259,6 @@ def _is_int(v: Any) -> bool:
     return type(v) is int
 
 
-def _numbers(values: list[Any]) -> bool:
-    """Whether every value is an int or a float (bool passes: it is an int)."""
-    try:
-        return type(sum(values)) in _NUM
-    except TypeError:
-        return False
-
-
 def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
                       context: Context) -> tuple[list[Category], dict[int, _Cat]]:
     if raw is None:
@@ -314,13 +305,11 @@ def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
                 context.error(ReadError("skeleton must be a list of [a, b] pairs", file=path,
                                         where=f"{where}/skeleton"))
                 continue
-            bad = False
             for j, edge in enumerate(skeleton_raw):
                 if (type(edge) is not list or len(edge) != 2
                         or not all(_is_int(e) for e in edge)):
                     context.error(ReadError(f"skeleton edge is {edge!r}, expected [a, b] integers",
                                             file=path, where=f"{where}/skeleton/{j}"))
-                    bad = True
                     continue
                 a, b = edge
                 if not (1 <= a <= k and 1 <= b <= k):
@@ -333,7 +322,6 @@ def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
                         file=path, where=f"{where}/skeleton/{j}",
                         fix="fix the edge (0-based skeletons must be shifted by 1), or read "
                             "with --option bad-skeleton-edges=drop"))
-                    bad = True
                     continue
                 skeleton.append((a - 1, b - 1))
             # after a bad edge the category stays, with its valid edges, so that validate

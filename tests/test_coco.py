@@ -24,7 +24,6 @@ from annobridge.core.model import (
     BoxAnnotation,
     CategoryAnnotation,
     Dataset,
-    DatasetHeader,
     DatasetItem,
     KeypointsAnnotation,
     ObjectMaskAnnotation,
