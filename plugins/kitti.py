@@ -709,6 +709,8 @@ def detect(path: Path) -> bool:
     if not path.is_dir():
         return False
     for base in (path, path / "training", path / "testing"):
+        if _looks_tracking(base):
+            continue
         if (base / "label_2").is_dir() or ((base / "calib").is_dir() and (
                 (base / "image_2").is_dir() or (base / "velodyne").is_dir())):
             return True
