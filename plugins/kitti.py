@@ -142,6 +142,7 @@ FIELDS = ("truncated", "occluded", "alpha", "left", "top", "right", "bottom",
 SENTINEL_3D = (-1, -1, -1, -1000, -1000, -1000, -10)
 TRACKING_DONTCARE_3D = (-1000, -1000, -1000, -10, -1, -1, -1)
 LIDAR_SENSOR = "lidar"
+KITTI_ATTRIBUTES = frozenset({"truncated", "occluded", "alpha", "dont_care", "score", "kitti_text", "track_id"})
 
 
 # --------------------------------------------------------------------------- options
@@ -492,6 +493,16 @@ class _ReadState:
     style: Style
 
 
+def _calib_or_none(path: Path | None, context: Context) -> geo.Calib | None:
+    if path is None:
+        return None
+    try:
+        return geo.read_calib(path)
+    except ReadError as err:
+        context.error(err)
+        return None
+
+
 def _transform(calib: geo.Calib | None) -> geo.Transform | None:
     if calib is None or geo.missing_3d_keys(calib):
         return None
@@ -630,7 +641,7 @@ def _object_items(frames: Iterator[FrameFiles], layout: Layout, sets: dict[str, 
 def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], header: DatasetHeader,
                  state: _ReadState, calib_dir: Path) -> Iterator[DatasetItem]:
     stem = ff.stem
-    calib = geo.read_calib(ff.calib) if ff.calib is not None else None
+    calib = _calib_or_none(ff.calib, state.context)
     gt_boxes: list[Any] = []
     gt_cuboids: list[Any] = []
     pr_boxes: list[Any] = []
@@ -646,9 +657,12 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
             label_is_gt = False
         for lineno, row in rows:
             if not t_checked and row.name.lower() != "dontcare" and _valid_3d(row.values):
-                t = _frame_transform(calib, ff.calib or calib_dir / f"{stem}.txt", src,
-                                     state.options.frame, True)
                 t_checked = True
+                try:
+                    t = _frame_transform(calib, ff.calib or calib_dir / f"{stem}.txt", src,
+                                         state.options.frame, True)
+                except ReadError as err:
+                    state.context.error(err)
             gid = f"{stem}-{row_no}"
             row_no += 1
             try:
@@ -683,6 +697,8 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
     if t is not None:
         metadata["camera_params"] = geo.camera_params(t)
     img_loc = str(ff.image) if ff.image is not None else None
+    if ff.velodyne is not None and not _velodyne_ok(ff.velodyne, state.context):
+        ff.velodyne = None
     if ff.velodyne is None:
         yield DatasetItem.model_construct(
             reference_id=stem, image_location=img_loc, pointcloud_location=None, width=width, height=height,
@@ -702,6 +718,15 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
         reference_id=stem, image_location=img_loc, pointcloud_location=None, width=width, height=height,
         metadata=metadata, attributes=attrs, annotations=gt_boxes, predictions=pr_boxes,
         scene=FrameRef.model_construct(scene_reference_id=stem, index=0, sensor="image_2"))
+
+
+def _velodyne_ok(path: Path, context: Context) -> bool:
+    size = path.stat().st_size
+    if size % 16:
+        context.error(ReadError(f"velodyne file has {size} bytes, not a multiple of 16 (4 float32 a point)",
+                                file=path, fix="the file is truncated or not a KITTI velodyne scan"))
+        return False
+    return True
 
 
 def detect(path: Path) -> bool:
@@ -749,29 +774,34 @@ def read_tracking(path: Path, options: KittiReadOptions, context: Context) -> Da
     velo_dir = _first_dir(split_dir, ("velodyne",)) if options.velodyne else None
     calib_dir = _first_dir(split_dir, ("calib",))
     labels = _stems(label_dir, (".txt",))
-    seqs = set(labels)
+    results = _stems(_first_dir(split_dir, ("results",)), (".txt",))
+    seqs = set(labels) | set(results)
     for d in (image_dir, velo_dir):
         if d is not None:
             seqs.update(e.name for e in os.scandir(d) if e.is_dir())
     split = split_dir.name if split_dir.name in ("training", "testing") else None
-    header = DatasetHeader(categories=_scan_names([labels[s] for s in sorted(labels)], 2, mapping),
+    header = DatasetHeader(categories=_scan_names([labels[s] for s in sorted(labels)]
+                                                  + [results[s] for s in sorted(results)], 2, mapping),
                            info={"kitti": {"split": split}})
     state = _ReadState(options, mapping, context, TRACKING_STYLE)
-    return Dataset(header=header, items=_tracking_items(sorted(seqs), labels, image_dir, velo_dir, calib_dir,
-                                                        split, header, state))
+    return Dataset(header=header, items=_tracking_items(sorted(seqs), labels, results, image_dir, velo_dir,
+                                                        calib_dir, split, header, state))
 
 
-def _tracking_items(seqs: list[str], labels: dict[str, Path], image_dir: Path | None, velo_dir: Path | None,
+def _tracking_items(seqs: list[str], labels: dict[str, Path], results: dict[str, Path], image_dir: Path | None,
+                    velo_dir: Path | None,
                     calib_dir: Path | None, split: str | None, header: DatasetHeader,
                     state: _ReadState) -> Iterator[DatasetItem]:
     for seq in seqs:
         calib_path = calib_dir / f"{seq}.txt" if calib_dir is not None else None
-        calib = geo.read_calib(calib_path) if calib_path is not None and calib_path.is_file() else None
-        label_path = labels.get(seq)
-        by_frame: dict[int, list[tuple[int, Row]]] = {}
-        if label_path is not None:
-            for lineno, row in _read_rows(label_path, 2, state.context):
-                by_frame.setdefault(int(row.prefix[0]), []).append((lineno, row))
+        calib = _calib_or_none(calib_path if calib_path is not None and calib_path.is_file() else None,
+                               state.context)
+        label_path = labels.get(seq) or results.get(seq)
+        by_frame: dict[int, list[tuple[int, Row, Path]]] = {}
+        for src in (labels.get(seq), results.get(seq)):
+            if src is not None:
+                for lineno, row in _read_rows(src, 2, state.context):
+                    by_frame.setdefault(int(row.prefix[0]), []).append((lineno, row, src))
         images = _stems(image_dir / seq if image_dir and (image_dir / seq).is_dir() else None, IMAGE_EXTS)
         clouds = _stems(velo_dir / seq if velo_dir and (velo_dir / seq).is_dir() else None, (".bin",))
         frames = [int(s) for s in (*images, *clouds) if s.isdigit()] + list(by_frame)
@@ -784,9 +814,12 @@ def _tracking_items(seqs: list[str], labels: dict[str, Path], image_dir: Path | 
         header.scenes[seq] = Scene.model_construct(reference_id=seq, metadata={}, annotations=[],
                                                    attributes={"kitti_sequence": seq})
         t: geo.Transform | None = None
-        if any(r.name.lower() != "dontcare" and _valid_3d(r.values) for rows in by_frame.values() for _, r in rows):
-            t = _frame_transform(calib, calib_path or Path(f"calib/{seq}.txt"), label_path or Path(seq),
-                                 state.options.frame, True)
+        if any(r.name.lower() != "dontcare" and _valid_3d(r.values) for rows in by_frame.values() for _, r, _ in rows):
+            try:
+                t = _frame_transform(calib, calib_path or Path(f"calib/{seq}.txt"), label_path or Path(seq),
+                                     state.options.frame, True)
+            except ReadError as err:
+                state.context.error(err)
         elif state.options.frame != "camera":
             t = _transform(calib)
         cam = geo.camera_params(t) if t is not None else None
@@ -794,10 +827,10 @@ def _tracking_items(seqs: list[str], labels: dict[str, Path], image_dir: Path | 
             name = f"{f:06d}"
             ref = f"{seq}-{name}"
             gt, gc, pb, pc = [], [], [], []
-            for k, (lineno, row) in enumerate(by_frame.get(f, [])):
+            for k, (lineno, row, src) in enumerate(by_frame.get(f, [])):
                 gid = f"{ref}-{k}"
                 try:
-                    made = _row_annotations(row, label_path, lineno, ref, gid, t, state, True)  # type: ignore[arg-type]
+                    made = _row_annotations(row, src, lineno, ref, gid, t, state, True)
                 except ReadError as err:
                     state.context.error(err)
                     continue
@@ -821,6 +854,8 @@ def _tracking_items(seqs: list[str], labels: dict[str, Path], image_dir: Path | 
             img = images.get(name)
             width, height = _image_size(img)
             cloud = clouds.get(name)
+            if cloud is not None and not _velodyne_ok(cloud, state.context):
+                cloud = None
             if cloud is not None:
                 pc_ref = f"{ref}-{LIDAR_SENSOR}"
                 for a in (*gc, *pc):
@@ -940,6 +975,11 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     if not label or "\n" in label or "\r" in label:
         raise WriteError(f"label {label!r} cannot be a KITTI class name (empty or with a line break)", item=ref)
     attrs = (b.attributes if b is not None else {}) or {}
+    for holder in (b, c):
+        if holder is not None:
+            for key in holder.attributes:
+                if key not in KITTI_ATTRIBUTES:
+                    drops.append((f"attribute:{key}", "KITTI label rows have no field for it", 1))
     text = attrs.get("kitti_text")
     tokens = text.split() if isinstance(text, str) else None
     n_expected = 15 if prediction else 14
