@@ -33,6 +33,7 @@ from tests import kitti_synth
 
 ROOT = Path(__file__).resolve().parent.parent
 FIX = ROOT / "fixtures" / "kitti"
+TRACK = ROOT / "fixtures" / "kitti-tracking" / "generated"
 REAL_PROJECTION_TOLERANCE_PX = 10.0  # measured on the real labels below: max 9.56 px (a pedestrian)
 
 
@@ -187,9 +188,9 @@ def test_geometry_of_every_prediction_cuboid_without_calibration() -> None:
 
 
 def test_geometry_of_every_tracking_cuboid() -> None:
-    base = FIX / "tracking/training"
+    base = TRACK / "training"
     labels = {"0000": base / "label_02/0000.txt"}
-    n = _check_geometry(FIX / "tracking", "kitti-tracking", labels,
+    n = _check_geometry(TRACK, "kitti-tracking", labels,
                         lambda seq: geo.read_calib(base / "calib" / f"{seq}.txt"))
     assert n == 6
 
@@ -372,7 +373,7 @@ def test_nucleus_json_cloud_is_written_as_bin(tmp_path: Path) -> None:
 
 
 def test_tracking_reads_sequences_as_scenes_with_tracks() -> None:
-    ds = annobridge.load(FIX / "tracking", "kitti-tracking")
+    ds = annobridge.load(TRACK, "kitti-tracking")
     items = list(ds.items)
     assert list(ds.header.scenes) == ["0000"]
     images = [i for i in items if i.pointcloud_location is None]
@@ -392,17 +393,17 @@ def test_tracking_reads_sequences_as_scenes_with_tracks() -> None:
 
 
 def test_tracking_round_trip_is_byte_identical(tmp_path: Path) -> None:
-    report = _convert(FIX / "tracking", tmp_path / "out", "kitti-tracking")
+    report = _convert(TRACK, tmp_path / "out", "kitti-tracking")
     assert report.dropped == {}, report.summary()
     assert (tmp_path / "out/training/label_02/0000.txt").read_bytes() == \
-        (FIX / "tracking/training/label_02/0000.txt").read_bytes()
+        (TRACK / "training/label_02/0000.txt").read_bytes()
     # the tracking calib spellings (R_rect, Tr_velo_cam without colon) are read; written as object keys
     text = (tmp_path / "out/training/calib/0000.txt").read_text()
     assert "R0_rect:" in text and "Tr_velo_to_cam:" in text
 
 
 def test_detection_tells_object_and_tracking_layouts_apart(registry) -> None:
-    assert registry.detect(FIX / "tracking") == ["kitti-tracking"]
+    assert registry.detect(TRACK) == ["kitti-tracking"]
     assert registry.detect(FIX / "openpcdet-sample") == ["kitti"]
     assert registry.detect(FIX / "openpcdet-sample/training") == ["kitti"]
 
@@ -440,7 +441,7 @@ def test_cli_subprocess_converts_and_reports(tmp_path: Path) -> None:
                           "--to", "kitti", "--json"], capture_output=True, text=True, check=True)
     report = json.loads(out.stdout)
     assert report["source_format"] == "kitti" and report["read"] == {"box": 6, "cuboid": 4}
-    bad = subprocess.run([str(exe), "convert", str(FIX / "tracking"), str(tmp_path / "t"), "--from",
+    bad = subprocess.run([str(exe), "convert", str(TRACK), str(tmp_path / "t"), "--from",
                           "kitti-tracking", "--to", "kitti"], capture_output=True, text=True)
     assert bad.returncode == 0, bad.stderr
     assert "dropped 1 x scene" in bad.stdout
