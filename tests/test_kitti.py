@@ -587,3 +587,18 @@ def test_workers_give_identical_output(tmp_path: Path) -> None:
     engine.convert(tmp_path / "k", tmp_path / "two", src_format="kitti", dst_format="kitti", workers=2)
     assert _texts(tmp_path / "one") == _texts(tmp_path / "two")
     shutil.rmtree(tmp_path / "k")
+
+
+@pytest.mark.parametrize("case,fmt", [(FIX / "openpcdet-sample", "kitti"), (FIX / "mmdet3d-results", "kitti"),
+                                      (TRACK, "kitti-tracking")])
+def test_fixture_reads_as_its_expected_jsonl(case: Path, fmt: str) -> None:
+    """Regression snapshot (the geometry itself is checked independently above)."""
+    got = list(annobridge.load(case, fmt).items)
+    want = list(annobridge.load(case / "expected.jsonl", "jsonl").items)
+
+    def plain(item: DatasetItem) -> dict:
+        d = item.model_dump(exclude={"image_location", "pointcloud_location"})
+        d["files"] = [Path(p).name for p in (item.image_location, item.pointcloud_location) if p]
+        return d
+
+    assert [plain(i) for i in got] == [plain(i) for i in want]
