@@ -48,6 +48,60 @@ def is_number(token: str) -> bool:
     return bool(_NUMBER.match(token))
 
 
+_NUMBERS = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?: [-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)*")
+
+
+def all_numbers(tokens: list[str]) -> bool:
+    """``all(is_number(t) for t in tokens)`` with one regex match."""
+    return bool(_NUMBERS.fullmatch(" ".join(tokens)))
+
+
+_CACHE: dict[str, Calib] = {}
+_CACHE_LIMIT = 256
+
+
+def read_calib_cached(path: Path) -> Calib:
+    """:func:`read_calib`, parsed once per distinct file content (frames of one drive share
+    their calibration). The returned dict is shared: treat it as read-only."""
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        text = fh.read()
+    hit = _CACHE.get(text)
+    if hit is not None:
+        return hit
+    calib = read_calib(path)
+    if len(_CACHE) >= _CACHE_LIMIT:
+        _CACHE.clear()
+    _CACHE[text] = calib
+    return calib
+
+
+_TRANSFORMS: dict[int, tuple[Calib, "Transform", dict]] = {}
+
+
+def transform_of(calib: Calib) -> "Transform":
+    """A :class:`Transform` for ``calib``, reused while the same dict object is passed."""
+    hit = _TRANSFORMS.get(id(calib))
+    if hit is not None and hit[0] is calib:
+        return hit[1]
+    t = Transform(calib)
+    if len(_TRANSFORMS) >= _CACHE_LIMIT:
+        _TRANSFORMS.clear()
+    _TRANSFORMS[id(calib)] = (calib, t, {})
+    return t
+
+
+def camera_params_of(t: "Transform") -> dict[str, Any]:
+    """:func:`camera_params`, computed once per cached transform (a fresh copy each call)."""
+    import copy
+
+    hit = _TRANSFORMS.get(id(t.calib))
+    if hit is not None and hit[1] is t:
+        if "cp" not in hit[2]:
+            hit[2]["cp"] = camera_params(t)
+        return copy.deepcopy(hit[2]["cp"])
+    return camera_params(t)
+
+
 def read_calib(path: Path) -> Calib:
     """Parse a KITTI calibration file into ``{key: [values, row-major]}`` in file order.
 

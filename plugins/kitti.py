@@ -260,9 +260,10 @@ def parse_row(line: str, path: Path, lineno: int, *, prefix: int = 0) -> Row:
         raise ReadError(f"column {prefix + 1} (type) is the number {rest[0]!r}, expected a class name; "
                         f"row has {len(tokens)} columns, expected {expected}", file=path, where=where)
     for k in (15, 14):
-        if n - k >= 1 and not geo.is_number(rest[n - k - 1]) and all(geo.is_number(t) for t in rest[n - k:]):
+        if n - k >= 1 and not geo.is_number(rest[n - k - 1]):
             nums = rest[n - k:]
-            return Row(" ".join(rest[: n - k]), nums, [float(t) for t in nums], head)
+            if geo.all_numbers(nums):
+                return Row(" ".join(rest[: n - k]) if n - k > 1 else rest[0], nums, [float(t) for t in nums], head)
     if n in (15, 16):
         for col, tok in enumerate(rest[1:], start=1):
             if not geo.is_number(tok):
@@ -497,7 +498,7 @@ def _calib_or_none(path: Path | None, context: Context) -> geo.Calib | None:
     if path is None:
         return None
     try:
-        return geo.read_calib(path)
+        return geo.read_calib_cached(path)
     except ReadError as err:
         context.error(err)
         return None
@@ -506,7 +507,7 @@ def _calib_or_none(path: Path | None, context: Context) -> geo.Calib | None:
 def _transform(calib: geo.Calib | None) -> geo.Transform | None:
     if calib is None or geo.missing_3d_keys(calib):
         return None
-    return geo.Transform(calib)
+    return geo.transform_of(calib)
 
 
 def _frame_transform(calib: geo.Calib | None, calib_path: Path | None, label_path: Path,
@@ -695,7 +696,7 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
     if t is None and state.options.frame != "camera":
         t = _transform(calib)
     if t is not None:
-        metadata["camera_params"] = geo.camera_params(t)
+        metadata["camera_params"] = geo.camera_params_of(t)
     img_loc = str(ff.image) if ff.image is not None else None
     if ff.velodyne is not None and not _velodyne_ok(ff.velodyne, state.context):
         ff.velodyne = None
@@ -822,7 +823,7 @@ def _tracking_items(seqs: list[str], labels: dict[str, Path], results: dict[str,
                 state.context.error(err)
         elif state.options.frame != "camera":
             t = _transform(calib)
-        cam = geo.camera_params(t) if t is not None else None
+        cam = geo.camera_params_of(t) if t is not None else None
         for f in range(last + 1):
             name = f"{f:06d}"
             ref = f"{seq}-{name}"
