@@ -942,6 +942,7 @@ def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], predi
     used: set[int] = set()
     rows: list[str] = []
     kind = "prediction:" if prediction else ""
+    pairs: list[CuboidAnnotation | None] = []
     for b in boxes:
         c = by_group.get(b.group_id) if b.group_id is not None else None
         if c is None and b.track_reference_id is not None:
@@ -950,6 +951,10 @@ def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], predi
             c = None
         if c is not None:
             used.add(id(c))
+        pairs.append(c)
+    if t is not None and any(c is None for c in pairs) and len(used) < len(cuboids):
+        _pair_by_overlap(boxes, pairs, [c for c in cuboids if id(c) not in used], used, t, size, ref)
+    for b, c in zip(boxes, pairs):
         row = _render(b, c, prediction, t, size, job, ref, drops)
         if row is not None:
             rows.append(row)
@@ -961,6 +966,49 @@ def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], predi
             if row is not None:
                 rows.append(row)
     return rows
+
+
+def _implied(key: str, value: Any, ann: Any) -> bool:
+    """Attributes that carry no information beyond the box: COCO ``iscrowd`` 0 and an
+    ``area`` equal to the box's width x height."""
+    if key == "iscrowd":
+        return value == 0
+    if key == "area" and ann.type == "box" and isinstance(value, (int, float)):
+        return abs(float(value) - float(ann.width) * float(ann.height)) <= 1e-6 * max(1.0, abs(float(value)))
+    return False
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    iw = min(a[2], b[2]) - max(a[0], b[0])
+    ih = min(a[3], b[3]) - max(a[1], b[1])
+    if iw <= 0 or ih <= 0:
+        return 0.0
+    inter = iw * ih
+    return inter / ((a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter)
+
+
+def _pair_by_overlap(boxes: list[BoxAnnotation], pairs: list[CuboidAnnotation | None],
+                     free: list[CuboidAnnotation], used: set[int], t: geo.Transform,
+                     size: tuple[int | None, int | None], ref: str) -> None:
+    """Join boxes and cuboids that carry no shared id (e.g. Nucleus data without the
+    annobridge extension): same label and IoU >= 0.5 between the box and the cuboid's
+    projection, best overlaps first."""
+    candidates = []
+    for c in free:
+        h, w, l, x, y, z, ry = _cuboid_camera(c, t, ref)
+        proj = geo.box_2d(t.P2, geo.corners_camera((x, y, z), h, w, l, ry), size[0], size[1])
+        if proj is None:
+            continue
+        for i, b in enumerate(boxes):
+            if pairs[i] is None and b.label == c.label and not b.attributes.get("dont_care"):
+                bb = (float(b.x), float(b.y), float(b.x) + float(b.width), float(b.y) + float(b.height))
+                iou = _iou(bb, proj)
+                if iou >= 0.5:
+                    candidates.append((iou, i, c))
+    for _, i, c in sorted(candidates, key=lambda k: -k[0]):
+        if pairs[i] is None and id(c) not in used:
+            pairs[i] = c
+            used.add(id(c))
 
 
 def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: bool, t: geo.Transform | None,
@@ -978,9 +1026,10 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     attrs = (b.attributes if b is not None else {}) or {}
     for holder in (b, c):
         if holder is not None:
-            for key in holder.attributes:
-                if key not in KITTI_ATTRIBUTES:
-                    drops.append((f"attribute:{key}", "KITTI label rows have no field for it", 1))
+            for key, value in holder.attributes.items():
+                if key in KITTI_ATTRIBUTES or _implied(key, value, holder):
+                    continue
+                drops.append((f"attribute:{key}", "KITTI label rows have no field for it", 1))
     text = attrs.get("kitti_text")
     tokens = text.split() if isinstance(text, str) else None
     n_expected = 15 if prediction else 14
@@ -1098,7 +1147,7 @@ def write_frame(job: FrameJob) -> FrameResult:
                 img_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(src, img_dir / f"{name}{src.suffix.lower() or '.png'}")
             else:
-                drops.append(("image file", "not a local file; not copied into image_2/", 1))
+                drops.append(("image file", "missing or not a local file; not copied into image_2/", 1))
         if cloud is not None:
             src = Path(cloud.pointcloud_location)  # type: ignore[arg-type]
             velo_dir.mkdir(parents=True, exist_ok=True)

@@ -413,12 +413,12 @@ def test_detection_tells_object_and_tracking_layouts_apart(registry) -> None:
 
 def test_2d_only_boxes_become_rows_with_3d_sentinels_and_unknown_attributes_are_reported(tmp_path: Path) -> None:
     item = DatasetItem(reference_id="img1", width=640, height=480, annotations=[
-        BoxAnnotation(label="person", x=10.5, y=20, width=30, height=40.25, attributes={"iscrowd": 0, "area": 99.0}),
+        BoxAnnotation(label="person", x=10.5, y=20, width=30, height=40.25, attributes={"iscrowd": 0, "area": 99.0, "source": "x"}),
     ])
     report = annobridge.save(Dataset.of([item]), tmp_path / "out", "kitti")
     assert (tmp_path / "out/training/label_2/img1.txt").read_text() == \
         "person -1 -1 -10 10.50 20.00 40.50 60.25 -1 -1 -1 -1000 -1000 -1000 -10\n"
-    assert set(report.dropped) == {"attribute:iscrowd", "attribute:area"}
+    assert set(report.dropped) == {"attribute:source", "attribute:area"}  # iscrowd 0 says nothing
 
 
 def test_label_map_json_and_text(tmp_path: Path) -> None:
@@ -602,3 +602,26 @@ def test_fixture_reads_as_its_expected_jsonl(case: Path, fmt: str) -> None:
         return d
 
     assert [plain(i) for i in got] == [plain(i) for i in want]
+
+
+def test_boxes_and_cuboids_without_shared_ids_are_joined_by_overlap(tmp_path: Path) -> None:
+    """Nucleus data without the annobridge extension has no group ids: the writer pairs a
+    box with the same-label cuboid whose projection overlaps it most (IoU >= 0.5)."""
+    kitti_synth.make_object_root(tmp_path / "k", frames=2, objects=4)
+    items = []
+    for item in annobridge.load(tmp_path / "k", "kitti").items:
+        anns = [a.model_copy(update={"group_id": None}) for a in item.annotations]
+        items.append(item.model_copy(update={"annotations": list(reversed(anns))}))
+    annobridge.save(Dataset.of(items), tmp_path / "out", "kitti")
+    for path in (tmp_path / "k/training/label_2").glob("*.txt"):
+        want = sorted(path.read_text().splitlines())
+        assert sorted((tmp_path / "out/training/label_2" / path.name).read_text().splitlines()) == want
+
+
+def test_coco_style_attributes_that_add_nothing_are_not_reported(tmp_path: Path) -> None:
+    item = DatasetItem(reference_id="i", annotations=[
+        BoxAnnotation(label="a", x=1, y=2, width=3, height=4, attributes={"iscrowd": 0, "area": 12.0}),
+        BoxAnnotation(label="b", x=1, y=2, width=3, height=4, attributes={"iscrowd": 1, "area": 7.5})])
+    report = annobridge.save(Dataset.of([item]), tmp_path / "o", "kitti")
+    assert report.dropped == {"attribute:iscrowd": {"KITTI label rows have no field for it": 1},
+                              "attribute:area": {"KITTI label rows have no field for it": 1}}
