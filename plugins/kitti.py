@@ -897,6 +897,7 @@ class FrameJob:
     style: Style
     tracking: tuple[str, int] | None = None  # (sequence, frame)
     write_label_file: bool = True
+    track_ids: dict[str, int] = field(default_factory=dict)  # track_reference_id -> KITTI track id
 
 
 @dataclass
@@ -1081,10 +1082,7 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
 def _track_number(track_ref: str | None, job: FrameJob) -> int:
     if track_ref is None:
         return -1
-    tail = track_ref.rsplit(":", 1)[-1]
-    if tail.isdigit():
-        return int(tail)
-    return int.from_bytes(track_ref.encode()[:3].ljust(3, b"\0"), "big") % 1000000
+    return job.track_ids.get(track_ref, -1)
 
 
 def write_frame(job: FrameJob) -> FrameResult:
@@ -1274,6 +1272,7 @@ def write_tracking(dataset: Dataset, destination: Path, options: KittiWriteOptio
     loose = [0]
     handles: dict[str, Any] = {}
     calib_written: set[str] = set()
+    tracks: dict[str, dict[str, int]] = {}
 
     def seq_of(scene_ref: str) -> str:
         if scene_ref not in seq_names:
@@ -1294,12 +1293,27 @@ def write_tracking(dataset: Dataset, destination: Path, options: KittiWriteOptio
             split = next((i.attributes.get("kitti_split") for i in group
                           if i.attributes.get("kitti_split") in ("training", "testing")), options.split)
             calib = calibs.get(seq, group)
+            ids = tracks.setdefault(seq, {})
+            frame_ids: dict[str, int] = {}
+            for it in group:
+                for a in (*it.annotations, *it.predictions):
+                    tref = a.track_reference_id
+                    if tref is None or tref in frame_ids:
+                        continue
+                    if tref not in ids:
+                        raw = a.attributes.get("track_id")
+                        tail = tref.rsplit(":", 1)[-1]
+                        wanted = raw if isinstance(raw, int) and raw >= 0 else (int(tail) if tail.isdigit() else None)
+                        if wanted is None or wanted in ids.values():
+                            wanted = max(ids.values(), default=-1) + 1
+                        ids[tref] = wanted
+                    frame_ids[tref] = ids[tref]
             if calib is not None and seq not in calib_written:
                 calib_written.add(seq)
                 (destination / split / "calib").mkdir(parents=True, exist_ok=True)
                 (destination / split / "calib" / f"{seq}.txt").write_text(geo.format_calib(calib), encoding="utf-8")
             yield FrameJob(f"{seq}/{f:06d}", group, calib, destination / split, options.media,
-                           mapping, TRACKING_STYLE, (seq, f))
+                           mapping, TRACKING_STYLE, (seq, f), track_ids=frame_ids)
 
     try:
         for res in context.map(write_frame, jobs()):

@@ -625,3 +625,20 @@ def test_coco_style_attributes_that_add_nothing_are_not_reported(tmp_path: Path)
     report = annobridge.save(Dataset.of([item]), tmp_path / "o", "kitti")
     assert report.dropped == {"attribute:iscrowd": {"KITTI label rows have no field for it": 1},
                               "attribute:area": {"KITTI label rows have no field for it": 1}}
+
+
+def test_tracking_writer_numbers_foreign_track_ids_per_sequence(tmp_path: Path) -> None:
+    from annobridge.core.model import FrameRef, Scene
+
+    def frame(i: int) -> DatasetItem:
+        return DatasetItem(reference_id=f"s-{i}", width=100, height=50, scene=FrameRef(scene_reference_id="seq", index=i),
+                           annotations=[BoxAnnotation(label="Car", x=1, y=2, width=3, height=4, track_reference_id="car-a"),
+                                        BoxAnnotation(label="Van", x=1, y=2, width=3, height=4, track_reference_id="x:12"),
+                                        BoxAnnotation(label="Ped", x=1, y=2, width=3, height=4, track_reference_id="p")])
+    header = DatasetHeader(scenes={"seq": Scene(reference_id="seq")})
+    annobridge.save(Dataset(header=header, items=[frame(0), frame(1)]), tmp_path / "o", "kitti-tracking")
+    rows = (tmp_path / "o/training/label_02/seq.txt").read_text().splitlines()
+    assert [r.split()[:3] for r in rows] == [["0", "0", "Car"], ["0", "12", "Van"], ["0", "13", "Ped"],
+                                             ["1", "0", "Car"], ["1", "12", "Van"], ["1", "13", "Ped"]]
+    back = list(annobridge.load(tmp_path / "o", "kitti-tracking").items)
+    assert [a.track_reference_id for a in back[1].annotations] == ["seq:0", "seq:12", "seq:13"]
