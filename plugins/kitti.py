@@ -64,16 +64,25 @@ Writing (both formats, ``DEST`` is a folder)
     ``DEST/<split>/label_2/<stem>.txt`` (ground truth, 15 columns), ``results/<stem>.txt``
     (predictions, 16 columns), ``calib/<stem>.txt``, ``image_2/<stem><ext>`` and
     ``velodyne/<stem>.bin`` (copied, ``media=none`` to skip; Nucleus ``.json`` clouds are
-    converted to ``.bin``), ``DEST/ImageSets/<name>.txt``. Items of one scene frame (same
-    scene and index) are joined into one KITTI frame: rows follow the image item's boxes in
-    order, each joined with the cuboid of the same ``group_id`` (else the same
-    ``track_reference_id``); cuboids without a box are appended, their 2D box projected
-    from the 8 corners with P2 and clipped to the image. The stem is
+    converted to ``.bin``; a missing or remote image is reported, not copied),
+    ``DEST/ImageSets/<name>.txt``. A label file is written for every frame except those
+    that hold only predictions or were read without one (``kitti_label_file: false``).
+    Items of one scene frame (same scene and index, consecutive in the stream) are joined
+    into one KITTI frame: rows follow the image item's boxes in order, each joined with the
+    cuboid of the same ``group_id``, else the same ``track_reference_id``, else (data with
+    no shared ids, e.g. plain Nucleus) the same-label cuboid whose projected box overlaps
+    it most (IoU >= 0.5); cuboids without a box are appended, their 2D box projected from
+    the 8 corners (edges cut at z = 1 cm) with P2 and clipped to the image (not clipped
+    when the image size is unknown; a cuboid not visible in image 2 is dropped and
+    reported). The stem is
     ``attributes["kitti_frame"]``, else the image item's reference id, else the pointcloud
     item's ('/' becomes '_'). Calibration comes from ``attributes["kitti_calib"]``, else
     option ``calib`` (one file for all frames, or a folder of ``<stem>.txt``), else the
-    image's ``metadata["camera_params"]`` (R0_rect = I, P2 = [K | 0]); a LiDAR-frame cuboid
-    without any of them is a :class:`WriteError` naming the item. Missing truncated/occluded
+    image's ``metadata["camera_params"]`` (R0_rect = I, P2 = [K | 0], Tr_velo_to_cam = the
+    inverse camera pose; Nucleus knows camera 2 only, so locations are then in camera 2's
+    frame, ~6 cm from KITTI's rectified camera 0, while projections agree); a LiDAR-frame
+    cuboid without any of them is a :class:`WriteError` naming the item. Unknown annotation
+    attributes (COCO ``iscrowd`` 1, a polygon's ``area``...) are reported as dropped. Missing truncated/occluded
     are written -1, a missing alpha is computed (``ry - atan2(x, z)``) or -10, absent 3D
     fields are the sentinels ``-1 -1 -1 -1000 -1000 -1000 -10``.
 
@@ -86,8 +95,16 @@ Tracking (``kitti-tracking``)
     items ``SSSS-FFFFFF`` (sensor ``image_02``) and ``SSSS-FFFFFF-lidar``; the track id
     becomes ``track_reference_id = "SSSS:<id>"`` (raw id in ``attributes["track_id"]``,
     DontCare -1 gives no track). DontCare 3D columns are never interpreted (real files
-    hold them shifted). Rows are written per frame in frame order (the reader groups
-    them by frame). Default number formatting is 6 decimals as in the released files.
+    hold them shifted). ``results/SSSS.txt`` (18 columns) are read as predictions. Frames
+    missing a velodyne file keep their cuboids on the image item. Writing: a scene is a
+    sequence (``label_02/<scene>.txt``, its first frame's calibration in
+    ``calib/<scene>.txt`` with the object-benchmark key spellings), frames numbered by
+    ``FrameRef.index``; items outside scenes become frames 0, 1, ... of sequence ``0000``.
+    Track ids: ``attributes["track_id"]``, else the number after the last ':' of
+    ``track_reference_id``, else the next free id of the sequence. Rows are written per
+    frame in stream order (the reader groups them by frame, so a file whose rows are not
+    sorted by frame comes back sorted). Default number formatting is 6 decimals as in
+    the released files.
 
 What is lost
     Item metadata other than ``camera_params`` (reported), annotation metadata, annotation
