@@ -306,10 +306,19 @@ OBJECT_STYLE = Style(2, True, SENTINEL_3D)
 TRACKING_STYLE = Style(6, False, TRACKING_DONTCARE_3D)
 
 
+def _fixed(v: float, decimals: int) -> str:
+    """Fixed-point text; a value that rounds to zero is written without a minus sign (the
+    sign of a recomputed zero is noise)."""
+    text = f"{v:.{decimals}f}"
+    if text.startswith("-") and not text.strip("-0."):
+        return text[1:]
+    return text
+
+
 def _fmt(v: float, style: Style, sentinel: bool = False) -> str:
     if sentinel and style.ints_for_sentinels:
         return str(int(v))
-    return f"{v:.{style.decimals}f}"
+    return _fixed(v, style.decimals)
 
 
 def _attr_fmt(v: Any, style: Style) -> str:
@@ -368,7 +377,7 @@ def _tok(v: float, text: list[str] | None, i: int, style: Style) -> str:
         if _same(v, tok):
             return tok
         d = _decimals(tok)
-        return f"{v:.{max(d, style.decimals)}f}"
+        return _fixed(v, max(d, style.decimals))
     return _fmt(v, style)
 
 
@@ -596,7 +605,7 @@ def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: g
             (cx, cy, cz), yaw = geo.camera_to_lidar(t, (x, y, z), h, ry)
             frame = "lidar"
         else:
-            cx, cy, cz, yaw, frame = x, y - h / 2.0, z, -ry, "camera"
+            cx, cy, cz, yaw, frame = x, y - h / 2.0, z, 0.0 - ry, "camera"  # 0.0 - ry: no -0.0
         cuboid = CuboidAnnotation.model_construct(
             type="cuboid", label=name, reference_id=ref, annotation_id=f"{gid}-cuboid", group_id=gid,
             track_reference_id=None, metadata={}, attributes={},
@@ -640,11 +649,19 @@ def read(path: Path, options: KittiReadOptions, context: Context) -> Dataset:
     velodyne = _stems(layout.velodyne_dir, (".bin",)) if options.velodyne else {}
     calibs = _stems(layout.calib_dir, (".txt",))
     stems = sorted(set(labels) | set(results) | set(images) | set(velodyne))
-    header = DatasetHeader(categories=_scan_names([labels[s] for s in sorted(labels)] + [results[s] for s in sorted(results)], 0, mapping),
+    # keep the listings as plain strings (a Path per file per folder would be ~4x the memory)
+    labels, results, images, velodyne, calibs = (
+        {k: str(v) for k, v in d.items()} for d in (labels, results, images, velodyne, calibs))
+    header = DatasetHeader(categories=_scan_names([Path(labels[s]) for s in sorted(labels)]
+                                                  + [Path(results[s]) for s in sorted(results)], 0, mapping),
                            info={"kitti": {"split": layout.split}})
     sets = _imagesets(layout)
     state = _ReadState(options, mapping, context, OBJECT_STYLE)
-    frames = (FrameFiles(s, labels.get(s), results.get(s), images.get(s), velodyne.get(s), calibs.get(s))
+    def opt(d: dict[str, str], s: str) -> Path | None:
+        v = d.get(s)
+        return None if v is None else Path(v)
+
+    frames = (FrameFiles(s, opt(labels, s), opt(results, s), opt(images, s), opt(velodyne, s), opt(calibs, s))
               for s in stems)
     expected_calib_dir = layout.calib_dir or layout.split_dir / "calib"
     return Dataset(header=header, items=_object_items(frames, layout, sets, header, state, expected_calib_dir))
