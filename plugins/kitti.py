@@ -86,6 +86,13 @@ Writing (both formats, ``DEST`` is a folder)
     are written -1, a missing alpha is computed (``ry - atan2(x, z)``) or -10, absent 3D
     fields are the sentinels ``-1 -1 -1 -1000 -1000 -1000 -10``.
 
+Projection vs. hand-drawn boxes
+    Projecting the 8 corners with P2 reproduces generated labels to their 2 decimals, but
+    real KITTI 2D boxes are drawn by hand: on the real OpenPCDet sample labels (4 objects,
+    truncated 0) the projection differs by up to 9.6 px (a pedestrian, whose body is not
+    its cuboid), 2.1 px for vehicles. The reader never replaces a written box by a
+    projection; only cuboids without a box get a projected one.
+
 Tracking (``kitti-tracking``)
     ``training/label_02/SSSS.txt`` rows ``frame track_id type truncated occluded alpha
     bbox h w l x y z ry [score]`` (17/18 columns; ``truncated`` read as any number, both
