@@ -122,7 +122,11 @@ What is lost
 Options
     ``label-map=FILE`` (read and write): JSON object ``{"source": "target"}`` or text
     lines ``source<TAB>target`` (or ``source target`` when neither contains spaces);
-    unlisted names pass through; a JSON ``null`` target drops the class (reported).
+    unlisted names pass through; a JSON ``null`` target drops the class (reported). The CLI
+    gives the option to both sides of a KITTI -> KITTI conversion, so the map is applied on
+    reading and again on writing: use targets that are not themselves sources.
+    Read: ``split``, ``frame=auto|lidar|camera``, ``velodyne=true|false``. Write: ``split``,
+    ``calib=FILE|FOLDER``, ``media=copy|none``.
 """
 
 from __future__ import annotations
