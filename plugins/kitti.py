@@ -580,10 +580,10 @@ def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: g
                         f"right {tok[5]}, bottom {tok[6]}", file=path, where=f"line {lineno}",
                         fix="columns 5-8 are left, top, right, bottom in pixels")
     h, w, l = v[7:10]
-    if not dont_care and (h, w, l) != (-1.0, -1.0, -1.0) and min(h, w, l) < 0:
+    if not dont_care and (h, w, l) != (-1.0, -1.0, -1.0) and min(h, w, l) < 0 and v[11] != -1000.0:
         raise ReadError(f"negative dimension: height {tok[7]}, width {tok[8]}, length {tok[9]}",
                         file=path, where=f"line {lineno}",
-                        fix="dimensions are >= 0 metres, or all -1 when unknown")
+                        fix="dimensions are >= 0 metres, all -1 when unknown (or y = -1000 for BEV-only rows)")
     has_3d = not dont_care and _valid_3d(v)
     attrs: dict[str, Any] = {"truncated": _num(tok[0]), "occluded": _num(tok[1]), "alpha": _num(tok[2])}
     if dont_care:
@@ -1057,6 +1057,18 @@ def _pair_by_overlap(boxes: list[BoxAnnotation], pairs: list[CuboidAnnotation | 
             used.add(id(c))
 
 
+def _label_problem(label: str) -> str | None:
+    """Why a class name would not read back as itself from a label row, or None."""
+    words = label.split()
+    if not words:
+        return "it is empty"
+    if " ".join(words) != label:
+        return "it has leading, trailing, repeated or non-space whitespace"
+    if geo.is_number(words[0]) or geo.is_number(words[-1]):
+        return "its first or last word is a number, which reads back as a column"
+    return None
+
+
 def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: bool, t: geo.Transform | None,
             size: tuple[int | None, int | None], job: FrameJob, ref: str,
             drops: list[tuple[str, str, int]]) -> str | None:
@@ -1067,8 +1079,10 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     if label is None:
         drops.append((kind, f"label map drops class {main.label!r}", 1))
         return None
-    if not label or "\n" in label or "\r" in label:
-        raise WriteError(f"label {label!r} cannot be a KITTI class name (empty or with a line break)", item=ref)
+    problem = _label_problem(label)
+    if problem:
+        raise WriteError(f"label {label!r} cannot be a KITTI class name: {problem}", item=ref,
+                         fix="rename the class with --option label-map=FILE")
     attrs = (b.attributes if b is not None else {}) or {}
     for holder in (b, c):
         if holder is not None:

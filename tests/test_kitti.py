@@ -642,3 +642,21 @@ def test_tracking_writer_numbers_foreign_track_ids_per_sequence(tmp_path: Path) 
                                              ["1", "0", "Car"], ["1", "12", "Van"], ["1", "13", "Ped"]]
     back = list(annobridge.load(tmp_path / "o", "kitti-tracking").items)
     assert [a.track_reference_id for a in back[1].annotations] == ["seq:0", "seq:12", "seq:13"]
+
+
+@pytest.mark.parametrize("label", ["3", "van 2", " car", "a\tb", ""])
+def test_labels_that_would_not_read_back_are_a_write_error(tmp_path: Path, label: str) -> None:
+    item = DatasetItem(reference_id="i9", annotations=[BoxAnnotation(label=label, x=0, y=0, width=1, height=1)])
+    with pytest.raises(WriteError, match=r'item "i9".*cannot be a KITTI class name.*label-map'):
+        annobridge.save(Dataset.of([item]), tmp_path / "o", "kitti")
+
+
+def test_bev_only_rows_with_negative_height_are_kept_verbatim(tmp_path: Path) -> None:
+    row = "Car -1 -1 -10 1.00 2.00 3.00 4.00 -1.00 1.60 3.90 5.00 -1000 20.00 0.50 0.9000\n"
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "000000.txt").write_text(row)
+    (item,) = list(annobridge.load(src, "kitti").items)
+    assert [a.type for a in item.predictions] == ["box"]  # y = -1000: no cuboid
+    _convert(src, tmp_path / "out")
+    assert (tmp_path / "out/training/results/000000.txt").read_text() == row
