@@ -660,3 +660,14 @@ def test_bev_only_rows_with_negative_height_are_kept_verbatim(tmp_path: Path) ->
     assert [a.type for a in item.predictions] == ["box"]  # y = -1000: no cuboid
     _convert(src, tmp_path / "out")
     assert (tmp_path / "out/training/results/000000.txt").read_text() == row
+
+
+def test_kitti_through_canonical_jsonl_and_back(tmp_path: Path) -> None:
+    kitti_synth.make_object_root(tmp_path / "k", frames=3, objects=3, points=12)
+    engine.convert(tmp_path / "k", tmp_path / "a.jsonl", src_format="kitti", dst_format="jsonl")
+    report = engine.convert(tmp_path / "a.jsonl", tmp_path / "k2", src_format="jsonl", dst_format="kitti")
+    assert report.dropped == {}
+    for sub in ("training/label_2", "training/calib", "ImageSets"):
+        assert _texts(tmp_path / "k2" / sub) == _texts(tmp_path / "k" / sub)
+    assert (tmp_path / "k2/training/velodyne/000002.bin").read_bytes() == \
+        (tmp_path / "k/training/velodyne/000002.bin").read_bytes()
