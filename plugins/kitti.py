@@ -463,17 +463,21 @@ def resolve_layout(path: Path, split: str | None) -> Layout:
                   _first_dir(split_dir, ("velodyne",)), _first_dir(split_dir, ("calib",)))
 
 
-def _stems(folder: Path | None, exts: tuple[str, ...]) -> dict[str, Path]:
+def _names(folder: Path | None, exts: tuple[str, ...]) -> dict[str, str]:
+    """stem -> file path (a plain string: listings of thousands of files stay small)."""
     if folder is None:
         return {}
-    out = {}
+    out: dict[str, str] = {}
     with os.scandir(folder) as it:
         for e in it:
-            if e.is_file():
-                stem, ext = os.path.splitext(e.name)
-                if ext.lower() in exts and stem not in out:
-                    out[stem] = Path(e.path)
+            stem, ext = os.path.splitext(e.name)
+            if ext.lower() in exts and stem not in out and e.is_file():
+                out[stem] = e.path
     return out
+
+
+def _stems(folder: Path | None, exts: tuple[str, ...]) -> dict[str, Path]:
+    return {k: Path(v) for k, v in _names(folder, exts).items()}
 
 
 def _image_size(path: Path | None) -> tuple[int | None, int | None]:
@@ -654,15 +658,12 @@ def read(path: Path, options: KittiReadOptions, context: Context) -> Dataset:
     """Read a KITTI object-benchmark folder; items are built lazily, frame by frame."""
     mapping = load_label_map(options.label_map)
     layout = resolve_layout(path, options.split)
-    labels = _stems(layout.label_dir, (".txt",))
-    results = _stems(layout.results_dir, (".txt",))
-    images = _stems(layout.image_dir, IMAGE_EXTS)
-    velodyne = _stems(layout.velodyne_dir, (".bin",)) if options.velodyne else {}
-    calibs = _stems(layout.calib_dir, (".txt",))
+    labels = _names(layout.label_dir, (".txt",))
+    results = _names(layout.results_dir, (".txt",))
+    images = _names(layout.image_dir, IMAGE_EXTS)
+    velodyne = _names(layout.velodyne_dir, (".bin",)) if options.velodyne else {}
+    calibs = _names(layout.calib_dir, (".txt",))
     stems = sorted(set(labels) | set(results) | set(images) | set(velodyne))
-    # keep the listings as plain strings (a Path per file per folder would be ~4x the memory)
-    labels, results, images, velodyne, calibs = (
-        {k: str(v) for k, v in d.items()} for d in (labels, results, images, velodyne, calibs))
     header = DatasetHeader(categories=_scan_names([Path(labels[s]) for s in sorted(labels)]
                                                   + [Path(results[s]) for s in sorted(results)], 0, mapping),
                            info={"kitti": {"split": layout.split}})
