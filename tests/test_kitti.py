@@ -671,3 +671,17 @@ def test_kitti_through_canonical_jsonl_and_back(tmp_path: Path) -> None:
         assert _texts(tmp_path / "k2" / sub) == _texts(tmp_path / "k" / sub)
     assert (tmp_path / "k2/training/velodyne/000002.bin").read_bytes() == \
         (tmp_path / "k/training/velodyne/000002.bin").read_bytes()
+
+
+def test_testing_split_without_labels_round_trips_without_label_files(tmp_path: Path) -> None:
+    kitti_synth.make_object_root(tmp_path / "k", frames=2, objects=2, points=8)
+    shutil.move(tmp_path / "k/training", tmp_path / "k/testing")
+    shutil.rmtree(tmp_path / "k/testing/label_2")
+    kitti_synth.make_object_root(tmp_path / "k", frames=1, objects=1, points=8)  # a training split too
+    ds = annobridge.load(tmp_path / "k", "kitti", options={"split": "testing"})
+    items = list(ds.items)
+    assert len(items) == 4 and all(not i.annotations for i in items)
+    assert {i.attributes["kitti_split"] for i in items} == {"testing"}
+    annobridge.save(Dataset.of(items, ds.header), tmp_path / "out", "kitti")
+    assert sorted(p.name for p in (tmp_path / "out/testing").iterdir()) == ["calib", "image_2", "velodyne"]
+    assert len(list(annobridge.load(tmp_path / "k", "kitti").items)) == 2  # default split: training
