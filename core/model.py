@@ -58,6 +58,9 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written",
     "alpha": "KITTI: observation angle in radians (-10 = not set), kept as written",
     "dont_care": "KITTI: the row is a DontCare region",
+    "score": "KITTI: a prediction's raw score as written (any range; confidence is it clipped to 0..1)",
+    "kitti_text": "KITTI: the row's numbers verbatim when the writer's default formatting would differ",
+    "track_id": "KITTI tracking: the integer track id as written (-1 for DontCare)",
 }
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=False)
