@@ -636,15 +636,15 @@ def annotation_id_problem(item: DatasetItem) -> str | None:
     among predictions; an item has at most one ground-truth segmentation.
     """
     for name, anns in (("annotation", item.annotations), ("prediction", item.predictions)):
-        seen: set[str] = set()
-        for ann in anns:
-            aid = ann.annotation_id
-            if aid is None:
-                continue
-            if aid in seen:
-                return f"{name} id {aid!r} is used twice; annotation ids must be unique per item"
-            seen.add(aid)
-    if sum(1 for a in item.annotations if a.type == "segmentation") > 1:
+        ids = [a.annotation_id for a in anns if a.annotation_id is not None]
+        if len(ids) != len(set(ids)):  # the common case costs one set; find the culprit only on failure
+            seen: set[str] = set()
+            for aid in ids:
+                if aid in seen:
+                    return f"{name} id {aid!r} is used twice; annotation ids must be unique per item"
+                seen.add(aid)
+    segmentations = [a for a in item.annotations if a.type == "segmentation"]
+    if len(segmentations) > 1:
         return "item has more than one ground-truth segmentation; merge them into one index mask"
     return None
 
