@@ -54,10 +54,11 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import shutil
 import zlib
-from collections import Counter
-from collections.abc import Iterator
+from array import array
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -118,19 +119,111 @@ def _masks_dir(path: Path) -> Path:
 # --------------------------------------------------------------------------- reading
 
 
-def read(path: Path, options: PanopticReadOptions, context: Context) -> Dataset:
-    """Read the JSON (whole) and yield one item per image, checking each PNG on the way."""
+_DECODER = json.JSONDecoder()
+_WS = re.compile(r"[ \t\n\r]*")
+
+
+class _LazyArray(Sequence):
+    """A JSON array kept as text: each element is parsed when it is accessed (and not kept).
+
+    The panoptic JSON is held as one string plus element offsets instead of as Python
+    objects (about five times smaller), so memory grows with the file, not with its parse.
+    """
+
+    def __init__(self, text: str, offsets: array) -> None:
+        self._text = text
+        self._offsets = offsets
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __getitem__(self, k: int) -> Any:  # type: ignore[override]
+        return _DECODER.raw_decode(self._text, self._offsets[k])[0]
+
+    def __iter__(self) -> Iterator[Any]:
+        for start in self._offsets:
+            yield _DECODER.raw_decode(self._text, start)[0]
+
+
+def _scan(text: str) -> dict[str, Any] | None:
+    """The top-level object with ``images``/``annotations`` as :class:`_LazyArray`; every other
+    value parsed. None when the text is not a plain JSON object (the caller falls back to
+    ``json.loads``, which reports the error)."""
+    ws = _WS.match
     try:
-        with open(path, "rb") as fh:
-            data = json.loads(fh.read())
-    except json.JSONDecodeError as exc:
-        raise ReadError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                        file=path) from exc
+        i = ws(text, 0).end()
+        if text[i : i + 1] != "{":
+            return None
+        out: dict[str, Any] = {}
+        i = ws(text, i + 1).end()
+        if text[i : i + 1] == "}":
+            return out
+        while True:
+            key, i = _DECODER.raw_decode(text, i)
+            i = ws(text, i).end()
+            if not isinstance(key, str) or text[i : i + 1] != ":":
+                return None
+            i = ws(text, i + 1).end()
+            if key in ("images", "annotations") and text[i : i + 1] == "[":
+                offsets = array("q")
+                i = ws(text, i + 1).end()
+                if text[i : i + 1] == "]":
+                    i += 1
+                else:
+                    while True:
+                        offsets.append(i)
+                        _, i = _DECODER.raw_decode(text, i)
+                        i = ws(text, i).end()
+                        c = text[i : i + 1]
+                        i = ws(text, i + 1).end()
+                        if c == "]":
+                            break
+                        if c != ",":
+                            return None
+                out[key] = _LazyArray(text, offsets)
+            else:
+                out[key], i = _DECODER.raw_decode(text, i)
+            i = ws(text, i).end()
+            c = text[i : i + 1]
+            i = ws(text, i + 1).end()
+            if c == "}":
+                return out if i == len(text) else None
+            if c != ",":
+                return None
+    except (json.JSONDecodeError, IndexError):
+        return None
+
+
+def _load(path: Path) -> Any:
+    with open(path, "rb") as fh:
+        raw = fh.read()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    data = _scan(text) if text is not None else None
+    if data is None:  # not a plain object: let json report the problem (or parse odd encodings)
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ReadError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
+                            file=path) from exc
+        except UnicodeDecodeError as exc:
+            raise ReadError(f"not UTF-8 text: {exc}", file=path) from exc
+    return data
+
+
+def read(path: Path, options: PanopticReadOptions, context: Context) -> Dataset:
+    """Read the JSON and yield one item per image, checking each PNG on the way.
+
+    ``images`` and ``annotations`` stay JSON text until each element is needed.
+    """
+    data = _load(path)
     if not isinstance(data, dict):
         raise ReadError(f"top level is a {type(data).__name__}, expected an object with "
                         "images, annotations and categories", file=path)
     for key in ("images", "annotations", "categories"):
-        if not isinstance(data.get(key), list):
+        if not isinstance(data.get(key), (list, _LazyArray)):
             raise ReadError(f"{key!r} is missing or not a list", file=path, where=f"#/{key}",
                             fix="a COCO panoptic file has images, annotations and categories lists")
     categories = _read_categories(path, data["categories"], context)

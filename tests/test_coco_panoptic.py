@@ -457,3 +457,25 @@ def test_writing_a_mask_of_the_wrong_size_fails_and_leaves_nothing(tmp_path: Pat
     with pytest.raises(annobridge.WriteError, match=r'item "x": the segmentation mask is 4x3, the item is 5x3'):
         annobridge.save([item], tmp_path / "p.json", "coco-panoptic")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("text", [
+    DATUMARO.read_text(),                                   # pretty-printed, real
+    MAPILLARY.read_text(),                                  # compact, real, annotations first
+    '{"images":[],"annotations":[ ],"categories":[]}',
+    ' \n{ "images" : [ {"id": 1, "a": [1, {"b": "]}"}]} , {"id":2} ] , "x": null }\n',
+    '{}',
+])
+def test_lazy_json_scan_equals_json_loads(text: str) -> None:
+    from annobridge.plugins.coco_panoptic import _scan
+
+    got = _scan(text)
+    assert got is not None
+    assert {k: list(v) if k in ("images", "annotations") else v for k, v in got.items()} == json.loads(text)
+
+
+@pytest.mark.parametrize("text", ['[1, 2]', '{"images": [1 2]}', '{"images": [1]} x', '{"a": 1,}', '{"images": ['])
+def test_lazy_json_scan_gives_up_on_anything_else(text: str) -> None:
+    from annobridge.plugins.coco_panoptic import _scan
+
+    assert _scan(text) is None
