@@ -210,7 +210,7 @@ def _obj(value: Any, ptr: str, what: str, allowed: frozenset[str] | None = None)
     if allowed is not None:
         for key in value:
             if key not in allowed:
-                raise _Bad(f"{ptr}/{key}", f"unknown key {key!r} in {what}; Nucleus has "
+                raise _Bad(f"{ptr.rstrip('/')}/{key}", f"unknown key {key!r} in {what}; Nucleus has "
                            + ", ".join(sorted(allowed - {EXT})),
                            fix="remove it, or keep extra data under \"annobridge\"")
     return value
@@ -296,7 +296,7 @@ class _Reader:
 
     @property
     def base(self) -> Path:
-        return self.path.parent
+        return self.path.absolute().parent
 
     def where(self, pointer: str = "") -> str:
         return f"line {self.lineno}, #{pointer}" if pointer else f"line {self.lineno}"
@@ -869,6 +869,10 @@ def _camera_params(cp: Any) -> Any:
     if not isinstance(cp, dict):
         return cp
     out = {k: cp[k] for k in ("position", "heading", "fx", "fy", "cx", "cy") if k in cp}
+    for key, axes in (("position", "xyz"), ("heading", "xyzw")):
+        v = out.get(key)
+        if isinstance(v, dict) and set(v) == set(axes):
+            out[key] = {a: v[a] for a in axes}
     out.update({k: cp[k] for k in CAMERA_PARAM_OPTIONAL if cp.get(k)})
     if cp.get("camera_model"):
         out["camera_model"] = cp["camera_model"]
