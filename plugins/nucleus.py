@@ -91,6 +91,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -846,6 +847,8 @@ class _Job:
     clouds_dir: str
     strict: bool
     in_scene: bool
+    final_base: str
+    """The output's final folder (the engine stages elsewhere): outside references are relative to it."""
 
 
 @dataclass
@@ -919,6 +922,10 @@ def _item_job(job: _Job) -> _Done:
                                  fix=exc.fix) from exc
             cloud = relative_location(target, base)
     location = cloud if cloud is not None else item.image_location
+    if location is not None and location == (item.pointcloud_location or item.image_location):
+        src = local_path(location)  # a file outside the output, referenced where it is
+        if src is not None:
+            location = relative_location(Path(os.path.abspath(src)), Path(job.final_base))
     if job.in_scene:
         if location is not None:
             payload["url"] = location
@@ -1266,10 +1273,12 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     report = context.report
     masks_dir = base / f"{stem}.masks"
     clouds_dir = base / f"{stem}.pointclouds"
+    final_base = os.path.abspath((context.final_destination or destination).parent)
 
     def jobs() -> Iterator[_Job]:
         for seq, item in enumerate(dataset.items):
-            yield _Job(item, seq, str(base), str(masks_dir), str(clouds_dir), strict, item.scene is not None)
+            yield _Job(item, seq, str(base), str(masks_dir), str(clouds_dir), strict, item.scene is not None,
+                       final_base)
 
     header = dataset.header
     written_scenes: set[str] = set()
