@@ -272,6 +272,12 @@ _KEYS = {
     "multicategory": (_BASE_KEYS - {"annotation_id", "label"}) | {"labels", "taxonomy_name"},
     "mask": frozenset({"type", "mask_url", "annotations", "annotation_id", "reference_id", *SERVER_KEYS, EXT}),
 }
+_OPTIONAL_FIELDS = {
+    cls: tuple(k for k in ("annotation_id", "group_id", "track_reference_id", "confidence", "class_pdf",
+                           "taxonomy_name", "embedding_vector") if k in cls.model_fields)
+    for cls in (BoxAnnotation, LineAnnotation, PolygonAnnotation, KeypointsAnnotation, CuboidAnnotation,
+                CategoryAnnotation, MultiCategoryAnnotation, SegmentationAnnotation)
+}
 _EXT_ANN_KEYS = frozenset({"attributes", "group_id", "annotation_id", "metadata", "track_reference_id",
                            "confidence", "class_pdf", "rings", "frame", "skeleton", "unlabelled_xy",
                            "segment_attributes"})
@@ -561,10 +567,8 @@ class _Reader:
         f["attributes"] = attributes
         ext = payload.get(EXT)
         if ext is None:
-            for k in ("annotation_id", "group_id", "track_reference_id", "confidence", "class_pdf",
-                      "taxonomy_name", "embedding_vector"):
-                if k in cls.model_fields:
-                    f.setdefault(k, None)
+            for k in _OPTIONAL_FIELDS[cls]:
+                f.setdefault(k, None)
             f.setdefault("metadata", {})
             return cls.model_construct(**f)
         return _with_extension(cls, f, _obj(ext, f"{ptr}/{EXT}", "annobridge extension", _EXT_ANN_KEYS),
@@ -643,17 +647,24 @@ def _label(payload: dict[str, Any], ptr: str) -> str:
     return label
 
 
+_NUMBER_TYPES = frozenset({int, float})
+
+
 def _vertices(geom: dict[str, Any], ptr: str, minimum: int) -> list[float]:
     verts = _list(geom, "vertices", ptr, required=True)
-    flat: list[float] = []
-    for n, v in enumerate(verts):
-        if not isinstance(v, dict) or len(v) != 2:
-            raise _Bad(f"{ptr}/vertices/{n}", f"a vertex is {{\"x\", \"y\"}}, got {_tname(v)}")
-        x, y = v.get("x"), v.get("y")
-        if not (_is_num(x) and _is_num(y)):
-            raise _Bad(f"{ptr}/vertices/{n}", f"vertex x and y must be numbers, got {_tname(x)}, {_tname(y)}")
-        flat.append(x)
-        flat.append(y)
+    try:  # fast path: one comprehension, types checked in bulk
+        flat = [c for v in verts for c in (v["x"], v["y"])]
+        ok = _NUMBER_TYPES.issuperset(map(type, flat)) and all(len(v) == 2 for v in verts)
+    except (TypeError, KeyError):
+        ok = False
+    if not ok:  # find the first bad vertex and say what is wrong with it
+        for n, v in enumerate(verts):
+            if not isinstance(v, dict) or len(v) != 2:
+                raise _Bad(f"{ptr}/vertices/{n}", f"a vertex is {{\"x\", \"y\"}}, got {_tname(v)}")
+            x, y = v.get("x"), v.get("y")
+            if not (_is_num(x) and _is_num(y)):
+                raise _Bad(f"{ptr}/vertices/{n}", f"vertex x and y must be numbers, got {_tname(x)}, {_tname(y)}")
+        raise _Bad(f"{ptr}/vertices", "vertices must be a list of {\"x\", \"y\"} objects")
     if len(verts) < minimum:
         raise _Bad(f"{ptr}/vertices", f"needs at least {minimum} vertices, got {len(verts)}")
     return flat
@@ -758,6 +769,9 @@ def _with_extension(cls: type, f: dict[str, Any], ext: dict[str, Any], ptr: str)
         raise _Bad(ptr, f"extension does not fit the annotation: {_validation_problem(exc)}") from exc
     if "annotation_id" in ext and ext["annotation_id"] is None:
         ann.annotation_id = None
+    for key in ("vertices", "rings", "keypoints"):  # numbers as read (validation made ints floats)
+        if key in f:
+            setattr(ann, key, f[key])
     return ann
 
 
@@ -1313,7 +1327,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
                     buf = _SceneBuffer(sref)
                 buf.add(done)
             flush()
-        except ValueError as exc:  # allow_nan=False: NaN/inf is not JSON
+        except (ValueError, TypeError) as exc:  # NaN/inf or a non-JSON value (in attributes)
             raise WriteError(f"cannot write a value as JSON: {exc}", file=destination,
                              fix="Nucleus payloads hold finite numbers only") from exc
         for ref, scene in header.scenes.items():

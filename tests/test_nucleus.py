@@ -625,3 +625,36 @@ def test_scene_errors(tmp_path: Path) -> None:
     with pytest.raises(WriteError, match="lidar scene 's' frame 1 has 0 point clouds, Nucleus needs exactly 1"):
         annobridge.save(no_cloud, tmp_path / "o2.jsonl", "nucleus")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_extension_keeps_numbers_as_read(tmp_path: Path) -> None:
+    """A payload with integer vertices and an extension key comes back byte for byte."""
+    poly = {"label": "bus", "type": "polygon", "geometry": {"vertices": [{"x": 1, "y": 2}, {"x": 3, "y": 4}, {"x": 5, "y": 1}]},
+            "reference_id": "img", "annotation_id": "p", "metadata": {}, "embedding_vector": None,
+            "track_reference_id": None, "task_id": "task-9", "annobridge": {"group_id": "g", "rings": [[7, 7, 8, 7, 8, 8]]}}
+    src = _write_lines(tmp_path / "in.jsonl", _item_line(annotations=[poly]))
+    annobridge.convert(src, tmp_path / "out.jsonl", src_format="nucleus", dst_format="nucleus")
+    assert (tmp_path / "out.jsonl").read_text() == src.read_text()
+    [ann] = annobridge.load(src, "nucleus").items[0].annotations
+    assert ann.rings == [[1, 2, 3, 4, 5, 1], [7.0, 7.0, 8.0, 7.0, 8.0, 8.0]]
+    assert ann.group_id == "g" and ann.attributes == {"task_id": "task-9"}
+
+
+def test_scene_payload_errors(tmp_path: Path) -> None:
+    scene = {"reference_id": "s", "frames": [{"lidar": {"metadata": {}, "reference_id": "p", "url": "https://e.com/p.json",
+                                                        "type": "pointcloud", "annotations": []}}], "weather": "rain"}
+    path = _write_lines(tmp_path / "s.jsonl", scene)
+    with pytest.raises(ReadError, match=r"s\.jsonl:line 1, #/weather.*unknown key 'weather' in scene payload"):
+        _read_all(path)
+    scene.pop("weather")
+    scene["frames"][0]["lidar"]["type"] = "radar"
+    path = _write_lines(tmp_path / "t.jsonl", scene)
+    with pytest.raises(ReadError, match=r'#/frames/0/lidar/type \(item "p"\): item type must be "image" or "pointcloud"'):
+        _read_all(path)
+
+
+def test_non_json_attribute_is_a_write_error(tmp_path: Path) -> None:
+    item = DatasetItem(reference_id="r", image_location="https://e.com/r.png", attributes={"calib": {1, 2}})
+    with pytest.raises(WriteError, match="cannot write a value as JSON"):
+        annobridge.save([item], tmp_path / "x.jsonl", "nucleus")
+    assert list(tmp_path.iterdir()) == []
