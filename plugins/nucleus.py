@@ -388,6 +388,11 @@ class _Reader:
             ext = _obj(obj.get(EXT, {}), f"{ptr}/{EXT}", "annobridge extension",
                        frozenset({"attributes", "annotations", "predictions", "sensor", "frame_index"}))
             attributes.update(_dict(ext, "attributes", f"{ptr}/{EXT}"))
+            if not isinstance(ext.get("sensor", ""), str):
+                raise _Bad(f"{ptr}/{EXT}/sensor", f"sensor must be a string, got {_tname(ext['sensor'])}")
+            fi = ext.get("frame_index", 0)
+            if not isinstance(fi, int) or isinstance(fi, bool) or fi < 0:
+                raise _Bad(f"{ptr}/{EXT}/frame_index", f"frame_index must be a whole number >= 0, got {_tname(fi)}")
             if cloud is not None and self.check_files:
                 self._check_file(cloud, f"{ptr}/url" if url else f"{ptr}/pointcloud_url", "point cloud")
         except _Bad as bad:
@@ -445,7 +450,10 @@ class _Reader:
                     ann = _ANNOTATION.validate_python(extra.get("annotation"))
                 except ValidationError as exc:
                     raise _Bad(f"{p}/annotation", _validation_problem(exc)) from exc
-                ann.reference_id = ann.reference_id or ref
+                if ann.reference_id not in (None, ref):
+                    raise _Bad(f"{p}/annotation/reference_id",
+                               f"reference_id {ann.reference_id!r} differs from the item's {ref!r}")
+                ann.reference_id = ref
                 out.insert(min(at, len(out)), ann)
             except _Bad as bad:
                 self.context.error(self.error(bad, ref))
@@ -1297,7 +1305,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     header = dataset.header
     written_scenes: set[str] = set()
     buf: _SceneBuffer | None = None
-    dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False).encode
+    dumps = json.JSONEncoder(allow_nan=False).encode  # json.dumps style, as the client's to_json()
 
     with open(destination, "w", encoding="utf-8") as out:
         def flush() -> None:

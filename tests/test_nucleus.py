@@ -658,3 +658,15 @@ def test_non_json_attribute_is_a_write_error(tmp_path: Path) -> None:
     with pytest.raises(WriteError, match="cannot write a value as JSON"):
         annobridge.save([item], tmp_path / "x.jsonl", "nucleus")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_text_is_written_as_the_client_writes_it(tmp_path: Path) -> None:
+    item = DatasetItem(reference_id="straße-1", image_location="https://e.com/ß.png", metadata={"city": "Köln"},
+                       annotations=[CategoryAnnotation(label="Straße")])
+    annobridge.save([item], tmp_path / "x.jsonl", "nucleus")
+    line = (tmp_path / "x.jsonl").read_text()
+    client = NucleusItem(image_location="https://e.com/ß.png", reference_id="straße-1", metadata={"city": "Köln"})
+    payload = client.to_payload()
+    payload["annotations"] = [nucleus.CategoryAnnotation(label="Straße", reference_id="straße-1").to_payload()]
+    assert line == json.dumps(payload) + "\n"
+    assert annobridge.load(tmp_path / "x.jsonl", "nucleus").items[0].annotations[0].label == "Straße"
