@@ -315,6 +315,7 @@ def _check_annotation(payload: dict[str, Any], parsed: Any, prediction: bool) ->
     t = payload["type"]
     assert parsed.reference_id == payload["reference_id"]
     if t == "mask":
+        assert json.dumps(parsed.to_payload()) == json.dumps({k: v for k, v in payload.items() if k != "annobridge"})
         assert parsed.mask_url == payload["mask_url"]
         assert parsed.annotation_id == payload["annotation_id"]
         assert [(s.label, s.index, s.metadata) for s in parsed.annotations] == [
@@ -345,6 +346,9 @@ def _check_annotation(payload: dict[str, Any], parsed: Any, prediction: bool) ->
         assert parsed.yaw == g["yaw"]
     elif t == "category":
         assert parsed.taxonomy_name == payload.get("taxonomy_name")
+    # the client writes back exactly our payload (keys, order, omissions), less the extension key
+    bare = {k: v for k, v in payload.items() if k != "annobridge"}
+    assert json.dumps(parsed.to_payload()) == json.dumps(bare)
     # our extension key changes nothing the client reads
     if "annobridge" in payload:
         bare = {k: v for k, v in payload.items() if k != "annobridge"}
@@ -372,6 +376,7 @@ def test_real_client_parses_every_payload_we_write(case: str, tmp_path: Path) ->
                         p["label"], line["reference_id"], p.get("taxonomy_name"))
                     if key == "predictions":
                         assert parsed.confidence == p["confidence"]
+                    assert json.dumps(parsed.to_payload()) == json.dumps(p)
         for payload, scene_line in _payloads(line):
             counts["items"] += 1
             if not (scene_line and payload["url"].endswith(".jpeg")):
@@ -380,6 +385,8 @@ def test_real_client_parses_every_payload_we_write(case: str, tmp_path: Path) ->
                 assert item.metadata == payload["metadata"]
                 location = item.image_location or item.pointcloud_location
                 assert location == payload.get("url", payload.get("image_url", payload.get("pointcloud_url")))
+                if "annobridge" in payload:
+                    assert NucleusItem.from_json({k: v for k, v in payload.items() if k != "annobridge"}) == item
                 if "camera_params" in payload:
                     assert item.camera_params.to_payload() == payload["camera_params"]
                     assert item.camera_params.fx == payload["metadata"]["camera_params"]["fx"]
