@@ -170,6 +170,9 @@ class NucleusWriteOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     strict: bool = False
     """Write pure Nucleus: no ``annobridge`` extension keys; every loss is reported."""
+    booleans_as_strings: bool = False
+    """Write metadata booleans as the strings ``"true"``/``"false"`` (reported; whether Nucleus
+    needs this is not verified, see the format sheet)."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -1287,6 +1290,41 @@ def _scene_categories(payload: dict[str, Any], scene: Scene | None, ref: str, st
         payload["predictions"] = preds
 
 
+def _metadata_bools(value: Any) -> tuple[Any, int]:
+    """A metadata value with every boolean (also nested) as "true"/"false", and how many there were."""
+    if isinstance(value, bool):
+        return ("true" if value else "false"), 1
+    if isinstance(value, dict):
+        out, n = {}, 0
+        for k, v in value.items():
+            out[k], m = _metadata_bools(v)
+            n += m
+        return out, n
+    if isinstance(value, list):
+        items = [_metadata_bools(v) for v in value]
+        return [v for v, _ in items], sum(m for _, m in items)
+    return value, 0
+
+
+def _line_bools(line: dict[str, Any]) -> int:
+    """Convert metadata booleans of one output line in place (items, annotations, segments, scenes)."""
+    n = 0
+    holders: list[dict[str, Any]] = [line]
+    for frame in line.get("frames", []):
+        holders.extend(frame.values() if "reference_id" not in frame else [frame])
+    for holder in list(holders):
+        for key in ("annotations", "predictions"):
+            for p in holder.get(key, []):
+                holders.append(p)
+                if p.get("type") == "mask":
+                    holders.extend(p.get("annotations", []))
+    for holder in holders:
+        if isinstance(holder, dict) and isinstance(holder.get("metadata"), dict):
+            holder["metadata"], m = _metadata_bools(holder["metadata"])
+            n += m
+    return n
+
+
 def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, context: Context) -> None:
     """Write one payload a line; masks, point clouds and the sidecar go beside ``destination``."""
     stem = destination.stem if destination.suffix == ".jsonl" else destination.name
@@ -1305,7 +1343,13 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     header = dataset.header
     written_scenes: set[str] = set()
     buf: _SceneBuffer | None = None
-    dumps = json.JSONEncoder(allow_nan=False).encode  # json.dumps style, as the client's to_json()
+    encode = json.JSONEncoder(allow_nan=False).encode  # json.dumps style, as the client's to_json()
+
+    def dumps(line: dict[str, Any]) -> str:
+        if options.booleans_as_strings:
+            n = _line_bools(line)
+            report.drop("metadata booleans", 'written as the strings "true"/"false" (booleans-as-strings)', n)
+        return encode(line)
 
     with open(destination, "w", encoding="utf-8") as out:
         def flush() -> None:

@@ -677,3 +677,11 @@ def test_text_is_written_as_the_client_writes_it(tmp_path: Path) -> None:
     payload["annotations"] = [nucleus.CategoryAnnotation(label="Straße", reference_id="straße-1").to_payload()]
     assert line == json.dumps(payload) + "\n"
     assert annobridge.load(tmp_path / "x.jsonl", "nucleus").items[0].annotations[0].label == "Straße"
+
+
+def test_booleans_as_strings_option(all_kinds: Dataset, tmp_path: Path) -> None:
+    report = annobridge.save(all_kinds, tmp_path / "b.jsonl", "nucleus", options={"booleans-as-strings": "true"})
+    first = _lines(tmp_path / "b.jsonl")[0]
+    assert first["metadata"] == {"weather": "sunny", "n": 3, "ok": "true"}
+    assert report.dropped == {"metadata booleans": {'written as the strings "true"/"false" (booleans-as-strings)': 1}}
+    assert annobridge.load(tmp_path / "b.jsonl", "nucleus").items[0].metadata["ok"] == "true"
