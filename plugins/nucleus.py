@@ -82,9 +82,16 @@ and reports each loss (counted per kind) instead; camera-frame cuboids are then 
 Keypoint visibility: COCO v=2 -> ``visible: true``; v=1 -> ``visible: false`` with x, y kept;
 v=0 -> ``visible: false`` with x, y null, so all three states survive without the extension.
 
+Write option ``booleans_as_strings=true`` writes metadata booleans as ``"true"``/``"false"``
+(the format sheet's safe policy for Nucleus's metadata typing; reported, as it is lossy).
+
 What is lost (without ``strict``): nothing the model holds. Metadata is written as it is
-(booleans stay JSON booleans). Relative local locations read from a file are resolved
-against its folder, so they come back absolute.
+(booleans stay JSON booleans unless asked). Local locations are resolved against the
+``.jsonl`` folder when read; local images and ``.json`` clouds outside the output are written
+relative to the output's folder. A scene's frames are buffered until the scene ends (payloads
+only, never point clouds), so the frames of one scene must come one after the other. An
+empty segment ``metadata: {}`` comes back omitted (as ``null`` would), and ``width``/``height``
+are written whenever known, also when 0.
 """
 
 from __future__ import annotations
