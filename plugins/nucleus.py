@@ -85,10 +85,14 @@ v=0 -> ``visible: false`` with x, y null, so all three states survive without th
 Write option ``booleans_as_strings=true`` writes metadata booleans as ``"true"``/``"false"``
 (the format sheet's safe policy for Nucleus's metadata typing; reported, as it is lossy).
 
+Locations: ``image_url`` is kept exactly as written, both ways (a relative path means what it
+means to its producer, as a COCO ``file_name`` does; the Nucleus client resolves it against
+its working directory). Masks and point clouds are files this format opens: relative ones
+are resolved against the ``.jsonl`` folder when read, and ``.json`` clouds outside the output
+are written relative to the output's folder.
+
 What is lost (without ``strict``): nothing the model holds. Metadata is written as it is
-(booleans stay JSON booleans unless asked). Local locations are resolved against the
-``.jsonl`` folder when read; local images and ``.json`` clouds outside the output are written
-relative to the output's folder. A scene's frames are buffered until the scene ends (payloads
+(booleans stay JSON booleans unless asked). A scene's frames are buffered until the scene ends (payloads
 only, never point clouds), so the frames of one scene must come one after the other. An
 empty segment ``metadata: {}`` comes back omitted (as ``null`` would), and ``width``/``height``
 are written whenever known, also when 0.
@@ -416,7 +420,7 @@ class _Reader:
             index = ext.get("frame_index", scene.index)
             scene = FrameRef.model_construct(scene_reference_id=scene.scene_reference_id, index=index, sensor=sensor)
         item = DatasetItem.model_construct(
-            reference_id=ref, image_location=self.location(image), pointcloud_location=self.location(cloud),
+            reference_id=ref, image_location=image, pointcloud_location=self.location(cloud),
             width=width, height=height, metadata=metadata, attributes=attributes,
             annotations=anns, predictions=preds, scene=scene,
         )
@@ -707,7 +711,7 @@ def _keypoints(geom: dict[str, Any], ptr: str) -> dict[str, Any]:
         if x is None and y is None:
             if visible:
                 raise _Bad(kptr, "a visible keypoint needs x and y")
-            flat.extend((0.0, 0.0, 0))
+            flat.extend((0, 0, 0))
         elif _is_num(x) and _is_num(y):
             flat.extend((x, y, 2 if visible else 1))
         else:
@@ -953,11 +957,11 @@ def _item_job(job: _Job) -> _Done:
                 raise WriteError(f"cannot convert the point cloud: {exc.problem}", file=src, item=ref,
                                  fix=exc.fix) from exc
             cloud = relative_location(target, base)
-    location = cloud if cloud is not None else item.image_location
-    if location is not None and location == (item.pointcloud_location or item.image_location):
-        src = local_path(location)  # a file outside the output, referenced where it is
+    if cloud is not None and cloud == item.pointcloud_location:
+        src = local_path(cloud)  # a .json cloud outside the output, referenced where it is
         if src is not None:
-            location = relative_location(Path(os.path.abspath(src)), Path(job.final_base))
+            cloud = relative_location(Path(os.path.abspath(src)), Path(job.final_base))
+    location = cloud if cloud is not None else item.image_location  # images: exactly as given
     if job.in_scene:
         if location is not None:
             payload["url"] = location
