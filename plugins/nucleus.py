@@ -82,6 +82,10 @@ and reports each loss (counted per kind) instead; camera-frame cuboids are then 
 Keypoint visibility: COCO v=2 -> ``visible: true``; v=1 -> ``visible: false`` with x, y kept;
 v=0 -> ``visible: false`` with x, y null, so all three states survive without the extension.
 
+Write option ``incomplete_lidar_scenes=true`` writes a lidar scene whose frames do not all have
+exactly one point cloud (a KITTI sequence with velodyne scans for some frames only) instead of
+failing; Nucleus refuses such a scene on upload, and the report says so.
+
 Write option ``booleans_as_strings=true`` writes metadata booleans as ``"true"``/``"false"``
 (the format sheet's safe policy for Nucleus's metadata typing; reported, as it is lossy).
 
@@ -181,6 +185,9 @@ class NucleusWriteOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     strict: bool = False
     """Write pure Nucleus: no ``annobridge`` extension keys; every loss is reported."""
+    incomplete_lidar_scenes: bool = False
+    """Write a lidar scene whose frames do not all have exactly one point cloud (Nucleus refuses
+    it on upload; noted in the report) instead of failing."""
     booleans_as_strings: bool = False
     """Write metadata booleans as the strings ``"true"``/``"false"`` (reported; whether Nucleus
     needs this is not verified, see the format sheet)."""
@@ -1194,7 +1201,8 @@ def _with_ext(payload: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
-def _scene_payload(buf: _SceneBuffer, scene: Scene | None, strict: bool, report: Any) -> dict[str, Any]:
+def _scene_payload(buf: _SceneBuffer, scene: Scene | None, strict: bool, report: Any,
+                   incomplete: bool = False) -> dict[str, Any]:
     indices = sorted(buf.frames)
     frames = [buf.frames[i] for i in indices]
     lidar = any(d.kind == "pointcloud" for f in frames for d in f)
@@ -1232,6 +1240,7 @@ def _scene_payload(buf: _SceneBuffer, scene: Scene | None, strict: bool, report:
             payload["tracks"] = native["tracks"]
     else:
         out_frames = []
+        odd: list[int] = []
         lidar_sensors: set[str] = set()
         for pos, (i, f) in enumerate(zip(indices, frames)):
             frame: dict[str, Any] = {}
@@ -1246,9 +1255,15 @@ def _scene_payload(buf: _SceneBuffer, scene: Scene | None, strict: bool, report:
                     lidar_sensors.add(sensor)
                 frame[sensor] = frame_item(pos, i, done, False)
             if lidar and clouds != 1:
-                raise WriteError(f"lidar scene {buf.ref!r} frame {i} has {clouds} point clouds, Nucleus needs exactly 1",
-                                 fix="give every frame of a lidar scene one point-cloud item")
+                if not incomplete:
+                    raise WriteError(f"lidar scene {buf.ref!r} frame {i} has {clouds} point clouds, Nucleus needs "
+                                     "exactly 1", fix="give every frame of a lidar scene one point-cloud item, or "
+                                     "write it anyway (not uploadable) with --option incomplete-lidar-scenes=true")
+                odd.append(i)
             out_frames.append(frame)
+        if odd:
+            report.notes.append(f"lidar scene {buf.ref!r}: frames {odd} do not have exactly one point cloud; "
+                                "written as they are (incomplete-lidar-scenes), Nucleus will refuse this scene")
         if len(lidar_sensors) > 1:
             raise WriteError(f"lidar scene {buf.ref!r} uses several lidar sensor names {sorted(lidar_sensors)}; "
                              "Nucleus needs one", fix="name the point-cloud sensor the same in every frame")
@@ -1366,7 +1381,8 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
         def flush() -> None:
             nonlocal buf
             if buf is not None:
-                out.write(dumps(_scene_payload(buf, header.scenes.get(buf.ref), strict, report)))
+                out.write(dumps(_scene_payload(buf, header.scenes.get(buf.ref), strict, report,
+                                               options.incomplete_lidar_scenes)))
                 out.write("\n")
                 written_scenes.add(buf.ref)
                 buf = None

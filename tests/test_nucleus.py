@@ -685,3 +685,14 @@ def test_booleans_as_strings_option(all_kinds: Dataset, tmp_path: Path) -> None:
     assert first["metadata"] == {"weather": "sunny", "n": 3, "ok": "true"}
     assert report.dropped == {"metadata booleans": {'written as the strings "true"/"false" (booleans-as-strings)': 1}}
     assert annobridge.load(tmp_path / "b.jsonl", "nucleus").items[0].metadata["ok"] == "true"
+
+
+def test_incomplete_lidar_scene_option(tmp_path: Path) -> None:
+    items = [DatasetItem(reference_id="p0", pointcloud_location="https://e.com/p0.json",
+                         scene=FrameRef(scene_reference_id="s", index=0, sensor="lidar")),
+             DatasetItem(reference_id="c1", image_location="https://e.com/c1.png",
+                         scene=FrameRef(scene_reference_id="s", index=1, sensor="camera"))]
+    report = annobridge.save(items, tmp_path / "x.jsonl", "nucleus", options={"incomplete-lidar-scenes": "true"})
+    assert any("frames [1] do not have exactly one point cloud" in n for n in report.notes)
+    back = annobridge.load(tmp_path / "x.jsonl", "nucleus")
+    assert [(i.reference_id, i.scene) for i in back.items] == [(i.reference_id, i.scene) for i in items]
