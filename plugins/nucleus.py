@@ -86,6 +86,10 @@ Write option ``incomplete_lidar_scenes=true`` writes a lidar scene whose frames 
 exactly one point cloud (a KITTI sequence with velodyne scans for some frames only) instead of
 failing; Nucleus refuses such a scene on upload, and the report says so.
 
+Write option ``renumber_segments=true``: a mask with an index above 255 (panoptic ids) has its
+segments renumbered 1..n (pixels of no segment become 0), each segment keeping its original
+index in ``attributes["original_index"]``; reported. Without it such a mask is a WriteError.
+
 Write option ``booleans_as_strings=true`` writes metadata booleans as ``"true"``/``"false"``
 (the format sheet's safe policy for Nucleus's metadata typing; reported, as it is lossy).
 
@@ -188,6 +192,9 @@ class NucleusWriteOptions(BaseModel):
     incomplete_lidar_scenes: bool = False
     """Write a lidar scene whose frames do not all have exactly one point cloud (Nucleus refuses
     it on upload; noted in the report) instead of failing."""
+    renumber_segments: bool = False
+    """When a mask holds an index above 255, renumber its segments 1..n (the original index goes
+    to the segment's ``attributes["original_index"]``; reported) instead of failing."""
     booleans_as_strings: bool = False
     """Write metadata booleans as the strings ``"true"``/``"false"`` (reported; whether Nucleus
     needs this is not verified, see the format sheet)."""
@@ -892,6 +899,7 @@ class _Job:
     in_scene: bool
     final_base: str
     """The output's final folder (the engine stages elsewhere): outside references are relative to it."""
+    renumber_segments: bool
 
 
 @dataclass
@@ -1112,9 +1120,12 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
         if aid is not None:
             ext["annotation_id"] = aid
     elif t == "segmentation":
+        mask, segments = ann.mask, list(ann.annotations)
+        if job.renumber_segments:
+            mask, segments = _renumbered(ann, ref, drops, prefix)
         segs = []
         seg_attrs = {}
-        for s in ann.annotations:
+        for s in segments:
             sp: dict[str, Any] = {"label": s.label, "index": s.index}
             if s.metadata:
                 sp["metadata"] = s.metadata
@@ -1123,7 +1134,7 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
             segs.append(sp)
         if seg_attrs:
             ext["segment_attributes"] = seg_attrs
-        p = {"type": "mask", "mask_url": _store_mask(ann.mask, job, prediction, ref),
+        p = {"type": "mask", "mask_url": _store_mask(mask, job, prediction, ref),
              "annotations": segs, "annotation_id": aid, "reference_id": ref}
         if ann.metadata:
             ext["metadata"] = ann.metadata
@@ -1167,6 +1178,31 @@ _STRICT_REASONS = {
 }
 
 
+def _renumbered(ann: SegmentationAnnotation, ref: str, drops: _Drops, prefix: str) -> tuple[IndexMask, list[Segment]]:
+    """Segments renumbered 1..n (pixels of no segment -> 0) when the mask does not fit in 8 bits.
+
+    The original index is kept in each segment's ``attributes["original_index"]``.
+    """
+    if ann.mask.location is not None and not ann.mask.is_loaded and local_path(ann.mask.location) is None:
+        return ann.mask, list(ann.annotations)  # a remote mask: nothing to renumber
+    array = ann.mask.load()
+    if not array.size or int(array.max()) < 256:
+        return ann.mask, list(ann.annotations)
+    if len(ann.annotations) > 255:
+        raise WriteError(f"segmentation has {len(ann.annotations)} segments; an 8-bit Nucleus mask holds 255",
+                         item=ref, fix="write fewer segments per item, or a format with wider masks")
+    new_of = {s.index: n for n, s in enumerate(ann.annotations, start=1)}
+    values, inverse = np.unique(array, return_inverse=True)
+    lut = np.array([new_of.get(int(v), 0) for v in values], dtype=np.uint8)
+    mask = IndexMask.from_array(lut[inverse].reshape(array.shape))
+    segments = [s.model_copy(update={"index": new_of[s.index],
+                                     "attributes": {**s.attributes, "original_index": s.index}})
+                for s in ann.annotations]
+    drops.add(f"{prefix}segmentation:index", "renumbered 1..n to fit an 8-bit Nucleus mask "
+              "(original index kept in the segment's attributes)")
+    return mask, segments
+
+
 def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str) -> str:
     """Write the mask as an 8-bit PNG in the masks folder; a remote URL is kept as it is."""
     if mask.location is not None and not mask.is_loaded and local_path(mask.location) is None:
@@ -1176,7 +1212,8 @@ def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str) -> str:
     except WriteError as exc:
         raise WriteError(f"segmentation mask: {exc.problem}; Nucleus masks are 8-bit (index <= 255)",
                          item=ref, file=mask.location,
-                         fix="renumber the segments to 0..255, or write a format with wider masks") from exc
+                         fix="renumber the segments with --option renumber-segments=true, or write a format "
+                         "with wider masks") from exc
     except ReadError:
         raise
     target = Path(job.masks_dir) / f"{job.seq:06d}-{_safe(ref)}{'-pred' if prediction else ''}.png"
@@ -1364,7 +1401,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     def jobs() -> Iterator[_Job]:
         for seq, item in enumerate(dataset.items):
             yield _Job(item, seq, str(base), str(masks_dir), str(clouds_dir), strict, item.scene is not None,
-                       final_base)
+                       final_base, options.renumber_segments)
 
     header = dataset.header
     written_scenes: set[str] = set()

@@ -696,3 +696,18 @@ def test_incomplete_lidar_scene_option(tmp_path: Path) -> None:
     assert any("frames [1] do not have exactly one point cloud" in n for n in report.notes)
     back = annobridge.load(tmp_path / "x.jsonl", "nucleus")
     assert [(i.reference_id, i.scene) for i in back.items] == [(i.reference_id, i.scene) for i in items]
+
+
+def test_renumber_segments_option(tmp_path: Path) -> None:
+    mask = np.array([[0, 300, 300], [7001, 7001, 5]], np.uint32)  # panoptic-like ids; 5 has no segment
+    item = DatasetItem(reference_id="pan", image_location="https://e.com/p.png", annotations=[
+        SegmentationAnnotation(mask=IndexMask.from_array(mask), annotations=[
+            Segment(label="car", index=300), Segment(label="road", index=7001, attributes={"isthing": 0})])])
+    report = annobridge.save([item], tmp_path / "x.jsonl", "nucleus", options={"renumber-segments": "true"})
+    assert report.dropped == {"segmentation:index": {"renumbered 1..n to fit an 8-bit Nucleus mask "
+                                                     "(original index kept in the segment's attributes)": 1}}
+    [seg] = annobridge.load(tmp_path / "x.jsonl", "nucleus").items[0].annotations
+    assert np.array_equal(seg.mask.load(), [[0, 1, 1], [2, 2, 0]])
+    assert [(s.label, s.index, s.attributes) for s in seg.annotations] == [
+        ("car", 1, {"original_index": 300}), ("road", 2, {"isthing": 0, "original_index": 7001})]
+    assert Image.open(tmp_path / "x.masks" / "000000-pan.png").mode == "L"
