@@ -236,7 +236,7 @@ def _is_num(v: Any) -> bool:
 def _obj(value: Any, ptr: str, what: str, allowed: frozenset[str] | None = None) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise _Bad(ptr, f"{what} must be a JSON object, got {_tname(value)}")
-    if allowed is not None:
+    if allowed is not None and not allowed.issuperset(value):
         for key in value:
             if key not in allowed:
                 raise _Bad(f"{ptr.rstrip('/')}/{key}", f"unknown key {key!r} in {what}; Nucleus has "
