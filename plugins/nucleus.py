@@ -1412,7 +1412,12 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
         if options.booleans_as_strings:
             n = _line_bools(line)
             report.drop("metadata booleans", 'written as the strings "true"/"false" (booleans-as-strings)', n)
-        return encode(line)
+        try:
+            return encode(line)
+        except (ValueError, TypeError) as exc:  # NaN/inf, or a value JSON has no form for (in attributes)
+            raise WriteError(f"cannot write a value as JSON: {exc}", file=context.final_destination or destination,
+                             item=line.get("reference_id"), fix="Nucleus payloads hold finite numbers, "
+                             "strings, lists and objects only") from exc
 
     with open(destination, "w", encoding="utf-8") as out:
         def flush() -> None:
@@ -1424,28 +1429,24 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
                 written_scenes.add(buf.ref)
                 buf = None
 
-        try:
-            for done in context.map(_item_job, jobs()):
-                for what, reason, n in done.drops:
-                    report.drop(what, reason, n)
-                if done.scene is None:
-                    flush()
-                    out.write(dumps(_with_ext(done.payload, {} if strict else done.ext)))
-                    out.write("\n")
-                    continue
-                sref = done.scene.scene_reference_id
-                if buf is None or buf.ref != sref:
-                    flush()
-                    if sref in written_scenes:
-                        raise WriteError(f"the frames of scene {sref!r} do not come one after the other",
-                                         item=done.payload["reference_id"],
-                                         fix="order the items so that each scene's frames are consecutive")
-                    buf = _SceneBuffer(sref)
-                buf.add(done)
-            flush()
-        except (ValueError, TypeError) as exc:  # NaN/inf or a non-JSON value (in attributes)
-            raise WriteError(f"cannot write a value as JSON: {exc}", file=destination,
-                             fix="Nucleus payloads hold finite numbers only") from exc
+        for done in context.map(_item_job, jobs()):
+            for what, reason, n in done.drops:
+                report.drop(what, reason, n)
+            if done.scene is None:
+                flush()
+                out.write(dumps(_with_ext(done.payload, {} if strict else done.ext)))
+                out.write("\n")
+                continue
+            sref = done.scene.scene_reference_id
+            if buf is None or buf.ref != sref:
+                flush()
+                if sref in written_scenes:
+                    raise WriteError(f"the frames of scene {sref!r} do not come one after the other",
+                                     item=done.payload["reference_id"],
+                                     fix="order the items so that each scene's frames are consecutive")
+                buf = _SceneBuffer(sref)
+            buf.add(done)
+        flush()
         for ref, scene in header.scenes.items():
             if ref not in written_scenes:  # a scene without frames in the stream
                 out.write(dumps(_scene_payload(_SceneBuffer(ref), scene, strict, report)))
