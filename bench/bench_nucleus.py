@@ -17,15 +17,21 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from measure import print_table, run_case  # noqa: E402
+from measure import print_table, run_case
 
 DATA = Path(__file__).resolve().parent / "data"
 NAMES = [f"kp{i}" for i in range(17)]
 
 
 def generate(n_items: int, path: Path) -> None:
+    from annobridge.core.model import (
+        BoxAnnotation,
+        DatasetItem,
+        KeypointsAnnotation,
+        PolygonAnnotation,
+    )
+
     import annobridge
-    from annobridge.core.model import BoxAnnotation, DatasetItem, KeypointsAnnotation, PolygonAnnotation
 
     rnd = random.Random(42)
 

@@ -119,9 +119,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
-
 from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.formats import (
     ALL_ANNOTATION_TYPES,
@@ -147,8 +144,8 @@ from annobridge.core.model import (
     KeypointsAnnotation,
     LineAnnotation,
     MultiCategoryAnnotation,
-    PolygonAnnotation,
     Point3D,
+    PolygonAnnotation,
     Scene,
     SceneCategoryAnnotation,
     Segment,
@@ -158,6 +155,8 @@ from annobridge.core.model import (
     auto_annotation_id,
 )
 from annobridge.core.pointclouds import load_points, write_points_json
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 logger = logging.getLogger(__name__)
 
@@ -1156,8 +1155,8 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
     p.update(server)
     if ext:
         if job.strict:
-            for key in ext:
-                if key == "annotation_id" and ext[key] is None:
+            for key, value in ext.items():
+                if key == "annotation_id" and value is None:
                     continue  # an explicit id where there was none: nothing is lost
                 if key == "skeleton":
                     continue  # no skeleton written as []: nothing is lost
