@@ -3,8 +3,8 @@
 Files (``NAME`` = the destination without its suffix):
 
 ``NAME.jsonl`` (reading also takes a folder: every ``*.jsonl`` in it, sorted by name)
-    One payload a line, each exactly what the Nucleus client's ``to_payload()`` writes
-    (key names, key order, omissions), plus two keys the client ignores:
+    One payload a line (compact UTF-8 JSON), each exactly what the Nucleus client's
+    ``to_payload()`` writes (key names, key order, omissions), plus two keys the client ignores:
     ``"annotations"`` (the ground truth) and ``"predictions"``, lists of annotation and
     prediction payloads. A line is either
 
@@ -157,6 +157,7 @@ from annobridge.core.model import (
 from annobridge.core.pointclouds import load_points, write_points_json
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
 
 logger = logging.getLogger(__name__)
 
@@ -1387,6 +1388,25 @@ def _line_bools(line: dict[str, Any]) -> int:
     return n
 
 
+_NON_FINITE = re.compile(rb'(?<![A-Za-z0-9_"])-?(?:NaN|Infinity)(?![A-Za-z0-9_"])')
+
+
+def _encode(line: dict[str, Any]) -> bytes:
+    """Compact UTF-8 JSON of one payload line, keys in insertion order.
+
+    pydantic-core's serializer (Rust, ~6x the standard library on float-heavy geometry) does
+    the work; a line it cannot serialize, or where a NaN/Infinity may have slipped in, is
+    encoded again by the standard library, which raises ValueError/TypeError on such values.
+    """
+    try:
+        out = to_json(line, inf_nan_mode="constants")
+    except PydanticSerializationError:
+        out = None
+    if out is None or _NON_FINITE.search(out):
+        return json.dumps(line, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return out
+
+
 def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, context: Context) -> None:
     """Write one payload a line; masks, point clouds and the sidecar go beside ``destination``."""
     stem = destination.stem if destination.suffix == ".jsonl" else destination.name
@@ -1405,26 +1425,23 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     header = dataset.header
     written_scenes: set[str] = set()
     buf: _SceneBuffer | None = None
-    encode = json.JSONEncoder(allow_nan=False).encode  # json.dumps style, as the client's to_json()
-
-    def dumps(line: dict[str, Any]) -> str:
+    def dumps(line: dict[str, Any]) -> bytes:
         if options.booleans_as_strings:
             n = _line_bools(line)
             report.drop("metadata booleans", 'written as the strings "true"/"false" (booleans-as-strings)', n)
         try:
-            return encode(line)
+            return _encode(line) + b"\n"
         except (ValueError, TypeError) as exc:  # NaN/inf, or a value JSON has no form for (in attributes)
             raise WriteError(f"cannot write a value as JSON: {exc}", file=context.final_destination or destination,
                              item=line.get("reference_id"), fix="Nucleus payloads hold finite numbers, "
                              "strings, lists and objects only") from exc
 
-    with open(destination, "w", encoding="utf-8") as out:
+    with open(destination, "wb") as out:
         def flush() -> None:
             nonlocal buf
             if buf is not None:
                 out.write(dumps(_scene_payload(buf, header.scenes.get(buf.ref), strict, report,
                                                options.incomplete_lidar_scenes)))
-                out.write("\n")
                 written_scenes.add(buf.ref)
                 buf = None
 
@@ -1434,7 +1451,6 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
             if done.scene is None:
                 flush()
                 out.write(dumps(_with_ext(done.payload, {} if strict else done.ext)))
-                out.write("\n")
                 continue
             sref = done.scene.scene_reference_id
             if buf is None or buf.ref != sref:
@@ -1449,7 +1465,6 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
         for ref, scene in header.scenes.items():
             if ref not in written_scenes:  # a scene without frames in the stream
                 out.write(dumps(_scene_payload(_SceneBuffer(ref), scene, strict, report)))
-                out.write("\n")
     _write_sidecar(header, base / f"{stem}{SIDECAR_SUFFIX}", strict, report)
 
 
