@@ -1402,7 +1402,7 @@ def _encode(line: dict[str, Any]) -> bytes:
         out = to_json(line, inf_nan_mode="constants")
     except PydanticSerializationError:
         out = None
-    if out is None or _NON_FINITE.search(out):
+    if out is None or ((b"NaN" in out or b"Infinity" in out) and _NON_FINITE.search(out)):
         return json.dumps(line, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     return out
 
