@@ -306,6 +306,11 @@ _OPTIONAL_FIELDS = {
     for cls in (BoxAnnotation, LineAnnotation, PolygonAnnotation, KeypointsAnnotation, CuboidAnnotation,
                 CategoryAnnotation, MultiCategoryAnnotation, SegmentationAnnotation)
 }
+_KEYS_PRED = {kind: keys | (_PRED_KEYS if kind != "mask" else frozenset()) for kind, keys in _KEYS.items()}
+_BOX_GEOM = frozenset({"x", "y", "width", "height"})
+_VERTEX_GEOM = frozenset({"vertices"})
+_KEYPOINTS_GEOM = frozenset({"keypoints", "names", "skeleton"})
+_CUBOID_GEOM = frozenset({"position", "dimensions", "yaw"})
 _EXT_ANN_KEYS = frozenset({"attributes", "group_id", "annotation_id", "metadata", "track_reference_id",
                            "confidence", "class_pdf", "rings", "frame", "skeleton", "unlabelled_xy",
                            "segment_attributes"})
@@ -496,7 +501,7 @@ class _Reader:
         if kind not in _KEYS:
             raise _Bad(f"{ptr}/type", f"unknown annotation type {_tname(kind)}; expected one of "
                        + ", ".join(sorted(_KEYS)))
-        allowed = _KEYS[kind] | (_PRED_KEYS if prediction and kind != "mask" else frozenset())
+        allowed = (_KEYS_PRED if prediction else _KEYS)[kind]
         _obj(payload, ptr, f"{kind} payload", allowed)
         pref = _str(payload, "reference_id", ptr)
         if pref is not None and pref != ref:
@@ -527,7 +532,7 @@ class _Reader:
             geom = _obj(geom if geom is not None else {}, f"{ptr}/geometry", f"{kind} geometry")
         gptr = f"{ptr}/geometry"
         if kind == "box":
-            _obj(geom, gptr, "box geometry", frozenset({"x", "y", "width", "height"}))
+            _obj(geom, gptr, "box geometry", _BOX_GEOM)
             f.update(label=_label(payload, ptr), x=_num(geom, "x", gptr), y=_num(geom, "y", gptr),
                      width=_num(geom, "width", gptr), height=_num(geom, "height", gptr))
             if f["width"] < 0 or f["height"] < 0:
@@ -538,7 +543,7 @@ class _Reader:
             f["embedding_vector"] = emb
             cls: type = BoxAnnotation
         elif kind in ("line", "polygon"):
-            _obj(geom, gptr, f"{kind} geometry", frozenset({"vertices"}))
+            _obj(geom, gptr, f"{kind} geometry", _VERTEX_GEOM)
             flat = _vertices(geom, gptr, 2 if kind == "line" else 3)
             f["label"] = _label(payload, ptr)
             if kind == "line":
@@ -552,14 +557,14 @@ class _Reader:
                 f["embedding_vector"] = emb
                 cls = PolygonAnnotation
         elif kind == "keypoints":
-            _obj(geom, gptr, "keypoints geometry", frozenset({"keypoints", "names", "skeleton"}))
+            _obj(geom, gptr, "keypoints geometry", _KEYPOINTS_GEOM)
             f.update(label=_label(payload, ptr), **_keypoints(geom, gptr))
             if prediction and f["skeleton"] is None:
                 raise _Bad(f"{gptr}/skeleton", "a keypoints prediction needs a skeleton (Nucleus requires it)",
                            fix="write \"skeleton\": [] when there is none")
             cls = KeypointsAnnotation
         elif kind == "cuboid":
-            _obj(geom, gptr, "cuboid geometry", frozenset({"position", "dimensions", "yaw"}))
+            _obj(geom, gptr, "cuboid geometry", _CUBOID_GEOM)
             f.update(label=_label(payload, ptr), position=_point3d(geom, "position", gptr),
                      dimensions=_point3d(geom, "dimensions", gptr), yaw=_num(geom, "yaw", gptr), frame="lidar")
             d = f["dimensions"]
