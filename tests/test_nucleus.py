@@ -516,6 +516,21 @@ def test_cli_nucleus_to_canonical_and_back(tmp_path: Path) -> None:
     r3 = subprocess.run([*cli, "convert", str(src), str(tmp_path / "back.jsonl"), "--to", "nucleus"],
                         capture_output=True, text=True, check=False)
     assert r3.returncode == 1 and "already exists" in r3.stderr and "Traceback" not in r3.stderr
+    # and the other way: the canonical jsonl fixture -> nucleus -> jsonl (its 16-bit mask renumbered)
+    canon = ROOT / "fixtures" / "jsonl" / "all-kinds" / "dataset.jsonl"
+    r4 = subprocess.run([*cli, "convert", str(canon), str(tmp_path / "n.jsonl"), "--to", "nucleus"],
+                        capture_output=True, text=True, check=False)
+    assert r4.returncode == 1 and "does not fit in 8 bits" in r4.stderr and "renumber-segments" in r4.stderr
+    assert not (tmp_path / "n.jsonl").exists()
+    r5 = subprocess.run([*cli, "convert", str(canon), str(tmp_path / "n.jsonl"), "--to", "nucleus",
+                         "--option", "renumber-segments=true"], capture_output=True, text=True, check=False)
+    assert r5.returncode == 0, r5.stderr
+    assert "segmentation:index: renumbered" in r5.stdout + r5.stderr
+    r6 = subprocess.run([*cli, "convert", str(tmp_path / "n.jsonl"), str(tmp_path / "c2.jsonl"), "--to", "jsonl"],
+                        capture_output=True, text=True, check=False)
+    assert r6.returncode == 0, r6.stderr
+    caps = get_registry().get("jsonl").capabilities
+    assert project(annobridge.load(tmp_path / "c2.jsonl"), caps) == project(annobridge.load(canon), caps)
 
 
 # --------------------------------------------------------------------------- bad input
