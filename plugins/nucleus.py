@@ -99,11 +99,16 @@ its working directory). Masks and point clouds are files this format opens: rela
 are resolved against the ``.jsonl`` folder when read, and ``.json`` clouds outside the output
 are written relative to the output's folder.
 
+Read option ``check_files=false`` skips the existence check of local masks and point clouds
+(a stat per file; nothing is decoded at read time either way).
+
 What is lost (without ``strict``): nothing the model holds. Metadata is written as it is
-(booleans stay JSON booleans unless asked). A scene's frames are buffered until the scene ends (payloads
-only, never point clouds), so the frames of one scene must come one after the other. An
-empty segment ``metadata: {}`` comes back omitted (as ``null`` would), and ``width``/``height``
-are written whenever known, also when 0.
+(booleans stay JSON booleans unless asked). A scene's frames are buffered until the scene
+ends (payloads only, never point clouds), so the frames of one scene must come one after the
+other. An empty segment ``metadata: {}`` comes back omitted (as ``null`` would), and
+``width``/``height`` are written whenever known, also when 0. Note that the client's own
+``DatasetItem.from_json`` only recognises scene frame URLs ending in ``jpg``, ``png`` or
+``json``.
 """
 
 from __future__ import annotations
@@ -119,6 +124,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError, to_json
+
 from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.formats import (
     ALL_ANNOTATION_TYPES,
@@ -155,9 +164,6 @@ from annobridge.core.model import (
     auto_annotation_id,
 )
 from annobridge.core.pointclouds import load_points, write_points_json
-from PIL import Image
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
-from pydantic_core import PydanticSerializationError, to_json
 
 logger = logging.getLogger(__name__)
 
