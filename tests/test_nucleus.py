@@ -6,14 +6,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import nucleus  # the real Nucleus client (scale-nucleus, in the `test` extra)
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import annobridge
 from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.model import (
+    ANNOTATION_TYPES,
     BoxAnnotation,
     Category,
     CategoryAnnotation,
@@ -47,8 +53,8 @@ from nucleus.prediction import SceneCategoryPrediction as NucleusSceneCategoryPr
 from nucleus.scene import LidarScene, VideoScene
 from PIL import Image
 
-import annobridge
 from tests.projection import project
+from tests.strategies import datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "fixtures" / "nucleus"
@@ -795,3 +801,31 @@ def test_non_finite_numbers_are_a_write_error(tmp_path: Path) -> None:
     item.annotations[0].x = float("nan")
     with pytest.raises(WriteError, match=r'ok2\.jsonl \(item "r"\): cannot write a value as JSON: Out of range float'):
         annobridge.save([item], tmp_path / "ok2.jsonl", "nucleus")
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(data=st.data())
+def test_strict_output_is_pure_nucleus_and_every_loss_is_reported(data: st.DataObject) -> None:
+    """On generated data: strict output has no extension key, the client parses every annotation,
+    and whatever the non-strict round trip keeps but the strict one loses shows up in the report."""
+    fmt = get_registry().get("nucleus")
+    dataset = data.draw(datasets(fmt.capabilities, "nucleus"))
+    with tempfile.TemporaryDirectory() as tmp:
+        report = annobridge.save(dataset, Path(tmp) / "s.jsonl", "nucleus", options={"strict": "true"})
+        text = (Path(tmp) / "s.jsonl").read_text()
+        assert '"annobridge"' not in text
+        for line in _lines(Path(tmp) / "s.jsonl"):
+            for key, parse in (("annotations", NucleusAnnotation.from_json), ("predictions", nucleus_prediction.from_json)):
+                for p in line.get(key, []):
+                    parse(p)
+        back = annobridge.load(Path(tmp) / "s.jsonl", "nucleus")
+        before = [a for i in dataset.items for a in i.annotations + i.predictions]
+        after = [a for i in back.items for a in i.annotations + i.predictions]
+        lost = len(before) - len(after)
+        assert lost == sum(n for k, r in report.dropped.items() if k.removeprefix("prediction:") in ANNOTATION_TYPES
+                           for n in r.values())
+        polygons = sum(1 for a in before if a.type == "polygon" and len(a.rings) > 1)
+        assert sum(report.dropped.get("polygon:rings", {}).values()) + sum(
+            report.dropped.get("prediction:polygon:rings", {}).values()) == polygons
+        if dataset.header.categories:
+            assert report.dropped["header categories"]
