@@ -124,6 +124,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import orjson
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
@@ -364,7 +365,7 @@ class _Reader:
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
+                    obj = _loads(line)
                 except ValueError as exc:
                     truncated = not line.endswith("\n")
                     raise ReadError(
@@ -681,6 +682,15 @@ class _Reader:
             return _with_extension(SceneCategoryAnnotation, f, _obj(p[EXT], f"{ptr}/{EXT}", "annobridge extension",
                                                                     _EXT_ANN_KEYS), f"{ptr}/{EXT}")
         return SceneCategoryAnnotation.model_construct(**f)
+
+
+def _loads(line: str) -> Any:
+    """orjson's parse (Rust); the standard library for what orjson refuses (ints above 64 bits),
+    which also gives the error message of a line that is not JSON."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return json.loads(line)
 
 
 def _escape(token: str) -> str:

@@ -829,3 +829,12 @@ def test_strict_output_is_pure_nucleus_and_every_loss_is_reported(data: st.DataO
             report.dropped.get("prediction:polygon:rings", {}).values()) == polygons
         if dataset.header.categories:
             assert report.dropped["header categories"]
+
+
+def test_integers_beyond_64_bits_survive(tmp_path: Path) -> None:
+    line = _item_line(metadata={"big": 2**70, "neg": -(2**65)})
+    src = _write_lines(tmp_path / "big.jsonl", line)
+    [item] = _read_all(src)
+    assert item.metadata == {"big": 2**70, "neg": -(2**65)}
+    annobridge.save([item], tmp_path / "out.jsonl", "nucleus")
+    assert _lines(tmp_path / "out.jsonl")[0]["metadata"] == {"big": 2**70, "neg": -(2**65)}
