@@ -172,6 +172,7 @@ EXT = "annobridge"
 SIDECAR_SUFFIX = ".dataset.json"
 SERVER_KEYS = ("task_id", "dataset_item_id", "item_id", "dataset_id")
 """Nucleus keys kept as annotation attributes under the same name."""
+_SERVER_SET = frozenset(SERVER_KEYS)
 ITEM_NATIVE_ATTRIBUTES = ("embedding_info", "processed_url", "original_image_url", "dataset_item_id", "phash")
 """Item payload keys Nucleus exports besides the basic ones; kept as item attributes."""
 SCENE_NATIVE_ATTRIBUTES = ("frame_rate", "video_url", "upload_to_scale", "tracks")
@@ -1063,8 +1064,11 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
     t = ann.type
     prefix = "prediction:" if prediction else ""
     ext: dict[str, Any] = {}
-    attrs = dict(ann.attributes)
-    server = {k: attrs.pop(k) for k in SERVER_KEYS if k in attrs}
+    attrs = ann.attributes
+    server: dict[str, Any] = {}
+    if attrs and not _SERVER_SET.isdisjoint(attrs):
+        attrs = dict(attrs)
+        server = {k: attrs.pop(k) for k in SERVER_KEYS if k in attrs}
     if attrs:
         ext["attributes"] = attrs
     if ann.group_id is not None:
