@@ -897,7 +897,7 @@ def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOp
             scene.attributes["n_frames"] = n
         header.scenes[ref] = scene
         return None
-    size = _image_size(base / file_name) if options.input is not None else None
+    size = _image_size(base / file_name) if kind == "image" else None
     item = DatasetItem.model_construct(
         reference_id=entry.stem, image_location=str(base / file_name), pointcloud_location=None,
         width=size[0] if size else None, height=size[1] if size else None,
