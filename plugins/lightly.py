@@ -19,7 +19,9 @@ and/or ``predictions/``)::
 * ``<media path>`` is the media file's path relative to the input datasource with its last
   extension replaced by ``.json``; ``file_name`` keeps the extension. An item's
   ``reference_id`` is ``file_name`` without its last extension (``subdir/image_1``); the
-  exact ``file_name`` is kept in ``attributes["file_name"]`` and written back from there.
+  exact ``file_name`` is kept in ``attributes["file_name"]`` and written back from there;
+  ``attributes["lightly_tasks"]`` lists the tasks that have a file for the item, so an
+  empty ``predictions`` list is written back.
 * ``type`` is ``image``, ``video`` or ``frame``. A video is a :class:`Scene` (its
   metadata = the video-level file); its frames are items with a :class:`FrameRef`, named
   ``<video without extension>-<frame index padded to len(str(n_frames))>-<extension>.png``
@@ -39,6 +41,8 @@ and/or ``predictions/``)::
   ``header.info["lightly"]["metadata_schema"]`` and reused on writing (names, types,
   defaults); the ``schema-file`` write option names a user schema file that overrides both. A
   key holding two types across the dataset is a ``MetadataTypeError``.
+* Every item, frame and video gets a metadata file (``{}`` when it has no metadata), so the
+  item list survives a round trip.
 * Reading fills schema defaults (``fill-defaults``, on by default, as the Worker does): a
   schema path missing from an item's metadata, or null, reads as its ``defaultValue``.
   With the ``input`` option (the input datasource root) every media file must exist,
@@ -826,6 +830,7 @@ def _read_items(folder: Path, entries: dict[str, _Entry], schema: list[SchemaEnt
                     anns.extend(parse_predictions(task, singles, p, item.reference_id, size))
                 except ReadError as exc:
                     context.error(exc)
+            item.attributes["lightly_tasks"] = [task.name for task, _ in predictions]
             field_name = "annotations" if options.as_annotations else "predictions"
             setattr(item, field_name, anns)
         yield item
@@ -1093,6 +1098,15 @@ class _PredictionWriter:
                     score_opt if source == "gt" else None)
                 for kind, fields, payload in self._singles(ann, task, conf, item):
                     singles.setdefault(task.name, []).append((kind, fields, payload))
+        tasks_seen = item.attributes.get("lightly_tasks") if isinstance(item.attributes, dict) else None
+        if self.only is None and isinstance(tasks_seen, list):  # files with an empty list stay
+            for name in tasks_seen:
+                if name in self.tasks.tasks or name in self.tasks.known:
+                    if name not in self.tasks.tasks:
+                        given = self.tasks.known[name]
+                        self.tasks.tasks[name] = TaskSchema(name, given["task_type"],
+                                                            [dict(c) for c in given["categories"]])
+                    singles.setdefault(name, [])
         return _Job(file_name, size, singles)
 
     def _score(self, conf: float | None, ann: Any, required: bool = True) -> dict[str, Any]:
@@ -1225,8 +1239,7 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
                 continue
             fn = _item_file_name(item, options.input)
             _claim(names_seen, fn, item.reference_id)
-            if item.metadata:
-                md_records.append((item.reference_id, fn, "image", item.metadata))
+            md_records.append((item.reference_id, fn, "image", item.metadata))  # keeps the item
             job = preds.job(item, fn)
             if job.singles:
                 yield job
@@ -1256,15 +1269,13 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
                              fix="pass the right count with --option frames=VIDEO=N")
         video_names[ref] = (vfn, n)
         _claim(names_seen, vfn, ref)
-        if scene is not None and scene.metadata:
-            md_records.append((ref, vfn, "video", scene.metadata))
+        md_records.append((ref, vfn, "video", scene.metadata if scene is not None else {}))
     frame_jobs = []
     for item, job in frames:
         vfn, n = video_names[item.scene.scene_reference_id]  # type: ignore[union-attr]
         fn = frame_file_name(vfn, item.scene.index, n or item.scene.index + 1)  # type: ignore[union-attr]
         _claim(names_seen, fn, item.reference_id)
-        if item.metadata:
-            md_records.append((item.reference_id, fn, "frame", item.metadata))
+        md_records.append((item.reference_id, fn, "frame", item.metadata))
         if job.singles:
             job.file_name = fn
             frame_jobs.append(job)
