@@ -81,27 +81,47 @@ def split_options(pairs: dict[str, str], reader: Format | None, writer: Format |
 
 
 class _Progress:
-    """Items-done counter on stderr, only when stderr is a terminal and not quiet."""
+    """A progress bar on stderr (a counter when the total is unknown); only when stderr is a
+    terminal and not quiet."""
+
+    WIDTH = 30
 
     def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and sys.stderr.isatty()
         self.count = 0
+        self.total: int | None = None
         self._last = 0.0
+
+    def set_total(self, total: int | None) -> None:
+        self.total = total
 
     def __call__(self, n: int) -> None:
         self.count += n
         now = time.monotonic()
-        if self.enabled and now - self._last > 0.2:
+        if now - self._last > 0.1:
             self._last = now
+            self._draw()
+
+    def _draw(self) -> None:
+        if self.total:
+            filled = int(self.WIDTH * min(self.count, self.total) / self.total)
+            bar = "#" * filled + "-" * (self.WIDTH - filled)
+            click.echo(f"\r[{bar}] {self.count}/{self.total} items", nl=False, err=True)
+        else:
             click.echo(f"\r{self.count} items", nl=False, err=True)
 
     def done(self) -> None:
         if self.enabled and self.count:
-            click.echo(f"\r{self.count} items", err=True)
+            self._draw()
+            click.echo("", err=True)
 
     @property
     def callback(self) -> Callable[[int], None] | None:
         return self if self.enabled else None
+
+    @property
+    def total_callback(self) -> Callable[[int | None], None] | None:
+        return self.set_total if self.enabled else None
 
 
 @main.command()
@@ -126,8 +146,8 @@ def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, ds
     progress = _Progress(not ctx.obj["quiet"])
     report = engine.convert(src, dst, src_format=reader.name, dst_format=writer.name,
                             read_options=read_opts, write_options=write_opts,
-                            overwrite=overwrite, workers=workers,
-                            progress=progress.callback, registry=registry)
+                            overwrite=overwrite, workers=workers, progress=progress.callback,
+                            on_total=progress.total_callback, registry=registry)
     progress.done()
     if as_json:
         click.echo(json.dumps(report.model_dump() | {"written": report.written}, indent=2))

@@ -73,6 +73,10 @@ def read_dataset(
     ctx.report.source_format = fmt.name
     dataset.source = str(path)
     dataset.format = fmt.name
+    if dataset.total is None and isinstance(dataset.items, list):
+        dataset.total = len(dataset.items)
+    if ctx.on_total is not None:
+        ctx.on_total(dataset.total)
     dataset.items = _checked(dataset.items, ctx, str(path))
     return dataset
 
@@ -173,6 +177,7 @@ def write_dataset(
     opts = parse_options(fmt, "write", options)
     ctx = context or Context()
     dst = Path(destination)
+    ctx.final_destination = dst
     ctx.report.destination = str(dst)
     ctx.report.destination_format = fmt.name
     if dst.exists() and not overwrite:
@@ -189,7 +194,7 @@ def write_dataset(
     stage = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent))
     try:
         fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx),
-                         source=dataset.source, format=dataset.format)
+                         source=dataset.source, format=dataset.format, total=dataset.total)
         try:
             fmt.write(fitted, stage / dst.name, opts, ctx)  # type: ignore[misc]
         except OSError as exc:
@@ -251,11 +256,16 @@ def convert(
     overwrite: bool = False,
     workers: int = 1,
     progress: Callable[[int], None] | None = None,
+    on_total: Callable[[int | None], None] | None = None,
     registry: FormatRegistry | None = None,
 ) -> ConversionReport:
-    """Convert ``source`` to ``destination`` in one streaming pass; returns the report."""
+    """Convert ``source`` to ``destination`` in one streaming pass; returns the report.
+
+    ``progress`` is called with the number of items just read; ``on_total`` once with the
+    item count when the reader knows it (None otherwise).
+    """
     reg = _registry(registry)
-    ctx = Context(workers=workers, progress=progress)
+    ctx = Context(workers=workers, progress=progress, on_total=on_total)
     dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
     return write_dataset(dataset, destination, dst_format, write_options,
                          overwrite=overwrite, context=ctx, registry=reg)

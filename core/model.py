@@ -714,13 +714,15 @@ class Dataset:
     """A header and a stream of items.
 
     ``items`` may be a one-shot iterator (a streaming reader) or a list; call
-    :meth:`materialize` to hold it in memory and iterate more than once.
+    :meth:`materialize` to hold it in memory and iterate more than once. ``total`` is the
+    number of items when a streaming reader knows it up front (drives progress bars).
     """
 
     header: DatasetHeader = field(default_factory=DatasetHeader)
     items: Iterable[DatasetItem] = field(default_factory=list)
     source: str | None = None
     format: str | None = None
+    total: int | None = None
 
     def __iter__(self) -> Iterator[DatasetItem]:
         return iter(self.items)

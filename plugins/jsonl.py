@@ -6,7 +6,8 @@ Files:
     stream order.
     ``NAME.masks/``: segmentation index masks as PNG, named ``<line>.png``: 8-bit when all
     values are below 256, 16-bit up to 65535, RGB-encoded (``R + 256·G + 65536·B``) above.
-    Mask locations in the JSON are relative to the ``.jsonl`` file's folder.
+    Local image, point-cloud and mask locations are written relative to the ``.jsonl``
+    file's folder and resolved against it on reading, so the folder can be moved.
 
 What is lost: nothing. Remote mask URLs are kept as URLs, not downloaded.
 """
@@ -14,6 +15,7 @@ What is lost: nothing. Remote mask URLs are kept as URLs, not downloaded.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +43,17 @@ VERSION = 1
 def _validation_problem(exc: ValidationError) -> str:
     err = exc.errors()[0]
     loc = "/".join(str(p) for p in err["loc"])
-    return f"{loc}: {err['msg']}" if loc else err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")
+    return f"{loc}: {msg}" if loc else msg
+
+
+def _reference_id(line: str) -> str | None:
+    """The item's reference id for an error message, when the line parses at all."""
+    try:
+        ref = json.loads(line).get("reference_id")
+    except (ValueError, AttributeError):
+        return None
+    return ref if isinstance(ref, str) else None
 
 
 def read(path: Path, options: NoOptions, context: Context) -> Dataset:
@@ -70,14 +82,23 @@ def _items(path: Path, context: Context) -> Iterator[DatasetItem]:
                 item = DatasetItem.model_validate_json(line)
             except ValidationError as exc:
                 context.error(ReadError(_validation_problem(exc), file=path, where=f"line {lineno}",
+                                        item=_reference_id(line),
                                         fix="each line must be one DatasetItem as JSON"))
                 continue
             for ann in item.annotations + item.predictions:
                 if isinstance(ann, SegmentationAnnotation) and ann.mask.location:
-                    resolved = local_path(ann.mask.location, base)
-                    if resolved is not None:
-                        ann.mask.location = str(resolved)
+                    ann.mask.location = _resolve(ann.mask.location, base)
+            if item.image_location:
+                item.image_location = _resolve(item.image_location, base)
+            if item.pointcloud_location:
+                item.pointcloud_location = _resolve(item.pointcloud_location, base)
             yield item
+
+
+def _resolve(location: str, base: Path) -> str:
+    resolved = local_path(location, base)
+    return location if resolved is None else os.path.normpath(resolved)
+
 
 
 def write(dataset: Dataset, destination: Path, options: NoOptions, context: Context) -> None:
@@ -94,6 +115,11 @@ def write(dataset: Dataset, destination: Path, options: NoOptions, context: Cont
                     ann_mask = _store_mask(ann.mask, masks_dir / f"{n}-{k}.png", base)
                     replacement = ann.model_copy(update={"mask": ann_mask})
                     item = _replace_annotation(item, ann, replacement)
+            if item.image_location or item.pointcloud_location:
+                item = item.model_copy(update={
+                    "image_location": context.relative_to_output(item.image_location, destination),
+                    "pointcloud_location": context.relative_to_output(item.pointcloud_location, destination),
+                })
             out.write(item.model_dump_json(exclude_none=False))
             out.write("\n")
 

@@ -1,0 +1,75 @@
+"""``project()``: what a round trip must preserve, as plain comparable data.
+
+A projection keeps, per item, what the format's Capabilities say it holds, and normalises
+what formats legitimately choose for themselves: annotation order within an item, ids,
+format attributes, and the raw values of an index mask (a panoptic writer may renumber
+segments; what must survive is which label each pixel carries).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from annobridge.core.formats import Capabilities
+from annobridge.core.model import Dataset, DatasetItem
+
+
+def _r(v: float | None) -> float | None:
+    return None if v is None else round(float(v), 6)
+
+
+def _geometry(ann: Any) -> Any:
+    t = ann.type
+    if t == "box":
+        return (_r(ann.x), _r(ann.y), _r(ann.width), _r(ann.height))
+    if t == "polygon":
+        return tuple(tuple(_r(v) for v in ring) for ring in ann.rings)
+    if t == "line":
+        return tuple(_r(v) for v in ann.vertices)
+    if t == "keypoints":
+        kp = ann.keypoints
+        pts = []
+        for i in range(0, len(kp), 3):
+            v = int(kp[i + 2])
+            pts.append((None, None, 0) if v == 0 else (_r(kp[i]), _r(kp[i + 1]), v))
+        return (tuple(ann.names), tuple(pts), tuple(tuple(e) for e in ann.skeleton or ()))
+    if t == "cuboid":
+        p, d = ann.position, ann.dimensions
+        return (ann.frame, _r(p.x), _r(p.y), _r(p.z), _r(d.x), _r(d.y), _r(d.z), _r(ann.yaw))
+    if t == "multicategory":
+        return tuple(sorted(ann.labels))
+    if t == "object_mask":
+        return (tuple(ann.size), ann.to_array().tobytes())
+    if t == "segmentation":
+        arr = ann.mask.load()
+        labels = {s.index: s.label for s in ann.annotations}
+        names = sorted(set(labels.values()))
+        code = {name: i + 1 for i, name in enumerate(names)}
+        lut = np.vectorize(lambda v: code.get(labels.get(int(v), ""), 0), otypes=[np.int64])
+        return (tuple(names), arr.shape, lut(arr).tobytes() if arr.size else b"")
+    return None
+
+
+def project_annotation(ann: Any, caps: Capabilities) -> tuple:
+    label = getattr(ann, "label", None)
+    meta = tuple(sorted(ann.metadata.items())) if caps.annotation_metadata else ()
+    conf = _r(ann.confidence)
+    return (ann.type, label, repr(_geometry(ann)), conf, repr(meta))
+
+
+def project_item(item: DatasetItem, caps: Capabilities) -> dict[str, Any]:
+    return {
+        "reference_id": item.reference_id,
+        "size": (item.width, item.height),
+        "metadata": item.metadata if caps.item_metadata else None,
+        "annotations": sorted(project_annotation(a, caps) for a in item.annotations),
+        "predictions": sorted(project_annotation(a, caps) for a in item.predictions),
+    }
+
+
+def project(dataset: Dataset | list[DatasetItem], caps: Capabilities) -> list[dict[str, Any]]:
+    """Items as comparable dicts, sorted by reference id."""
+    items = dataset.items if isinstance(dataset, Dataset) else dataset
+    return sorted((project_item(i, caps) for i in items), key=lambda d: d["reference_id"])

@@ -1,0 +1,230 @@
+"""Hypothesis strategies for canonical datasets, drawn within a format's Capabilities.
+
+Numbers are "nice" (hundredths, even fiftieths for sizes) so that every format, including
+KITTI's two-decimal text, can hold them exactly: a round-trip failure is then a real loss,
+not a rounding artefact of the generator.
+
+:data:`FORMAT_LIMITS` lists, per format, what the format cannot hold even though its
+Capabilities name the kind (a KITTI cuboid in the LiDAR frame needs calibration the
+generator does not make). Every entry says why; it narrows generation, never the comparison.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+
+from annobridge.core.formats import Capabilities
+from annobridge.core.model import (
+    BoxAnnotation,
+    Category,
+    CategoryAnnotation,
+    CuboidAnnotation,
+    Dataset,
+    DatasetHeader,
+    DatasetItem,
+    IndexMask,
+    KeypointsAnnotation,
+    LineAnnotation,
+    MultiCategoryAnnotation,
+    ObjectMaskAnnotation,
+    Point3D,
+    PolygonAnnotation,
+    Segment,
+    SegmentationAnnotation,
+)
+
+LABELS = ["car", "person", "bird", "tree"]
+KEYPOINT_LABEL = "person"
+KEYPOINT_NAMES = ["nose", "left_eye", "right_eye", "neck"]
+KEYPOINT_SKELETON = [(0, 1), (0, 2), (0, 3)]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What generation must avoid for one format (each field documents its reason)."""
+
+    cuboid_frames: tuple[str, ...] = ("lidar", "camera")
+    pair_boxes_with_cuboids: bool = False  # one object = one 2D box + one cuboid (KITTI rows)
+    max_segments: int = 200
+    metadata_kinds: tuple[str, ...] = ("int", "float", "str", "bool", "nested")
+    reasons: tuple[str, ...] = field(default=())
+
+
+FORMAT_LIMITS: dict[str, Limits] = {}
+"""Per-format generation limits; formats not listed take the defaults."""
+
+
+def limits_for(name: str) -> Limits:
+    return FORMAT_LIMITS.get(name, Limits())
+
+
+def hundredths(lo: float, hi: float) -> st.SearchStrategy[float]:
+    return st.integers(int(lo * 100), int(hi * 100)).map(lambda k: k / 100)
+
+
+def _ref_ids() -> st.SearchStrategy[str]:
+    return st.text(string.ascii_lowercase + string.digits, min_size=1, max_size=8).map(lambda s: "i" + s)
+
+
+@st.composite
+def metadata_schemas(draw: st.DrawFn, kinds: tuple[str, ...]) -> dict[str, str]:
+    """A consistent key -> kind schema for one dataset (formats require type consistency)."""
+    if not kinds:
+        return {}
+    keys = draw(st.lists(st.sampled_from(["weather", "score", "camera", "night", "site", "speed"]),
+                         unique=True, max_size=3))
+    return {k: draw(st.sampled_from(kinds)) for k in keys}
+
+
+@st.composite
+def metadata_values(draw: st.DrawFn, schema: dict[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, kind in schema.items():
+        if not draw(st.booleans()):
+            continue  # keys may be missing on some items
+        if kind == "int":
+            out[key] = draw(st.integers(-1000, 1000))
+        elif kind == "float":
+            out[key] = draw(hundredths(-100, 100).filter(lambda v: not float(v).is_integer()))
+        elif kind == "str":
+            out[key] = draw(st.sampled_from(["sunny", "rain", "fog", "a b", "é"]))
+        elif kind == "bool":
+            out[key] = draw(st.booleans())
+        elif kind == "nested":
+            out[key] = {"temperature": draw(st.integers(-30, 40)), "unit": "C"}
+    return out
+
+
+@st.composite
+def _box(draw: st.DrawFn, w: int, h: int) -> dict[str, Any]:
+    x = draw(hundredths(0, w - 1))
+    y = draw(hundredths(0, h - 1))
+    bw = draw(hundredths(0.01, w - x))
+    bh = draw(hundredths(0.01, h - y))
+    return {"x": x, "y": y, "width": bw, "height": bh}
+
+
+@st.composite
+def _ring(draw: st.DrawFn, w: int, h: int) -> list[float]:
+    n = draw(st.integers(3, 8))
+    pts = draw(st.lists(st.tuples(hundredths(0, w), hundredths(0, h)), min_size=n, max_size=n, unique=True))
+    return [c for p in pts for c in p]
+
+
+@st.composite
+def _keypoints(draw: st.DrawFn, w: int, h: int) -> list[float]:
+    flat: list[float] = []
+    for _ in KEYPOINT_NAMES:
+        v = draw(st.sampled_from([0, 1, 2]))
+        if v == 0:
+            flat += [0.0, 0.0, 0]
+        else:
+            flat += [draw(hundredths(0, w)), draw(hundredths(0, h)), v]
+    return flat
+
+
+@st.composite
+def _cuboid_fields(draw: st.DrawFn, frames: tuple[str, ...]) -> dict[str, Any]:
+    even = st.integers(1, 250).map(lambda k: k / 50)  # sizes in fiftieths: h/2 stays in hundredths
+    return {
+        "position": Point3D(x=draw(hundredths(-40, 40)), y=draw(hundredths(-3, 3)), z=draw(hundredths(1, 60))),
+        "dimensions": Point3D(x=draw(even), y=draw(even), z=draw(even)),
+        "yaw": draw(hundredths(-3.14, 3.14)),
+        "frame": draw(st.sampled_from(frames)),
+    }
+
+
+@st.composite
+def _mask(draw: st.DrawFn, w: int, h: int, values: int) -> np.ndarray:
+    flat = draw(st.lists(st.integers(0, values), min_size=w * h, max_size=w * h))
+    return np.array(flat, dtype=np.uint32).reshape(h, w)
+
+
+@st.composite
+def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h: int,
+                    limits: Limits, predictions: bool, annotation_metadata: bool) -> list[Any]:
+    out: list[Any] = []
+    n = draw(st.integers(0, 4))
+    usable = sorted(kinds - {"segmentation"} - ({"cuboid", "box"} if limits.pair_boxes_with_cuboids else set()))
+    serial = 0
+
+    def common() -> dict[str, Any]:
+        nonlocal serial
+        serial += 1
+        fields: dict[str, Any] = {"reference_id": ref, "annotation_id": f"{ref}-{serial}"}
+        if predictions:
+            fields["confidence"] = draw(st.integers(0, 100).map(lambda k: k / 100))
+        if annotation_metadata and draw(st.booleans()):
+            fields["metadata"] = {"source": draw(st.sampled_from(["model", "human"]))}
+        return fields
+
+    if limits.pair_boxes_with_cuboids and {"box", "cuboid"} <= kinds:
+        for _ in range(draw(st.integers(0, 3))):
+            c = common()
+            group = c["annotation_id"]
+            out.append(BoxAnnotation(label=(lab := draw(st.sampled_from(LABELS))), group_id=group, **c, **draw(_box(w, h))))
+            c2 = dict(c, annotation_id=c["annotation_id"] + ":3d")
+            out.append(CuboidAnnotation(label=lab, group_id=group, **c2, **draw(_cuboid_fields(limits.cuboid_frames))))
+    if not usable:
+        n = 0
+    for _ in range(n):
+        kind = draw(st.sampled_from(usable))
+        label = draw(st.sampled_from(LABELS))
+        c = common()
+        if kind == "box":
+            out.append(BoxAnnotation(label=label, **c, **draw(_box(w, h))))
+        elif kind == "polygon":
+            rings = draw(st.lists(_ring(w, h), min_size=1, max_size=2))
+            out.append(PolygonAnnotation(label=label, rings=rings, **c))
+        elif kind == "line":
+            ring = draw(_ring(w, h))
+            out.append(LineAnnotation(label=label, vertices=ring, **c))
+        elif kind == "keypoints":
+            out.append(KeypointsAnnotation(label=KEYPOINT_LABEL, keypoints=draw(_keypoints(w, h)),
+                                           names=KEYPOINT_NAMES, skeleton=KEYPOINT_SKELETON, **c))
+        elif kind == "cuboid":
+            out.append(CuboidAnnotation(label=label, **c, **draw(_cuboid_fields(limits.cuboid_frames))))
+        elif kind == "category":
+            c.pop("annotation_id")
+            out.append(CategoryAnnotation(label=label, **c))
+        elif kind == "multicategory":
+            c.pop("annotation_id")
+            labels = draw(st.lists(st.sampled_from(LABELS), min_size=1, max_size=3, unique=True))
+            out.append(MultiCategoryAnnotation(labels=labels, **c))
+        elif kind == "object_mask":
+            arr = draw(_mask(w, h, 1))
+            out.append(ObjectMaskAnnotation.from_array(arr, label=label, **c))
+    if "segmentation" in kinds and not predictions and draw(st.booleans()):
+        n_seg = draw(st.integers(1, min(4, limits.max_segments)))
+        arr = draw(_mask(w, h, n_seg))
+        segments = [Segment(label=draw(st.sampled_from(LABELS)), index=i) for i in range(1, n_seg + 1)
+                    if (arr == i).any()]
+        out.append(SegmentationAnnotation(mask=IndexMask.from_array(arr), annotations=segments,
+                                          reference_id=ref, annotation_id=f"{ref}-seg"))
+    return out
+
+
+@st.composite
+def datasets(draw: st.DrawFn, caps: Capabilities, format_name: str = "") -> Dataset:
+    """A small dataset holding only what ``caps`` (and the format's limits) allow."""
+    limits = limits_for(format_name)
+    refs = draw(st.lists(_ref_ids(), min_size=1, max_size=4, unique=True))
+    kinds_md = limits.metadata_kinds if caps.item_metadata else ()
+    schema = draw(metadata_schemas(kinds_md))
+    items = []
+    for ref in refs:
+        w = draw(st.integers(4, 24))
+        h = draw(st.integers(4, 24))
+        anns = draw(annotations_for(caps.annotation_types, ref, w, h, limits, False, caps.annotation_metadata))
+        preds = draw(annotations_for(caps.prediction_types, ref, w, h, limits, True, caps.annotation_metadata))
+        items.append(DatasetItem(reference_id=ref, image_location=f"images/{ref}.png", width=w, height=h,
+                                 metadata=draw(metadata_values(schema)), annotations=anns, predictions=preds))
+    categories = [Category(id=i + 1, name=name) for i, name in enumerate(LABELS)]
+    kp = next(c for c in categories if c.name == KEYPOINT_LABEL)
+    kp.keypoints, kp.skeleton = list(KEYPOINT_NAMES), list(KEYPOINT_SKELETON)
+    return Dataset(header=DatasetHeader(categories=categories), items=items)

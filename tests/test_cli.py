@@ -1,0 +1,130 @@
+"""The installed ``annobridge`` command, run as a real subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import FIXTURES, ROOT
+
+BIN = Path(sys.executable).parent / "annobridge"
+
+
+def run(*args: str, cwd: Path | None = None, env: dict | None = None, check_code: int | None = 0) -> subprocess.CompletedProcess:
+    proc = subprocess.run([str(BIN), *args], capture_output=True, text=True, cwd=cwd,
+                          env={**os.environ, **(env or {})}, timeout=120)
+    if check_code is not None:
+        assert proc.returncode == check_code, proc.stdout + proc.stderr
+    return proc
+
+
+def test_formats_lists_builtins_and_the_installed_yolo_plugin() -> None:
+    rows = json.loads(run("formats", "--json").stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["jsonl"]["plugin"] == "annobridge.plugins.jsonl"
+    assert by_name["yolo"]["plugin"] == "yolo"  # the entry-point name of the separate package
+    assert by_name["yolo"]["annotations"] == ["box"]
+    table = run("formats").stdout
+    assert "yolo" in table and "jsonl" in table
+
+
+def test_convert_uses_the_plugin_both_ways(tmp_path: Path) -> None:
+    out = run("convert", str(FIXTURES / "yolo/basic"), str(tmp_path / "d.jsonl"), "--to", "jsonl").stdout
+    assert "read 2 items (yolo)" in out and "nothing was dropped" in out
+    lines = (tmp_path / "d.jsonl").read_text().splitlines()
+    first = json.loads(lines[1])
+    box = first["annotations"][0]
+    assert (first["reference_id"], first["width"], first["height"]) == ("street_001", 64, 48)
+    assert (box["label"], box["x"], box["y"], box["width"], box["height"]) == ("car", 24.0, 12.0, 16.0, 24.0)
+    run("convert", str(tmp_path / "d.jsonl"), str(tmp_path / "yolo"), "--to", "yolo")
+    for name in ("street_001", "street_002"):
+        assert (tmp_path / "yolo/labels" / f"{name}.txt").read_text().split() == \
+            (FIXTURES / "yolo/basic/labels" / f"{name}.txt").read_text().split()
+    assert (tmp_path / "yolo/classes.txt").read_text() == "car\nperson\nbicycle\n"
+
+
+def test_lossy_conversion_is_reported(tmp_path: Path) -> None:
+    src = tmp_path / "src.jsonl"
+    from annobridge import DatasetItem, PolygonAnnotation, save
+
+    png = FIXTURES / "yolo/basic/images/street_001.png"
+    save([DatasetItem(reference_id="a", image_location=str(png), width=64, height=48, metadata={"k": 1},
+                      annotations=[PolygonAnnotation(label="car", vertices=[(0, 0), (4, 0), (4, 4)])])], src, "jsonl")
+    report = json.loads(run("convert", str(src), str(tmp_path / "y"), "--to", "yolo", "--json").stdout)
+    assert report["dropped"] == {"polygon": {"yolo cannot hold polygon ground truth": 1},
+                                 "item metadata": {"yolo holds no item metadata": 1}}
+
+
+def test_existing_destination_exits_1_without_traceback(tmp_path: Path) -> None:
+    dst = tmp_path / "d.jsonl"
+    dst.write_text("precious")
+    proc = run("convert", str(FIXTURES / "yolo/basic"), str(dst), "--to", "jsonl", check_code=1)
+    assert "destination already exists; pass --overwrite" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert dst.read_text() == "precious"
+    assert run("-q", "convert", str(FIXTURES / "yolo/basic"), str(dst), "--to", "jsonl", "--overwrite").stdout == ""
+    assert dst.read_text().startswith('{"annobridge_header"')
+
+
+def test_bad_input_exits_1_naming_file_and_line(tmp_path: Path) -> None:
+    bad = tmp_path / "bad"
+    (bad / "labels").mkdir(parents=True)
+    (bad / "images").mkdir()
+    (bad / "classes.txt").write_text("car\n")
+    (bad / "images/x.png").write_bytes((FIXTURES / "yolo/basic/images/street_001.png").read_bytes())
+    (bad / "labels/x.txt").write_text("0 0.5 0.5 0.1 0.1\n3 0.5 0.5\n")
+    proc = run("convert", str(bad), str(tmp_path / "o.jsonl"), "--to", "jsonl", check_code=1)
+    assert "x.txt:line 2 (item \"x\"): 3 columns, expected 5" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "o.jsonl").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]  # no partial output
+    proc = run("validate", str(bad), "--format", "yolo", check_code=1)
+    assert "line 2" in proc.stdout and "1 problem(s) found" in proc.stderr
+
+
+def test_usage_errors_exit_2() -> None:
+    proc = run("convert", "a", "b", check_code=2)
+    assert "Missing option '--to'" in proc.stderr
+
+
+def test_unknown_option_names_accepted_ones(tmp_path: Path) -> None:
+    proc = run("convert", str(FIXTURES / "yolo/basic"), str(tmp_path / "o"), "--to", "jsonl",
+               "--option", "colour=red", check_code=1)
+    assert "option 'colour' is not known to yolo and jsonl" in proc.stderr
+
+
+def test_inspect_and_validate_a_fixture() -> None:
+    out = run("inspect", str(FIXTURES / "yolo/basic")).stdout
+    assert "2 items" in out and "box" in out and "car" in out
+    assert "valid yolo" in run("validate", str(FIXTURES / "yolo/basic")).stdout
+
+
+def test_python_dash_m_and_import_namespace(tmp_path: Path) -> None:
+    proc = subprocess.run([sys.executable, "-m", "annobridge", "--version"], capture_output=True, text=True, cwd=tmp_path)
+    assert proc.returncode == 0 and "0.1.0" in proc.stdout
+    ok = subprocess.run([sys.executable, "-c", "import annobridge, annobridge.core.model"], cwd=tmp_path)
+    assert ok.returncode == 0
+    for top in ("core", "plugins", "converters"):
+        bad = subprocess.run([sys.executable, "-c", f"import {top}"], cwd=tmp_path, capture_output=True)
+        assert bad.returncode != 0, f"a top-level {top!r} package is importable"
+
+
+def test_a_broken_plugin_is_reported_and_others_still_load(tmp_path: Path) -> None:
+    """A real entry point (dist-info on sys.path) whose module fails to import."""
+    dist = tmp_path / "annobridge_broken-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: annobridge-broken\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[annobridge]\nbroken = annobridge_broken\n")
+    (tmp_path / "annobridge_broken.py").write_text("raise ImportError('needs libfoo')\n")
+    env = {"PYTHONPATH": str(tmp_path)}
+    report = json.loads(run("plugins", env=env).stdout)
+    assert report["failed"] == [{"name": "broken", "error": "ImportError: needs libfoo"}]
+    names = {p["name"] for p in report["plugins"]}
+    assert {"yolo", "annobridge.plugins.jsonl"} <= names
+    rows = json.loads(run("formats", "--json", env=env).stdout)
+    assert {"jsonl", "yolo"} <= {r["name"] for r in rows}
