@@ -1054,15 +1054,15 @@ def _ordered(row: dict[str, Any]) -> dict[str, Any]:
 
 def _clip_box(b: list[float], size: tuple[int, int] | None) -> tuple[list[float], int]:
     x, y, w, h = b
+    if x >= 0 and y >= 0 and (size is None or (x + w <= size[0] and y + h <= size[1])):
+        return list(b), 0  # inside: untouched (no float noise from recomputing)
     x1, y1 = x + w, y + h
     nx, ny = max(x, 0), max(y, 0)
     if size is not None:
         W, H = size
         nx, ny = min(nx, W), min(ny, H)
         x1, y1 = min(x1, W), min(y1, H)
-    nw, nh = max(x1 - nx, 0), max(y1 - ny, 0)
-    out = [nx, ny, nw, nh]
-    return out, int(out != [x, y, w, h])
+    return [nx, ny, max(x1 - nx, 0), max(y1 - ny, 0)], 1
 
 
 class _PredictionWriter:

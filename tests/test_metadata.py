@@ -193,3 +193,19 @@ def test_flatten_then_set_path_rebuilds_nested_metadata(md: dict[str, Any]) -> N
         set_path(rebuilt, path, value)
         assert get_path(md, path) == value
     assert rebuilt == md
+
+
+def test_compute_metadata_builtins_are_safe_on_black_and_exact_on_colours() -> None:
+    from PIL import Image
+
+    from annobridge.core import defaults
+
+    item = DatasetItem(reference_id="x")
+    black = defaults.compute_metadata(item, Image.new("RGB", (3, 3)), ["luminance", "rgb-ratios"])
+    assert black == {"luminance": 0.0, "red_ratio": 0.333333, "green_ratio": 0.333333, "blue_ratio": 0.333333}
+    blue = defaults.compute_metadata(item, Image.new("RGBA", (2, 2), (0, 0, 255, 255)), ["rgb-ratios"])
+    assert blue == {"red_ratio": 0.0, "green_ratio": 0.0, "blue_ratio": 1.0}
+    grey = defaults.compute_metadata(item, Image.new("L", (2, 2), 51), ["luminance"])
+    assert grey == {"luminance": 0.2}
+    assert defaults.compute_metadata(item, Image.new("L", (2, 2)), ["sharpness"]) is None
+    assert defaults.metadata_stats() == ["luminance", "rgb-ratios"]

@@ -149,7 +149,7 @@ class _Sharpness:
         return out or None
 
 
-def test_a_plugin_adds_stats_and_overrides_builtins(jsonl_dataset: Path) -> None:
+def test_compute_metadata_and_metadata_stats_hooks_let_a_plugin_add_and_override_stats(jsonl_dataset: Path) -> None:
     pm = get_plugin_manager(load_entry_points=False)
     pm.register(_Sharpness(), name="sharpness")
     assert available_stats(pm) == ["sharpness", "luminance", "rgb-ratios"]
