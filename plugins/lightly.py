@@ -162,6 +162,28 @@ _DEFAULTS = {"NUMERIC_INT": 0, "NUMERIC_FLOAT": 0.0, "CATEGORICAL_STRING": "unde
              "CATEGORICAL_BOOLEAN": False, "CATEGORICAL_INT": 0}
 
 
+# --------------------------------------------------------------------------- fast construction
+
+_DEFAULTS_CACHE: dict[type, list[tuple[str, Any, bool]]] = {}
+
+
+def _build(cls: Any, **fields: Any) -> Any:
+    """``cls.model_construct`` with every field given: pydantic's own default lookup is slow."""
+    spec = _DEFAULTS_CACHE.get(cls)
+    if spec is None:
+        spec = []
+        for name, info in cls.model_fields.items():
+            if info.default_factory is not None:
+                spec.append((name, info.default_factory, True))
+            else:
+                spec.append((name, info.default, False))
+        _DEFAULTS_CACHE[cls] = spec
+    for name, default, factory in spec:
+        if name not in fields:
+            fields[name] = default() if factory else default
+    return cls.model_construct(**fields)
+
+
 # --------------------------------------------------------------------------- RLE
 
 
@@ -598,13 +620,13 @@ def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str
         if tt == "object-detection":
             x, y, w, h = _bbox(s.get("bbox"), file, f"{where}/bbox")
             conf = _score(s.get("score"), file, f"{where}/score", False)
-            box = BoxAnnotation.model_construct(label=label, x=x, y=y, width=w, height=h,
+            box = _build(BoxAnnotation, label=label, x=x, y=y, width=w, height=h,
                                                 confidence=conf, **common)
             box.annotation_id = f"{task.name}-{n}"
             out.append(box)
         elif tt == "classification":
             conf = _score(s.get("score"), file, f"{where}/score", False)
-            out.append(CategoryAnnotation.model_construct(label=label, confidence=conf,
+            out.append(_build(CategoryAnnotation, label=label, confidence=conf,
                                                           annotation_id=f"{task.name}-{n}", **common))
         elif tt in ("semantic-segmentation", "instance-segmentation"):
             if size is None:
@@ -629,7 +651,7 @@ def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str
                     attrs["score"] = conf
                 if pdf is not None:
                     attrs["probabilities"] = pdf
-                segments.append(Segment.model_construct(label=label, index=index, metadata={}, attributes=attrs))
+                segments.append(_build(Segment, label=label, index=index, metadata={}, attributes=attrs))
             else:
                 attrs = dict(common["attributes"])
                 if "bbox" in s:
@@ -661,20 +683,14 @@ def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str
                 attrs["bbox"] = _bbox(s.get("bbox"), file, f"{where}/bbox")
             common["attributes"] = attrs
             conf = _score(s.get("score"), file, f"{where}/score", False)
-            out.append(KeypointsAnnotation.model_construct(
+            out.append(_build(KeypointsAnnotation, 
                 label=label, keypoints=flat, names=list(names),
                 skeleton=[tuple(e) for e in skeleton] if skeleton else None,
                 confidence=conf, annotation_id=f"{task.name}-{n}", **common))
     if seg_mask is not None:
-        out.append(SegmentationAnnotation.model_construct(
+        out.append(_build(SegmentationAnnotation, 
             mask=IndexMask.from_array(seg_mask), annotations=segments, reference_id=ref,
             annotation_id=f"{task.name}-seg", attributes={"lightly_task": task.name}))
-    for ann in out:  # model_construct skipped defaults
-        for name in ("group_id", "track_reference_id", "class_pdf", "confidence"):
-            if name not in ann.__dict__:
-                object.__setattr__(ann, name, None)
-        if "metadata" not in ann.__dict__:
-            object.__setattr__(ann, "metadata", {})
     return out
 
 
@@ -823,7 +839,7 @@ def _read_items(folder: Path, entries: dict[str, _Entry], schema: list[SchemaEnt
             for task, p in predictions:
                 try:
                     fn, singles = _prediction_file(p, task)
-                    _check_mirror(p, folder / "predictions" / task.name, fn)
+                    _check_mirror(p, entry.stem, fn)
                     if fn != item.attributes.get("file_name"):
                         raise ReadError(f"file_name {fn!r} differs from the metadata file's "
                                         f"{item.attributes.get('file_name')!r}", file=p, where="#/file_name")
@@ -836,8 +852,8 @@ def _read_items(folder: Path, entries: dict[str, _Entry], schema: list[SchemaEnt
         yield item
 
 
-def _check_mirror(path: Path, root: Path, file_name: str) -> None:
-    rel = os.path.relpath(path, root).replace(os.sep, "/")
+def _check_mirror(path: Path, stem: str, file_name: str) -> None:
+    rel = stem + ".json"
     expected = _json_rel(file_name)
     if rel != expected:
         raise ReadError(f"file is at {rel!r} but its file_name {file_name!r} puts it at {expected!r}",
@@ -866,7 +882,7 @@ def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOp
         metadata = data.get("metadata", {})
         if not isinstance(metadata, dict):
             raise ReadError(f"'metadata' must be an object, got {value_kind(metadata)}", file=p, where="#/metadata")
-        _check_mirror(p, _root_of(p, entry.stem), file_name)
+        _check_mirror(p, entry.stem, file_name)
         for e in schema:
             v = get_path(metadata, e.path)
             if v is not MISSING and v is not None and not value_fits(e.value_type, v):
@@ -903,7 +919,7 @@ def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOp
         header.scenes[ref] = scene
         return None
     size = _image_size(base / file_name) if kind == "image" else None
-    item = DatasetItem.model_construct(
+    item = _build(DatasetItem, 
         reference_id=entry.stem, image_location=str(base / file_name), pointcloud_location=None,
         width=size[0] if size else None, height=size[1] if size else None,
         metadata=metadata, attributes={"file_name": file_name}, annotations=[], predictions=[], scene=None)
@@ -1191,11 +1207,18 @@ class _PredictionWriter:
         return list(self.tasks.tasks)
 
 
+_MADE_DIRS: set[str] = set()
+
+
 def _write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    parent = str(path.parent)
+    if parent not in _MADE_DIRS or not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if len(_MADE_DIRS) > 100_000:
+            _MADE_DIRS.clear()
+        _MADE_DIRS.add(parent)
     with open(path, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, ensure_ascii=False)
-        fh.write("\n")
+        fh.write(json.dumps(data, ensure_ascii=False) + "\n")
 
 
 def _item_file_name(item: DatasetItem, root: Path | None) -> str:
@@ -1366,7 +1389,7 @@ def _task_items(path: Path, task: TaskSchema, images: Path, options: LightlyTask
         except ReadError as exc:
             context.error(exc)
             continue
-        yield DatasetItem.model_construct(
+        yield _build(DatasetItem, 
             reference_id=ref, image_location=str(images / fn), pointcloud_location=None,
             width=size[0] if size else None, height=size[1] if size else None, metadata={},
             attributes={"file_name": fn}, scene=None,
