@@ -471,8 +471,9 @@ def metadata_datasets(draw: st.DrawFn) -> tuple[Dataset, dict[str, int]]:
         md = {k: value(kind) for k, kind in kinds.items()}  # every key on every item: defaults stay out
         preds = [BoxAnnotation(label=draw(st.sampled_from(["car", "bird"])), x=draw(st.integers(0, 20)),
                                y=draw(st.integers(0, 20)), width=draw(st.integers(0, 5)),
-                               height=draw(st.integers(0, 5)), confidence=draw(st.integers(0, 100)) / 100)
-                 for _ in range(draw(st.integers(0, 3)))]
+                               height=draw(st.integers(0, 5)), confidence=draw(st.integers(0, 100)) / 100,
+                               annotation_id=f"p{k}")
+                 for k in range(draw(st.integers(0, 3)))]
         items.append(DatasetItem(reference_id=f"d{len(items) % 2}/{ref}", image_location=f"{ref}.jpg",
                                  metadata=md, predictions=preds))
     scenes: dict[str, Scene] = {}
