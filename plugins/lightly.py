@@ -786,7 +786,12 @@ def read(path: Path, options: LightlyReadOptions, context: Context) -> Dataset:
     if input_root is not None:
         if not input_root.is_dir():
             raise ReadError("input datasource folder does not exist", file=input_root)
+        media: dict[str, str] = {}
         for stem, fn in _media_files(input_root, folder):
+            if stem in media:
+                raise ReadError(f"media files {media[stem]!r} and {fn!r} share the Lightly file name {stem}.json",
+                                file=input_root, fix="rename one of them")
+            media[stem] = fn
             entries.setdefault(stem, _Entry(stem))
     header = DatasetHeader(categories=_header_categories(tasks), info={"lightly": info} if info else {})
     base = input_root if input_root is not None else folder.parent

@@ -282,6 +282,14 @@ def test_metadata_for_a_missing_media_file_names_both(tmp_path: Path) -> None:
     assert len(annobridge.load(folder, "lightly").items) == 1
 
 
+def test_two_media_files_with_one_stem_are_an_error(tmp_path: Path) -> None:
+    folder = _minimal(tmp_path)
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "a.jpg")
+    with pytest.raises(ReadError, match=r"media files 'a\.jpg' and 'a\.png' share the Lightly file name a\.json"):
+        annobridge.load(folder, "lightly", {"input": str(tmp_path)})
+
+
 def test_frame_file_with_wrong_padding_is_an_error(tmp_path: Path) -> None:
     folder = _minimal(tmp_path)
     _write(folder / "metadata" / "v-7-mp4.json", {"file_name": "v-7-mp4.png", "type": "frame", "metadata": {}})
