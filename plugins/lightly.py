@@ -557,6 +557,18 @@ def read_task_schema(path: Path, name: str) -> TaskSchema:
         if c["id"] in seen:
             raise ReadError(f"category id {c['id']} appears twice", file=path, where=where)
         seen.add(c["id"])
+        names = c.get("keypointNames", c.get("keypoint_names"))
+        if names is not None and (not isinstance(names, list) or not all(isinstance(x, str) for x in names)
+                                  or len(set(names)) != len(names)):
+            raise ReadError("keypointNames must be a list of distinct strings", file=path, where=where)
+        skeleton = c.get("keypointSkeleton", c.get("keypoint_skeleton"))
+        if skeleton is not None:
+            k = len(names) if names is not None else None
+            if not isinstance(skeleton, list) or not all(
+                    isinstance(e, list) and len(e) == 2 and all(_is_int(i) and i >= 0 and (k is None or i < k)
+                                                                for i in e) for e in skeleton):
+                raise ReadError("keypointSkeleton must be a list of [i, j] pairs of 0-based keypoint indices",
+                                file=path, where=where)
     return TaskSchema(name, tt, cats)
 
 
@@ -620,14 +632,13 @@ def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str
         if tt == "object-detection":
             x, y, w, h = _bbox(s.get("bbox"), file, f"{where}/bbox")
             conf = _score(s.get("score"), file, f"{where}/score", False)
-            box = _build(BoxAnnotation, label=label, x=x, y=y, width=w, height=h,
-                                                confidence=conf, **common)
+            box = _build(BoxAnnotation, label=label, x=x, y=y, width=w, height=h, confidence=conf, **common)
             box.annotation_id = f"{task.name}-{n}"
             out.append(box)
         elif tt == "classification":
             conf = _score(s.get("score"), file, f"{where}/score", False)
             out.append(_build(CategoryAnnotation, label=label, confidence=conf,
-                                                          annotation_id=f"{task.name}-{n}", **common))
+                              annotation_id=f"{task.name}-{n}", **common))
         elif tt in ("semantic-segmentation", "instance-segmentation"):
             if size is None:
                 raise ReadError("segmentation needs the image size, which is unknown", file=file,
@@ -683,13 +694,13 @@ def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str
                 attrs["bbox"] = _bbox(s.get("bbox"), file, f"{where}/bbox")
             common["attributes"] = attrs
             conf = _score(s.get("score"), file, f"{where}/score", False)
-            out.append(_build(KeypointsAnnotation, 
-                label=label, keypoints=flat, names=list(names),
+            out.append(_build(
+                KeypointsAnnotation, label=label, keypoints=flat, names=list(names),
                 skeleton=[tuple(e) for e in skeleton] if skeleton else None,
                 confidence=conf, annotation_id=f"{task.name}-{n}", **common))
     if seg_mask is not None:
-        out.append(_build(SegmentationAnnotation, 
-            mask=IndexMask.from_array(seg_mask), annotations=segments, reference_id=ref,
+        out.append(_build(
+            SegmentationAnnotation, mask=IndexMask.from_array(seg_mask), annotations=segments, reference_id=ref,
             annotation_id=f"{task.name}-seg", attributes={"lightly_task": task.name}))
     return out
 
@@ -955,13 +966,6 @@ def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOp
     return item, entry.prediction_files
 
 
-def _root_of(p: Path, stem: str) -> Path:
-    root = p.parent
-    for _ in range(stem.count("/")):
-        root = root.parent
-    return root
-
-
 def _find_media(base: Path, stem: str) -> str:
     parent = (base / stem).parent
     name = Path(stem).name
@@ -988,7 +992,8 @@ class _Tasks:
         self.known = known
         self.default_name = default_name
         self.tasks: dict[str, TaskSchema] = {}
-        self.pdf_written: set[str] = set()
+        self.pdf_written: set[str] = set()  # tasks whose category list is fixed for vectors
+        self._vectors: dict[str, bool] = {}  # tasks for which a probability vector was written
 
     def task_for(self, ann: Any) -> TaskSchema:
         tt = KIND_TASK[ann.type]
@@ -1000,6 +1005,8 @@ class _Tasks:
             given = self.known.get(name)
             cats = [dict(c) for c in given["categories"]] if given and given.get("task_type") == tt else []
             task = self.tasks[name] = TaskSchema(name, tt, cats)
+            if cats:
+                self.pdf_written.add(name)  # a schema that was read: its category list stays
         elif task.task_type != tt:
             raise WriteError(f"task {name!r} would hold both {task.task_type} and {tt} predictions",
                              item=ann.reference_id, fix="give each kind its own task name")
@@ -1009,7 +1016,7 @@ class _Tasks:
         for c in task.categories:
             if c["name"] == label:
                 return c["id"]
-        if task.name in self.pdf_written:
+        if task.name in self.pdf_written and self._vectors.get(task.name):
             raise WriteError(f"label {label!r} appears after probabilities of task {task.name!r} were "
                              "written for fewer categories", fix="list every label in the header categories")
         used = {c["id"] for c in task.categories}
@@ -1028,9 +1035,13 @@ class _Tasks:
     def probabilities(self, task: TaskSchema, pdf: dict[str, float] | None) -> list[float] | None:
         if not pdf:
             return None
+        if task.name not in self.pdf_written:  # a new task: every header category, before the first vector
+            for name in sorted(self.header_ids, key=self.header_ids.__getitem__):
+                self.category_id(task, name)
         for label in pdf:
             self.category_id(task, label)
         self.pdf_written.add(task.name)
+        self._vectors[task.name] = True
         return [float(pdf.get(n, 0.0)) for n in task.sorted_names()]
 
 
@@ -1143,6 +1154,12 @@ class _PredictionWriter:
     def _singles(self, ann: Any, task: TaskSchema, conf: float | None, item: DatasetItem
                  ) -> Iterator[tuple[str, dict[str, Any], Any]]:
         t = ann.type
+        if t in ("segmentation", "object_mask"):
+            shape = ann.mask.load().shape if t == "segmentation" else (ann.size[0], ann.size[1])
+            if item.width is not None and item.height is not None and shape != (item.height, item.width):
+                raise WriteError(f"{t} mask is {shape[1]}x{shape[0]} but the image is {item.width}x{item.height}; "
+                                 "Lightly RLE has no size and is decoded with the image's",
+                                 item=item.reference_id, fix="resize the mask to the image")
         if t == "segmentation":
             arr = ann.mask.load()
             for seg in ann.annotations:

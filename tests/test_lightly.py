@@ -61,9 +61,9 @@ def _preds(item: DatasetItem) -> list[tuple]:
     for p in item.predictions:
         if p.type == "box":
             out.append(("box", p.label, (p.x, p.y, p.width, p.height), p.confidence,
-                        tuple(sorted((p.class_pdf or {}).items()))))
+                        tuple(sorted((k, v) for k, v in (p.class_pdf or {}).items() if v))))
         elif p.type == "category":
-            out.append(("category", p.label, p.confidence, tuple(sorted((p.class_pdf or {}).items()))))
+            out.append(("category", p.label, p.confidence, tuple(sorted((k, v) for k, v in (p.class_pdf or {}).items() if v))))
         elif p.type == "segmentation":
             arr = p.mask.load()
             labels = {s.index: s.label for s in p.annotations}
@@ -399,6 +399,29 @@ def test_boxes_are_clipped_with_a_count_and_ground_truth_needs_a_score(tmp_path:
     assert "box" not in report.dropped
     preds = json.loads((tmp_path / "two" / "predictions" / "object_detection" / "a.json").read_text())
     assert {"category_id": 7, "bbox": [1, 1, 2, 2], "score": 1.0} in preds["predictions"]
+
+
+def test_probabilities_cover_every_header_category_in_id_order(tmp_path: Path) -> None:
+    header = DatasetHeader(categories=[Category(id=9, name="tree"), Category(id=2, name="car"),
+                                       Category(id=5, name="bird")])
+    items = [_box_item("a", predictions=[BoxAnnotation(label="car", x=1, y=1, width=1, height=1, confidence=0.6,
+                                                       class_pdf={"car": 0.6, "bird": 0.4})]),
+             _box_item("b", predictions=[BoxAnnotation(label="tree", x=1, y=1, width=1, height=1, confidence=0.5)])]
+    annobridge.save(Dataset(header=header, items=items), tmp_path / ".lightly", "lightly")
+    task = tmp_path / ".lightly" / "predictions" / "object_detection"
+    assert json.loads((task / "schema.json").read_text())["categories"] == [
+        {"id": 2, "name": "car"}, {"id": 5, "name": "bird"}, {"id": 9, "name": "tree"}]
+    assert json.loads((task / "a.json").read_text())["predictions"][0]["probabilities"] == [0.6, 0.4, 0.0]
+    back = _items(annobridge.load(tmp_path / ".lightly", "lightly"))
+    assert back["a"].predictions[0].class_pdf == {"car": 0.6, "bird": 0.4, "tree": 0.0}
+
+
+def test_segmentation_of_another_size_than_the_image_is_refused(tmp_path: Path) -> None:
+    item = _box_item("a", width=5, height=4, predictions=[SegmentationAnnotation(
+        mask=IndexMask.from_array(np.ones((4, 4), dtype=np.uint8)), annotations=[
+            Segment(label="car", index=1, attributes={"score": 0.5})])])
+    with pytest.raises(WriteError, match=r'item "a".*segmentation mask is 4x4 but the image is 5x4'):
+        annobridge.save([item], tmp_path / ".lightly", "lightly")
 
 
 def test_prediction_without_confidence_is_an_error_naming_the_item(tmp_path: Path) -> None:
