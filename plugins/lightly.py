@@ -19,7 +19,10 @@ and/or ``predictions/``)::
 * ``<media path>`` is the media file's path relative to the input datasource with its last
   extension replaced by ``.json``; ``file_name`` keeps the extension. An item's
   ``reference_id`` is ``file_name`` without its last extension (``subdir/image_1``); the
-  exact ``file_name`` is kept in ``attributes["file_name"]`` and written back from there;
+  exact ``file_name`` is kept in ``attributes["file_name"]`` and written back from there.
+  Writing picks ``file_name`` as: the image path relative to the ``input`` write option
+  (when the image lies under it), else ``attributes["file_name"]`` when its stem is the
+  reference id, else the reference id plus the image's extension (``.png`` by default);
   ``attributes["lightly_tasks"]`` lists the tasks that have a file for the item, so an
   empty ``predictions`` list is written back.
 * ``type`` is ``image``, ``video`` or ``frame``. A video is a :class:`Scene` (its
@@ -33,7 +36,9 @@ and/or ``predictions/``)::
   ``valueDataType``\\ s — numeric-int -> ``NUMERIC_INT`` (default ``0``), numeric-float ->
   ``NUMERIC_FLOAT`` (``0.0``; ints on the key are written as floats), categorical/text ->
   ``CATEGORICAL_STRING`` (``"undefined"``), boolean -> ``CATEGORICAL_BOOLEAN`` (``false``);
-  ``CATEGORICAL_INT`` only from a given schema. Reading also accepts
+  ``CATEGORICAL_INT`` only from a given schema. Booleans stay JSON booleans (Lightly has a
+  boolean type; the ``"true"``/``"false"`` strings of ``core.metadata.bool_to_string`` are for
+  formats that need strings). Reading also accepts
   ``CATEGORICAL_DATETIME``, ``CATEGORICAL_TIMESTAMP`` and ``OTHER_STRING``. Nested values
   get dotted paths (``weather.temperature``); a lat/lon dict gets one numeric entry per
   coordinate. Lists, dicts without typed leaves, nulls and ``context_attachments`` are
@@ -65,8 +70,10 @@ and/or ``predictions/``)::
   ================== ================================ =====================================
 
   ``confidence`` <-> ``score``; ``class_pdf`` <-> ``probabilities`` ordered by category id
-  (position *i* = the task's *i*-th category by id; absent labels are 0.0). Category ids
-  are kept (gaps allowed; from ``header.categories``, new labels get the next free id).
+  (position *i* = the task's *i*-th category by id; absent labels are 0.0; a new task that
+  writes vectors lists every header category, so every vector has one length). Category ids
+  are kept (gaps allowed; from ``header.categories``, new labels get the next free id); a
+  task schema that was read is written back as it was.
   Lightly RLE is row-major, size-less, starting with a run of 0s (:func:`rle_encode`); it is
   decoded to pixels, never copied from COCO counts. Segment scores live in
   ``Segment.attributes["score"]``. Keypoint detection (not in the docs; API model only):
@@ -85,8 +92,10 @@ and/or ``predictions/``)::
 
 ``lightly-task`` — the path is the predictions folder (``schema.json`` plus one JSON per
 image, recursively), images at ``images`` (default ``<path>/../images``). One task only:
-the writer takes the kind given by ``task-type`` or the only kind present; others are
-dropped and reported.
+the writer takes the kind given by ``task-type``, else the kind of the first prediction
+seen (ground truth counts with the ``score`` option); other kinds and item metadata are
+dropped and reported. The task's ``schema.json`` is written as read when the dataset came
+from a task folder.
 
 What is lost: item width/height (read back from the images only), annotation ids and
 metadata, attributes other than those named, MultiCategory/polygon/line/cuboid kinds,
@@ -107,7 +116,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from annobridge.core.errors import MetadataTypeError, ReadError, WriteError
+from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
 from annobridge.core.metadata import (

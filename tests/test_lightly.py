@@ -39,6 +39,8 @@ from annobridge.plugins.lightly import (
     rle_encode,
     split_ext,
 )
+from tests.projection import project
+from tests.strategies import datasets
 
 ROOT = Path(__file__).resolve().parent.parent
 DATASOURCE = ROOT / "fixtures" / "lightly" / "datasource" / "bucket"
@@ -552,7 +554,7 @@ def test_round_trip_refuses_mixed_types(other: str, position: int) -> None:
     items = [DatasetItem(reference_id=f"i{n}", metadata={"k": n}) for n in range(4)]
     items[position] = DatasetItem(reference_id=f"i{position}", metadata={"k": values[other]})
     with tempfile.TemporaryDirectory() as tmp:
-        with pytest.raises(MetadataTypeError, match=rf'"k" is .* on item "i\d" but .* on item "i\d"'):
+        with pytest.raises(MetadataTypeError, match=r'"k" is .* on item "i\d" but .* on item "i\d"'):
             annobridge.save(items, Path(tmp) / ".lightly", "lightly")
         assert list(Path(tmp).iterdir()) == []
 
@@ -581,9 +583,6 @@ def test_detect_tells_the_two_folders_apart(registry: Any) -> None:
 
 
 # --------------------------------------------------------------------------- the shared generator
-
-from tests.projection import project  # noqa: E402
-from tests.strategies import datasets  # noqa: E402
 
 
 @pytest.mark.parametrize("fmt_name", ["lightly", "lightly-task"])

@@ -27,7 +27,7 @@ CLI = str(Path(sys.executable).parent / "annobridge")
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=120)
+    return subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=120, check=False)
 
 
 @pytest.fixture
