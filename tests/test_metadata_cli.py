@@ -180,3 +180,23 @@ def test_import_needs_exactly_one_table(jsonl_dataset: Path) -> None:
     result = CliRunner().invoke(main, ["metadata", "import", str(jsonl_dataset)])
     assert result.exit_code == 2
     assert "give exactly one of --from-csv FILE or --from-json FILE" in result.output
+
+
+def test_convert_ground_truth_to_lightly_needs_the_score_option(tmp_path: Path) -> None:
+    from annobridge.core.model import BoxAnnotation, Category, Dataset, DatasetHeader
+
+    header = DatasetHeader(categories=[Category(id=1, name="person"), Category(id=18, name="dog")])
+    items = [DatasetItem(reference_id="img1", image_location="img1.jpg", width=20, height=10,
+                         annotations=[BoxAnnotation(label="dog", x=-1, y=2, width=5, height=4)])]
+    src = tmp_path / "gt.jsonl"
+    annobridge.save(Dataset(header=header, items=items), src, "jsonl")
+    res = run("convert", src, tmp_path / "a" / ".lightly", "--to", "lightly")
+    assert res.returncode == 0, res.stderr
+    assert "dropped 1 x box: Lightly holds predictions only; pass --option score=S" in res.stdout
+    assert not (tmp_path / "a" / ".lightly" / "predictions").exists()
+    res = run("convert", src, tmp_path / "b" / ".lightly", "--to", "lightly", "--option", "score=1.0")
+    assert res.returncode == 0, res.stderr
+    assert "dropped 1 x prediction:box:clipped" in res.stdout
+    written = json.loads((tmp_path / "b/.lightly/predictions/object_detection/img1.json").read_text())
+    assert written == {"file_name": "img1.jpg",
+                       "predictions": [{"category_id": 18, "bbox": [0, 2, 4, 4], "score": 1.0}]}
