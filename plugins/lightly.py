@@ -1279,7 +1279,7 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
     lightly_info = header.info.get("lightly") if isinstance(header.info.get("lightly"), dict) else {}
     preds = _PredictionWriter(header, options, context, options.task)
     pred_dir = destination / "predictions"
-    md_records: list[tuple[str, str, str, dict[str, Any]]] = []  # (owner, file_name, type, metadata)
+    md_records = MetadataBuffer(destination / ".annobridge-metadata-buffer.jsonl")
     frames: list[tuple[DatasetItem, Any]] = []  # frames wait for their video's frame count
     names_seen: dict[str, str] = {}
     scene_frames: dict[str, int] = {}
@@ -1293,7 +1293,7 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
                 continue
             fn = _item_file_name(item, options.input)
             _claim(names_seen, fn, item.reference_id)
-            md_records.append((item.reference_id, fn, "image", item.metadata))  # keeps the item
+            md_records.add(item.reference_id, fn, "image", item.metadata)  # a file keeps the item
             job = preds.job(item, fn)
             if job.singles:
                 yield job
@@ -1323,13 +1323,13 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
                              fix="pass the right count with --option frames=VIDEO=N")
         video_names[ref] = (vfn, n)
         _claim(names_seen, vfn, ref)
-        md_records.append((ref, vfn, "video", scene.metadata if scene is not None else {}))
+        md_records.add(ref, vfn, "video", scene.metadata if scene is not None else {})
     frame_jobs = []
     for item, job in frames:
         vfn, n = video_names[item.scene.scene_reference_id]  # type: ignore[union-attr]
         fn = frame_file_name(vfn, item.scene.index, n or item.scene.index + 1)  # type: ignore[union-attr]
         _claim(names_seen, fn, item.reference_id)
-        md_records.append((item.reference_id, fn, "frame", item.metadata))
+        md_records.add(item.reference_id, fn, "frame", item.metadata)
         if job.singles:
             job.file_name = fn
             frame_jobs.append(job)
@@ -1343,8 +1343,7 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
     given = read_metadata_schema(options.schema_file) if options.schema_file else [
         SchemaEntry(e.get("name", e["path"]), e["path"], e["valueDataType"], e.get("defaultValue"))
         for e in lightly_info.get("metadata_schema", []) if e.get("valueDataType") in READ_VALUE_TYPES]
-    if md_records or given:
-        write_metadata(destination / "metadata", md_records, given)
+    md_records.finish(destination / "metadata", given)
 
 
 def _claim(seen: dict[str, str], file_name: str, owner: str) -> None:
@@ -1355,28 +1354,49 @@ def _claim(seen: dict[str, str], file_name: str, owner: str) -> None:
     seen[key] = owner
 
 
-def write_metadata(folder: Path, records: list[tuple[str, str, str, dict[str, Any]]],
-                   given: list[SchemaEntry]) -> None:
-    """Infer the schema over all records (one type per key), write it and one file per record.
+class MetadataBuffer:
+    """Collects per-file metadata while items stream by: types are inferred on the way, the
+    records wait in a JSON-lines file (not in memory) until the schema is known, because
+    ints on a float key must be written as floats."""
 
-    Raises:
-        MetadataTypeError: a key holds two types across the records.
-        WriteError: values do not fit a given schema entry.
-    """
-    fields: dict[str, FieldStats] = {}
-    for owner, _, _, md in records:
-        for path, value in flatten(md, expand_geo=True):
-            fs = fields.get(path)
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.fields: dict[str, FieldStats] = {}
+        self.count = 0
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._fh = open(path, "w", encoding="utf-8")  # noqa: SIM115 - closed in finish()
+
+    def add(self, owner: str, file_name: str, kind: str, metadata: dict[str, Any]) -> None:
+        for path, value in flatten(metadata, expand_geo=True):
+            fs = self.fields.get(path)
             if fs is None:
-                fs = fields[path] = FieldStats(path)
+                fs = self.fields[path] = FieldStats(path)
             fs.add(value, owner)
-    check_consistent(fields)
-    schema = build_metadata_schema(fields, given)
-    floats = [e.path for e in schema if e.value_type in ("NUMERIC_FLOAT", "CATEGORICAL_TIMESTAMP")]
-    _write_json(folder / "schema.json", [e.to_json() for e in schema])
-    for _, fn, kind, md in records:
-        md = _widened(md, floats)
-        _write_json(folder / _json_rel(fn), {"file_name": fn, "type": kind, "metadata": md})
+        self._fh.write(json.dumps([file_name, kind, metadata], ensure_ascii=False) + "\n")
+        self.count += 1
+
+    def finish(self, folder: Path, given: list[SchemaEntry]) -> None:
+        """Check one type per key, write ``schema.json`` and one file per record.
+
+        Raises:
+            MetadataTypeError: a key holds two types across the records.
+            WriteError: values do not fit a given schema entry.
+        """
+        self._fh.close()
+        try:
+            if not self.count and not given:
+                return
+            check_consistent(self.fields)
+            schema = build_metadata_schema(self.fields, given)
+            floats = [e.path for e in schema if e.value_type in ("NUMERIC_FLOAT", "CATEGORICAL_TIMESTAMP")]
+            _write_json(folder / "schema.json", [e.to_json() for e in schema])
+            with open(self.path, encoding="utf-8") as fh:
+                for line in fh:
+                    fn, kind, md = json.loads(line)
+                    _write_json(folder / _json_rel(fn),
+                                {"file_name": fn, "type": kind, "metadata": _widened(md, floats)})
+        finally:
+            self.path.unlink(missing_ok=True)
 
 
 def _widened(md: dict[str, Any], float_paths: list[str]) -> dict[str, Any]:
