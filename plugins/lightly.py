@@ -1000,6 +1000,7 @@ class _Tasks:
         self.header_cats = {c.name: c for c in header.categories}
         self.known = known
         self.default_name = default_name
+        self.force_name: str | None = None  # lightly-task: every prediction goes to one task
         self.tasks: dict[str, TaskSchema] = {}
         self.pdf_written: set[str] = set()  # tasks whose category list is fixed for vectors
         self._vectors: dict[str, bool] = {}  # tasks for which a probability vector was written
@@ -1007,7 +1008,9 @@ class _Tasks:
     def task_for(self, ann: Any) -> TaskSchema:
         tt = KIND_TASK[ann.type]
         name = ann.attributes.get("lightly_task") if isinstance(ann.attributes, dict) else None
-        if not isinstance(name, str) or not name:
+        if self.force_name is not None:
+            name = self.force_name
+        elif not isinstance(name, str) or not name:
             name = self.default_name or DEFAULT_TASK_NAMES[tt]
         task = self.tasks.get(name)
         if task is None:
@@ -1467,9 +1470,12 @@ def write_task_folder(dataset: Dataset, destination: Path, options: LightlyTaskW
     only = only or "object-detection"
     name = destination.name
     preds = _PredictionWriter(dataset.header, options, context, name, only)
-    for t in list(preds.tasks.known):
-        preds.tasks.known.setdefault(name, preds.tasks.known[t])
-    preds.tasks.default_name = name
+    known = preds.tasks.known
+    if name not in known:  # a task folder read under another name: reuse its schema
+        same = [t for t in known.values() if t.get("task_type") == only]
+        if len(same) == 1:
+            preds.tasks.known = {**known, name: same[0]}
+    preds.tasks.force_name = name
 
     def jobs() -> Iterator[_Job]:
         seen: dict[str, str] = {}
@@ -1480,9 +1486,6 @@ def write_task_folder(dataset: Dataset, destination: Path, options: LightlyTaskW
                 context.report.drop("item metadata", "lightly-task holds no item metadata")
             fn = _item_file_name(item, options.input)
             _claim(seen, fn, item.reference_id)
-            for ann in item.annotations + item.predictions:
-                if isinstance(ann.attributes, dict) and ann.attributes.get("lightly_task"):
-                    ann.attributes = {k: v for k, v in ann.attributes.items() if k != "lightly_task"}
             yield preds.job(item, fn)
 
     for fn, per_task, clipped in context.map(_encode_job, jobs()):

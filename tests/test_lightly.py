@@ -622,3 +622,16 @@ def test_shared_generator_round_trip_with_an_input_datasource(fmt_name: str, dat
                 for item in dataset.items:
                     item.predictions = []
         assert project(back, caps) == project(dataset, caps)
+
+
+def test_between_the_two_lightly_formats_task_schemas_survive(tmp_path: Path) -> None:
+    ds = annobridge.load(DATASOURCE / ".lightly", "lightly", DS_OPTIONS)
+    report = annobridge.save(ds, tmp_path / "predictions", "lightly-task", {"task_type": "object-detection"})
+    assert report.dropped["prediction:category"] and report.dropped["item metadata"]
+    assert json.loads((tmp_path / "predictions" / "schema.json").read_text()) == {
+        "task_type": "object-detection", "categories": [{"id": 1, "name": "ball"}, {"id": 5, "name": "player"}]}
+    single = annobridge.load(LABELFORMAT, "lightly-task")
+    annobridge.save(single, tmp_path / ".lightly", "lightly")
+    assert json.loads((tmp_path / ".lightly/predictions/tasks.json").read_text()) == ["detection-task-name"]
+    assert json.loads((tmp_path / ".lightly/predictions/detection-task-name/schema.json").read_text()) == \
+        json.loads((LABELFORMAT / "schema.json").read_text())
