@@ -200,3 +200,22 @@ def test_convert_ground_truth_to_lightly_needs_the_score_option(tmp_path: Path) 
     written = json.loads((tmp_path / "b/.lightly/predictions/object_detection/img1.json").read_text())
     assert written == {"file_name": "img1.jpg",
                        "predictions": [{"category_id": 18, "bbox": [0, 2, 4, 4], "score": 1.0}]}
+
+
+def test_import_names_an_ambiguous_base_name_and_takes_the_full_path(tmp_path: Path) -> None:
+    from annobridge.converters.metadata_tools import import_metadata
+    from annobridge.core.errors import ReadError
+
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        Image.new("RGB", (2, 2)).save(tmp_path / sub / "x.png")
+    items = [DatasetItem(reference_id=f"{sub}-x", image_location=str(tmp_path / sub / "x.png")) for sub in ("a", "b")]
+    ds = tmp_path / "ds.jsonl"
+    annobridge.save(items, ds, "jsonl")
+    table = tmp_path / "t.json"
+    table.write_text(json.dumps({"x.png": {"k": 1}}))
+    with pytest.raises(ReadError, match=r"t\.json#/x\.png: file_name 'x\.png' matches several items \('a-x', 'b-x'\)"):
+        import_metadata(ds, table)
+    table.write_text(json.dumps({"b/x.png": {"k": 1}}))
+    result = import_metadata(ds, table)
+    assert result.updated == 1 and _metadata(ds) == {"a-x": {}, "b-x": {"k": 1}}
