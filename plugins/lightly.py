@@ -1425,13 +1425,14 @@ def read_task_folder(path: Path, options: LightlyTaskReadOptions, context: Conte
     header = DatasetHeader(categories=_header_categories([task]),
                            info={"lightly": {"tasks": {task.name: {"task_type": task.task_type,
                                                                    "categories": task.categories}}}})
-    return Dataset(header=header, items=_task_items(path, task, images, options, context))
+    files = _json_files(path, frozenset({"schema.json"}))
+    return Dataset(header=header, items=_task_items(files, task, images, options, context), total=len(files))
 
 
-def _task_items(path: Path, task: TaskSchema, images: Path, options: LightlyTaskReadOptions,
+def _task_items(files: dict[str, Path], task: TaskSchema, images: Path, options: LightlyTaskReadOptions,
                 context: Context) -> Iterator[DatasetItem]:
     check = images.is_dir()
-    for stem, p in _json_files(path, frozenset({"schema.json"})).items():
+    for p in files.values():
         try:
             fn, singles = _prediction_file(p, task)
             if check and not (images / fn).is_file():
