@@ -15,7 +15,7 @@ themselves on import: a plugin returns its formats from the ``register_formats``
 from __future__ import annotations
 
 import os
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -141,10 +141,6 @@ class ConversionReport(BaseModel):
         if count:
             reasons = self.dropped.setdefault(what, {})
             reasons[reason] = reasons.get(reason, 0) + count
-
-    def count_read(self, kinds: Counter[str]) -> None:
-        for kind, n in kinds.items():
-            self.read[kind] = self.read.get(kind, 0) + n
 
     @property
     def written(self) -> dict[str, int]:

@@ -51,11 +51,16 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "area": "COCO/panoptic: area in pixels as given by the source (never recomputed)",
     "bbox": "COCO/panoptic: the object's [x, y, w, h] when its main geometry is not a box",
     "category_id": "the source's integer category id",
+    "num_keypoints": "COCO: the file's num_keypoints when it disagrees with the count of v > 0",
+    "coco_absent": "COCO: standard keys (bbox, area, iscrowd, num_keypoints) the source left out",
     "isthing": "panoptic: 1 = countable thing, 0 = stuff",
     "truncated": "KITTI: 0..1 fraction outside the image (or the tracking variants), kept as written",
     "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written",
     "alpha": "KITTI: observation angle in radians (-10 = not set), kept as written",
     "dont_care": "KITTI: the row is a DontCare region",
+    "score": "KITTI: a prediction's raw score as written (any range; confidence is it clipped to 0..1)",
+    "kitti_text": "KITTI: the row's numbers verbatim when the writer's default formatting would differ",
+    "track_id": "KITTI tracking: the integer track id as written (-1 for DontCare)",
 }
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=False)
@@ -631,15 +636,15 @@ def annotation_id_problem(item: DatasetItem) -> str | None:
     among predictions; an item has at most one ground-truth segmentation.
     """
     for name, anns in (("annotation", item.annotations), ("prediction", item.predictions)):
-        seen: set[str] = set()
-        for ann in anns:
-            aid = ann.annotation_id
-            if aid is None:
-                continue
-            if aid in seen:
-                return f"{name} id {aid!r} is used twice; annotation ids must be unique per item"
-            seen.add(aid)
-    if sum(1 for a in item.annotations if a.type == "segmentation") > 1:
+        ids = [a.annotation_id for a in anns if a.annotation_id is not None]
+        if len(ids) != len(set(ids)):  # the common case costs one set; find the culprit only on failure
+            seen: set[str] = set()
+            for aid in ids:
+                if aid in seen:
+                    return f"{name} id {aid!r} is used twice; annotation ids must be unique per item"
+                seen.add(aid)
+    segmentations = [a for a in item.annotations if a.type == "segmentation"]
+    if len(segmentations) > 1:
         return "item has more than one ground-truth segmentation; merge them into one index mask"
     return None
 

@@ -27,6 +27,7 @@ from annobridge.core.model import (
     Dataset,
     DatasetHeader,
     DatasetItem,
+    FrameRef,
     IndexMask,
     KeypointsAnnotation,
     LineAnnotation,
@@ -34,6 +35,7 @@ from annobridge.core.model import (
     ObjectMaskAnnotation,
     Point3D,
     PolygonAnnotation,
+    Scene,
     Segment,
     SegmentationAnnotation,
 )
@@ -52,6 +54,7 @@ class Limits:
     pair_boxes_with_cuboids: bool = False  # one object = one 2D box + one cuboid (KITTI rows)
     max_segments: int = 200
     metadata_kinds: tuple[str, ...] = ("int", "float", "str", "bool", "nested")
+    frames_of_one_scene: bool = False  # items are frames 0..n-1 of scene "0000", ids "0000-FFFFFF"
     reasons: tuple[str, ...] = field(default=())
     ground_truth: bool = True  # False: predictions only (ground truth needs an explicit option)
     kinds: frozenset[str] | None = None  # narrows the Capabilities' kinds (one task per folder)
@@ -61,7 +64,19 @@ class Limits:
     # keys given the folder of the source images, for formats that keep media paths only
 
 
+_KITTI_REASONS = (
+    "a LiDAR-frame cuboid needs calibration, which the generator does not make: camera frame only",
+    "a KITTI row is one object: a 2D box and its cuboid come as pairs (a lone cuboid's box is projected)",
+    "KITTI keeps only metadata['camera_params'] (rebuilt from calib), no other item metadata",
+)
+
 FORMAT_LIMITS: dict[str, Limits] = {
+    "kitti": Limits(cuboid_frames=("camera",), pair_boxes_with_cuboids=True, metadata_kinds=(),
+                    reasons=_KITTI_REASONS),
+    "kitti-tracking": Limits(cuboid_frames=("camera",), pair_boxes_with_cuboids=True, metadata_kinds=(),
+                             frames_of_one_scene=True,
+                             reasons=_KITTI_REASONS + ("tracking files name items by sequence and frame "
+                                                       "number only: items are frames of scene 0000",)),
     "lightly": Limits(
         ground_truth=False, keypoint_visibilities=(0, 2), metadata_on_every_item=True,
         image_folder_options=("input", "input"),
@@ -238,6 +253,8 @@ def datasets(draw: st.DrawFn, caps: Capabilities, format_name: str = "") -> Data
     """A small dataset holding only what ``caps`` (and the format's limits) allow."""
     limits = limits_for(format_name)
     refs = draw(st.lists(_ref_ids(), min_size=1, max_size=4, unique=True))
+    if limits.frames_of_one_scene:
+        refs = [f"0000-{i:06d}" for i in range(len(refs))]
     kinds_md = limits.metadata_kinds if caps.item_metadata else ()
     schema = draw(metadata_schemas(kinds_md))
     items = []
@@ -247,8 +264,14 @@ def datasets(draw: st.DrawFn, caps: Capabilities, format_name: str = "") -> Data
         anns = draw(annotations_for(caps.annotation_types, ref, w, h, limits, False, caps.annotation_metadata))
         preds = draw(annotations_for(caps.prediction_types, ref, w, h, limits, True, caps.annotation_metadata))
         items.append(DatasetItem(reference_id=ref, image_location=f"images/{ref}.png", width=w, height=h,
-                                 metadata=draw(metadata_values(schema, limits.metadata_on_every_item)), annotations=anns, predictions=preds))
+                                 metadata=draw(metadata_values(schema, limits.metadata_on_every_item)),
+                                 annotations=anns, predictions=preds))
+        if limits.frames_of_one_scene:
+            items[-1].scene = FrameRef(scene_reference_id="0000", index=len(items) - 1)
     categories = [Category(id=i + 1, name=name) for i, name in enumerate(LABELS)]
     kp = next(c for c in categories if c.name == KEYPOINT_LABEL)
     kp.keypoints, kp.skeleton = list(KEYPOINT_NAMES), list(KEYPOINT_SKELETON)
-    return Dataset(header=DatasetHeader(categories=categories), items=items)
+    header = DatasetHeader(categories=categories)
+    if limits.frames_of_one_scene:
+        header.scenes["0000"] = Scene(reference_id="0000")
+    return Dataset(header=header, items=items)
