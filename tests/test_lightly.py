@@ -635,3 +635,23 @@ def test_between_the_two_lightly_formats_task_schemas_survive(tmp_path: Path) ->
     assert json.loads((tmp_path / ".lightly/predictions/tasks.json").read_text()) == ["detection-task-name"]
     assert json.loads((tmp_path / ".lightly/predictions/detection-task-name/schema.json").read_text()) == \
         json.loads((LABELFORMAT / "schema.json").read_text())
+
+
+def test_coco_results_to_lightly_and_back_keep_categories_boxes_and_scores(tmp_path: Path) -> None:
+    src = ROOT / "fixtures" / "coco" / "results_bbox" / "instances_val2014_fakebbox100_results.json"
+    report = annobridge.convert(src, tmp_path / ".lightly", src_format="coco", dst_format="lightly")
+    assert report.dropped == {}, report.summary()
+    schema = json.loads((tmp_path / ".lightly/predictions/object_detection/schema.json").read_text())
+    ids = [c["id"] for c in schema["categories"]]
+    original = json.loads(src.read_text())
+    assert {r["category_id"] for r in original} <= set(ids)
+    assert 12 not in ids and 90 in ids  # COCO's id gaps are kept, not renumbered
+    back = annobridge.convert(tmp_path / ".lightly", tmp_path / "results.json", src_format="lightly",
+                              dst_format="coco", write_options={"results": True})
+    assert back.items_written == 99
+    written = json.loads((tmp_path / "results.json").read_text())
+
+    def key(r: dict[str, Any]) -> tuple:
+        return (int(r["image_id"]), r["category_id"], tuple(r["bbox"]), r["score"])
+
+    assert sorted(map(key, written)) == sorted(map(key, original))
