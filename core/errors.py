@@ -86,5 +86,5 @@ class MetadataTypeError(AnnobridgeError):
     """A metadata key holds values of two incompatible types across a dataset.
 
     The message names the key, both types and an example owner (item, scene, annotation)
-    of each, e.g. ``metadata key "speed": string on item "a" but numeric on item "b"``.
+    of each, e.g. ``metadata key "speed" is a string on item "a" but a number on item "b"``.
     """
