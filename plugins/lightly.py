@@ -53,6 +53,9 @@ and/or ``predictions/``)::
   With the ``input`` option (the input datasource root) every media file must exist,
   media without any ``.lightly`` file become items with the defaults, image sizes are read
   from the image headers, and ``image_location`` points into it.
+  Saving a folder back (``annobridge metadata import|compute``) after reading it with
+  defaults writes those defaults into the files (same values for the Worker); read with
+  ``fill-defaults=false`` to keep the files sparse.
 * Predictions: one task per prediction kind, named by ``attributes["lightly_task"]``
   (kept on reading) or the ``task`` write option or the kind's default name. Singletons:
 
