@@ -19,6 +19,7 @@ from annobridge.converters.api import consolidate, convert, load, save, validate
 from annobridge.core.errors import (
     AnnobridgeError,
     FormatError,
+    MetadataTypeError,
     PluginError,
     ReadError,
     UnsupportedAnnotationError,
@@ -58,7 +59,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AnnobridgeError", "Annotation", "BoxAnnotation", "Capabilities", "Category",
     "CategoryAnnotation", "Context", "ConversionReport", "CuboidAnnotation", "Dataset",
-    "DatasetHeader", "DatasetItem", "Format", "FormatError", "FrameRef", "IndexMask",
+    "DatasetHeader", "DatasetItem", "Format", "FormatError", "FrameRef", "MetadataTypeError", "IndexMask",
     "Keypoint", "KeypointsAnnotation", "LidarPoint", "LineAnnotation",
     "MultiCategoryAnnotation", "ObjectMaskAnnotation", "PluginError", "Point", "Point3D",
     "PolygonAnnotation", "ReadError", "Scene", "SceneCategoryAnnotation", "Segment",

@@ -20,7 +20,7 @@ import click
 from annobridge.converters import engine
 from annobridge.core.errors import AnnobridgeError, FormatError
 from annobridge.core.formats import Context, Format
-from annobridge.core.metadata import infer_fields
+from annobridge.core.metadata import SCOPES, ScopeSchema
 from annobridge.core.plugins import FormatRegistry, get_plugin_manager, get_registry
 
 
@@ -241,23 +241,34 @@ def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_jso
     kinds: Counter[str] = Counter()
     labels: Counter[str] = Counter()
     items = 0
-    scopes: dict[str, list[tuple[str, dict]]] = {"items": [], "annotations": [], "predictions": []}
+    scopes: dict[str, ScopeSchema] = {s: ScopeSchema(s) for s in SCOPES}
     for item in dataset.items:
         items += 1
-        scopes["items"].append((item.reference_id, item.metadata))
+        if item.metadata:
+            scopes["items"].add(item.reference_id, item.metadata)
         for field, prefix in (("annotations", ""), ("predictions", "prediction:")):
             for ann in getattr(item, field):
                 kinds[prefix + ann.type] += 1
                 for label in _labels(ann):
                     labels[f"{prefix}{label}"] += 1
+                owner = f"{item.reference_id}/{ann.annotation_id}"
                 if ann.metadata:
-                    scopes[field].append((f"{item.reference_id}/{ann.annotation_id}", ann.metadata))
-    fields = {scope: infer_fields(owners) for scope, owners in scopes.items()}
+                    scopes[field].add(owner, ann.metadata)
+                if ann.type == "segmentation":
+                    for seg in ann.annotations:
+                        if seg.metadata:
+                            scopes["segments"].add(f"{owner}#{seg.index}", seg.metadata)
+    for scene in dataset.header.scenes.values():
+        if scene.metadata:
+            scopes["scenes"].add(scene.reference_id, scene.metadata)
+    fields = {scope: s.fields for scope, s in scopes.items()}
     if as_json:
         click.echo(json.dumps({
             "format": reader.name, "items": items, "annotations": dict(kinds), "labels": dict(labels),
-            "metadata": {scope: {p: {"type": f.inferred, "distinct": len(f.distinct)}
-                                 for p, f in fs.items()} for scope, fs in fields.items()},
+            "metadata": {scope: {p: {"type": f.inferred, "distinct": len(f.distinct),
+                                     "histogram": f.histogram()}
+                                 for p, f in fs.items()} for scope, fs in fields.items() if fs},
+            "geo": {scope: sorted(s.geo_paths) for scope, s in scopes.items() if s.geo_paths},
         }, indent=2))
         return
     click.echo(f"{path} ({reader.name}): {items} items")
@@ -272,6 +283,14 @@ def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_jso
             click.echo(f"{scope} metadata:")
             for p, f in sorted(fs.items()):
                 click.echo(f"  {p:<24} {f.inferred:<16} {len(f.distinct)} distinct")
+                hist = f.histogram()
+                top = max((n for _, n in hist), default=0)
+                for label, n in hist:
+                    bar = "#" * (round(20 * n / top) if top else 0)
+                    click.echo(f"      {label[:22]:<22} {n:>6} {bar}")
+        geo = scopes[scope].geo_paths
+        if geo:
+            click.echo(f"  geographic coordinates (lat/lon) at: {', '.join(p or '(top level)' for p in sorted(geo))}")
 
 
 def _labels(ann: Any) -> list[str]:
@@ -297,3 +316,92 @@ def validate(path: Path, src_format: str | None, options: tuple[str, ...]) -> No
     if problems:
         raise click.ClickException(f"{len(problems)} problem(s) found in {path}")
     click.echo(f"{path}: valid {reader.name}")
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+@main.group()
+def metadata() -> None:
+    """Write metadata onto a dataset's items and save it back in its own format."""
+
+
+@metadata.command("import")
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.option("--from-csv", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with a header row; cells typed (numbers, true/false, empty = missing).")
+@click.option("--from-json", "json_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="JSON list of objects, or an object of file name -> metadata.")
+@click.option("--key", default="file_name", show_default=True, help="Column naming each row's file.")
+@click.option("--replace", is_flag=True, help="Replace each item's metadata (default: merge top-level keys).")
+@click.option("--skip-unknown", is_flag=True, help="Skip rows naming no item (counted) instead of failing.")
+@click.option("--format", "--from", "src_format", help="Dataset format (detected when omitted).")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="A reader or writer option of the dataset's format (repeatable).")
+@click.pass_context
+def metadata_import(ctx: click.Context, dataset: Path, csv_file: Path | None, json_file: Path | None,
+                    key: str, replace: bool, skip_unknown: bool, src_format: str | None,
+                    options: tuple[str, ...]) -> None:
+    """Import per-file metadata from a CSV or JSON table into DATASET (nothing is written on any error)."""
+    from annobridge.converters.metadata_tools import import_metadata
+
+    if (csv_file is None) == (json_file is None):
+        raise click.UsageError("give exactly one of --from-csv FILE or --from-json FILE")
+    registry = get_registry()
+    fmt = engine.resolve_reader(dataset, src_format, registry)
+    read_opts, write_opts = split_options(_parse_pairs(options), fmt, fmt)
+    table = csv_file or json_file
+    result = import_metadata(dataset, table, key=key, table_kind="csv" if csv_file else "json",  # type: ignore[arg-type]
+                             replace=replace, skip_unknown=skip_unknown, format=fmt.name,
+                             read_options=read_opts, write_options=write_opts, registry=registry)
+    if not ctx.obj["quiet"]:
+        click.echo(f"{dataset} ({result.format}): metadata {'replaced' if replace else 'merged'} on "
+                   f"{result.updated} of {result.items} items")
+        if result.skipped_unknown:
+            click.echo(f"skipped {len(result.skipped_unknown)} row(s) naming no item: "
+                       + ", ".join(result.skipped_unknown[:5]) + (" ..." if len(result.skipped_unknown) > 5 else ""))
+        if result.report is not None and result.report.dropped:
+            click.echo(result.report.summary())
+
+
+@metadata.command("compute")
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.option("--stats", required=True, help="Comma-separated stats, e.g. luminance,rgb-ratios.")
+@click.option("--format", "--from", "src_format", help="Dataset format (detected when omitted).")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="A reader or writer option of the dataset's format (repeatable).")
+@click.pass_context
+def metadata_compute(ctx: click.Context, dataset: Path, stats: str, src_format: str | None,
+                     options: tuple[str, ...]) -> None:
+    """Compute image statistics into each item's metadata and save DATASET back."""
+    from annobridge.converters.metadata_tools import compute_metadata
+
+    names = [s.strip() for s in stats.split(",") if s.strip()]
+    if not names:
+        raise click.BadParameter("name at least one stat", param_hint="--stats")
+    pm = get_plugin_manager()
+    registry = FormatRegistry.from_manager(pm)
+    fmt = engine.resolve_reader(dataset, src_format, registry)
+    read_opts, write_opts = split_options(_parse_pairs(options), fmt, fmt)
+    show = not ctx.obj["quiet"] and sys.stderr.isatty()
+    bars: list[Any] = []
+
+    def advance(done: int, total: int) -> None:
+        if not show:
+            return
+        if not bars:
+            bars.append(click.progressbar(length=total, label="computing", file=sys.stderr, show_pos=True))
+        bars[0].update(1)
+
+    try:
+        result = compute_metadata(dataset, names, format=fmt.name, read_options=read_opts,
+                                  write_options=write_opts, progress=advance, plugin_manager=pm)
+    finally:
+        for bar in bars:
+            bar.render_finish()
+    if not ctx.obj["quiet"]:
+        click.echo(f"{dataset} ({result.format}): computed {', '.join(names)} for {result.updated} of "
+                   f"{result.items} items")
+        if result.skipped_no_image:
+            click.echo(f"skipped {len(result.skipped_no_image)} item(s) without a readable local image: "
+                       + ", ".join(result.skipped_no_image[:5]))

@@ -80,3 +80,11 @@ class WriteError(AnnobridgeError):
 
 class UnsupportedAnnotationError(WriteError):
     """The target format cannot represent an annotation and dropping it was not allowed."""
+
+
+class MetadataTypeError(AnnobridgeError):
+    """A metadata key holds values of two incompatible types across a dataset.
+
+    The message names the key, both types and an example owner (item, scene, annotation)
+    of each, e.g. ``metadata key "speed" is a string on item "a" but a number on item "b"``.
+    """

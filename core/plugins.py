@@ -59,6 +59,9 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> PluginManager:
     """
     pm = PluginManager()
     pm.add_hookspecs(hookspecs)
+    from annobridge.core import defaults
+
+    pm.register(defaults, name="annobridge.core.defaults")
     for name in builtin_plugin_modules():
         pm.register(importlib.import_module(name), name=name)
     if load_entry_points:

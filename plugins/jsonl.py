@@ -105,9 +105,10 @@ def write(dataset: Dataset, destination: Path, options: NoOptions, context: Cont
     """Write the header line, then one item per line; masks go to ``NAME.masks/``."""
     masks_dir = destination.with_name(destination.stem + ".masks")
     base = destination.parent
-    with open(destination, "w", encoding="utf-8") as out:
-        out.write(json.dumps({HEADER_KEY: {"version": VERSION, "header": dataset.header.model_dump(mode="json")}}))
-        out.write("\n")
+    # Items first, into a temporary body: streaming readers (Nucleus scene lines) fill
+    # header.scenes while their items are read, so the header is only complete at the end.
+    body = destination.with_name(destination.name + ".body.partial")
+    with open(body, "w", encoding="utf-8") as out:
         for n, item in enumerate(dataset.items, start=2):
             anns = item.annotations + item.predictions
             for k, ann in enumerate(anns):
@@ -122,6 +123,12 @@ def write(dataset: Dataset, destination: Path, options: NoOptions, context: Cont
                 })
             out.write(item.model_dump_json(exclude_none=False))
             out.write("\n")
+    with open(destination, "w", encoding="utf-8") as out:
+        out.write(json.dumps({HEADER_KEY: {"version": VERSION, "header": dataset.header.model_dump(mode="json")}}))
+        out.write("\n")
+        with open(body, encoding="utf-8") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+    body.unlink()
 
 
 def _store_mask(mask: IndexMask, target: Path, base: Path) -> IndexMask:

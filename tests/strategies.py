@@ -56,6 +56,12 @@ class Limits:
     metadata_kinds: tuple[str, ...] = ("int", "float", "str", "bool", "nested")
     frames_of_one_scene: bool = False  # items are frames 0..n-1 of scene "0000", ids "0000-FFFFFF"
     reasons: tuple[str, ...] = field(default=())
+    ground_truth: bool = True  # False: predictions only (ground truth needs an explicit option)
+    kinds: frozenset[str] | None = None  # narrows the Capabilities' kinds (one task per folder)
+    keypoint_visibilities: tuple[int, ...] = (0, 1, 2)
+    metadata_on_every_item: bool = False  # the reader fills schema defaults for missing keys
+    image_folder_options: tuple[str | None, str | None] = (None, None)  # (write, read) option
+    # keys given the folder of the source images, for formats that keep media paths only
 
 
 _KITTI_REASONS = (
@@ -71,6 +77,19 @@ FORMAT_LIMITS: dict[str, Limits] = {
                              frames_of_one_scene=True,
                              reasons=_KITTI_REASONS + ("tracking files name items by sequence and frame "
                                                        "number only: items are frames of scene 0000",)),
+    "lightly": Limits(
+        ground_truth=False, keypoint_visibilities=(0, 2), metadata_on_every_item=True,
+        image_folder_options=("input", "input"),
+        reasons=("Lightly holds predictions only; ground truth is written only with --option score=S",
+                 "a Lightly keypoint's third number is a score, so visibility 1 cannot be told from 2",
+                 "reading fills schema defaults for keys an item lacks (as the Lightly Worker does)",
+                 "Lightly files hold media paths, not sizes: sizes come from the input datasource"),
+    ),
+    "lightly-task": Limits(
+        ground_truth=False, kinds=frozenset({"box"}), image_folder_options=("input", "images"),
+        reasons=("a single-task folder holds predictions of one task type (labelformat: detection)",
+                 "sizes come from the images folder"),
+    ),
 }
 """Per-format generation limits; formats not listed take the defaults."""
 
@@ -98,10 +117,10 @@ def metadata_schemas(draw: st.DrawFn, kinds: tuple[str, ...]) -> dict[str, str]:
 
 
 @st.composite
-def metadata_values(draw: st.DrawFn, schema: dict[str, str]) -> dict[str, Any]:
+def metadata_values(draw: st.DrawFn, schema: dict[str, str], every: bool = False) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, kind in schema.items():
-        if not draw(st.booleans()):
+        if not every and not draw(st.booleans()):
             continue  # keys may be missing on some items
         if kind == "int":
             out[key] = draw(st.integers(-1000, 1000))
@@ -133,10 +152,10 @@ def _ring(draw: st.DrawFn, w: int, h: int) -> list[float]:
 
 
 @st.composite
-def _keypoints(draw: st.DrawFn, w: int, h: int) -> list[float]:
+def _keypoints(draw: st.DrawFn, w: int, h: int, visibilities: tuple[int, ...] = (0, 1, 2)) -> list[float]:
     flat: list[float] = []
     for _ in KEYPOINT_NAMES:
-        v = draw(st.sampled_from([0, 1, 2]))
+        v = draw(st.sampled_from(visibilities))
         if v == 0:
             flat += [0.0, 0.0, 0]
         else:
@@ -165,6 +184,10 @@ def _mask(draw: st.DrawFn, w: int, h: int, values: int) -> np.ndarray:
 def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h: int,
                     limits: Limits, predictions: bool, annotation_metadata: bool) -> list[Any]:
     out: list[Any] = []
+    if not predictions and not limits.ground_truth:
+        return out
+    if limits.kinds is not None:
+        kinds = kinds & limits.kinds
     n = draw(st.integers(0, 4))
     usable = sorted(kinds - {"segmentation"} - ({"cuboid", "box"} if limits.pair_boxes_with_cuboids else set()))
     serial = 0
@@ -201,7 +224,7 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
             ring = draw(_ring(w, h))
             out.append(LineAnnotation(label=label, vertices=ring, **c))
         elif kind == "keypoints":
-            out.append(KeypointsAnnotation(label=KEYPOINT_LABEL, keypoints=draw(_keypoints(w, h)),
+            out.append(KeypointsAnnotation(label=KEYPOINT_LABEL, keypoints=draw(_keypoints(w, h, limits.keypoint_visibilities)),
                                            names=KEYPOINT_NAMES, skeleton=KEYPOINT_SKELETON, **c))
         elif kind == "cuboid":
             out.append(CuboidAnnotation(label=label, **c, **draw(_cuboid_fields(limits.cuboid_frames))))
@@ -241,7 +264,8 @@ def datasets(draw: st.DrawFn, caps: Capabilities, format_name: str = "") -> Data
         anns = draw(annotations_for(caps.annotation_types, ref, w, h, limits, False, caps.annotation_metadata))
         preds = draw(annotations_for(caps.prediction_types, ref, w, h, limits, True, caps.annotation_metadata))
         items.append(DatasetItem(reference_id=ref, image_location=f"images/{ref}.png", width=w, height=h,
-                                 metadata=draw(metadata_values(schema)), annotations=anns, predictions=preds))
+                                 metadata=draw(metadata_values(schema, limits.metadata_on_every_item)),
+                                 annotations=anns, predictions=preds))
         if limits.frames_of_one_scene:
             items[-1].scene = FrameRef(scene_reference_id="0000", index=len(items) - 1)
     categories = [Category(id=i + 1, name=name) for i, name in enumerate(LABELS)]

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 import annobridge
 from annobridge.core.plugins import get_registry
 from tests.projection import project
-from tests.strategies import datasets
+from tests.strategies import datasets, limits_for
 
 ROUND_TRIP_FORMATS = sorted(n for n, f in get_registry().formats.items() if f.read and f.write)
 
@@ -41,9 +41,11 @@ def test_round_trip_is_lossless_within_capabilities(fmt_name: str, data: st.Data
     with tempfile.TemporaryDirectory() as tmp:
         dataset = _with_real_images(dataset, Path(tmp) / "source-images")
         dst = Path(tmp) / "out"
-        report = annobridge.save(dataset, dst, fmt_name)
+        write_key, read_key = limits_for(fmt_name).image_folder_options
+        images = str(Path(tmp) / "source-images")
+        report = annobridge.save(dataset, dst, fmt_name, {write_key: images} if write_key else None)
         assert report.dropped == {}, report.summary()
-        back = annobridge.load(dst, fmt_name)
+        back = annobridge.load(dst, fmt_name, {read_key: images} if read_key else None)
         assert project(back, fmt.capabilities) == project(dataset, fmt.capabilities)
 
 
