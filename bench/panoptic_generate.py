@@ -3,7 +3,7 @@
 Each image has 10-40 segments (a random number per image): stuff regions are cells of a
 Voronoi diagram drawn at quarter resolution and upscaled (so edges are stair-stepped like
 real annotations), things are ellipses painted on top. Categories, colours and ids follow
-the official panopticapi categories (``fixtures/coco_panoptic/panopticapi``) and its
+the official panopticapi categories (``fixtures/coco-panoptic/panopticapi``) and its
 ``IdGenerator`` rule (stuff = category colour, things = colour jittered until unused).
 ``segments_info`` has exact ``area`` and ``bbox``.
 
@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-CATEGORIES = ROOT / "fixtures" / "coco_panoptic" / "panopticapi" / "panoptic_coco_categories.json"
+CATEGORIES = ROOT / "fixtures" / "coco-panoptic" / "panopticapi" / "panoptic_coco_categories.json"
 
 
 def _image(args: tuple[int, int, int, str, list[dict[str, Any]]]) -> dict[str, Any]:

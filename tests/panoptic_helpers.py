@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-FIXTURES = ROOT / "fixtures" / "coco_panoptic"
+FIXTURES = ROOT / "fixtures" / "coco-panoptic"
 
 
 def official_categories() -> list[dict[str, Any]]:

@@ -398,7 +398,7 @@ def test_context_map_used_for_png_work(tmp_path: Path, monkeypatch) -> None:
 @pytest.mark.parametrize("case,name,options", [("datumaro", "panoptic_train.json", None),
                                                ("mapillary", "panoptic_2020.json", {"masks": "."})])
 def test_fixture_matches_expected_jsonl(case: str, name: str, options: dict | None) -> None:
-    """Each real fixture reads as its reviewed canonical form, fixtures/coco_panoptic/<case>/expected.jsonl."""
+    """Each real fixture reads as its reviewed canonical form, fixtures/coco-panoptic/<case>/expected.jsonl."""
     folder = FIXTURES / case
     got = annobridge.load(folder / name, "coco-panoptic", options)
     want = annobridge.load(folder / "expected.jsonl", "jsonl")

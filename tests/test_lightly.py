@@ -219,17 +219,6 @@ def test_datasource_round_trip_keeps_files(tmp_path: Path) -> None:
     assert {k: _preds(v) for k, v in a.items()} == {k: _preds(v) for k, v in b.items()}
 
 
-def test_real_example_structure_schema_and_files_read() -> None:
-    """The unlicensed real example is only read, never copied into fixtures."""
-    real = Path("/work/shared/fixtures-real/lightly/object_detection_example_structure/lightly_bucket/.lightly")
-    if not real.is_dir():
-        pytest.skip("shared real fixtures are not mounted here")
-    ds = annobridge.load(real, "lightly")
-    items = _items(ds)
-    assert items["KS-FR-CAEN/24322/camcourt1_1513364954220_0"].metadata == {"court": "KS-FR-CAEN",
-                                                                            "game_id": "24322"}
-
-
 # --------------------------------------------------------------------------- bad input
 
 
@@ -328,9 +317,7 @@ def test_file_not_mirroring_file_name_and_unknown_category(tmp_path: Path) -> No
 
 
 def test_doc_examples_with_comments_are_refused_with_the_line() -> None:
-    real = Path("/work/shared/fixtures-real/lightly/lightly-docs-examples/datasource_predictions/.lightly")
-    if not real.is_dir():
-        pytest.skip("shared real fixtures are not mounted here")
+    real = ROOT / "fixtures" / "lightly" / "docs-examples" / ".lightly"
     with pytest.raises(ReadError, match=r"tasks\.json:line 6: not valid JSON"):
         annobridge.load(real, "lightly")
 
