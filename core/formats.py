@@ -190,8 +190,7 @@ class Context:
         on_total: called once with the item count when the reader knows it, else None.
         final_destination: where the output will be once the engine moves it into place.
             Writers get a staging path; a reference from the output to a file outside it
-            (an image) must be made relative to this, not to the staging path — see
-            :meth:`relative_to_output`.
+            must be made relative to this, not to the staging path.
     """
 
     report: ConversionReport = field(default_factory=ConversionReport)
@@ -203,14 +202,6 @@ class Context:
     final_destination: Path | None = None
     chunksize: int = 8
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
-
-    def relative_to_output(self, location: str | None, staged_destination: Path) -> str | None:
-        """A local file location as written in the output: relative to the output's final
-        folder (URLs and None pass through)."""
-        if location is None or "://" in location:
-            return location
-        final = self.final_destination or staged_destination
-        return relative_location(Path(os.path.abspath(location)), Path(os.path.abspath(final.parent)))
 
     def error(self, err: AnnobridgeError) -> None:
         """Raise ``err``, or, when validating, record it so the caller can skip the record."""

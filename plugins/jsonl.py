@@ -4,10 +4,13 @@ Files:
     ``NAME.jsonl``: line 1 is ``{"annobridge_header": {...}}`` (the :class:`DatasetHeader`
     and a format version); every further line is one :class:`DatasetItem` as JSON, in
     stream order.
-    ``NAME.masks/``: segmentation index masks as PNG, named ``<line>.png``: 8-bit when all
-    values are below 256, 16-bit up to 65535, RGB-encoded (``R + 256·G + 65536·B``) above.
-    Local image, point-cloud and mask locations are written relative to the ``.jsonl``
-    file's folder and resolved against it on reading, so the folder can be moved.
+    ``NAME.masks/``: segmentation index masks as PNG, named ``<line>-<annotation>.png``:
+    8-bit when all values are below 256, 16-bit up to 65535, RGB-encoded
+    (``R + 256·G + 65536·B``) above. Their locations are relative to the ``.jsonl`` file's
+    folder and resolved against it on reading, so the folder can be moved.
+    Image and point-cloud locations are kept exactly as given, both ways: what a relative
+    location is relative to (COCO's ``file_name``: an image root no file records) is the
+    source's business, and rewriting it would change it.
 
 What is lost: nothing. Remote mask URLs are kept as URLs, not downloaded.
 """
@@ -88,10 +91,6 @@ def _items(path: Path, context: Context) -> Iterator[DatasetItem]:
             for ann in item.annotations + item.predictions:
                 if isinstance(ann, SegmentationAnnotation) and ann.mask.location:
                     ann.mask.location = _resolve(ann.mask.location, base)
-            if item.image_location:
-                item.image_location = _resolve(item.image_location, base)
-            if item.pointcloud_location:
-                item.pointcloud_location = _resolve(item.pointcloud_location, base)
             yield item
 
 
@@ -116,11 +115,6 @@ def write(dataset: Dataset, destination: Path, options: NoOptions, context: Cont
                     ann_mask = _store_mask(ann.mask, masks_dir / f"{n}-{k}.png", base)
                     replacement = ann.model_copy(update={"mask": ann_mask})
                     item = _replace_annotation(item, ann, replacement)
-            if item.image_location or item.pointcloud_location:
-                item = item.model_copy(update={
-                    "image_location": context.relative_to_output(item.image_location, destination),
-                    "pointcloud_location": context.relative_to_output(item.pointcloud_location, destination),
-                })
             out.write(item.model_dump_json(exclude_none=False))
             out.write("\n")
     with open(destination, "w", encoding="utf-8") as out:

@@ -529,7 +529,8 @@ def test_cli_nucleus_to_canonical_and_back(tmp_path: Path) -> None:
     assert r4.returncode == 1 and "does not fit in 8 bits" in r4.stderr and "renumber-segments" in r4.stderr
     assert not (tmp_path / "n.jsonl").exists()
     r5 = subprocess.run([*cli, "convert", str(canon), str(tmp_path / "n.jsonl"), "--to", "nucleus",
-                         "--option", "renumber-segments=true"], capture_output=True, text=True, check=False)
+                         "--option", "renumber-segments=true"], capture_output=True, text=True, check=False,
+                        cwd=canon.parent)  # its media locations are relative to the dataset folder
     assert r5.returncode == 0, r5.stderr
     assert "segmentation:index: renumbered" in r5.stdout + r5.stderr
     r6 = subprocess.run([*cli, "convert", str(tmp_path / "n.jsonl"), str(tmp_path / "c2.jsonl"), "--to", "jsonl"],
@@ -763,7 +764,7 @@ def _cross_sources() -> list[tuple[str, Path]]:
     return out
 
 
-def test_other_formats_survive_a_trip_through_nucleus(tmp_path: Path) -> None:
+def test_other_formats_survive_a_trip_through_nucleus(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """X -> Nucleus -> X writes what X -> X writes, byte for byte (COCO: every box, polygon, RLE mask and
     keypoint; KITTI: lidar scenes with point clouds), for every fixture X reads without options."""
     checked = []
@@ -783,6 +784,7 @@ def test_other_formats_survive_a_trip_through_nucleus(tmp_path: Path) -> None:
         checked.append(fmt)
     # the canonical jsonl all-kinds fixture (a 16-bit panoptic-like mask needs renumbering)
     src = ROOT / "fixtures" / "jsonl" / "all-kinds" / "dataset.jsonl"
+    monkeypatch.chdir(src.parent)  # its media locations are relative to the dataset folder
     annobridge.convert(src, tmp_path / "j.jsonl", src_format="jsonl", dst_format="nucleus",
                        write_options={"renumber-segments": "true"})
     caps = get_registry().get("jsonl").capabilities
