@@ -607,8 +607,10 @@ def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: g
     ints = all("." not in x and "e" not in x.lower() for x in tok[3:7])
     bx: float = int(tok[3]) if ints else left
     by: float = int(tok[4]) if ints else top
-    bw: float = int(tok[5]) - int(tok[3]) if ints else right - left
-    bh: float = int(tok[6]) - int(tok[4]) if ints else bottom - top
+    # rounded at 1e-9 px: the difference of two decimal numbers carries float noise
+    # (810.73 - 712.40 = 98.33000000000004) that would otherwise reach other formats
+    bw: float = int(tok[5]) - int(tok[3]) if ints else round(right - left, 9)
+    bh: float = int(tok[6]) - int(tok[4]) if ints else round(bottom - top, 9)
     box = BoxAnnotation.model_construct(
         type="box", label=name, x=bx, y=by, width=bw, height=bh, reference_id=ref,
         annotation_id=f"{gid}-box", group_id=gid, track_reference_id=None, metadata={},
