@@ -1,0 +1,91 @@
+"""Conversions between different formats: what crosses, what is dropped and reported."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from pycocotools.coco import COCO
+
+import annobridge
+from tests.conftest import FIXTURES
+
+KITTI_SAMPLE = FIXTURES / "kitti/openpcdet-sample/training/label_2"
+SENTINELS_3D = ["-1", "-1", "-1", "-1000", "-1000", "-1000", "-10"]
+
+
+def _kitti_rows() -> dict[str, list[list[str]]]:
+    return {p.stem: [line.split() for line in p.read_text().splitlines() if line.strip()]
+            for p in sorted(KITTI_SAMPLE.glob("*.txt"))}
+
+
+def test_kitti_to_coco_writes_every_2d_box_and_reports_the_cuboids(tmp_path: Path) -> None:
+    report = annobridge.convert(FIXTURES / "kitti/openpcdet-sample", tmp_path / "c.json", dst_format="coco")
+    coco = COCO(str(tmp_path / "c.json"))
+    rows = _kitti_rows()
+    valid_3d = sum(1 for frame in rows.values() for r in frame if r[0] != "DontCare")
+    assert report.dropped["cuboid"] == {"coco cannot hold cuboid ground truth": valid_3d}
+    names = {c["id"]: c["name"] for c in coco.dataset["categories"]}
+    for frame, frame_rows in rows.items():
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[frame]))
+        got = sorted((names[a["category_id"]], *a["bbox"]) for a in anns)
+        want = sorted((r[0], float(r[4]), float(r[5]), float(r[6]) - float(r[4]), float(r[7]) - float(r[5]))
+                      for r in frame_rows)
+        assert len(got) == len(want)
+        for g, w in zip(got, want):
+            assert g[0] == w[0] and all(abs(a - b) < 1e-9 for a, b in zip(g[1:], w[1:]))
+    # KITTI's per-object facts ride along as extra annotation keys the COCO writer keeps
+    ped = next(a for a in coco.dataset["annotations"] if names[a["category_id"]] == "Pedestrian")
+    assert (ped["truncated"], ped["occluded"], ped["alpha"]) == (0.0, 0, -0.2)
+
+
+def test_coco_to_kitti_writes_2d_rows_with_the_3d_sentinels(tmp_path: Path) -> None:
+    src = FIXTURES / "coco/detection/train.json"
+    report = annobridge.convert(src, tmp_path / "k", dst_format="kitti")
+    data = json.loads(src.read_text())
+    names = {c["id"]: c["name"] for c in data["categories"]}
+    def row(line: str) -> list[str]:  # class names may hold spaces: the last 14 tokens are numbers
+        tokens = line.split()
+        return [" ".join(tokens[:-14]), *tokens[-14:]]
+
+    rows = {p.stem: [row(line) for line in p.read_text().splitlines()]
+            for p in (tmp_path / "k/training/label_2").glob("*.txt")}
+    assert sum(len(r) for r in rows.values()) == len(data["annotations"]) == report.read["box"]
+    for ann in data["annotations"]:
+        x, y, w, h = ann["bbox"]
+        box = [f"{x:.2f}", f"{y:.2f}", f"{x + w:.2f}", f"{y + h:.2f}"]
+        frame = rows[str(ann["image_id"])]
+        match = [r for r in frame if r[4:8] == box and r[0] == names[ann["category_id"]]]
+        assert match, (ann, frame)
+        assert match[0][1:4] == ["-1", "-1", "-10"] and match[0][8:15] == SENTINELS_3D
+    assert "attribute:area" in report.dropped  # COCO's area has no KITTI column: reported
+
+
+def test_coco_polygons_and_keypoints_to_kitti_are_reported_per_kind(tmp_path: Path) -> None:
+    report = annobridge.convert(FIXTURES / "coco/synthetic/instances.json", tmp_path / "k", dst_format="kitti")
+    assert report.read["keypoints"] > 0 and report.read["polygon"] > 0 and report.read["object_mask"] > 0
+    assert report.dropped["keypoints"] == {"kitti cannot hold keypoints ground truth": report.read["keypoints"]}
+    assert report.dropped["object_mask"] == {"kitti cannot hold object_mask ground truth": report.read["object_mask"]}
+    assert report.dropped["polygon"] == {"kitti cannot hold polygon ground truth": report.read["polygon"]}
+    assert report.written["polygon"] == 0 and report.written["keypoints"] == 0
+
+
+def test_panoptic_to_nucleus_needs_renumbering_or_says_so(tmp_path: Path) -> None:
+    src = next(p for p in (FIXTURES / "coco-panoptic/datumaro").rglob("*.json"))
+    try:
+        annobridge.convert(src, tmp_path / "n.jsonl", dst_format="nucleus")
+    except annobridge.WriteError as exc:  # ids above 255 cannot be 8-bit Nucleus indices
+        assert "renumber-segments" in str(exc)
+        report = annobridge.convert(src, tmp_path / "n.jsonl", dst_format="nucleus",
+                                    write_options={"renumber-segments": "true"})
+    else:
+        report = annobridge.ConversionReport()  # small ids fit: nothing to renumber
+    back = annobridge.load(tmp_path / "n.jsonl", "nucleus")
+    orig = annobridge.load(src, "coco-panoptic")
+    for a, b in zip(orig.items, back.items):
+        sa, sb = a.annotations[0], b.annotations[0]
+        la = {s.index: s.label for s in sa.annotations}
+        lb = {s.index: s.label for s in sb.annotations}
+        ma, mb = sa.mask.load(), sb.mask.load()
+        assert [[la.get(int(v), "") for v in row] for row in ma] == [[lb.get(int(v), "") for v in row] for row in mb]
+    assert report.items_written in (0, len(orig.items))
