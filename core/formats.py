@@ -54,6 +54,12 @@ class Capabilities(BaseModel):
     scenes: bool = False
     pointclouds: bool = False
 
+    @classmethod
+    def full(cls) -> Capabilities:
+        """Holds everything the model holds (the canonical JSONL, Nucleus with its extension)."""
+        return cls(annotation_types=ALL_ANNOTATION_TYPES, prediction_types=ALL_ANNOTATION_TYPES,
+                   item_metadata=True, annotation_metadata=True, scenes=True, pointclouds=True)
+
 
 class NoOptions(BaseModel):
     """A format that takes no options."""

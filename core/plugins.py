@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pluggy
 
-from annobridge.core import hookspecs
+from annobridge.core import defaults, hookspecs
 from annobridge.core.errors import FormatError, PluginError
 from annobridge.core.formats import Format
 
@@ -59,8 +59,6 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> PluginManager:
     """
     pm = PluginManager()
     pm.add_hookspecs(hookspecs)
-    from annobridge.core import defaults
-
     pm.register(defaults, name="annobridge.core.defaults")
     for name in builtin_plugin_modules():
         pm.register(importlib.import_module(name), name=name)

@@ -66,7 +66,6 @@ from annobridge.core.model import (
     DatasetItem,
     IndexMask,
     ObjectMaskAnnotation,
-    PolygonAnnotation,
     Segment,
     SegmentationAnnotation,
 )

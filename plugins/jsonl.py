@@ -27,7 +27,6 @@ from pydantic import ValidationError
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import (
-    ALL_ANNOTATION_TYPES,
     Capabilities,
     Context,
     Format,
@@ -155,14 +154,7 @@ def detect(path: Path) -> bool:
 FORMAT = Format(
     name="jsonl",
     description="annobridge canonical JSONL: the model as it is, lossless",
-    capabilities=Capabilities(
-        annotation_types=ALL_ANNOTATION_TYPES,
-        prediction_types=ALL_ANNOTATION_TYPES,
-        item_metadata=True,
-        annotation_metadata=True,
-        scenes=True,
-        pointclouds=True,
-    ),
+    capabilities=Capabilities.full(),
     read=read,
     write=write,
     detect=detect,

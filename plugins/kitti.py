@@ -142,7 +142,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 from pydantic import BaseModel, ConfigDict
 
 from annobridge.core.errors import FormatError, ReadError, WriteError

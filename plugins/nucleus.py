@@ -131,7 +131,6 @@ from pydantic_core import PydanticSerializationError, to_json
 
 from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.formats import (
-    ALL_ANNOTATION_TYPES,
     Capabilities,
     Context,
     Format,
@@ -1557,14 +1556,7 @@ def detect(path: Path) -> bool:
 FORMAT = Format(
     name="nucleus",
     description="Scale Nucleus payloads: one item or scene a line (JSONL), 8-bit masks, pointcloud JSON",
-    capabilities=Capabilities(
-        annotation_types=ALL_ANNOTATION_TYPES,
-        prediction_types=ALL_ANNOTATION_TYPES,
-        item_metadata=True,
-        annotation_metadata=True,
-        scenes=True,
-        pointclouds=True,
-    ),
+    capabilities=Capabilities.full(),
     read=read,
     write=write,
     detect=detect,

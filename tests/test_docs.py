@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import inspect
 import re
-from pathlib import Path
 
 from annobridge.core import hookspecs
 from annobridge.core.plugins import get_plugin_manager, get_registry

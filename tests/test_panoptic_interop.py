@@ -12,7 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 from tests.panoptic_helpers import FIXTURES, make_panoptic, pq, read_png_ids, write_png_ids
-from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
