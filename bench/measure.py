@@ -1,9 +1,8 @@
 """Shared benchmark plumbing: run each case in a fresh subprocess, measure wall time and
 peak RSS, and print a table of ratios to a floor measured in the same run.
 
-Run a case as ``python bench/measure.py CODE`` is not the interface; import :func:`run_case`
-and :func:`print_table` from a benchmark script. Each case is a Python snippet executed in
-its own interpreter, so peak RSS is that case's alone.
+Benchmark scripts import :func:`run_case` and :func:`print_table`. Each case is a Python
+snippet executed in its own interpreter, so peak RSS is that case's alone.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Lightly read/write speed and memory against a floor measured in the same run.
 
-Usage: ``.venv/bin/python bench/bench_lightly.py [N_ITEMS]`` (default 5000). Builds a
+Usage: ``.venv/bin/python bench/lightly_bench.py [N_ITEMS]`` (default 5000). Builds a
 ``.lightly`` folder with N images' metadata (nested keys) and an object-detection task
 (5 boxes per image), then measures, each in a fresh interpreter:
 

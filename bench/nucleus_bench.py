@@ -5,8 +5,8 @@ process. Data is generated (seeded) with annobridge's own Nucleus writer: 640x48
 8 annotations each (boxes, polygons of 8-30 vertices, a 17-keypoint person every other item),
 10% of the items with a box prediction.
 
-    python bench/bench_nucleus.py            # 5,000 items / 40,000 annotations
-    python bench/bench_nucleus.py --large    # 50,000 items / 400,000 annotations
+    python bench/nucleus_bench.py            # 5,000 items / 40,000 annotations
+    python bench/nucleus_bench.py --large    # 50,000 items / 400,000 annotations
 """
 
 from __future__ import annotations
