@@ -115,33 +115,31 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
             report.drop("prediction:" + a.type, f"on a point cloud item, which {fmt_name} cannot hold")
         return None
     update: dict[str, Any] = {}
-    for field, allowed, prefix in (
-        ("annotations", caps.annotation_types, ""),
-        ("predictions", caps.prediction_types, "prediction:"),
+    anns, preds = item.annotations, item.predictions
+    for field, group, allowed, prefix in (
+        ("annotations", anns, caps.annotation_types, ""),
+        ("predictions", preds, caps.prediction_types, "prediction:"),
     ):
-        anns = getattr(item, field)
-        if any(a.type not in allowed for a in anns):
-            kept = []
-            for a in anns:
-                if a.type in allowed:
-                    kept.append(a)
-                else:
-                    what = "ground truth" if not prefix else "predictions"
+        kept = [a for a in group if a.type in allowed]  # one pass; the common case keeps all
+        if len(kept) != len(group):
+            what = "ground truth" if not prefix else "predictions"
+            for a in group:
+                if a.type not in allowed:
                     report.drop(prefix + a.type, f"{fmt_name} cannot hold {a.type} {what}")
             update[field] = kept
     if item.metadata and not caps.item_metadata:
         report.drop("item metadata", f"{fmt_name} holds no item metadata")
         update["metadata"] = {}
     if not caps.annotation_metadata:
-        n = sum(1 for a in (*item.annotations, *item.predictions) if a.metadata)
-        n += sum(
-            1
-            for a in item.annotations
-            if a.type == "segmentation"
-            for s in a.annotations  # type: ignore[union-attr]
-            if s.metadata
-        )
-        report.drop("annotation metadata", f"{fmt_name} holds no annotation metadata", n)
+        n = 0
+        for group in (anns, preds):
+            for a in group:
+                if a.metadata:
+                    n += 1
+                if a.type == "segmentation":
+                    n += sum(1 for s in a.annotations if s.metadata)  # type: ignore[union-attr]
+        if n:
+            report.drop("annotation metadata", f"{fmt_name} holds no annotation metadata", n)
     if item.scene is not None and not caps.scenes:
         report.drop("scene frame reference", f"{fmt_name} holds no scenes; frames become plain items")
         update["scene"] = None
