@@ -100,20 +100,21 @@ def _resolve(location: str, base: Path) -> str:
 
 
 def write(dataset: Dataset, destination: Path, options: NoOptions, context: Context) -> None:
-    """Write the header line, then one item per line; masks go to ``NAME.masks/``.
-
-    Each item's masks are stored and its line serialised through ``context.map``, so
-    ``--workers`` spreads PNG encoding over processes; lines come back in stream order.
-    """
+    """Write the header line, then one item per line; masks go to ``NAME.masks/``."""
     masks_dir = destination.with_name(destination.stem + ".masks")
     base = destination.parent
     # Items first, into a temporary body: streaming readers (Nucleus scene lines) fill
     # header.scenes while their items are read, so the header is only complete at the end.
     body = destination.with_name(destination.name + ".body.partial")
-    jobs = ((item, n, masks_dir, base) for n, item in enumerate(dataset.items, start=2))
     with open(body, "w", encoding="utf-8") as out:
-        for line in context.map(_item_line, jobs):
-            out.write(line)
+        for n, item in enumerate(dataset.items, start=2):
+            anns = item.annotations + item.predictions
+            for k, ann in enumerate(anns):
+                if isinstance(ann, SegmentationAnnotation):
+                    ann_mask = _store_mask(ann.mask, masks_dir / f"{n}-{k}.png", base)
+                    replacement = ann.model_copy(update={"mask": ann_mask})
+                    item = _replace_annotation(item, ann, replacement)
+            out.write(item.model_dump_json(exclude_none=False))
             out.write("\n")
     with open(destination, "w", encoding="utf-8") as out:
         out.write(json.dumps({HEADER_KEY: {"version": VERSION, "header": dataset.header.model_dump(mode="json")}}))
@@ -121,16 +122,6 @@ def write(dataset: Dataset, destination: Path, options: NoOptions, context: Cont
         with open(body, encoding="utf-8") as src:
             shutil.copyfileobj(src, out, 1 << 20)
     body.unlink()
-
-
-def _item_line(job: tuple[DatasetItem, int, Path, Path]) -> str:
-    """One item as its JSON line, its segmentation masks stored as ``<line>-<k>.png``."""
-    item, n, masks_dir, base = job
-    for k, ann in enumerate(item.annotations + item.predictions):
-        if isinstance(ann, SegmentationAnnotation):
-            stored = ann.model_copy(update={"mask": _store_mask(ann.mask, masks_dir / f"{n}-{k}.png", base)})
-            item = _replace_annotation(item, ann, stored)
-    return item.model_dump_json()
 
 
 def _store_mask(mask: IndexMask, target: Path, base: Path) -> IndexMask:
