@@ -10,6 +10,7 @@ Encodings (see :class:`annobridge.core.model.IndexMask`):
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Literal
@@ -71,25 +72,37 @@ def narrow_mask(array: np.ndarray, max_bits: Literal[8, 16]) -> np.ndarray:
     return array.astype(np.uint8 if max_bits == 8 else np.uint16)
 
 
-def write_mask_png(array: np.ndarray, path: str | os.PathLike[str], encoding: str = "index",
-                   max_bits: Literal[8, 16] = 16) -> str:
-    """Write ``array`` as a PNG in ``encoding``; returns the encoding actually used.
+def encode_mask_png(array: np.ndarray, encoding: str = "index", max_bits: Literal[8, 16] = 16,
+                    *, name: str | os.PathLike[str] | None = None) -> tuple[bytes, str]:
+    """Encode ``array`` as PNG bytes in ``encoding``; returns the bytes and the encoding used.
 
-    ``"index"`` writes 8-bit when every value is below 256, else 16-bit (up to
-    ``max_bits``); values that do not fit raise WriteError. ``"rgb"`` writes R, G, B bytes.
+    ``"index"`` is 8-bit when every value is below 256, else 16-bit (up to ``max_bits``);
+    values that do not fit raise WriteError (naming ``name``). ``"rgb"`` is R, G, B bytes.
     """
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
     if encoding == "rgb":
         a = array.astype(np.uint32, copy=False)
         if a.size and int(a.max()) >= 2**24:
-            raise WriteError("mask value does not fit in 24-bit RGB", file=path)
+            raise WriteError("mask value does not fit in 24-bit RGB", file=name)
         rgb = np.stack([a & 255, (a >> 8) & 255, (a >> 16) & 255], axis=-1).astype(np.uint8)
-        Image.fromarray(rgb).save(path, format="PNG")
-        return "rgb"
+        Image.fromarray(rgb).save(buf, format="PNG")
+        return buf.getvalue(), "rgb"
     top = int(array.max()) if array.size else 0
     if top < 256:
-        Image.fromarray(array.astype(np.uint8)).save(path, format="PNG")
+        Image.fromarray(array.astype(np.uint8)).save(buf, format="PNG")
     else:
-        narrowed = narrow_mask(array, max_bits)
-        Image.fromarray(narrowed.astype(np.uint16)).save(path, format="PNG")
-    return "index"
+        try:
+            narrowed = narrow_mask(array, max_bits)
+        except WriteError as exc:
+            raise WriteError(exc.problem, file=name, fix=exc.fix) from None
+        Image.fromarray(narrowed.astype(np.uint16)).save(buf, format="PNG")
+    return buf.getvalue(), "index"
+
+
+def write_mask_png(array: np.ndarray, path: str | os.PathLike[str], encoding: str = "index",
+                   max_bits: Literal[8, 16] = 16) -> str:
+    """Write ``array`` as a PNG file (see :func:`encode_mask_png`); returns the encoding used."""
+    data, used = encode_mask_png(array, encoding, max_bits, name=path)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_bytes(data)
+    return used

@@ -27,6 +27,7 @@ checking). Readers on hot paths check their input themselves and build with
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -469,8 +470,11 @@ MaskEncoding = Literal["index", "rgb"]
 class IndexMask(BaseModel):
     """An item's index mask: a 2D integer array, one value per pixel, 0..2**24-1.
 
-    Either a local PNG file (``location``, read lazily on :meth:`load`) or an array built
-    in memory (:meth:`from_array`). ``encoding`` says how the PNG stores the values:
+    Either a local PNG file (``location``, read lazily on :meth:`load`), an array built
+    in memory (:meth:`from_array`), or PNG bytes in memory (:meth:`encoded`: encoded where
+    the mask was made — in a worker process — and decoded only if someone reads the pixels;
+    a writer that stores PNGs writes the bytes as they are). ``encoding`` says how the PNG
+    stores the values:
     ``"index"`` = single channel 8- or 16-bit, the pixel value is the index (Nucleus);
     ``"rgb"`` = 8-bit RGB with index ``R + 256·G + 65536·B`` (COCO panoptic). Values are
     held as ``uint32`` so panoptic ids above 255 never wrap; writers narrow only when
@@ -481,6 +485,24 @@ class IndexMask(BaseModel):
     location: str | None = None
     encoding: MaskEncoding = "index"
     _array: np.ndarray | None = PrivateAttr(default=None)
+    _png: bytes | None = PrivateAttr(default=None)
+
+    @classmethod
+    def encoded(cls, array: np.ndarray) -> IndexMask:
+        """The mask as PNG bytes in its narrowest encoding (8-bit, 16-bit, or RGB above 65535)."""
+        from annobridge.core.masks import encode_mask_png
+
+        checked = cls.from_array(array).load()
+        wide = bool(checked.size) and int(checked.max()) >= 65536
+        data, encoding = encode_mask_png(checked, "rgb" if wide else "index")
+        mask = cls(encoding=encoding)  # type: ignore[arg-type]
+        mask._png = data
+        return mask
+
+    @property
+    def png_bytes(self) -> bytes | None:
+        """The PNG held in memory (see :meth:`encoded`), or None."""
+        return self._png
 
     @classmethod
     def from_array(cls, array: np.ndarray) -> IndexMask:
@@ -497,16 +519,20 @@ class IndexMask(BaseModel):
 
     @property
     def is_loaded(self) -> bool:
-        return self._array is not None
+        """Whether the mask is held in memory (pixels or PNG bytes) rather than only on disk."""
+        return self._array is not None or self._png is not None
 
     def load(self) -> np.ndarray:
-        """The mask as a ``(height, width)`` uint32 array, reading the PNG if needed."""
+        """The mask as a ``(height, width)`` uint32 array, decoding the PNG if needed."""
         if self._array is None:
-            if self.location is None:
-                raise ValueError("index mask has neither an array nor a location")
             from annobridge.core.masks import read_mask_png
 
-            self._array = read_mask_png(self.location, self.encoding)
+            if self._png is not None:
+                self._array = read_mask_png(io.BytesIO(self._png), self.encoding)
+            elif self.location is not None:
+                self._array = read_mask_png(self.location, self.encoding)
+            else:
+                raise ValueError("index mask has neither an array nor a location")
         return self._array
 
 

@@ -440,7 +440,8 @@ def _semantic_annotation(item: DatasetItem, like: Any, semantic: np.ndarray, pre
                 attrs["isthing"] = cat[1]
         segments.append(Segment.model_construct(label=name, index=idx, attributes=attrs))
     return SegmentationAnnotation.model_construct(
-        mask=IndexMask.from_array(semantic), annotations=segments,
+        # encoded here, in the worker with --workers: the main process only writes bytes
+        mask=IndexMask.encoded(semantic), annotations=segments,
         reference_id=item.reference_id, annotation_id=getattr(like, "annotation_id", None),
     )
 

@@ -125,6 +125,10 @@ def write(dataset: Dataset, destination: Path, options: NoOptions, context: Cont
 
 
 def _store_mask(mask: IndexMask, target: Path, base: Path) -> IndexMask:
+    if mask.png_bytes is not None:  # encoded where it was made: written as it is
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(mask.png_bytes)
+        return IndexMask(location=relative_location(target, base), encoding=mask.encoding)
     src = local_path(mask.location, None) if mask.location else None
     if mask.location and src is None and not mask.is_loaded:
         return mask  # a URL: kept as it is

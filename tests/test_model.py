@@ -133,3 +133,18 @@ def test_segments_unique_index() -> None:
     with pytest.raises(ValidationError, match="segment index 1 appears twice"):
         SegmentationAnnotation(mask=IndexMask.from_array(np.zeros((1, 1), np.uint8)),
                                annotations=[Segment(label="a", index=1), Segment(label="b", index=1)])
+
+
+@pytest.mark.parametrize("top", [9, 4000, 70000])
+def test_encoded_masks_decode_to_the_same_values_and_pickle_small(top: int) -> None:
+    import pickle
+
+    arr = np.zeros((48, 64), np.uint32)
+    arr[10:20, 5:30] = top
+    arr[30:, :] = 1
+    mask = IndexMask.encoded(arr)
+    assert mask.is_loaded and mask.png_bytes is not None
+    assert mask.encoding == ("rgb" if top >= 65536 else "index")
+    shipped = pickle.loads(pickle.dumps(mask))  # what crosses from a worker process
+    assert len(pickle.dumps(mask)) < arr.nbytes / 4
+    assert shipped.load().dtype == np.uint32 and (shipped.load() == arr).all()
