@@ -717,14 +717,24 @@ def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str
     return out
 
 
-def _prediction_file(path: Path, task: TaskSchema) -> tuple[str, list[Any]]:
+def _json_object(path: Path) -> dict[str, Any]:
     data = _load_json(path)
     if not isinstance(data, dict):
         raise ReadError(f"expected a JSON object, got {value_kind(data)}", file=path)
+    return data
+
+
+def _file_name_of(data: dict[str, Any], path: Path, what: str) -> str:
     fn = data.get("file_name")
     if not isinstance(fn, str) or not fn:
-        raise ReadError("prediction file has no 'file_name'", file=path,
+        raise ReadError(f"{what} file has no 'file_name'", file=path,
                         fix="add the media path relative to the input datasource, e.g. subdir/image_1.png")
+    return fn
+
+
+def _prediction_file(path: Path, task: TaskSchema) -> tuple[str, list[Any]]:
+    data = _json_object(path)
+    fn = _file_name_of(data, path, "prediction")
     preds = data.get("predictions")
     if not isinstance(preds, list):
         raise ReadError("'predictions' must be a list", file=path, where="#/predictions")
@@ -897,13 +907,8 @@ def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOp
     file_name: str | None = None
     if entry.metadata_file is not None:
         p = entry.metadata_file
-        data = _load_json(p)
-        if not isinstance(data, dict):
-            raise ReadError(f"expected a JSON object, got {value_kind(data)}", file=p)
-        file_name = data.get("file_name")
-        if not isinstance(file_name, str) or not file_name:
-            raise ReadError("metadata file has no 'file_name'", file=p,
-                            fix="add the media path relative to the input datasource, e.g. subdir/image_1.png")
+        data = _json_object(p)
+        file_name = _file_name_of(data, p, "metadata")
         kind = data.get("type")
         if kind not in ("image", "video", "frame"):
             raise ReadError(f"type must be 'image', 'video' or 'frame', got {kind!r}", file=p, where="#/type")
