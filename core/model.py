@@ -768,11 +768,6 @@ class Dataset:
         return cls(header=header or DatasetHeader(), items=items)
 
 
-def points_of(flat: Sequence[float]) -> np.ndarray:
-    """A flat ``[x0, y0, ...]`` list as an ``(n, 2)`` float64 array (no copy per vertex)."""
-    return np.asarray(flat, dtype=np.float64).reshape(-1, 2)
-
-
 def item_path(item: DatasetItem) -> Path | None:
     """The item's local image or point-cloud path, when it is a local file."""
     loc = item.image_location or item.pointcloud_location

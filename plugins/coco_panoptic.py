@@ -492,10 +492,6 @@ def rgb2id(color: tuple[int, int, int] | list[int]) -> int:
     return int(color[0]) + 256 * int(color[1]) + 65536 * int(color[2])
 
 
-def id2rgb(value: int) -> tuple[int, int, int]:
-    return value & 255, (value >> 8) & 255, (value >> 16) & 255
-
-
 def default_color(category_id: int) -> tuple[int, int, int]:
     """A stable colour for a category without ``color`` (derived from its id)."""
     h = zlib.crc32(f"annobridge-category-{category_id}".encode())

@@ -565,7 +565,7 @@ def _frame_transform(calib: geo.Calib | None, calib_path: Path | None, label_pat
 
 
 def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: geo.Transform | None,
-                     state: _ReadState, tracking_dontcare_order: bool) -> tuple[BoxAnnotation, CuboidAnnotation | None] | None:
+                     state: _ReadState) -> tuple[BoxAnnotation, CuboidAnnotation | None] | None:
     """The box (and cuboid) of one row; None when the label map drops the class."""
     name = row.name
     if name in state.mapping:
@@ -714,7 +714,7 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
             gid = f"{stem}-{row_no}"
             row_no += 1
             try:
-                made = _row_annotations(row, src, lineno, stem, gid, t, state, False)
+                made = _row_annotations(row, src, lineno, stem, gid, t, state)
             except ReadError as err:
                 state.context.error(err)
                 continue
@@ -878,7 +878,7 @@ def _tracking_items(seqs: list[str], labels: dict[str, Path], results: dict[str,
             for k, (lineno, row, src) in enumerate(by_frame.get(f, [])):
                 gid = f"{ref}-{k}"
                 try:
-                    made = _row_annotations(row, src, lineno, ref, gid, t, state, True)
+                    made = _row_annotations(row, src, lineno, ref, gid, t, state)
                 except ReadError as err:
                     state.context.error(err)
                     continue

@@ -160,7 +160,6 @@ TASK_TYPES = ("object-detection", "classification", "semantic-segmentation",
 KIND_TASK = {"box": "object-detection", "category": "classification",
              "segmentation": "semantic-segmentation", "object_mask": "instance-segmentation",
              "keypoints": "keypoint-detection"}
-TASK_KIND = {v: k for k, v in KIND_TASK.items()}
 DEFAULT_TASK_NAMES = {"object-detection": "object_detection", "classification": "classification",
                       "semantic-segmentation": "semantic_segmentation",
                       "instance-segmentation": "instance_segmentation",

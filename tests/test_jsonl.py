@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 
 import annobridge
-from annobridge.core.pointclouds import load_points
+from annobridge import LidarPoint
+from annobridge.core.pointclouds import lidar_points, load_points
 from tests.conftest import FIXTURES
 
 CASE = FIXTURES / "jsonl/all-kinds"
@@ -26,6 +27,7 @@ def test_fixture_reads_every_kind_with_known_values() -> None:
     assert mask[0, 0] == 1 and mask[5, 7] == 300 and int((mask == 300).sum()) == 12
     assert frame.image_location == "frame0.png"  # kept as written: relative to the source's root
     assert load_points(CASE / cloud.pointcloud_location).tolist() == [[1, 2, 3, 0.5], [4, 5, 6, 0.25]]
+    assert lidar_points(CASE / cloud.pointcloud_location)[1] == LidarPoint(x=4, y=5, z=6, i=0.25)
     assert ds.header.scenes["drive1"].annotations[0].label == "urban"
     assert frame.scene.sensor == "cam_front" and cloud.scene.sensor == "lidar"
     kp = next(a for a in frame.annotations if a.type == "keypoints")
