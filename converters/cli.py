@@ -20,7 +20,7 @@ import click
 from annobridge.converters import engine
 from annobridge.core.errors import AnnobridgeError, FormatError
 from annobridge.core.formats import Context, Format
-from annobridge.core.metadata import SCOPES, ScopeSchema
+from annobridge.core.metadata import infer_schema
 from annobridge.core.plugins import FormatRegistry, get_plugin_manager, get_registry
 
 
@@ -241,26 +241,21 @@ def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_jso
     kinds: Counter[str] = Counter()
     labels: Counter[str] = Counter()
     items = 0
-    scopes: dict[str, ScopeSchema] = {s: ScopeSchema(s) for s in SCOPES}
-    for item in dataset.items:
-        items += 1
-        if item.metadata:
-            scopes["items"].add(item.reference_id, item.metadata)
-        for field, prefix in (("annotations", ""), ("predictions", "prediction:")):
-            for ann in getattr(item, field):
-                kinds[prefix + ann.type] += 1
-                for label in _labels(ann):
-                    labels[f"{prefix}{label}"] += 1
-                owner = f"{item.reference_id}/{ann.annotation_id}"
-                if ann.metadata:
-                    scopes[field].add(owner, ann.metadata)
-                if ann.type == "segmentation":
-                    for seg in ann.annotations:
-                        if seg.metadata:
-                            scopes["segments"].add(f"{owner}#{seg.index}", seg.metadata)
-    for scene in dataset.header.scenes.values():
-        if scene.metadata:
-            scopes["scenes"].add(scene.reference_id, scene.metadata)
+
+    def counted(stream: Any) -> Any:
+        """The item stream, counting items, kinds and labels on the way (one pass)."""
+        nonlocal items
+        for item in stream:
+            items += 1
+            for field, prefix in (("annotations", ""), ("predictions", "prediction:")):
+                for ann in getattr(item, field):
+                    kinds[prefix + ann.type] += 1
+                    for label in _labels(ann):
+                        labels[f"{prefix}{label}"] += 1
+            yield item
+
+    # scenes as a live view: streaming readers fill header.scenes while items are read
+    scopes = infer_schema(counted(dataset.items), dataset.header.scenes.values())
     fields = {scope: s.fields for scope, s in scopes.items()}
     if as_json:
         click.echo(json.dumps({

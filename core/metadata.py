@@ -297,7 +297,8 @@ def infer_schema(items: Iterable[Any], scenes: Iterable[Any] = (), *,
 
     Args:
         items: :class:`~annobridge.core.model.DatasetItem` objects (consumed once).
-        scenes: :class:`~annobridge.core.model.Scene` objects.
+        scenes: :class:`~annobridge.core.model.Scene` objects, iterated after the items
+            (pass ``header.scenes.values()`` of a streaming dataset).
         check: raise on the first type conflict instead of recording it.
 
     Returns:
@@ -307,9 +308,6 @@ def infer_schema(items: Iterable[Any], scenes: Iterable[Any] = (), *,
         MetadataTypeError: with ``check=True``, a key holds two incompatible types.
     """
     schema = {s: ScopeSchema(s, owner_word=_OWNER_WORDS[s]) for s in SCOPES}
-    for scene in scenes:
-        if scene.metadata:
-            schema["scenes"].add(scene.reference_id, scene.metadata)
     for item in items:
         ref = item.reference_id
         if item.metadata:
@@ -323,6 +321,9 @@ def infer_schema(items: Iterable[Any], scenes: Iterable[Any] = (), *,
                     for seg in ann.annotations:
                         if seg.metadata:
                             schema["segments"].add(f"{owner}#{seg.index}", seg.metadata)
+    for scene in scenes:  # after the items: a streaming reader sets scenes as it reads them
+        if scene.metadata:
+            schema["scenes"].add(scene.reference_id, scene.metadata)
     if check:
         for scope in schema.values():
             scope.check()
