@@ -73,3 +73,33 @@ def project(dataset: Dataset | list[DatasetItem], caps: Capabilities) -> list[di
     """Items as comparable dicts, sorted by reference id."""
     items = dataset.items if isinstance(dataset, Dataset) else dataset
     return sorted((project_item(i, caps) for i in items), key=lambda d: d["reference_id"])
+
+
+FLOAT_TOLERANCE = 1e-9
+"""Relative and absolute tolerance for floats that went through arithmetic or linear algebra:
+the last digit of a rotation depends on the BLAS kernel the CPU runs (AVX-512 vs Haswell)."""
+
+
+def assert_close(got: Any, want: Any, path: str = "$", tol: float = FLOAT_TOLERANCE) -> None:
+    """Assert two nested structures are equal, floats within ``tol`` (relative and absolute).
+
+    Ints, strings, bools and None compare exactly; a float compares close to a float or an int.
+    The assertion message names the JSON-style path of the first difference.
+    """
+    import math
+
+    if isinstance(got, float) or isinstance(want, float):
+        ok = (isinstance(got, (int, float)) and isinstance(want, (int, float))
+              and not isinstance(got, bool) and not isinstance(want, bool)
+              and math.isclose(got, want, rel_tol=tol, abs_tol=tol))
+        assert ok, f"{path}: {got!r} != {want!r} (tolerance {tol})"
+    elif isinstance(got, dict) and isinstance(want, dict):
+        assert got.keys() == want.keys(), f"{path}: keys {sorted(got)} != {sorted(want)}"
+        for k in got:
+            assert_close(got[k], want[k], f"{path}.{k}", tol)
+    elif isinstance(got, (list, tuple)) and isinstance(want, (list, tuple)):
+        assert len(got) == len(want), f"{path}: length {len(got)} != {len(want)}"
+        for i, (g, w) in enumerate(zip(got, want)):
+            assert_close(g, w, f"{path}[{i}]", tol)
+    else:
+        assert got == want, f"{path}: {got!r} != {want!r}"
