@@ -209,6 +209,62 @@ class BoxAnnotation(_AnnotationBase):
         return self
 
 
+class OrientedBoxAnnotation(_AnnotationBase):
+    """A rotated 2D box (YOLO OBB, CVAT ``rotation``, Label Studio rotated rectangles).
+
+    ``cx, cy`` is the centre in pixels; ``width`` runs along the box's own x axis and
+    ``height`` along its y axis; ``rotation`` is in **degrees, clockwise as seen on the
+    image** (x right, y down), about the centre, as CVAT writes it. Nucleus has no oriented
+    box: this is an annobridge addition, named in the same style.
+
+    :meth:`corners` gives the 4 corners flat, starting at the box's own top-left corner and
+    going clockwise on screen (top-left, top-right, bottom-right, bottom-left before
+    rotation); :meth:`from_corners` is its inverse for a rectangle.
+    """
+
+    type: Literal["oriented_box"] = "oriented_box"
+    label: str
+    cx: float
+    cy: float
+    width: Number = Field(ge=0)
+    height: Number = Field(ge=0)
+    rotation: float = 0.0
+
+    def corners(self) -> list[float]:
+        """``[x0, y0, x1, y1, x2, y2, x3, y3]``: top-left, top-right, bottom-right, bottom-left
+        of the unrotated box, each turned by ``rotation`` about the centre."""
+        import math
+
+        t = math.radians(self.rotation)
+        c, s = math.cos(t), math.sin(t)
+        hw, hh = self.width / 2, self.height / 2
+        out: list[float] = []
+        for dx, dy in ((-hw, -hh), (hw, -hh), (hw, hh), (-hw, hh)):
+            out += [self.cx + dx * c - dy * s, self.cy + dx * s + dy * c]
+        return out
+
+    @staticmethod
+    def fields_from_corners(corners: Sequence[float]) -> dict[str, float]:
+        """``cx, cy, width, height, rotation`` of the rectangle with these 4 corners, in the
+        order :meth:`corners` gives them (the inverse of :meth:`corners` up to float error).
+
+        The centre is the corners' mean, ``width`` the first edge, ``height`` the second, and
+        ``rotation`` the first edge's direction in degrees in ``(-180, 180]``.
+        """
+        import math
+
+        if len(corners) != 8:
+            raise ValueError(f"an oriented box has 4 corners (8 numbers), got {len(corners)} numbers")
+        x0, y0, x1, y1, x2, y2, x3, y3 = (float(v) for v in corners)
+        return {
+            "cx": (x0 + x1 + x2 + x3) / 4,
+            "cy": (y0 + y1 + y2 + y3) / 4,
+            "width": math.hypot(x1 - x0, y1 - y0),
+            "height": math.hypot(x2 - x1, y2 - y1),
+            "rotation": math.degrees(math.atan2(y1 - y0, x1 - x0)),
+        }
+
+
 class LineAnnotation(_AnnotationBase):
     """An open polyline. ``vertices`` is flat ``[x0, y0, x1, y1, ...]`` in pixels.
 
@@ -561,6 +617,7 @@ class SegmentationAnnotation(_AnnotationBase):
 Annotation = Annotated[
     Union[
         BoxAnnotation,
+        OrientedBoxAnnotation,
         LineAnnotation,
         PolygonAnnotation,
         KeypointsAnnotation,
@@ -576,6 +633,7 @@ Annotation = Annotated[
 
 ANNOTATION_TYPES: dict[str, type[_AnnotationBase]] = {
     "box": BoxAnnotation,
+    "oriented_box": OrientedBoxAnnotation,
     "line": LineAnnotation,
     "polygon": PolygonAnnotation,
     "keypoints": KeypointsAnnotation,

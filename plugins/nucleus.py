@@ -175,8 +175,8 @@ _SERVER_SET = frozenset(SERVER_KEYS)
 ITEM_NATIVE_ATTRIBUTES = ("embedding_info", "processed_url", "original_image_url", "dataset_item_id", "phash")
 """Item payload keys Nucleus exports besides the basic ones; kept as item attributes."""
 SCENE_NATIVE_ATTRIBUTES = ("frame_rate", "video_url", "upload_to_scale", "tracks")
-NON_NUCLEUS_KINDS = frozenset({"object_mask"})
-NON_NUCLEUS_PREDICTION_KINDS = frozenset({"object_mask", "multicategory"})
+NON_NUCLEUS_KINDS = frozenset({"object_mask", "oriented_box"})
+NON_NUCLEUS_PREDICTION_KINDS = frozenset({"object_mask", "oriented_box", "multicategory"})
 CAMERA_PARAM_OPTIONAL = ("k1", "k2", "k3", "k4", "p1", "p2")
 
 _ANNOTATION = TypeAdapter(Annotation)

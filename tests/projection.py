@@ -24,6 +24,8 @@ def _geometry(ann: Any) -> Any:
     t = ann.type
     if t == "box":
         return (_r(ann.x), _r(ann.y), _r(ann.width), _r(ann.height))
+    if t == "oriented_box":
+        return (_r(ann.cx), _r(ann.cy), _r(ann.width), _r(ann.height), _r(ann.rotation))
     if t == "polygon":
         return tuple(tuple(_r(v) for v in ring) for ring in ann.rings)
     if t == "line":

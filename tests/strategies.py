@@ -33,6 +33,7 @@ from annobridge.core.model import (
     LineAnnotation,
     MultiCategoryAnnotation,
     ObjectMaskAnnotation,
+    OrientedBoxAnnotation,
     Point3D,
     PolygonAnnotation,
     Scene,
@@ -217,6 +218,10 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
         c = common()
         if kind == "box":
             out.append(BoxAnnotation(label=label, **c, **draw(_box(w, h))))
+        elif kind == "oriented_box":
+            out.append(OrientedBoxAnnotation(label=label, cx=draw(hundredths(0, w)), cy=draw(hundredths(0, h)),
+                                             width=draw(hundredths(0.01, w)), height=draw(hundredths(0.01, h)),
+                                             rotation=draw(hundredths(-179.99, 180)), **c))
         elif kind == "polygon":
             rings = draw(st.lists(_ring(w, h), min_size=1, max_size=2))
             out.append(PolygonAnnotation(label=label, rings=rings, **c))

@@ -148,3 +148,18 @@ def test_encoded_masks_decode_to_the_same_values_and_pickle_small(top: int) -> N
     shipped = pickle.loads(pickle.dumps(mask))  # what crosses from a worker process
     assert len(pickle.dumps(mask)) < arr.nbytes / 4
     assert shipped.load().dtype == np.uint32 and (shipped.load() == arr).all()
+
+
+def test_oriented_box_corners_turn_clockwise_on_screen_and_invert() -> None:
+    import math
+
+    from annobridge.core.model import OrientedBoxAnnotation
+
+    box = OrientedBoxAnnotation(label="ship", cx=10, cy=20, width=4, height=2, rotation=90)
+    # 90 degrees clockwise on screen (y down): the box's own x axis points down the image
+    want = [11, 18, 11, 22, 9, 22, 9, 18]
+    assert all(math.isclose(g, w, abs_tol=1e-9) for g, w in zip(box.corners(), want))
+    back = OrientedBoxAnnotation.fields_from_corners(box.corners())
+    for key, value in {"cx": 10, "cy": 20, "width": 4, "height": 2, "rotation": 90}.items():
+        assert math.isclose(back[key], value, abs_tol=1e-9), key
+    assert OrientedBoxAnnotation(label="a", cx=5, cy=5, width=2, height=2).corners() == [4, 4, 6, 4, 6, 6, 4, 6]

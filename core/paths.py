@@ -1,0 +1,130 @@
+"""Paths that come from data: keep them inside their root.
+
+A converter runs on files from strangers. Every path read from a file (an image
+``file_name``, a mask or point-cloud path, an id used as a file name, a task name) is
+hostile until checked: ``../../etc/passwd`` or ``/etc/passwd`` must never make annobridge
+read or write outside the source, the named roots and the destination. This module is the
+one place that check lives; every plugin calls it before it opens or writes such a path.
+
+* :func:`contained` resolves a location against its root and refuses anything that lands
+  outside it (absolute paths, ``..`` that climbs out, a drive letter, a symlink that points
+  out, NUL bytes).
+* :func:`safe_name` turns an id into one file-name component, reversibly
+  (:func:`unsafe_name` inverts it), so ids never create folders or climb out.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path, PurePosixPath, PureWindowsPath
+from urllib.parse import quote, unquote
+
+from annobridge.core.errors import AnnobridgeError, ReadError
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def path_problem(location: str) -> str | None:
+    """Why ``location`` may not be used as a path relative to a root, or None when it may.
+
+    Checks the text only (no file system): absolute POSIX or Windows paths, drive letters,
+    UNC paths, NUL bytes, and ``..`` components that climb above the root.
+    """
+    if not location:
+        return "the path is empty"
+    if "\x00" in location:
+        return "the path contains a NUL byte"
+    if location.startswith(("/", "\\")) or _DRIVE.match(location) or PureWindowsPath(location).is_absolute():
+        return "the path is absolute"
+    depth = 0
+    for part in PurePosixPath(location.replace("\\", "/")).parts:
+        if part == "..":
+            depth -= 1
+            if depth < 0:
+                return "the path climbs out of its folder with '..'"
+        elif part not in (".", ""):
+            depth += 1
+    return None
+
+
+def contained(
+    root: str | os.PathLike[str],
+    location: str,
+    *,
+    what: str,
+    file: str | os.PathLike[str] | None = None,
+    where: str | None = None,
+    item: str | None = None,
+    error: type[AnnobridgeError] = ReadError,
+) -> Path:
+    """``root / location``, checked to stay inside ``root``.
+
+    Args:
+        root: the folder the location is relative to (the source folder, an explicit images
+            root or ``input`` option, or the writer's staging destination).
+        location: the path as it stands in the data.
+        what: the field it came from, for the message (``"file_name"``, ``"mask_url"``).
+        file, where, item: the place of the record, passed to the error.
+        error: the error class to raise (``ReadError`` for readers, ``WriteError`` for writers).
+
+    Returns:
+        The joined path (not resolved, so symlinks inside the root keep their names).
+
+    Raises:
+        ``error`` naming the field, the item and the reason when the location is absolute,
+        climbs out with ``..``, or resolves (through symlinks) to a place outside ``root``.
+    """
+    problem = path_problem(location)
+    root_path = Path(root)
+    path = root_path / location.replace("\\", "/") if problem is None else None
+    if path is not None:
+        real_root = os.path.realpath(root_path)
+        real = os.path.realpath(path)
+        if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
+            problem = "the path leads outside its folder through a symbolic link"
+    if problem is not None:
+        raise error(
+            f"{what} {location!r} is not inside {str(root_path)!r}: {problem}",
+            file=file, where=where, item=item,
+            fix="paths in annotation files must be relative to their root and stay inside it",
+        )
+    assert path is not None
+    return path
+
+
+def is_contained(root: str | os.PathLike[str], location: str) -> bool:
+    """Whether :func:`contained` accepts ``location`` under ``root`` (for reported skips)."""
+    try:
+        contained(root, location, what="path")
+    except AnnobridgeError:
+        return False
+    return True
+
+
+_SAFE = "-_.,+=@()[]{}~!$&' "
+
+
+def safe_name(name: str) -> str:
+    """One file-name component for ``name`` (an id), reversibly.
+
+    Path separators, ``%``, ``:``, control characters and other unsafe characters are
+    percent-encoded (``a/b`` → ``a%2Fb``); a name that is empty or made only of dots, or
+    starts with a dot, gets its dots encoded too, so no id can be ``.``, ``..`` or a hidden
+    file. Ordinary ids (``img_001``, ``000123``) come out unchanged. :func:`unsafe_name`
+    gives the id back.
+    """
+    out = quote(name, safe=_SAFE)
+    if out.startswith("."):
+        dots = len(out) - len(out.lstrip("."))
+        out = "%2E" * dots + out[dots:]
+    if not out:
+        out = "%00empty"
+    return out
+
+
+def unsafe_name(component: str) -> str:
+    """The id :func:`safe_name` made ``component`` from."""
+    if component == "%00empty":
+        return ""
+    return unquote(component)
