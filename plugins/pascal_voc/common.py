@@ -19,8 +19,14 @@ VOC_CLASSES: tuple[str, ...] = (
 """The devkit's classes in mask-index order (0 = background)."""
 
 VOC_PERSON_PARTS: tuple[str, ...] = ("head", "hand", "foot")
+VOC_ACTIONS: tuple[str, ...] = ("other", "jumping", "phoning", "playinginstrument", "reading",
+                                "ridingbike", "ridinghorse", "running", "takingphoto",
+                                "usingcomputer", "walking")
+"""The devkit's person layout parts and actions (datumaro's default label map has them too)."""
 VOID = 255
 """Mask value of void / object boundaries in SegmentationClass and SegmentationObject PNGs."""
+IGNORED = "ignored"
+"""datumaro's label for the void colour; a last ``labelmap.txt`` line of that name is no class."""
 INFO_KEY = "pascal-voc"
 """``header.info`` key holding dataset-level VOC facts (labelmap present, class lists, other ImageSets)."""
 
@@ -101,6 +107,8 @@ def read_labelmap(path: Path) -> list[LabelEntry]:
             color = rgb  # type: ignore[assignment]
         entries.append(LabelEntry(name, color, [p.strip() for p in parts.split(",") if p.strip()],
                                   [a.strip() for a in actions.split(",") if a.strip()]))
+    if entries and entries[-1].name == IGNORED and entries[-1].color in (None, VOC_COLORMAP[VOID]):
+        entries.pop()  # void (255), not a class
     return entries
 
 

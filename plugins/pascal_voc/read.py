@@ -258,6 +258,7 @@ class ItemParser:
 
     coordinates: Coordinates
     context: Context
+    warned: bool = False
 
     def box(self, el: ET.Element, label: str, file: Path, where: str, item: str,
             fields: dict[str, Any]) -> BoxAnnotation:
@@ -267,6 +268,11 @@ class ItemParser:
         tokens = {k: _text(bnd.find(k)) for k in ("xmin", "ymin", "xmax", "ymax")}
         d = {k: parse_coordinate(t, f"bndbox/{k}", file, where) for k, t in tokens.items()}
         x, y, w, h = box_from_corners(d["xmin"], d["ymin"], d["xmax"], d["ymax"], self.coordinates)
+        if self.coordinates == "devkit" and (x < 0 or y < 0) and not self.warned:
+            self.warned = True
+            logger.warning("%s (item %r): a corner below 1 is not a 1-based devkit pixel; if the files "
+                           "were written with 0-based corners (datumaro, Roboflow, labelformat), read "
+                           "with --option coordinates=corners", file, item)
         ints = {k: is_integral_text(t or "") for k, t in tokens.items()}
         if w < 0 or h < 0:
             raise ReadError(f"bndbox has xmax {tokens['xmax']} < xmin {tokens['xmin']} or ymax "

@@ -30,10 +30,12 @@ from annobridge.core.model import (
 )
 from annobridge.core.paths import contained
 from annobridge.plugins.pascal_voc.common import (
+    IGNORED,
     INFO_KEY,
     OBJECT_KEYS,
     VOC_CLASSES,
     VOC_COLORMAP,
+    VOC_ACTIONS,
     VOC_PERSON_PARTS,
     VOID,
     Coordinates,
@@ -146,11 +148,13 @@ class ClassList:
         return [c for rgb in colors for c in rgb]
 
     def labelmap(self) -> str:
-        """datumaro reads mask colours from here: either every class has one or none does
-        (then colours are the VOC colormap by index, as in the PNG palettes)."""
-        colored = any(e.color is not None for e in self.entries)
-        return format_labelmap([LabelEntry(e.name, (e.color or VOC_COLORMAP[i % 256]) if colored else None,
-                                           e.parts, e.actions) for i, e in enumerate(self.entries)])
+        """Every class with its colour (datumaro reads mask colours from here and only from
+        here once the file exists), then datumaro's ``ignored`` line for VOC's void 255."""
+        entries = [LabelEntry(e.name, e.color or VOC_COLORMAP[i % 256], e.parts, e.actions)
+                   for i, e in enumerate(self.entries)]
+        if IGNORED not in self.index:
+            entries.append(LabelEntry(IGNORED, VOC_COLORMAP[VOID]))
+        return format_labelmap(entries)
 
 
 # --------------------------------------------------------------------------- writer
@@ -251,7 +255,8 @@ class Writer:
             for k in actions:
                 if k not in entry.actions:
                     entry.actions.append(k)
-                    self.classes.forced = True
+                    if not (b.label == "person" and k in VOC_ACTIONS):
+                        self.classes.forced = True
         else:
             self.classes.of(b.label)
         extra_attrs = []
