@@ -55,13 +55,21 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "num_keypoints": "COCO: the file's num_keypoints when it disagrees with the count of v > 0",
     "coco_absent": "COCO: standard keys (bbox, area, iscrowd, num_keypoints) the source left out",
     "isthing": "panoptic: 1 = countable thing, 0 = stuff",
-    "truncated": "KITTI: 0..1 fraction outside the image (or the tracking variants), kept as written",
-    "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written",
+    "truncated": "KITTI: 0..1 fraction outside the image (or the tracking variants); VOC: 0/1; kept as written",
+    "occluded": "KITTI: 0..3 occlusion state (-1 in some result files); VOC: 0/1; kept as written",
     "alpha": "KITTI: observation angle in radians (-10 = not set), kept as written",
     "dont_care": "KITTI: the row is a DontCare region",
     "score": "KITTI: a prediction's raw score as written (any range; confidence is it clipped to 0..1)",
     "kitti_text": "KITTI: the row's numbers verbatim when the writer's default formatting would differ",
     "track_id": "KITTI tracking: the integer track id as written (-1 for DontCare)",
+    "difficult": "Pascal VOC: 1 = hard to recognise (left out of the devkit's evaluation), kept as written",
+    "pose": "Pascal VOC: the object's view (Frontal, Left, Rear, Right, Unspecified), as written",
+    "actions": "Pascal VOC: {action: 0/1} of a person (jumping, phoning, ...), in file order",
+    "part": "Pascal VOC: the box is a <part> (head, hand, foot) of the object box with its group_id",
+    "voc_text": "Pascal VOC: bndbox corner text the writer would print differently, kept verbatim",
+    "voc_extra": "Pascal VOC: unknown XML elements (tag, attrib, text, children, position) kept for writing",
+    "voc_instance": "Pascal VOC: SegmentationObject value of a mask that has no XML object",
+    "split": "the dataset split the item belongs to (YOLO train/val/test folders, VOC ImageSets/Main)",
 }
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=False)

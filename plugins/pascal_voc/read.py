@@ -556,6 +556,9 @@ def _item(item_id: str, layout: Layout, xml: Path | None, class_png: Path | None
             splits = attrs.setdefault("voc_imagesets", {}).setdefault("Main", [])
             if split not in splits:
                 splits.append(split)
+    main = [s for s in attrs.get("voc_imagesets", {}).get("Main", []) if s != "trainval"]
+    if len(main) == 1:
+        attrs["split"] = main[0]  # the one split, as other formats (YOLO) name it
     annotations: list[Any] = list(objects)
     classes_arr = None
     if class_png is not None:

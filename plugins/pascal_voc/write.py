@@ -53,11 +53,17 @@ MAX_CLASSES = VOID  # class indices 0..254; 255 is void
 # --------------------------------------------------------------------------- XML text
 
 
+_PADS = ["\t" * n for n in range(8)]
+
+
 def _el(tag: str, text: Any, depth: int) -> str:
-    pad = "\t" * depth
+    pad = _PADS[depth]
     if text is None:
         return f"{pad}<{tag} />\n"
-    return f"{pad}<{tag}>{escape(str(text))}</{tag}>\n"
+    text = str(text)
+    if "&" in text or "<" in text or ">" in text:
+        text = escape(text)
+    return f"{pad}<{tag}>{text}</{tag}>\n"
 
 
 def _tree_text(node: dict[str, Any], depth: int) -> str:
