@@ -434,3 +434,35 @@ def test_objects_with_tied_masks_round_trip(data: Dataset) -> None:
         for item in back.items:  # each mask is tied to a box of its label again
             groups = {a.group_id: a.label for a in item.annotations if a.type == "box"}
             assert all(groups[m.group_id] == m.label for m in item.annotations if m.type == "object_mask")
+
+
+def test_voc_to_coco_joins_each_box_with_its_object_mask(tmp_path: Path) -> None:
+    from pycocotools.coco import COCO
+
+    report = annobridge.convert(VOC / "devkit", tmp_path / "c.json", dst_format="coco")
+    assert report.dropped == {"segmentation": {"coco cannot hold segmentation ground truth": 1}}
+    coco = COCO(str(tmp_path / "c.json"))
+    names = {c["id"]: c["name"] for c in coco.dataset["categories"]}
+    item = _items(annobridge.load(VOC / "devkit"))["2007_000032"]
+    masks = {m.group_id: m.to_array() for m in item.annotations if m.type == "object_mask"}
+    anns = [a for a in coco.dataset["annotations"] if a["image_id"] == "2007_000032" and "segmentation" in a]
+    assert len(anns) == 2
+    for ann, (gid, box) in zip(anns, [(g, b) for g, b in _boxes(item).items() if g in masks]):
+        assert ann["bbox"] == [box.x, box.y, box.width, box.height] and names[ann["category_id"]] == box.label
+        assert np.array_equal(coco.annToMask(ann), masks[gid])
+
+
+def test_coco_images_keep_their_names_and_are_found_beside_the_json(tmp_path: Path) -> None:
+    (tmp_path / "imgs").mkdir()
+    Image.new("RGB", (8, 6)).save(tmp_path / "imgs" / "photo 1.png")
+    coco = {"images": [{"id": 7, "file_name": "imgs/photo 1.png", "width": 8, "height": 6}],
+            "annotations": [{"id": 1, "image_id": 7, "category_id": 3, "bbox": [1, 2, 3, 4], "area": 12,
+                             "iscrowd": 0, "segmentation": []}],
+            "categories": [{"id": 3, "name": "cat"}]}
+    (tmp_path / "c.json").write_text(__import__("json").dumps(coco))
+    annobridge.convert(tmp_path / "c.json", tmp_path / "voc", dst_format="pascal-voc",
+                       write_options={"media": "copy"})
+    assert (tmp_path / "voc" / "JPEGImages" / "photo 1.png").is_file()
+    text = (tmp_path / "voc" / "Annotations" / "7.xml").read_text(encoding="utf-8")
+    assert "<filename>photo 1.png</filename>" in text
+    assert "<xmin>2</xmin>" in text and "<xmax>4</xmax>" in text  # [1, 2, 3, 4] -> pixels 2..4

@@ -74,8 +74,9 @@ Writing (``DEST`` is a folder; always the devkit layout)
     ``class-lists=true`` writes them for every class, ``false`` never), the source's other ImageSets
     files verbatim, ``SegmentationClass``/``SegmentationObject`` palette PNGs with the VOC colormap
     (or the labelmap's colours), and ``labelmap.txt`` when the classes are not VOC's 21 (or the
-    source had one). ``<filename>`` is ``voc_filename``, else ``<id>`` + the image's suffix (``.jpg``
-    without an image). ``<size>`` needs the item's width and height; ``<depth>`` is written only when
+    source had one). ``<filename>`` is ``voc_filename``, else the image's base name (a COCO
+    ``file_name``), else — for ids with a sub-folder, a base name taken by an earlier item, or
+    no image — ``<id>`` + the image's suffix (``.jpg`` without an image). ``<size>`` needs the item's width and height; ``<depth>`` is written only when
     known. Images are copied (``media=copy``), symlinked (``link``) or left alone (``none``, the
     default). New labels take the next class index; a class mask holds 255 classes.
 

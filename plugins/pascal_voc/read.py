@@ -487,17 +487,19 @@ def read(path: Path, coordinates: Coordinates, context: Context) -> Dataset:
         xmls = {k: v for k, v in xmls.items() if _is_voc_xml(v)}
     class_pngs = _walk(layout.root / "SegmentationClass", (".png",)) if not layout.flat else {}
     object_pngs = _walk(layout.root / "SegmentationObject", (".png",)) if not layout.flat else {}
-    ids = sorted(set(xmls) | set(sets.order) | set(class_pngs) | set(object_pngs))
+    # flat layouts (Kaggle, Roboflow): an image beside the XMLs without its own XML is an item too
+    images = _walk(layout.images if layout.images is not None else layout.root, IMAGE_EXTS)
+    ids = sorted(set(xmls) | set(sets.order) | set(class_pngs) | set(object_pngs)
+                 | (set(images) if layout.flat else set()))
     masks = MaskReader(classes, colors, {c: i for i, c in enumerate(VOC_COLORMAP)}, context)
     parser = ItemParser(coordinates, context)
     return Dataset(header=header, items=_items(ids, layout, xmls, class_pngs, object_pngs, sets, parser,
-                                               masks, context), total=len(ids))
+                                               masks, images, context), total=len(ids))
 
 
 def _items(ids: list[str], layout: Layout, xmls: dict[str, Path], class_pngs: dict[str, Path],
            object_pngs: dict[str, Path], sets: ImageSets, parser: ItemParser, masks: MaskReader,
-           context: Context) -> Iterator[DatasetItem]:
-    images = _walk(layout.images, IMAGE_EXTS) if layout.images is not None else {}
+           images: dict[str, Path], context: Context) -> Iterator[DatasetItem]:
     for item_id in ids:
         try:
             yield _item(item_id, layout, xmls.get(item_id), class_pngs.get(item_id),

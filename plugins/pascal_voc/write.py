@@ -178,6 +178,8 @@ class Writer:
     info: dict[str, Any]
     lists: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     flag_rows: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # split -> class -> rows
+    filenames: set[str] = field(default_factory=set)
+    source_dir: Path | None = None  # where relative image locations of the source start
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:
         self.context.report.drop(what, reason, n)
@@ -208,8 +210,7 @@ class Writer:
         attrs = item.attributes
         filename = attrs.get("voc_filename")
         if not isinstance(filename, str):
-            suffix = Path(item.image_location).suffix if item.image_location else ""
-            filename = ref + (suffix or ".jpg")
+            filename = self.filename_for(item)
         segmented = attrs.get("segmented", 1 if (class_arr is not None or wrote_objects) else 0)
         root = []
         if "voc_folder" in attrs:
@@ -228,6 +229,16 @@ class Writer:
         xml_path.write_text(text, encoding="utf-8")
         self.record_lists(item, heads, seg is not None or wrote_objects)
         self.copy_media(item, filename)
+
+    def filename_for(self, item: DatasetItem) -> str:
+        """The image's own base name (COCO ``file_name``...), else ``<id>.jpg``; a base name
+        another item already took becomes ``<id>`` + its suffix."""
+        loc = item.image_location
+        name = loc.replace("\\", "/").rsplit("/", 1)[-1] if loc else ""
+        if not name or name in self.filenames or "/" in item.reference_id:
+            name = item.reference_id + (Path(name).suffix or ".jpg")
+        self.filenames.add(name)
+        return name
 
     def bndbox(self, b: BoxAnnotation, depth: int) -> str:
         texts = corner_texts(b.x, b.y, b.width, b.height, self.coordinates)
@@ -389,8 +400,11 @@ class Writer:
         if self.media == "none":
             return
         src = item.image_location
+        if src and "://" not in src and not os.path.isfile(src) and self.source_dir is not None:
+            src = str(self.source_dir / src)  # a location as written in the source (COCO file_name)
         if not src or "://" in src or not os.path.isfile(src):
-            self.drop("image file", f"missing or not a local file; not {self.media}ed into JPEGImages/")
+            verb = "copied" if self.media == "copy" else "linked"
+            self.drop("image file", f"missing or not a local file; not {verb} into JPEGImages/")
             return
         target = self.path("JPEGImages", filename, item.reference_id)
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -406,6 +420,10 @@ class Writer:
             path.write_text("".join(r + "\n" for r in refs), encoding="utf-8")
         for split, per_class in sorted(self.flag_rows.items()):
             for cls, rows in per_class.items():
+                if "/" in cls or "\\" in cls:
+                    self.drop("per-class list", "a class name with a path separator cannot name "
+                              "ImageSets/Main/<class>_<split>.txt")
+                    continue
                 path = self.path("ImageSets/Main", f"{cls}_{split}.txt", "")
                 path.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
         other = self.info.get("other_imagesets") or {}
@@ -435,6 +453,9 @@ def write(dataset: Dataset, destination: Path, coordinates: Coordinates, media: 
     classes = ClassList.from_header(dataset.header.categories, bool(info.get("labelmap")))
     destination.mkdir(parents=True, exist_ok=True)
     writer = Writer(destination, coordinates, media, split, class_lists, context, classes, info)
+    if dataset.source:
+        src = Path(dataset.source)
+        writer.source_dir = src if src.is_dir() else src.parent
     for item in dataset.items:
         writer.write_item(item)
     writer.finish()
