@@ -549,7 +549,8 @@ def _item(item_id: str, layout: Layout, xml: Path | None, class_png: Path | None
         attrs["voc_imagesets"] = member
     flags = sets.flags.get(item_id)
     if flags:
-        differ = {split: {c: f for c, f in per.items() if f != derived_flag(objects, c)}
+        heads = [o for o in objects if not o.attributes.get("part")]
+        differ = {split: {c: f for c, f in per.items() if f != derived_flag(heads, c)}
                   for split, per in flags.items()}
         differ = {s: d for s, d in differ.items() if d}
         if differ:

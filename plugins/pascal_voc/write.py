@@ -180,9 +180,13 @@ class Writer:
     flag_rows: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # split -> class -> rows
     filenames: set[str] = field(default_factory=set)
     source_dir: Path | None = None  # where relative image locations of the source start
+    drops: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:
-        self.context.report.drop(what, reason, n)
+        """Count a loss; the counts go to the report when the writer finishes (one report call
+        per kind instead of one per object)."""
+        key = (what, reason)
+        self.drops[key] = self.drops.get(key, 0) + n
 
     def path(self, folder: str, name: str, item: str) -> Path:
         return contained(self.dest / folder, name, what=f"{folder} file name", item=item, error=WriteError)
@@ -288,7 +292,8 @@ class Writer:
             extra_attrs.append(f"\t\t\t<attribute>\n{_el('name', k, 4)}{_el('value', _flag_text(v) if v is not None else None, 4)}\t\t\t</attribute>\n")
         if extra_attrs:
             known.append("\t\t<attributes>\n" + "".join(extra_attrs) + "\t\t</attributes>\n")
-        return "\t<object>\n" + _with_extra(known, a.get("voc_extra"), 2) + "\t</object>\n"
+        extra = a.get("voc_extra")
+        return "\t<object>\n" + ("".join(known) if extra is None else _with_extra(known, extra, 2)) + "\t</object>\n"
 
     def report_attributes(self, b: BoxAnnotation, skip: set[str]) -> None:
         lost = [k for k in b.attributes if k not in skip]
@@ -437,6 +442,8 @@ class Writer:
                 raise WriteError(f"class name {bad[0]!r} cannot be written to labelmap.txt (':' ',' and "
                                  "line breaks separate its fields)", file=self.dest / "labelmap.txt")
             (self.dest / "labelmap.txt").write_text(self.classes.labelmap(), encoding="utf-8")
+        for (what, reason), n in self.drops.items():
+            self.context.report.drop(what, reason, n)
 
 
 def _same_number(a: str, b: str) -> bool:
