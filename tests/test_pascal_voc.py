@@ -299,6 +299,14 @@ def test_unsafe_ids_are_refused_on_write(tmp_path: Path) -> None:
     assert not (tmp_path / "escape.xml").exists()
 
 
+def test_a_class_name_the_labelmap_cannot_hold_is_an_error(tmp_path: Path) -> None:
+    ds = Dataset(items=[DatasetItem(reference_id="a", width=4, height=4, annotations=[
+        BoxAnnotation(label="ns:cat", x=0, y=0, width=1, height=1)])])
+    with pytest.raises(WriteError, match=r"labelmap.txt: name 'ns:cat' cannot be written"):
+        annobridge.save(ds, tmp_path / "out", "pascal-voc")
+    assert not (tmp_path / "out").exists()
+
+
 def test_validate_lists_every_bad_file(tmp_path: Path) -> None:
     root = _one_xml(tmp_path, "<annotation><object>")
     (root / "Annotations" / "b.xml").write_text("<annotations/>")

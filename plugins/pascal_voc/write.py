@@ -437,10 +437,13 @@ class Writer:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(text, encoding="utf-8")
         if self.classes.forced:
-            bad = [e.name for e in self.classes.entries if ":" in e.name or "," in e.name or "\n" in e.name]
+            bad = [n for e in self.classes.entries for n in (e.name, *e.parts, *e.actions)
+                   if ":" in n or "\n" in n or (n != e.name and "," in n)]
             if bad:
-                raise WriteError(f"class name {bad[0]!r} cannot be written to labelmap.txt (':' ',' and "
-                                 "line breaks separate its fields)", file=self.dest / "labelmap.txt")
+                raise WriteError(f"name {bad[0]!r} cannot be written to labelmap.txt (':' and line breaks "
+                                 "separate its fields, ',' its parts and actions)",
+                                 file=(self.context.final_destination or self.dest) / "labelmap.txt",
+                                 fix="rename the class")
             (self.dest / "labelmap.txt").write_text(self.classes.labelmap(), encoding="utf-8")
         for (what, reason), n in self.drops.items():
             self.context.report.drop(what, reason, n)
