@@ -9,7 +9,7 @@ Roboflow export them, is read as a *flat* layout)
     (``<id> <1|0|-1>``), other ``ImageSets/<folder>/*.txt`` (Action, Layout), ``SegmentationClass/<id>.png``,
     ``SegmentationObject/<id>.png``, ``JPEGImages/`` and ``labelmap.txt`` (datumaro's
     ``name:r,g,b:parts:actions``). Items are the sorted union of the XML ids, the listed ids and
-    the mask ids.
+    the mask ids (flat layouts: and the images without an XML).
 
 Boxes: the coordinate convention (option ``coordinates``)
     The devkit counts pixels from 1 and includes both corners: pixel ``i`` covers the continuous
@@ -58,8 +58,10 @@ Canonical model
     object PNG's void border is the class PNG's (checked; differences are reported).
 
     Header: categories = ``labelmap.txt`` lines (``id`` = index; ``color``, ``parts``, ``actions`` in
-    ``Category.attributes``), else VOC's 21 classes (ids 0..20) — labels outside it stay on their
-    boxes. ``header.info["pascal-voc"]``: ``labelmap`` (the source had one), ``class_lists``
+    ``Category.attributes``), else VOC's 21 classes (ids 0..20, as the devkit and datumaro assume) —
+    labels outside it stay on their boxes, and writers that need ids give them new ones.
+    ``attributes["split"]`` = the item's one ``Main`` split besides ``trainval``, as the YOLO
+    plugin names splits. ``header.info["pascal-voc"]``: ``labelmap`` (the source had one), ``class_lists``
     (``{split: [classes with a <class>_<split>.txt]}``), ``other_imagesets`` (Action/Layout lists,
     verbatim), ``layout: "flat"``.
 
@@ -73,8 +75,10 @@ Writing (``DEST`` is a folder; always the devkit layout)
     ``voc_class_flags`` says otherwise) for the classes and splits the source had them (option
     ``class-lists=true`` writes them for every class, ``false`` never), the source's other ImageSets
     files verbatim, ``SegmentationClass``/``SegmentationObject`` palette PNGs with the VOC colormap
-    (or the labelmap's colours), and ``labelmap.txt`` when the classes are not VOC's 21 (or the
-    source had one). ``<filename>`` is ``voc_filename``, else the image's base name (a COCO
+    (or the labelmap's colours), and ``labelmap.txt`` when the classes are not VOC's 21, a class has
+    parts or actions beyond VOC's person layout, or the source had one: every class with its
+    colour, then datumaro's ``ignored:224,224,192::`` line for void (datumaro reads mask colours
+    only from this file once it exists; the reader skips that last line). ``<filename>`` is ``voc_filename``, else the image's base name (a COCO
     ``file_name``), else — for ids with a sub-folder, a base name taken by an earlier item, or
     no image — ``<id>`` + the image's suffix (``.jpg`` without an image). ``<size>`` needs the item's width and height; ``<depth>`` is written only when
     known. Images are copied (``media=copy``), symlinked (``link``) or left alone (``none``, the
