@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections import Counter
@@ -24,8 +25,23 @@ from annobridge.core.metadata import infer_schema
 from annobridge.core.plugins import FormatRegistry, get_plugin_manager, get_registry
 
 
+_LOUDNESS = re.compile(r"^(-q|--quiet|-v+|--verbose)$")
+
+
 class _Main(click.Group):
-    """Turns AnnobridgeError into a clean message and exit code 1."""
+    """Turns AnnobridgeError into a clean message and exit code 1, and takes ``-q``/``-v``
+    after the subcommand too (``annobridge convert a b --to coco -q``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        first = next((n for n, a in enumerate(args) if not a.startswith("-")), None)
+        if first is not None:
+            tail = args[first:]
+            end = tail.index("--") if "--" in tail else len(tail)
+            moved = [a for a in tail[:end] if _LOUDNESS.match(a)]
+            if moved:
+                args = args[:first] + moved + [a for a in tail[:end] if not _LOUDNESS.match(a)] + tail[end:]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -400,3 +416,50 @@ def metadata_compute(ctx: click.Context, dataset: Path, stats: str, src_format: 
         if result.skipped_no_image:
             click.echo(f"skipped {len(result.skipped_no_image)} item(s) without a readable local image: "
                        + ", ".join(result.skipped_no_image[:5]))
+
+
+# --------------------------------------------------------------------------- render
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--from", "--format", "src_format", help="Format of DATASET (detected when omitted).")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="A reader option of DATASET's format (repeatable).")
+@click.option("--items", "count", type=click.IntRange(min=1), help="Only the first N items.")
+@click.option("--ids", help="Only these reference ids (comma-separated).")
+@click.option("--images-root", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder image paths are relative to (default: the dataset's folder).")
+@click.option("--compare", type=click.Path(exists=True, path_type=Path),
+              help="A second dataset drawn beside the first for the items both have.")
+@click.option("--compare-from", "compare_format", help="Format of --compare (detected when omitted).")
+@click.option("--compare-images-root", type=click.Path(file_okay=False, path_type=Path),
+              help="Images root of --compare (default: its folder).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Processes drawing the PNGs; the output is identical to one process.")
+@click.option("--overwrite", is_flag=True, help="Write into OUT_DIR even if it is not empty.")
+@click.pass_context
+def render(ctx: click.Context, dataset: Path, out_dir: Path, src_format: str | None,
+           options: tuple[str, ...], count: int | None, ids: str | None, images_root: Path | None,
+           compare: Path | None, compare_format: str | None, compare_images_root: Path | None,
+           workers: int, overwrite: bool) -> None:
+    """Draw DATASET's annotations on its images: one PNG per item in OUT_DIR."""
+    from annobridge.converters.render import render_dataset
+
+    if count is not None and ids:
+        raise click.UsageError("give --items N or --ids a,b, not both")
+    registry = get_registry()
+    reader = engine.resolve_reader(dataset, src_format, registry)
+    read_opts, _ = split_options(_parse_pairs(options), reader, None)
+    result = render_dataset(dataset, out_dir, format=reader.name, options=read_opts, items=count,
+                            ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
+                            images_root=images_root, compare=compare, compare_format=compare_format,
+                            compare_images_root=compare_images_root, workers=workers,
+                            overwrite=overwrite, registry=registry)
+    if not ctx.obj["quiet"]:
+        click.echo(f"wrote {len(result.written)} PNG(s) to {out_dir}")
+        for side, lonely in ((dataset, result.unmatched_left), (compare, result.unmatched_right)):
+            if compare is not None and lonely:
+                click.echo(f"only in {side} ({len(lonely)}): " + ", ".join(lonely[:20])
+                           + (" ..." if len(lonely) > 20 else ""))
