@@ -166,17 +166,6 @@ def envelope(ann: Any) -> tuple[float, float, float, float] | None:
     return min(c[0::2]), min(c[1::2]), max(c[0::2]), max(c[1::2])
 
 
-def _quat_matrix(q: dict[str, Any]) -> np.ndarray:
-    x, y, z, w = (float(q[k]) for k in ("x", "y", "z", "w"))
-    n = math.sqrt(x * x + y * y + z * z + w * w) or 1.0
-    x, y, z, w = x / n, y / n, z / n, w / n
-    return np.array([
-        [1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)],
-        [2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)],
-        [2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)],
-    ])
-
-
 def cuboid_corners(ann: Any) -> np.ndarray:
     """The 8 corners (8, 3) of a cuboid in its own frame. Rows 0..3 are the front face
     (+length side), in the order top-left, top-right, bottom-right, bottom-left as seen
@@ -199,45 +188,30 @@ def cuboid_corners(ann: Any) -> np.ndarray:
     return np.array(out)
 
 
-def _matrix(calib: dict[str, Any], key: str, rows: int, cols: int) -> np.ndarray | None:
-    values = calib.get(key)
-    if not isinstance(values, list) or len(values) != rows * cols:
-        return None
-    return np.asarray(values, dtype=np.float64).reshape(rows, cols)
-
-
-def _pad(m: np.ndarray) -> np.ndarray:
-    out = np.eye(4)
-    out[: m.shape[0], : m.shape[1]] = m
-    return out
-
-
 def projection_of(item: DatasetItem, frame: str) -> np.ndarray | None:
     """A 3x4 matrix taking homogeneous points of ``frame`` to image pixels, from the item's
-    calibration. ``"camera"`` (KITTI's rectified camera frame): ``P2`` of
-    ``attributes["kitti_calib"]``. ``"lidar"``: KITTI's ``P2 · R0_rect · Tr_velo_to_cam`` when
-    present (exact), else Nucleus ``metadata["camera_params"]`` (camera pose in the LiDAR
-    frame, axes x right, y down, z forward). None when the item has neither."""
+    calibration (:mod:`annobridge.core.camera`): KITTI ``attributes["kitti_calib"]`` when
+    present (``P2`` for ``"camera"``, exactly ``P2 · R0_rect · Tr_velo_to_cam`` for
+    ``"lidar"``, as the devkit projects), else Nucleus ``metadata["camera_params"]`` (camera
+    pose in the LiDAR frame). None when the item has neither."""
+    from annobridge.core import camera
+
     calib = item.attributes.get("kitti_calib")
-    p2 = _matrix(calib, "P2", 3, 4) if isinstance(calib, dict) else None
-    if frame == "camera":
-        return p2
-    if p2 is not None:
-        r0, tr = _matrix(calib, "R0_rect", 3, 3), _matrix(calib, "Tr_velo_to_cam", 3, 4)  # type: ignore[arg-type]
-        if r0 is not None and tr is not None:  # exact, as the KITTI devkit projects
-            return p2 @ _pad(r0) @ _pad(tr)
-    cp = item.metadata.get("camera_params")
-    if not isinstance(cp, dict):
-        return None
+    if not isinstance(calib, dict) or "P2" not in calib:
+        params = item.metadata.get("camera_params")
+        if not isinstance(params, dict):
+            return None
+        try:
+            calib = camera.calib_from_camera_params(params)
+        except (KeyError, TypeError, ValueError):
+            return None
     try:
-        r = _quat_matrix(cp["heading"])  # type: ignore[arg-type]
-        pos = np.array([float(cp["position"][k]) for k in ("x", "y", "z")])  # type: ignore[index]
-        k = np.array([[float(cp["fx"]), 0.0, float(cp["cx"])],  # type: ignore[arg-type]
-                      [0.0, float(cp["fy"]), float(cp["cy"])],  # type: ignore[arg-type]
-                      [0.0, 0.0, 1.0]])
-    except (KeyError, TypeError, ValueError):
+        p2 = np.asarray(calib["P2"], dtype=np.float64).reshape(3, 4)
+        if frame == "camera":
+            return p2
+        return p2 @ camera.transform_of(calib).velo_to_rect
+    except (KeyError, TypeError, ValueError, np.linalg.LinAlgError):
         return None
-    return k @ np.hstack([r.T, (-r.T @ pos).reshape(3, 1)])
 
 
 def project(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

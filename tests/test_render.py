@@ -139,7 +139,7 @@ def test_projection_agrees_with_kitti_geometry_on_a_real_calibration() -> None:
     within a pixel or two: a KITTI box stands on the camera's y axis, which is tilted a
     little against the LiDAR's z, and Nucleus camera_params hold the nearest true rotation
     of KITTI's 7-digit matrices."""
-    from annobridge.plugins import _kitti_geometry as geo
+    from annobridge.core import camera as geo
 
     ds = annobridge.load(FIXTURES / "kitti" / "openpcdet-sample")
     item = next(it for it in ds.items if any(a.type == "cuboid" for a in it.annotations))
