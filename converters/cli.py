@@ -248,30 +248,26 @@ def plugins() -> None:
 @click.option("--from", "--format", "src_format", help="Format (detected when omitted).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_json: bool) -> None:
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write PNG charts and summary.json here (needs annobridge[plots]).")
+def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_json: bool,
+            plots_dir: Path | None) -> None:
     """Summarise a dataset: items, annotations per kind and label, metadata fields and types."""
+    from annobridge.converters.plots import DatasetFigures, pyplot, write_plots
+
+    if plots_dir is not None:
+        pyplot()  # fail before reading when matplotlib is missing
     registry = get_registry()
     reader = engine.resolve_reader(path, src_format, registry)
     read_opts, _ = split_options(_parse_pairs(options), reader, None)
     dataset = engine.read_dataset(path, reader.name, read_opts, context=Context(), registry=registry)
-    kinds: Counter[str] = Counter()
-    labels: Counter[str] = Counter()
-    items = 0
-
-    def counted(stream: Any) -> Any:
-        """The item stream, counting items, kinds and labels on the way (one pass)."""
-        nonlocal items
-        for item in stream:
-            items += 1
-            for field, prefix in (("annotations", ""), ("predictions", "prediction:")):
-                for ann in getattr(item, field):
-                    kinds[prefix + ann.type] += 1
-                    for label in _labels(ann):
-                        labels[f"{prefix}{label}"] += 1
-            yield item
-
+    figures = DatasetFigures(measure=plots_dir is not None)
     # scenes as a live view: streaming readers fill header.scenes while items are read
-    scopes = infer_schema(counted(dataset.items), dataset.header.scenes.values())
+    scopes = infer_schema(figures.counted(dataset.items), dataset.header.scenes.values())
+    items, kinds, labels = figures.items, figures.kinds, figures.labels
+    if plots_dir is not None:
+        written = write_plots(figures.summary(scopes), plots_dir)
+        click.echo(f"wrote {len(written)} file(s) to {plots_dir}", err=True)
     fields = {scope: s.fields for scope, s in scopes.items()}
     if as_json:
         click.echo(json.dumps({
@@ -302,14 +298,6 @@ def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_jso
         geo = scopes[scope].geo_paths
         if geo:
             click.echo(f"  geographic coordinates (lat/lon) at: {', '.join(p or '(top level)' for p in sorted(geo))}")
-
-
-def _labels(ann: Any) -> list[str]:
-    if ann.type == "multicategory":
-        return list(ann.labels)
-    if ann.type == "segmentation":
-        return [s.label for s in ann.annotations]
-    return [ann.label]
 
 
 @main.command()
