@@ -79,8 +79,8 @@ class Relabel:
 
     def why(self, label: str) -> str:
         if label in self.mapping and self.mapping[label] is None:
-            return f"label {label!r} removed by the label map"
-        return f"label {self.mapping.get(label, label)!r} not kept (--keep-labels)"
+            return "label removed by the label map (--map-labels)"
+        return "label not among the labels kept (--keep-labels)"
 
     def item(self, item: DatasetItem, report: ConversionReport | None = None) -> DatasetItem:
         """``item`` with labels mapped and filtered; each removal recorded in ``report``."""
@@ -262,15 +262,6 @@ def parse_ratios(text: str) -> dict[str, float]:
     return out
 
 
-def _allocate(n: int, ratios: Mapping[str, float]) -> list[str]:
-    """``n`` subset names in proportion to ``ratios`` (largest remainder), in ratio order."""
-    exact = {k: n * r for k, r in ratios.items()}
-    counts = {k: int(v) for k, v in exact.items()}
-    for k in sorted(exact, key=lambda k: exact[k] - counts[k], reverse=True)[: n - sum(counts.values())]:
-        counts[k] += 1
-    return [k for k in ratios for _ in range(counts[k])]
-
-
 def primary_label(item: DatasetItem) -> str:
     """The item's most common label (ties: alphabetical first), ``""`` when it has none."""
     labels: Counter[str] = Counter()
@@ -297,15 +288,77 @@ def split(dataset: Dataset, ratios: Mapping[str, float], *, seed: int = 0,
     groups: dict[str, list[int]] = {}
     for n, item in enumerate(items):
         groups.setdefault(primary_label(item) if stratify else "", []).append(n)
-    where: dict[int, str] = {}
-    for key in sorted(groups):
+    order: list[int] = []
+    for key in sorted(groups):  # groups one after another, each shuffled
         members = groups[key]
         rng.shuffle(members)
-        for idx, name in zip(members, _allocate(len(members), ratios)):
-            where[idx] = name
+        order.extend(members)
+    # each next item goes to the subset furthest below its share so far: every prefix of
+    # the order, hence every label group, is split in proportion (within one item)
+    assigned = dict.fromkeys(ratios, 0)
+    where: dict[int, str] = {}
+    for done, idx in enumerate(order, start=1):
+        name = max(ratios, key=lambda k: ratios[k] * done - assigned[k])
+        assigned[name] += 1
+        where[idx] = name
     out: dict[str, Dataset] = {}
     for name in ratios:
         chosen = [items[n] for n in range(len(items)) if where.get(n) == name]
         out[name] = Dataset(header=dataset.header, items=chosen, source=dataset.source,
                             format=dataset.format, total=len(chosen))
     return out
+
+
+# --------------------------------------------------------------------------- on files
+
+
+def merge_files(sources: Sequence[str | os.PathLike[str]], destination: str | os.PathLike[str],
+                to_format: str, *, from_format: str | None = None, overwrite: bool = False,
+                transform: Any = None) -> ConversionReport:
+    """Read every source (each format detected unless ``from_format``), :func:`merge` them
+    and write ``destination`` atomically; ``transform(dataset, context)`` runs on the merged
+    dataset (label mapping). Returns the write report (reads counted over all sources)."""
+    from annobridge.converters import engine
+    from annobridge.core.formats import Context
+
+    ctx = Context()
+    datasets = []
+    for src in sources:
+        read_ctx = Context()
+        d = engine.read_dataset(src, from_format, None, context=read_ctx)
+        d.items = list(d.items)
+        datasets.append(d)
+        for kind, n in read_ctx.report.read.items():
+            ctx.report.read[kind] = ctx.report.read.get(kind, 0) + n
+        ctx.report.items_read += read_ctx.report.items_read
+    merged = merge(datasets)
+    ctx.report.source = ", ".join(str(s) for s in sources)
+    ctx.report.source_format = ", ".join(dict.fromkeys(d.format or "?" for d in datasets))
+    ctx.report.notes.append(f"merged {len(sources)} datasets into {len(merged.items)} items")  # type: ignore[arg-type]
+    if transform is not None:
+        merged = transform(merged, ctx)
+    return engine.write_dataset(merged, destination, to_format, overwrite=overwrite, context=ctx)
+
+
+def split_file(source: str | os.PathLike[str], out_dir: str | os.PathLike[str],
+               ratios: Mapping[str, float], *, from_format: str | None = None,
+               to_format: str | None = None, seed: int = 0, stratify: bool = False,
+               overwrite: bool = False) -> dict[str, ConversionReport]:
+    """:func:`split` ``source`` and write each subset into ``out_dir`` in ``to_format``
+    (default: the source's format): ``out_dir/<name>`` for formats that write a folder,
+    ``out_dir/<name><suffix>`` for single-file formats (the source file's suffix, else
+    ``.json``). Each subset is written atomically."""
+    from annobridge.converters import engine
+    from annobridge.core.formats import Context
+    from annobridge.core.paths import safe_name
+    from annobridge.core.plugins import get_registry
+
+    src = Path(source)
+    dataset = engine.read_dataset(src, from_format, None, context=Context())
+    fmt = engine.resolve_writer(to_format or dataset.format or "", get_registry())
+    suffix = src.suffix if src.is_file() and src.suffix else ".json"
+    reports = {}
+    for name, subset in split(dataset, ratios, seed=seed, stratify=stratify).items():
+        dst = Path(out_dir) / (safe_name(name) + ("" if fmt.output == "directory" else suffix))
+        reports[name] = engine.write_dataset(subset, dst, fmt.name, overwrite=overwrite)
+    return reports
