@@ -552,6 +552,10 @@ def compare_items(left: DatasetItem, right: DatasetItem, roots: tuple[Path, Path
                   headers: tuple[DatasetHeader, DatasetHeader], names: tuple[str, str]) -> Image.Image:
     """``left`` and ``right`` side by side; each side rings (magenta) what the other lacks,
     and a caption under each names the dataset and counts what only it has."""
+    if not (right.width and right.height) and left.width and left.height:  # draw both at one size
+        right = right.model_copy(update={"width": left.width, "height": left.height})
+    elif not (left.width and left.height) and right.width and right.height:
+        left = left.model_copy(update={"width": right.width, "height": right.height})
     sides = []
     for me, other, root, header, name in zip((left, right), (right, left), roots, headers, names):
         only = unmatched([*me.annotations, *me.predictions], [*other.annotations, *other.predictions])
@@ -677,6 +681,8 @@ def render_dataset(
             no image outside it is read.
         compare: a second dataset (``compare_format``, ``compare_images_root``) drawn to the
             right of each item it shares with ``source`` (by reference id, else file name).
+            The result lists the items of either side that have no partner (for ``compare``'s
+            side only when all items of ``source`` are rendered).
         workers: processes drawing the PNGs; the output is the same as with one.
 
     Raises:
@@ -704,6 +710,8 @@ def render_dataset(
         other = engine.read_dataset(other_src, compare_format, None, context=Context(), registry=registry)
         other_items = list(other.items)
         pairs, result.unmatched_left, result.unmatched_right = match_items(chosen, other_items)
+        if items is not None or ids:  # a selection: the other side's rest is not "unmatched"
+            result.unmatched_right = []
         roots = (root, _root_of(other_src, compare_images_root))
         headers = (dataset.header, other.header)
         labels = (f"{src.name} ({dataset.format})", f"{other_src.name} ({other.format})")
