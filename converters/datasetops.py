@@ -207,7 +207,7 @@ def merge(datasets: Sequence[Dataset]) -> Dataset:
         for tax in d.header.taxonomies:
             old = next((t for t in header.taxonomies if t.name == tax.name), None)
             if old is None:
-                header.taxonomies.append(tax)
+                header.taxonomies.append(tax.model_copy(deep=True))  # extended below: never the input's
             else:
                 old.labels = list(dict.fromkeys([*old.labels, *tax.labels]))
         for ref, scene in d.header.scenes.items():

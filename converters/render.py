@@ -74,31 +74,32 @@ def _font(size: int) -> Any:
 # --------------------------------------------------------------------------- images
 
 
-def resolve_image(item: DatasetItem, root: Path) -> tuple[Path | None, str | None]:
-    """The item's image file inside ``root``, or None and a note saying why not.
+def resolve_local(location: str | None, root: Path, what: str, item: str) -> tuple[Path | None, str | None]:
+    """The file ``location`` names, inside ``root``, or None and a note saying why not.
 
     A relative location is tried against ``root`` and then as given (readers such as KITTI
-    already join their source folder); either way the path must lie inside ``root``.
+    already join their source folder); either way the path must lie inside ``root``
+    (:func:`annobridge.core.paths.contained`).
     """
-    loc = item.image_location
-    if loc is None:
-        return None, "no image"
-    if "://" in loc:
-        return None, "image is a URL (not fetched)"
-    candidates = [Path(loc)] if os.path.isabs(loc) else [root / loc, Path(loc)]
+    if location is None:
+        return None, f"no {what}"
+    if "://" in location:
+        return None, f"{what} is a URL (not fetched)"
+    candidates = [Path(location)] if os.path.isabs(location) else [root / location, Path(location)]
     outside = False
     for path in candidates:
         rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
         try:
-            checked = contained(root, rel, what="image_location", item=item.reference_id)
+            checked = contained(root, rel, what=what, item=item)
         except AnnobridgeError:
             outside = outside or path.exists()
             continue
         if checked.is_file():
             return checked, None
     if outside:
-        return None, f"image {loc!r} is outside the images root {str(root)!r} (not read)"
-    return None, f"image {loc!r} not found"
+        logger.warning("item %r: %s %r is outside %s, not read", item, what, location, root)
+        return None, f"{what} {location!r} is outside the root {str(root)!r} (not read)"
+    return None, f"{what} {location!r} not found"
 
 
 def _canvas_size(item: DatasetItem) -> tuple[int, int]:
@@ -126,7 +127,7 @@ def _canvas_size(item: DatasetItem) -> tuple[int, int]:
 
 def base_image(item: DatasetItem, root: Path) -> tuple[Image.Image, str | None]:
     """The item's image as RGB, or a neutral canvas of its size and the reason for it."""
-    path, note = resolve_image(item, root)
+    path, note = resolve_local(item.image_location, root, "image", item.reference_id)
     if path is not None:
         try:
             with Image.open(path) as img:
@@ -425,20 +426,15 @@ def render_image_item(item: DatasetItem, root: Path, header: DatasetHeader,
 def render_pointcloud_item(item: DatasetItem, root: Path, ring: Sequence[Any] = ()) -> Image.Image:
     """A bird's-eye view of a point-cloud item: points (brighter = higher) and cuboids from
     above, each with a line from its centre to its front. x forward is up, y left is left."""
-    points = np.zeros((0, 4), dtype=np.float32)
-    note = None
-    loc = item.pointcloud_location
-    if loc is not None and "://" not in loc:
-        rel = os.path.relpath(os.path.abspath(loc if os.path.isabs(loc) or not (root / loc).exists()
-                                              else root / loc), os.path.abspath(root))
-        try:
-            from annobridge.core.pointclouds import load_points
+    from annobridge.core.pointclouds import load_points
 
-            points = load_points(contained(root, rel, what="pointcloud_location", item=item.reference_id))
+    points = np.zeros((0, 4), dtype=np.float32)
+    path, note = resolve_local(item.pointcloud_location, root, "point cloud", item.reference_id)
+    if path is not None:
+        try:
+            points = load_points(path)
         except (AnnobridgeError, OSError) as exc:
             note = f"point cloud not read: {exc}"
-    else:
-        note = "point cloud not local (not fetched)"
     cuboids = [a for a in (*item.annotations, *item.predictions) if a.type == "cuboid"]
     xy = [points[:, :2]] if len(points) else []
     for c in cuboids:
