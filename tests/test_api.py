@@ -127,3 +127,8 @@ def test_split_is_seeded_disjoint_and_stratified() -> None:
         assert sum(1 for i in ids["val"] if i.startswith(label)) == total // 5  # 20 % of each label
     other = annobridge.split(ds, {"train": 0.8, "val": 0.2}, seed=2, stratify=True)
     assert [it.reference_id for it in other["val"].items] != ids["val"]
+
+
+def test_coco_reader_knows_its_item_total_for_the_progress_bar() -> None:
+    lazy = annobridge.load(COCO_SRC, stream=True)
+    assert lazy.total == 10 == sum(1 for _ in lazy.items)
