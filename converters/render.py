@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import colorsys
 import io
+import itertools
 import logging
 import math
 import os
@@ -621,18 +622,25 @@ def match_items(left: Sequence[DatasetItem], right: Sequence[DatasetItem]
     return pairs, lonely_left, lonely_right
 
 
-def select_items(items: Sequence[DatasetItem], count: int | None, ids: Sequence[str] | None,
+def select_items(items: Iterable[DatasetItem], count: int | None, ids: Sequence[str] | None,
                  source: str) -> list[DatasetItem]:
-    """The first ``count`` items, or the items named by ``ids`` (an unknown id is an error)."""
+    """The first ``count`` items, or the items named by ``ids`` in that order (an unknown id
+    is an error), keeping only those while the stream goes past."""
     if ids:
-        by_id = {it.reference_id: it for it in items}
+        wanted = set(ids)
+        by_id: dict[str, DatasetItem] = {}
+        seen: list[str] = []
+        for it in items:
+            if it.reference_id in wanted:
+                by_id.setdefault(it.reference_id, it)
+            elif len(seen) < 5:
+                seen.append(it.reference_id)
         missing = [i for i in ids if i not in by_id]
         if missing:
-            known = ", ".join(list(by_id)[:5]) + (" ..." if len(by_id) > 5 else "")
             raise ReadError(f"no item with reference id {', '.join(repr(m) for m in missing)}",
-                            file=source, fix=f"known ids include: {known}")
+                            file=source, fix=f"ids in the dataset include: {', '.join(seen) or 'none'}")
         return [by_id[i] for i in ids]
-    return list(items if count is None else items[:count])
+    return list(items if count is None else itertools.islice(items, count))
 
 
 @dataclass
@@ -694,7 +702,7 @@ def render_dataset(
         raise WriteError("output folder is not empty", file=out,
                          fix="pass --overwrite to write into it, or choose another folder")
     dataset = engine.read_dataset(src, format, options, context=Context(), registry=registry)
-    chosen = select_items(list(dataset.items), items, ids, str(src))
+    chosen = select_items(dataset.items, items, ids, str(src))
     result = RenderResult()
     root = _root_of(src, images_root)
     jobs: list[tuple[Any, ...]]

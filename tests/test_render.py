@@ -133,6 +133,19 @@ def test_projected_cuboid_corner_lands_where_the_calibration_puts_it(tmp_path: P
     assert list(px[40, 50]) == list(color_for("car"))
 
 
+def test_camera_frame_cuboid_is_projected_with_p2(tmp_path: Path) -> None:
+    p2 = [100.0, 0, 50, 0, 0, 100, 40, 0, 0, 0, 1, 0]
+    cub = CuboidAnnotation(label="van", position=Point3D(x=0, y=0, z=9), dimensions=Point3D(x=2, y=2, z=2),
+                           yaw=0, frame="camera")
+    item = DatasetItem(reference_id="a", image_location="img.png", width=W, height=H, annotations=[cub],
+                       attributes={"kitti_calib": {"P2": p2}})
+    px = _render(tmp_path, [item])
+    # heading +x (right), up is -y: the front top corner nearest the camera side is (1, -1, 10)
+    assert list(px[30, 60]) == list(color_for("van"))
+    no_calib = item.model_copy(update={"attributes": {}, "reference_id": "b"})
+    assert projection_of(no_calib, "camera") is None
+
+
 def test_projection_agrees_with_kitti_geometry_on_a_real_calibration() -> None:
     """The renderer's projection and the KITTI plugin's (LiDAR -> camera box -> P2) are
     independent routes to the same pixels. The cuboid centre maps exactly. Corners agree
