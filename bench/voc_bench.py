@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 from pathlib import Path
 
@@ -34,8 +33,8 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from measure import Result, print_table, run_case  # noqa: E402
+from peers import dataset  # noqa: E402  (the same cached generated file)
 
-DATA = HERE / "data"
 OUT = HERE / "out"
 
 FLOOR = """
@@ -62,16 +61,6 @@ import json
 with open({report!r}, "w") as fh:
     json.dump(report.model_dump(), fh)
 """
-
-
-def generated(images: int, annotations: int) -> Path:
-    path = DATA / f"coco_{images}_{annotations}.json"
-    if not path.exists():
-        DATA.mkdir(parents=True, exist_ok=True)
-        print(f"generating {path}...", flush=True)
-        subprocess.run([sys.executable, str(HERE / "coco_generate.py"), str(path), "--images", str(images),
-                        "--annotations", str(annotations), "--seed", "0"], check=True)
-    return path
 
 
 def boxes_only(src: Path) -> Path:
@@ -110,7 +99,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    src = generated(args.images, args.annotations)
+    src = dataset(args.images, args.annotations)
     sources = [("as generated", src), ("boxes only", boxes_only(src))]
     for label, path in sources:
         floor = run_case("floor (json.load)", FLOOR.format(src=str(path)))
