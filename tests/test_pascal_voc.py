@@ -279,6 +279,7 @@ def _one_xml(tmp_path: Path, text: str) -> Path:
      "</bndbox></object></annotation>", "xmax 2 < xmin 5"),
     ("<annotation><filename>../../etc/passwd</filename></annotation>", "climbs out"),
     ("<annotation><size><width>ten</width></size></annotation>", "expected a whole number"),
+    ("<annotation><size><width>-3</width></size></annotation>", r"<size/width> is '-3', expected a whole number >= 0"),
 ])
 def test_bad_files_give_one_clear_error(tmp_path: Path, text: str, match: str) -> None:
     with pytest.raises(ReadError, match=match):

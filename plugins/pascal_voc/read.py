@@ -448,8 +448,8 @@ def _int_field(root: ET.Element, xpath: str, file: Path, item: str) -> int | Non
     text = _text(root.find(xpath))
     if text is None or not text.strip():
         return None
-    if not is_integral_text(text):
-        raise ReadError(f"<{xpath}> is {text.strip()!r}, expected a whole number", file=file, item=item)
+    if not is_integral_text(text) or int(text) < 0:
+        raise ReadError(f"<{xpath}> is {text.strip()!r}, expected a whole number >= 0", file=file, item=item)
     return int(text)
 
 
