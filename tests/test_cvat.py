@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 import annobridge
+from annobridge.converters.engine import read_dataset
 from annobridge.core.errors import ReadError, WriteError
+from annobridge.core.formats import Context
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
@@ -462,3 +464,27 @@ def test_cli_converts_cvat_to_coco_and_reports_what_coco_cannot_hold(tmp_path: P
     back = annobridge.load(out, "coco").materialize()
     assert sorted(a.type for a in back.items[0].annotations) == [
         "box", "category", "keypoints", "keypoints", "object_mask", "polygon"]
+
+
+def test_cuboids_are_dropped_and_reported_on_read(tmp_path: Path) -> None:
+    corners = ('xtl1="0" ytl1="0" xbl1="0" ybl1="1" xtr1="1" ytr1="0" xbr1="1" ybr1="1" '
+               'xtl2="2" ytl2="0" xbl2="2" ybl2="1" xtr2="3" ytr2="0" xbr2="3" ybr2="1"')
+    path = tmp_path / "c.xml"
+    path.write_text(_xml(f'<image id="0" name="a.png"><cuboid label="x" {corners}/>'
+                         '<box label="x" xtl="0" ytl="0" xbr="1" ybr="1"/></image>'))
+    ctx = Context()
+    (item,) = list(read_dataset(path, "cvat", context=ctx).items)
+    assert [a.type for a in item.annotations] == ["box"]
+    assert ctx.report.dropped == {"cvat cuboid": {"2D cuboids (CVAT's pseudo-3D box of 8 image points) have no "
+                                                  "canonical type": 1}}
+
+
+def test_coco_facts_cvat_cannot_hold_are_reported(tmp_path: Path) -> None:
+    report = annobridge.convert(FIXTURES / "coco" / "instances" / "instances.json", tmp_path / "c.xml",
+                                dst_format="cvat")
+    assert set(report.dropped) >= {"attribute:area", "attribute:iscrowd"}
+    assert any("annotation ids were not kept" in n for n in report.notes)
+    back = _load(tmp_path / "c.xml")
+    src = annobridge.load(FIXTURES / "coco" / "instances" / "instances.json").materialize()
+    rings = sorted(tuple(r) for i in src.items for a in i.annotations if a.type == "polygon" for r in a.rings)
+    assert rings and sorted(tuple(a.rings[0]) for i in back.items for a in i.annotations) == rings

@@ -22,13 +22,17 @@ import numpy as np
 
 from annobridge.core.errors import WriteError
 from annobridge.core.formats import Context
-from annobridge.core.model import Category, Dataset, DatasetItem
+from annobridge.core.model import Category, Dataset, DatasetItem, auto_annotation_id
 from annobridge.core.paths import contained
 from annobridge.plugins.cvat import common as c
 from annobridge.plugins.cvat.read import frame_name, reference_of
 
 logger = logging.getLogger(__name__)
 
+_SHAPE_KEYS = frozenset({c.OCCLUDED, c.Z_ORDER, c.SOURCE, c.KEYFRAME, c.LABEL_ATTRIBUTES, c.ELLIPSE,
+                         c.POINTS_SHAPE, c.MASK_BOX, c.ELEMENTS})
+_ITEM_KEYS = frozenset({c.IMAGE_ATTRS, c.OUTSIDE})
+_LABEL_KEYS = frozenset({c.COLOR, c.LABEL_TYPE, c.ATTRIBUTE_SPECS, c.SVG, c.SUBLABELS, c.LABEL_EXTRA})
 _BAD_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 _ATTR_ENTITIES = {'"': "&quot;", "\n": "&#10;", "\r": "&#13;", "\t": "&#9;"}
 
@@ -79,6 +83,23 @@ class Writer:
     def note(self, text: str, n: int = 1) -> None:
         self.notes[text] = self.notes.get(text, 0) + n
 
+    def lost(self, ann: Any, read_back_id: str) -> None:
+        """Record what of ``ann`` CVAT has no place for."""
+        for key in ann.attributes:
+            if key not in _SHAPE_KEYS:
+                self.drop(f"attribute:{key}", "CVAT shapes have no place for it")
+        if getattr(ann, "embedding_vector", None) is not None:
+            self.drop("embedding_vector", "CVAT holds no embeddings")
+        aid = ann.annotation_id
+        if aid is not None and aid != read_back_id and not (ann.type == "box" and aid == auto_annotation_id(ann)):
+            self.note("annotation ids were not kept (CVAT shapes have none; read back, they are numbered by "
+                      "their place)")
+
+    def lost_in_item(self, item: DatasetItem) -> None:
+        for key in item.attributes:
+            if key not in _ITEM_KEYS:
+                self.drop(f"item attribute:{key}", "CVAT images have no place for it")
+
     # ------------------------------------------------------------------ labels
 
     def use_label(self, label: str, ann: Any = None) -> None:
@@ -103,6 +124,11 @@ class Writer:
     def labels_xml(self, indent: int) -> str:
         out = []
         for cat in self.categories.values():
+            if cat.supercategory is not None:
+                self.drop("category supercategory", "CVAT labels have no supercategory")
+            for key in cat.attributes:
+                if key not in _LABEL_KEYS:
+                    self.drop(f"category attribute:{key}", "CVAT labels have no place for it")
             out.append(self.label_xml(cat, None, indent))
             if cat.keypoints:
                 subs = {s.get("name"): s for s in cat.attributes.get(c.SUBLABELS, [])}
@@ -287,9 +313,11 @@ class Writer:
         rings = 0
         groups = {"": str(max((int(a.group_id) for a in item.annotations
                                if a.group_id is not None and a.group_id.isdigit()), default=0))}
+        self.lost_in_item(item)
         for ann in item.annotations:
             label = getattr(ann, "label", "")
             self.use_label(label, ann)
+            self.lost(ann, str(len(inner)))
             tail = self.tail(ann, groups)
             if ann.type == "category":
                 head: list[tuple[str, Any]] = [("label", label)]
@@ -388,9 +416,13 @@ class Writer:
         split: dict[tuple[str, tuple[str, str]], str] = {}
         for frame in frames:
             item = by_frame[frame]
+            self.lost_in_item(item)
             for ann in item.annotations:
                 if ann.type == "category":
                     self.drop("category", "CVAT for video holds no tags")
+                    continue
+                if ann.type == "keypoints" and not ann.attributes.get(c.POINTS_SHAPE) and not any(ann.keypoints[2::3]):
+                    self.drop("keypoints", "a skeleton with no labelled point is CVAT's 'outside' on a video frame")
                     continue
                 self.use_label(ann.label, ann)
                 if ann.track_reference_id is None:
@@ -448,6 +480,8 @@ class Writer:
         position = {f: n for n, f in enumerate(frames)}
         inner = []
         for frame, ann in shapes:
+            if not isinstance(ann, dict):
+                self.lost(ann, f"track-{tid}")
             if isinstance(ann, dict):
                 node = ann["shape"]
                 inner.append(_raw_xml(node, 2))
