@@ -43,14 +43,14 @@ IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", 
 
 def number_text(v: float | int) -> str:
     """The shortest text that reads back as the same number (``4``, ``4.5``, ``0.1``)."""
+    if type(v) is float:
+        text = repr(v)
+        return text[:-2] if text.endswith(".0") else text
+    if type(v) is int:
+        return str(v)
     if isinstance(v, bool):
         return str(int(v))
-    if isinstance(v, int):
-        return str(v)
-    f = float(v)
-    if f.is_integer() and abs(f) < 1e15:
-        return str(int(f))
-    return repr(f)
+    return number_text(float(v) if not float(v).is_integer() else int(v))
 
 
 def clean(v: float) -> float:

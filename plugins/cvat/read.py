@@ -34,6 +34,7 @@ from annobridge.core.model import (
     OrientedBoxAnnotation,
     PolygonAnnotation,
     Scene,
+    construct,
 )
 from annobridge.core.paths import contained
 from annobridge.plugins.cvat import common as c
@@ -171,11 +172,11 @@ class Reader:
 
     def points(self, elem: Elem, item: str | None, least: int) -> list[float]:
         text = self.need(elem, "points", item)
-        flat: list[float] = []
+        parts = text.replace(";", ",").split(",")
         try:
-            for pair in text.split(";"):
-                x, y = pair.split(",")
-                flat += (float(x), float(y))
+            if len(parts) % 2 or text.count(";") != len(parts) // 2 - 1:
+                raise ValueError
+            flat = list(map(float, parts))
         except ValueError:
             raise self.fail(f"points={text[:60]!r} is not 'x0,y0;x1,y1;...'", elem, item) from None
         if len(flat) < 2 * least:
@@ -299,19 +300,17 @@ class Reader:
             if xbr < xtl or ybr < ytl:
                 raise self.fail(f"xbr, ybr ({xbr}, {ybr}) lie before xtl, ytl ({xtl}, {ytl})", elem, item)
             if "rotation" in elem.attrib:
-                return OrientedBoxAnnotation.model_construct(
-                    type="oriented_box", cx=c.clean((xtl + xbr) / 2), cy=c.clean((ytl + ybr) / 2),
+                return construct(OrientedBoxAnnotation, _defaults(
+                    base, type="oriented_box", cx=c.clean((xtl + xbr) / 2), cy=c.clean((ytl + ybr) / 2),
                     width=c.clean(xbr - xtl), height=c.clean(ybr - ytl),
-                    rotation=self.number(elem, "rotation", item), **_defaults(base))
-            return BoxAnnotation.model_construct(type="box", x=xtl, y=ytl, width=c.clean(xbr - xtl),
-                                                 height=c.clean(ybr - ytl), embedding_vector=None,
-                                                 **_defaults(base))
+                    rotation=self.number(elem, "rotation", item)))
+            return construct(BoxAnnotation, _defaults(base, type="box", x=xtl, y=ytl, width=c.clean(xbr - xtl),
+                                                      height=c.clean(ybr - ytl), embedding_vector=None))
         if tag == "polygon":
-            return PolygonAnnotation.model_construct(type="polygon", rings=[self.points(elem, item, 3)],
-                                                     embedding_vector=None, **_defaults(base))
+            return construct(PolygonAnnotation, _defaults(base, type="polygon", rings=[self.points(elem, item, 3)],
+                                                          embedding_vector=None))
         if tag == "polyline":
-            return LineAnnotation.model_construct(type="line", vertices=self.points(elem, item, 2),
-                                                  **_defaults(base))
+            return construct(LineAnnotation, _defaults(base, type="line", vertices=self.points(elem, item, 2)))
         if tag == "points":
             flat = self.points(elem, item, 1)
             n = len(flat) // 2
@@ -319,9 +318,8 @@ class Reader:
             for i in range(n):
                 kp += (flat[2 * i], flat[2 * i + 1], 2)
             attrs[c.POINTS_SHAPE] = True
-            return KeypointsAnnotation.model_construct(type="keypoints", keypoints=kp,
-                                                       names=[str(i + 1) for i in range(n)], skeleton=None,
-                                                       **_defaults(base))
+            return construct(KeypointsAnnotation, _defaults(base, type="keypoints", keypoints=kp,
+                                                            names=[str(i + 1) for i in range(n)], skeleton=None))
         if tag == "ellipse":
             cx, cy = self.number(elem, "cx", item), self.number(elem, "cy", item)
             rx, ry = self.number(elem, "rx", item), self.number(elem, "ry", item)
@@ -329,8 +327,9 @@ class Reader:
             if rx < 0 or ry < 0:
                 raise self.fail(f"rx, ry = {rx}, {ry}: radii must be >= 0", elem, item)
             attrs[c.ELLIPSE] = [cx, cy, rx, ry, rot]
-            return PolygonAnnotation.model_construct(type="polygon", rings=[ellipse_ring(cx, cy, rx, ry, rot)],
-                                                     embedding_vector=None, **_defaults(base))
+            return construct(PolygonAnnotation, _defaults(base, type="polygon",
+                                                          rings=[ellipse_ring(cx, cy, rx, ry, rot)],
+                                                          embedding_vector=None))
         if tag == "mask":
             return self.mask(elem, item, size, base)
         if tag == "skeleton":
@@ -364,8 +363,8 @@ class Reader:
         from pycocotools import mask as mask_utils
 
         rle = mask_utils.encode(np.asfortranarray(full))
-        return ObjectMaskAnnotation.model_construct(type="object_mask", size=(height, width),
-                                                    counts=rle["counts"].decode("ascii"), **_defaults(base))
+        return construct(ObjectMaskAnnotation, _defaults(base, type="object_mask", size=(height, width),
+                                                         counts=rle["counts"].decode("ascii")))
 
     def skeleton(self, elem: Elem, label: str, item: str, base: dict[str, Any]) -> Any:
         names = self.elements.get(label)
@@ -408,9 +407,8 @@ class Reader:
         if extras:
             base["attributes"][c.ELEMENTS] = extras
         cat = self.header.category_named(label)
-        return KeypointsAnnotation.model_construct(type="keypoints", keypoints=kp, names=list(names),
-                                                   skeleton=list(cat.skeleton or []) if cat else None,
-                                                   **_defaults(base))
+        return construct(KeypointsAnnotation, _defaults(base, type="keypoints", keypoints=kp, names=list(names),
+                                                        skeleton=list(cat.skeleton or []) if cat else None))
 
     def shape_fields(self, elem: Elem, item: str) -> dict[str, Any]:
         fields: dict[str, Any] = {"attributes": self.common(elem, item)}
@@ -437,9 +435,9 @@ class Reader:
             if ch.tag == "tag":
                 fields = self.shape_fields(ch, ref)
                 attrs = fields.pop("attributes")
-                anns.append(CategoryAnnotation.model_construct(type="category", taxonomy_name=None, **_defaults(
+                anns.append(construct(CategoryAnnotation, _defaults(
                     {"label": self.need(ch, "label", ref), "reference_id": ref, "attributes": attrs,
-                     "annotation_id": str(n), **fields})))
+                     "annotation_id": str(n), **fields}, type="category", taxonomy_name=None)))
             elif ch.tag in SHAPES:
                 fields = self.shape_fields(ch, ref)
                 fields["annotation_id"] = str(n)
@@ -451,10 +449,10 @@ class Reader:
                                 fix="CVAT images hold box, polygon, polyline, points, ellipse, mask, "
                                     "skeleton, cuboid and tag")
         extra = {k: v for k, v in elem.attrib.items() if k not in ("name", "width", "height")}
-        return DatasetItem.model_construct(
+        return construct(DatasetItem, dict(
             reference_id=ref, image_location=location, pointcloud_location=None, width=width, height=height,
             metadata={}, attributes={c.IMAGE_ATTRS: extra} if extra else {}, annotations=anns,
-            predictions=[], scene=None)
+            predictions=[], scene=None))
 
     # ------------------------------------------------------------------ video
 
@@ -470,11 +468,11 @@ class Reader:
             location = None
             if self.images is not None:
                 location = str(contained(self.images, ref + ".png", what="frame image", file=self.path, item=ref))
-            yield DatasetItem.model_construct(
+            yield construct(DatasetItem, dict(
                 reference_id=ref, image_location=location, pointcloud_location=None, width=width,
                 height=height, metadata={}, attributes={c.OUTSIDE: outside[frame]} if frame in outside else {},
                 annotations=per_frame.get(frame, []), predictions=[],
-                scene=FrameRef(scene_reference_id=scene_id, index=frame))
+                scene=FrameRef(scene_reference_id=scene_id, index=frame)))
 
     def track(self, track: Elem, size: tuple[int | None, int | None], per_frame: dict[int, list[Any]],
               outside: dict[int, list[dict[str, Any]]]) -> None:
@@ -514,12 +512,13 @@ class Reader:
                 per_frame.setdefault(frame, []).append(ann)
 
 
-def _defaults(fields: dict[str, Any]) -> dict[str, Any]:
-    """``fields`` completed with the base fields of an annotation built with ``model_construct``."""
+def _defaults(fields: dict[str, Any], **kind: Any) -> dict[str, Any]:
+    """Every field of an annotation (for :func:`construct`): the base fields, ``fields``, ``kind``."""
     out: dict[str, Any] = {"reference_id": None, "annotation_id": None, "group_id": None,
                            "track_reference_id": None, "metadata": {}, "attributes": {},
                            "confidence": None, "class_pdf": None}
     out.update(fields)
+    out.update(kind)
     return out
 
 
