@@ -24,7 +24,6 @@ from annobridge.core.formats import Context
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
-    CategoryAnnotation,
     Dataset,
     DatasetHeader,
     DatasetItem,
@@ -343,6 +342,7 @@ def test_wrong_root_version_and_entities_are_refused(tmp_path: Path) -> None:
         "root": ('<?xml version="1.0"?>\n<annotation><version>1.1</version></annotation>', r"line 2: the root element "
                  r"is <annotation>, expected <annotations>"),
         "version": (_xml("").replace("1.1", "1.0"), r"<version> is '1.0', expected '1.1'"),
+        "empty": ("", r"empty\.xml:line 1, column 1: not well-formed XML: no element found"),
         "entity": ('<?xml version="1.0"?>\n<!DOCTYPE a [<!ENTITY e "x">]>\n<annotations><version>1.1</version>'
                    '</annotations>', r"declares entities"),
     }
@@ -488,3 +488,11 @@ def test_coco_facts_cvat_cannot_hold_are_reported(tmp_path: Path) -> None:
     src = annobridge.load(FIXTURES / "coco" / "instances" / "instances.json").materialize()
     rings = sorted(tuple(r) for i in src.items for a in i.annotations if a.type == "polygon" for r in a.rings)
     assert rings and sorted(tuple(a.rings[0]) for i in back.items for a in i.annotations) == rings
+
+
+def test_a_label_xml_cannot_hold_is_one_clear_error(tmp_path: Path) -> None:
+    ds = Dataset.of([DatasetItem(reference_id="a", annotations=[
+        BoxAnnotation(label="bad\x01label", x=0, y=0, width=1, height=1)])])
+    with pytest.raises(WriteError, match=r"out\.xml \(item \"a\"\): 'bad\\x01label' holds a control character"):
+        annobridge.save(ds, tmp_path / "out.xml", "cvat")
+    assert not (tmp_path / "out.xml").exists()

@@ -9,7 +9,6 @@ spans frames — so its tracks are collected before the frames are yielded.
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
@@ -125,8 +124,6 @@ def top_level(path: Path) -> Iterator[Elem]:
                 yield done.popleft()
             if not chunk:
                 break
-    if not stack and parser.CurrentLineNumber <= 1 and not os.path.getsize(path):
-        raise ReadError("the file is empty", file=path)
 
 
 class Reader:

@@ -81,7 +81,7 @@ class Writer:
 
     def __init__(self, dataset: Dataset, destination: Path, options: Any, context: Context) -> None:
         self.header = dataset.header
-        self.destination = destination
+        self.destination = context.final_destination or destination  # where errors say the file is
         self.options = options
         self.context = context
         self.categories: dict[str, Category] = {cat.name: cat.model_copy(deep=True)
@@ -444,7 +444,9 @@ class Writer:
                 if ann.track_reference_id is None:
                     loose.append((frame, ann))
                     continue
-                kind = (ann.label, self.geometry(ann, item)[0] if ann.type == "keypoints" else ann.type)
+                shape = ann.type if ann.type != "keypoints" else (
+                    "points" if ann.attributes.get(c.POINTS_SHAPE) else "skeleton")
+                kind = (ann.label, shape)
                 tid = ann.track_reference_id
                 first_kind = kinds.setdefault(tid, kind)
                 if kind != first_kind:  # a CVAT track has one label and one shape kind
@@ -584,26 +586,13 @@ def write(dataset: Dataset, destination: Path, options: Any, context: Context) -
         from_video = isinstance(info, dict) and info.get("mode") == "video"
         mode = "video" if (from_video or (first is not None and first.scene is not None
                                           and len(dataset.header.scenes) == 1)) else "images"
-    body = destination.with_name(destination.name + ".body")
-    frames: list[int] = []
-    frame_size = None
-    size = 0
+    body = destination.with_name(destination.name + ".body")  # in the engine's staging folder
     try:
-        with open(body, "w", encoding="utf-8") as out:
-            if mode == "video":
-                held = list(items)
-                size = len(held)
-                frames, frame_size = w.video_body(held, out)
-            else:
-                for n, item in enumerate(items):
-                    out.write(w.image_xml(item, n))
-                    size += 1
-        with open(destination, "w", encoding="utf-8") as f:
-            f.write('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n')
-            f.write(w.meta_xml(mode, frames, size, frame_size))
-            with open(body, encoding="utf-8") as src:
-                shutil.copyfileobj(src, f)
-            f.write("</annotations>\n")
+        size = _write_file(w, mode, items, body, destination)
+    except WriteError as err:
+        if err.file is None:
+            err.file = str(w.destination)
+        raise
     finally:
         body.unlink(missing_ok=True)
     for (what, reason), n in w.drops.items():
@@ -614,3 +603,31 @@ def write(dataset: Dataset, destination: Path, options: Any, context: Context) -
         context.report.notes.append(f"labels not in the dataset's categories were added to <meta>: "
                                     f"{', '.join(w.added)}")
     logger.debug("wrote %d CVAT %s items to %s", size, mode, destination)
+
+
+def _write_file(w: Writer, mode: str, items: Iterator[DatasetItem], body: Path, destination: Path) -> int:
+    """The body (images or tracks) first, then the file: declaration, version, meta, body.
+    Returns the number of items written."""
+    frames: list[int] = []
+    frame_size = None
+    size = 0
+    with open(body, "w", encoding="utf-8") as out:
+        if mode == "video":
+            held = list(items)
+            size = len(held)
+            frames, frame_size = w.video_body(held, out)
+        else:
+            for n, item in enumerate(items):
+                try:
+                    out.write(w.image_xml(item, n))
+                except WriteError as err:
+                    err.item = err.item or item.reference_id
+                    raise
+                size += 1
+    with open(destination, "w", encoding="utf-8") as f:
+        f.write('<?xml version="1.0" encoding="utf-8"?>\n<annotations>\n  <version>1.1</version>\n')
+        f.write(w.meta_xml(mode, frames, size, frame_size))
+        with open(body, encoding="utf-8") as src:
+            shutil.copyfileobj(src, f)
+        f.write("</annotations>\n")
+    return size
