@@ -70,6 +70,7 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "cvat_points": "CVAT: keypoints read from a <points> shape (written back as one, not as a skeleton)",
     "cvat_mask_box": "CVAT: a mask's [left, top, width, height] when larger than its foreground",
     "cvat_elements": "CVAT: per skeleton element extras {name: {source, keyframe, occluded, absent, ...}}",
+    "cvat_track": "CVAT video: the track's attributes other than id/label/source/group_id (task_id, subset)",
     "cvat": "CVAT item: <image> attributes other than name/width/height (id, subset, task_id), as text",
     "cvat_outside": "CVAT video item: the outside keyframes of tracks on this frame, verbatim",
 }

@@ -70,7 +70,8 @@ CVAT for video:
     and every frame a shape names; sizes from ``<original_size>``; ``images=DIR`` gives
     them ``DIR/frame_000010.png``. A track's shape on a frame becomes an annotation of
     that frame with ``track_reference_id`` = the track id, ``attributes["keyframe"]``
-    (0/1) and the track's ``source``/``group_id``.
+    (0/1), the track's ``source``/``group_id``, and its other attributes (a project
+    export's ``task_id``, ``subset``) in ``attributes["cvat_track"]``.
     Interpolated frames: shapes are read exactly as the file lists them. CVAT exports a
     track's shape on every frame from its first keyframe to its ``outside`` keyframe
     (interpolated ones with ``keyframe="0"``), so every frame gets its object; a file

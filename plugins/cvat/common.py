@@ -25,6 +25,7 @@ ELLIPSE = "cvat_ellipse"
 POINTS_SHAPE = "cvat_points"
 MASK_BOX = "cvat_mask_box"
 ELEMENTS = "cvat_elements"
+TRACK_ATTRS = "cvat_track"
 # Item attribute keys.
 IMAGE_ATTRS = "cvat"
 OUTSIDE = "cvat_outside"

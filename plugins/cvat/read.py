@@ -502,6 +502,9 @@ class Reader:
             group = track.attrib.get("group_id")
             if group not in (None, "", "0"):
                 fields["group_id"] = group
+            extra = {k: v for k, v in track.attrib.items() if k not in ("id", "label", "source", "group_id")}
+            if extra:  # task_id, subset of a project export
+                attrs[c.TRACK_ATTRS] = extra
             fields["track_reference_id"] = tid
             fields["annotation_id"] = f"track-{tid}"
             ann = self.shape(shape, label, ref, size, fields)

@@ -30,7 +30,7 @@ from annobridge.plugins.cvat.read import frame_name, reference_of
 logger = logging.getLogger(__name__)
 
 _SHAPE_KEYS = frozenset({c.OCCLUDED, c.Z_ORDER, c.SOURCE, c.KEYFRAME, c.LABEL_ATTRIBUTES, c.ELLIPSE,
-                         c.POINTS_SHAPE, c.MASK_BOX, c.ELEMENTS})
+                         c.POINTS_SHAPE, c.MASK_BOX, c.ELEMENTS, c.TRACK_ATTRS})
 _ITEM_KEYS = frozenset({c.IMAGE_ATTRS, c.OUTSIDE})
 _LABEL_KEYS = frozenset({c.COLOR, c.LABEL_TYPE, c.ATTRIBUTE_SPECS, c.SVG, c.SUBLABELS, c.LABEL_EXTRA})
 _BAD_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -494,6 +494,10 @@ class Writer:
         group = first.group_id if first is not None else stored.get("group_id")
         if group is not None:
             attrs.append(("group_id", self.group(str(group), self.track_groups)))
+        extra = first.attributes.get(c.TRACK_ATTRS) if first is not None else {
+            k: v for k, v in stored.items() if k not in ("id", "label", "source", "group_id")}
+        if isinstance(extra, dict):
+            attrs += list(extra.items())
         taken = {f for f, _ in shapes}
         position = {f: n for n, f in enumerate(frames)}
         inner = []
