@@ -71,6 +71,7 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "cvat_mask_box": "CVAT: a mask's [left, top, width, height] when larger than its foreground",
     "cvat_elements": "CVAT: per skeleton element extras {name: {source, keyframe, occluded, absent, ...}}",
     "cvat_track": "CVAT video: the track's attributes other than id/label/source/group_id (task_id, subset)",
+    "cvat_xml": "CVAT: XML attributes of a shape the mapping does not read, kept verbatim and written back",
     "cvat": "CVAT item: <image> attributes other than name/width/height (id, subset, task_id), as text",
     "cvat_outside": "CVAT video item: the outside keyframes of tracks on this frame, verbatim",
 }

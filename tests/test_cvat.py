@@ -501,9 +501,11 @@ def test_a_label_xml_cannot_hold_is_one_clear_error(tmp_path: Path) -> None:
 def test_project_export_track_attributes_are_written_back(tmp_path: Path) -> None:
     path = tmp_path / "p.xml"
     path.write_text(_xml('<track id="3" label="x" source="manual" task_id="7" subset="train">'
-                         '<box frame="0" keyframe="1" outside="0" xtl="0" ytl="0" xbr="1" ybr="1"/>'
+                         '<box frame="0" keyframe="1" outside="0" xtl="0" ytl="0" xbr="1" ybr="1" '
+                         'annotation_type="manual"/>'
                          '<box frame="1" keyframe="1" outside="1" xtl="0" ytl="0" xbr="1" ybr="1"/></track>'))
     ds = _load(path)
     assert ds.items[0].annotations[0].attributes["cvat_track"] == {"task_id": "7", "subset": "train"}
+    assert ds.items[0].annotations[0].attributes["cvat_xml"] == {"annotation_type": "manual"}
     annobridge.save(ds, tmp_path / "out.xml", "cvat")
     assert _shapes(tmp_path / "out.xml") == _shapes(path)

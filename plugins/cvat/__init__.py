@@ -52,7 +52,9 @@ Shapes (both modes) -> annotations; ``label`` is the shape's (or track's) label:
     Every shape: ``occluded`` (0/1), ``z_order`` (int) and ``source`` (text) in
     ``attributes`` under those names when the file has them, ``<attribute name=..>``
     values in ``attributes["label_attributes"]`` (``{name: text}``), ``group_id`` (not 0)
-    -> ``group_id``. ``annotation_id`` is the element's position in its ``<image>``
+    -> ``group_id``; XML attributes of a shape that the mapping does not read (an old
+    exporter's ``annotation_type``) in ``attributes["cvat_xml"]``, written back as they
+    are. ``annotation_id`` is the element's position in its ``<image>``
     (``"0"``, ``"1"``, ...) or ``track-<id>`` in a video. Items have no metadata and
     annotations no confidence: CVAT XML holds ground truth only.
 

@@ -26,6 +26,11 @@ POINTS_SHAPE = "cvat_points"
 MASK_BOX = "cvat_mask_box"
 ELEMENTS = "cvat_elements"
 TRACK_ATTRS = "cvat_track"
+XML_EXTRA = "cvat_xml"
+SHAPE_XML_KEYS = frozenset({"label", "occluded", "z_order", "source", "group_id", "frame", "outside", "keyframe",
+                            "xtl", "ytl", "xbr", "ybr", "rotation", "points", "cx", "cy", "rx", "ry",
+                            "rle", "left", "top", "width", "height"})
+"""XML attributes of a shape element that the mapping reads; others are kept in ``cvat_xml``."""
 # Item attribute keys.
 IMAGE_ATTRS = "cvat"
 OUTSIDE = "cvat_outside"

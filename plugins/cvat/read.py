@@ -268,6 +268,8 @@ class Reader:
         values = self.label_attributes(elem, item)
         if values is not None:
             attrs[c.LABEL_ATTRIBUTES] = values
+        if elem.tag != "cuboid" and not a.keys() <= c.SHAPE_XML_KEYS:  # kept for the writer
+            attrs[c.XML_EXTRA] = {k: v for k, v in a.items() if k not in c.SHAPE_XML_KEYS}
         return attrs
 
     def flag(self, elem: Elem, key: str, item: str | None) -> int:

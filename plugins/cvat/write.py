@@ -30,7 +30,7 @@ from annobridge.plugins.cvat.read import frame_name, reference_of
 logger = logging.getLogger(__name__)
 
 _SHAPE_KEYS = frozenset({c.OCCLUDED, c.Z_ORDER, c.SOURCE, c.KEYFRAME, c.LABEL_ATTRIBUTES, c.ELLIPSE,
-                         c.POINTS_SHAPE, c.MASK_BOX, c.ELEMENTS, c.TRACK_ATTRS})
+                         c.POINTS_SHAPE, c.MASK_BOX, c.ELEMENTS, c.TRACK_ATTRS, c.XML_EXTRA})
 _ITEM_KEYS = frozenset({c.IMAGE_ATTRS, c.OUTSIDE})
 _LABEL_KEYS = frozenset({c.COLOR, c.LABEL_TYPE, c.ATTRIBUTE_SPECS, c.SVG, c.SUBLABELS, c.LABEL_EXTRA})
 _BAD_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -341,7 +341,7 @@ class Writer:
                     head.append(("source", ann.attributes[c.SOURCE]))
                 if ann.taxonomy_name is not None:
                     self.drop("taxonomy_name", "CVAT tags have no taxonomy")
-                inner.append(_element("tag", head + [t for t in tail if t[0] == "group_id"],
+                inner.append(_element("tag", head + tail,
                                       self.label_attributes(ann, 3), 2))
                 continue
             head = [("label", label)]
@@ -371,6 +371,9 @@ class Writer:
             out.append(("z_order", ann.attributes[c.Z_ORDER]))
         if ann.group_id is not None:
             out.append(("group_id", self.group(ann.group_id, groups)))
+        extra = ann.attributes.get(c.XML_EXTRA)
+        if isinstance(extra, dict):
+            out += [(k, v) for k, v in extra.items() if k not in c.SHAPE_XML_KEYS]
         return out
 
     def group(self, gid: str, groups: dict[str, str]) -> str:
@@ -521,7 +524,7 @@ class Writer:
         tag, _ = self.geometry(ann, item)
         if tag != "skeleton":
             head.append(("outside", outside))
-        tail = [("z_order", ann.attributes[c.Z_ORDER])] if c.Z_ORDER in ann.attributes else []
+        tail = [t for t in self.tail(ann, {}) if t[0] != "group_id"]  # a track holds the group
         if outside and tag == "skeleton":
             ann = ann.model_copy(update={"keypoints": [v if (i % 3) != 2 else 0 for i, v in enumerate(ann.keypoints)]})
         return self.shape_xml(ann, item, 2, head, tail, video=True)
