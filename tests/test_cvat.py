@@ -509,3 +509,11 @@ def test_project_export_track_attributes_are_written_back(tmp_path: Path) -> Non
     assert ds.items[0].annotations[0].attributes["cvat_xml"] == {"annotation_type": "manual"}
     annobridge.save(ds, tmp_path / "out.xml", "cvat")
     assert _shapes(tmp_path / "out.xml") == _shapes(path)
+
+
+def test_unevenly_spaced_frames_are_noted(tmp_path: Path) -> None:
+    ds = _frames(6, {0: [BoxAnnotation(label="car", x=1, y=1, width=2, height=2, track_reference_id="1")]})
+    ds.items = [i for i in ds.items if i.scene.index in (0, 1, 5)]
+    report = annobridge.save(ds, tmp_path / "v.xml", "cvat")
+    assert any("not evenly spaced" in n for n in report.notes)
+    assert [i.scene.index for i in _load(tmp_path / "v.xml").items] == [0, 1, 2, 3, 4, 5]

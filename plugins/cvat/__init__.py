@@ -92,7 +92,8 @@ Writing:
     is the frames of one scene, else CVAT for images; ``mode=images`` / ``mode=video``
     force it (video needs every item to be a frame of one scene). Numbers are written in
     their shortest exact form (CVAT itself writes two decimals). Labels used but not in
-    the categories are added to ``<meta>`` (reported); a keypoints label becomes a
+    the categories are added to ``<meta>`` (noted), except for a dataset read from CVAT,
+    whose ``<meta>`` is written back as it was; a keypoints label becomes a
     skeleton label whose elements are the keypoint names, with an ``<svg>`` drawn from the
     skeleton edges (nodes on a circle). ``images=DIR`` writes image names relative to
     ``DIR`` (the location must lie inside it). Nothing is derived: a mask stays a mask,

@@ -427,6 +427,9 @@ class Writer:
                 self.note("frames were renamed frame_NNNNNN after their frame number (CVAT for video names "
                           "no frames)")
         frames = sorted(by_frame)
+        if frames and frames != list(range(frames[0], frames[-1] + 1, _step(frames))):
+            self.note("frame numbers are not evenly spaced: CVAT numbers a video's frames from start_frame to "
+                      "stop_frame by one step, so the frames between come back as items without annotations")
         sized = next((i for i in items if i.width is not None and i.height is not None), None)
         tracks: dict[str, list[tuple[int, Any]]] = {}
         track_attrs: dict[str, dict[str, str]] = {}
