@@ -229,9 +229,8 @@ class Writer:
                            ("xbr", c.number_text(c.clean(ann.cx + hw))), ("ybr", c.number_text(c.clean(ann.cy + hh))),
                            ("rotation", c.number_text(ann.rotation))]
         if t == "polygon":
-            ellipse = ann.attributes.get(c.ELLIPSE)
-            if isinstance(ellipse, list) and len(ellipse) == 5 and len(ann.rings) == 1:
-                cx, cy, rx, ry, rot = ellipse
+            if element_tag(ann) == "ellipse":
+                cx, cy, rx, ry, rot = ann.attributes[c.ELLIPSE]
                 geo = [("cx", c.number_text(cx)), ("cy", c.number_text(cy)), ("rx", c.number_text(rx)),
                        ("ry", c.number_text(ry))]
                 if rot:
@@ -347,14 +346,14 @@ class Writer:
             head = [("label", label)]
             if c.SOURCE in ann.attributes:
                 head.append(("source", ann.attributes[c.SOURCE]))
+            if ann.type == "polygon" and len(ann.rings) > 1:  # one polygon per ring, in one group
+                if all(k != "group_id" for k, _ in tail):
+                    tail = tail + [("group_id", self.new_group(groups))]
+                for ring in ann.rings:
+                    inner.append(self.shape_xml(ann.model_copy(update={"rings": [ring]}), item, 2, head, tail))
+                rings += len(ann.rings) - 1
+                continue
             inner.append(self.shape_xml(ann, item, 2, head, tail))
-            if ann.type == "polygon" and len(ann.rings) > 1:
-                extra_tail = tail if any(k == "group_id" for k, _ in tail) else tail + [("group_id", self.new_group(groups))]
-                inner[-1] = self.shape_xml(ann, item, 2, head, extra_tail)
-                for ring in ann.rings[1:]:
-                    part = ann.model_copy(update={"rings": [ring]})
-                    inner.append(self.shape_xml(part, item, 2, head, extra_tail))
-                    rings += 1
         if rings:
             self.drop("polygon ring", "a CVAT polygon has one ring: further rings were written as polygons "
                       "of the same group", rings)
@@ -450,9 +449,7 @@ class Writer:
                 if ann.track_reference_id is None:
                     loose.append((frame, ann))
                     continue
-                shape = ann.type if ann.type != "keypoints" else (
-                    "points" if ann.attributes.get(c.POINTS_SHAPE) else "skeleton")
-                kind = (ann.label, shape)
+                kind = (ann.label, element_tag(ann))
                 tid = ann.track_reference_id
                 first_kind = kinds.setdefault(tid, kind)
                 if kind != first_kind:  # a CVAT track has one label and one shape kind
@@ -524,13 +521,25 @@ class Writer:
     def tracked_xml(self, ann: Any, frame: int, item: DatasetItem, outside: int) -> str:
         key = 1 if outside else ann.attributes.get(c.KEYFRAME, 1)
         head: list[tuple[str, Any]] = [("frame", frame), ("keyframe", int(bool(key)))]
-        tag, _ = self.geometry(ann, item)
+        tag = element_tag(ann)
         if tag != "skeleton":
             head.append(("outside", outside))
         tail = [t for t in self.tail(ann, {}) if t[0] != "group_id"]  # a track holds the group
         if outside and tag == "skeleton":
             ann = ann.model_copy(update={"keypoints": [v if (i % 3) != 2 else 0 for i, v in enumerate(ann.keypoints)]})
         return self.shape_xml(ann, item, 2, head, tail, video=True)
+
+
+def element_tag(ann: Any) -> str:
+    """The CVAT element an annotation is written as."""
+    t = ann.type
+    if t == "polygon":
+        ellipse = ann.attributes.get(c.ELLIPSE)
+        return "ellipse" if isinstance(ellipse, list) and len(ellipse) == 5 and len(ann.rings) == 1 else "polygon"
+    if t == "keypoints":
+        return "points" if ann.attributes.get(c.POINTS_SHAPE) else "skeleton"
+    return {"box": "box", "oriented_box": "box", "polygon": "polygon", "line": "polyline",
+            "object_mask": "mask", "category": "tag"}[t]
 
 
 def _element(tag: str, attrs: list[tuple[str, Any]], inner: str, indent: int) -> str:
