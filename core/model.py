@@ -64,7 +64,7 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "track_id": "KITTI tracking: the integer track id as written (-1 for DontCare)",
 }
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=False)
+_STRICT = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
 
 Number = Union[int, float]
 """A number kept as int or float as given, so ids built with ``str()`` match Nucleus's."""

@@ -82,6 +82,8 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from annobridge.core.errors import ReadError
+from annobridge.core.limits import load_json
+from annobridge.core.paths import checked_location
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
 from annobridge.core.model import (
@@ -198,26 +200,9 @@ def _load_json(path: Path) -> Any:
     built would walk all of them again (three times the whole conversion on 40k objects).
     :func:`_items` unfreezes when it is done.
     """
-    raw = path.read_bytes()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        data = _MISSING  # integers beyond 64 bits and NaN are valid for Python's json
-    if data is not _MISSING:
-        del raw
-        gc.freeze()
-        return data
-    try:
-        data = json.loads(raw)
-        gc.freeze()
-        return data
-    except json.JSONDecodeError as exc:
-        raise ReadError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                        file=path, where=f"line {exc.lineno}",
-                        fix="the file may be truncated or not JSON; re-export it") from exc
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"not UTF-8 text: {exc.reason}", file=path,
-                        fix="COCO files are UTF-8 JSON") from exc
+    data = load_json(path.read_bytes(), file=path)  # finite numbers, bounded ints and depth
+    gc.freeze()
+    return data
 
 
 def _dumps(obj: Any) -> bytes:
@@ -379,6 +364,12 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
             problem = f"image height is {height!r}, expected a non-negative integer"
         if type(file_name) is not str and file_name is not None and file_name is not _MISSING:
             problem = f"file_name is {file_name!r}, expected a string"
+        if problem is None and type(file_name) is str:
+            try:
+                checked_location(file_name, what="file_name", file=path, where=where, item=ref)
+            except ReadError as exc:
+                context.error(exc)
+                continue
         if problem:
             context.error(ReadError(problem, file=path, where=where, item=ref))
             continue
