@@ -135,6 +135,9 @@ def read_calib(path: Path) -> Calib:
                                     where=f"line {lineno}",
                                     fix="a calibration line is 'KEY: v1 v2 ...' with numbers only")
                 values.append(float(tok))
+                if not math.isfinite(values[-1]):
+                    raise ReadError(f"value {col - 1} of {key} is {tok!r}, out of range for a double",
+                                    file=path, where=f"line {lineno}", fix="calibration values must be finite")
             expected = CALIB_SIZES.get(key)
             if expected is not None and len(values) != expected:
                 raise ReadError(f"{key} has {len(values)} values, expected {expected}", file=path,
@@ -142,6 +145,11 @@ def read_calib(path: Path) -> Calib:
             if key in calib:
                 raise ReadError(f"key {key} appears twice", file=path, where=f"line {lineno}")
             calib[key] = values
+    if not missing_3d_keys(calib):
+        try:
+            Transform(calib)
+        except ReadError as exc:
+            raise ReadError(exc.problem, file=path, fix=exc.fix) from exc
     return calib
 
 
@@ -169,7 +177,14 @@ class Transform:
     def __init__(self, calib: Calib) -> None:
         self.calib = calib
         self.velo_to_rect = _pad(calib["R0_rect"], 3, 3) @ _pad(calib["Tr_velo_to_cam"], 3, 4)
-        self.rect_to_velo = np.linalg.inv(self.velo_to_rect)
+        try:
+            self.rect_to_velo = np.linalg.inv(self.velo_to_rect)
+        except np.linalg.LinAlgError as exc:
+            raise ReadError("R0_rect x Tr_velo_to_cam is singular (no LiDAR frame can be derived)",
+                            fix="check the calibration's R0_rect and Tr_velo_to_cam") from exc
+        if not np.isfinite(self.rect_to_velo).all() or not np.isfinite(self.velo_to_rect).all():
+            raise ReadError("R0_rect x Tr_velo_to_cam is not invertible with finite numbers",
+                            fix="check the calibration's R0_rect and Tr_velo_to_cam")
         self.P2 = np.asarray(calib["P2"], dtype=np.float64).reshape(3, 4)
 
 
