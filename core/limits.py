@@ -112,8 +112,7 @@ def load_json(raw: bytes | str, *, file: str | os.PathLike[str] | None = None,
         first = exc
     m = _ORJSON_PLACE.search(str(first))
     place = f"line {m.group(1)}, column {m.group(2)}" if m else None
-    if where is None and m:
-        where = f"line {m.group(1)}"
+    number_where = where if where is not None or not m else f"line {m.group(1)}"
     try:
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
     except UnicodeDecodeError as exc:
@@ -129,7 +128,7 @@ def load_json(raw: bytes | str, *, file: str | os.PathLike[str] | None = None,
         return obj
     except _Refused as exc:
         problem = f"{exc.problem} ({place})" if place else exc.problem
-        raise ReadError(problem, file=file, where=where, item=item,
+        raise ReadError(problem, file=file, where=number_where, item=item,
                         fix="numbers must be finite (write null for a missing value)") from exc
     except json.JSONDecodeError as exc:
         raise ReadError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", file=file,
