@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -24,14 +26,40 @@ from annobridge.core.metadata import infer_schema
 from annobridge.core.plugins import FormatRegistry, get_plugin_manager, get_registry
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: unwinds like KeyboardInterrupt, so the engine removes its
+    staging folder and stops its workers on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the clean-up short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
 class _Main(click.Group):
-    """Turns AnnobridgeError into a clean message and exit code 1."""
+    """Turns AnnobridgeError into a clean message and exit code 1; SIGINT and SIGTERM into one
+    line and exit code 128 + the signal number (130, 143)."""
 
     def invoke(self, ctx: click.Context) -> Any:
+        previous = ({sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+                    if threading.current_thread() is threading.main_thread() else {})
         try:
             return super().invoke(ctx)
         except AnnobridgeError as exc:
             raise click.ClickException(str(exc)) from exc
+        except (Interrupted, KeyboardInterrupt) as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            click.echo(f"annobridge: interrupted by {signal.Signals(signum).name}; "
+                       "nothing was written (partial output removed)", err=True)
+            ctx.exit(128 + signum)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 @click.group(cls=_Main)

@@ -90,30 +90,6 @@ def contained(
     return path
 
 
-def checked_location(
-    location: str,
-    *,
-    what: str,
-    file: str | os.PathLike[str] | None = None,
-    where: str | None = None,
-    item: str | None = None,
-    error: type[AnnobridgeError] = ReadError,
-) -> str:
-    """``location`` unchanged when it is a URL or a relative path that stays inside its root.
-
-    For a path whose root is not known where it is read (a COCO ``file_name`` is relative
-    to an images folder given later): the text check of :func:`contained`, without the
-    file system. Raises ``error`` like :func:`contained` does.
-    """
-    if "://" in location:
-        return location
-    problem = path_problem(location)
-    if problem is not None:
-        raise error(f"{what} {location!r} is not inside its folder: {problem}", file=file, where=where,
-                    item=item, fix="paths in annotation files must be relative to their root and stay inside it")
-    return location
-
-
 def is_contained(root: str | os.PathLike[str], location: str) -> bool:
     """Whether :func:`contained` accepts ``location`` under ``root`` (for reported skips)."""
     try:

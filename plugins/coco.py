@@ -83,7 +83,6 @@ from pydantic import BaseModel, ConfigDict
 
 from annobridge.core.errors import ReadError
 from annobridge.core.limits import load_json
-from annobridge.core.paths import checked_location
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
 from annobridge.core.model import (
@@ -364,12 +363,6 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
             problem = f"image height is {height!r}, expected a non-negative integer"
         if type(file_name) is not str and file_name is not None and file_name is not _MISSING:
             problem = f"file_name is {file_name!r}, expected a string"
-        if problem is None and type(file_name) is str:
-            try:
-                checked_location(file_name, what="file_name", file=path, where=where, item=ref)
-            except ReadError as exc:
-                context.error(exc)
-                continue
         if problem:
             context.error(ReadError(problem, file=path, where=where, item=ref))
             continue

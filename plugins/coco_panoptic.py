@@ -82,7 +82,7 @@ from annobridge.core.model import (
     Segment,
     SegmentationAnnotation,
 )
-from annobridge.core.paths import checked_location, contained
+from annobridge.core.paths import contained
 from annobridge.core.segmentation import mask_runs, mask_stats, relabel
 
 logger = logging.getLogger(__name__)
@@ -428,13 +428,6 @@ def _build_item(path: Path, plan: _ImagePlan, result: dict[str, Any] | None,
         seg = _check_png(path, plan, result, context)
         if seg is not None:
             annotations.append(seg)
-    if isinstance(fname, str):
-        try:
-            checked_location(fname, what="file_name", file=path, where=f"#/images/{plan.n}",
-                             item=plan.reference_id)
-        except ReadError as exc:
-            context.error(exc)
-            fname = None
     return DatasetItem.model_construct(
         reference_id=plan.reference_id,
         image_location=fname if isinstance(fname, str) else None,
