@@ -248,11 +248,13 @@ def plugins() -> None:
         out.append({
             "name": name,
             "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
-            "formats": sorted(f.name for f in registry.formats.values() if f.plugin == name),
+            "formats": sorted({f.name for f in registry.formats.values() if f.plugin == name}
+                              | {n for n, fs in registry.conflicts.items() if any(f.plugin == name for f in fs)}),
         })
     out.sort(key=lambda p: p["name"])
     failures = [{"name": f.name, "error": f.error} for f in pm.failures]
-    click.echo(json.dumps({"plugins": out, "failed": failures}, indent=2))
+    conflicts = [{"format": n, "plugins": [f.plugin for f in fs]} for n, fs in sorted(registry.conflicts.items())]
+    click.echo(json.dumps({"plugins": out, "failed": failures, "conflicts": conflicts}, indent=2))
 
 
 @main.command()
