@@ -548,6 +548,7 @@ class _PngJob:
     segments: list[tuple[int, int, tuple[int, int, int]]]  # (index, isthing, colour)
     generate: bool
     stuff_colors: frozenset[tuple[int, int, int]]
+    expected: tuple[int | None, int | None] | None = None  # the item's size: a larger PNG is refused undecoded
 
 
 def _write_png(job: _PngJob) -> dict[str, Any]:
@@ -560,7 +561,7 @@ def _write_png(job: _PngJob) -> dict[str, Any]:
         arr = cached[0]
         copy_from = job.location if cached[1] and not job.generate else None
     elif job.encoding == "rgb" and not job.generate and job.location is not None:
-        with open_image(job.location, what="panoptic PNG", item=job.reference_id) as img:
+        with open_image(job.location, what="panoptic PNG", item=job.reference_id, expected=job.expected) as img:
             if img.mode not in ("RGB", "RGBA"):
                 raise ReadError(f"panoptic PNG has mode {img.mode}, expected RGB", file=job.location,
                                 item=job.reference_id)
@@ -568,7 +569,8 @@ def _write_png(job: _PngJob) -> dict[str, Any]:
             rgb = np.asarray(img, dtype=np.uint32)
         arr = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
     else:
-        arr = read_mask_png(job.location, job.encoding)  # type: ignore[arg-type]
+        arr = read_mask_png(job.location, job.encoding, expected=job.expected,  # type: ignore[arg-type]
+                            item=job.reference_id)
     stats = mask_stats(arr).as_dict()
     mapping: dict[int, int] = {}
     out_segments: dict[int, tuple[int, int, list[int]]] = {}
@@ -695,6 +697,7 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
                 location=location if not seg.mask.is_loaded else None,
                 encoding=seg.mask.encoding, array=seg.mask.load() if seg.mask.is_loaded else None,
                 segments=segs, generate=generate, stuff_colors=state.stuff_colors,
+                expected=(item.width, item.height),
             )
             yield item, seg, job
 

@@ -88,6 +88,7 @@ def _items(path: Path, context: Context) -> Iterator[DatasetItem]:
                 for ann in item.annotations + item.predictions:
                     if isinstance(ann, SegmentationAnnotation) and ann.mask.location:
                         ann.mask.location = _resolve(ann.mask.location, base, path, where, item.reference_id)
+                        ann.mask.expect_size(item.width, item.height)
             except ReadError as exc:
                 context.error(exc)
                 continue

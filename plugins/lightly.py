@@ -1016,6 +1016,9 @@ class _Tasks:
             name = self.force_name
         elif not isinstance(name, str) or not name:
             name = self.default_name or DEFAULT_TASK_NAMES[tt]
+        if path_problem(name) is not None:  # a task name is a folder under predictions/
+            raise WriteError(f"task name {name!r} is not inside predictions/: {path_problem(name)}",
+                             item=ann.reference_id, fix="task names are plain folder names")
         task = self.tasks.get(name)
         if task is None:
             given = self.known.get(name)

@@ -455,6 +455,9 @@ class _Reader:
             width=width, height=height, metadata=metadata, attributes=attributes,
             annotations=anns, predictions=preds, scene=scene,
         )
+        for ann in (*anns, *preds):
+            if ann.type == "segmentation":  # a mask may not declare more pixels than its item
+                ann.mask.expect_size(width, height)
         problem = annotation_id_problem(item)
         if problem:
             self.context.error(ReadError(problem, file=self.path, where=self.where(ptr), item=ref,
