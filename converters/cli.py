@@ -1,7 +1,8 @@
 """The ``annobridge`` command line (click only; the work is done by the engine).
 
 Exit codes: 0 success, 1 an annobridge error (bad input, existing output, a failed
-validation), 2 a usage error. Errors print as one line without a traceback.
+validation), 2 a usage error, 130 / 143 interrupted by SIGINT / SIGTERM (the engine removes
+its staging folder and stops its workers first). Errors print as one line without a traceback.
 """
 
 from __future__ import annotations
