@@ -115,7 +115,7 @@ class FormatRegistry:
     def from_manager(cls, pm: pluggy.PluginManager) -> FormatRegistry:
         results = call_each(pm, "register_formats")
         registry = cls(failures=list(getattr(pm, "failures", [])))
-        for plugin_name, provided in results:
+        for plugin_name, provided in reversed(results):  # registration order: built-ins first
             if not isinstance(provided, (list, tuple)):
                 provided = [] if provided is None else [provided]
             for fmt in provided:

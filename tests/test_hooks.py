@@ -53,3 +53,60 @@ def test_builtins_are_discovered_not_imported_at_package_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
     assert out == "False"  # no import-time side effects: plugins load when a manager is built
     assert "annobridge.plugins.jsonl" in builtin_plugin_modules()
+
+
+def test_register_formats_that_raises_is_reported_by_plugin_name_and_the_rest_work() -> None:
+    class Broken:
+        @hookimpl
+        def register_formats(self):
+            raise RuntimeError("boom")
+
+    pm = get_plugin_manager()
+    pm.register(Broken(), name="broken-plugin")
+    registry = FormatRegistry.from_manager(pm)
+    assert "jsonl" in registry.formats and "coco" in registry.formats
+    assert [(f.name, f.error) for f in pm.failures] == [("broken-plugin", "register_formats raised RuntimeError: boom")]
+
+
+def test_register_formats_claiming_a_taken_name_fails_only_that_name() -> None:
+    import pytest
+
+    from annobridge import PluginError
+
+    class Dup:
+        @hookimpl
+        def register_formats(self):
+            return [Format(name="coco", description="another coco", capabilities=Capabilities())]
+
+    pm = get_plugin_manager()
+    pm.register(Dup(), name="dup-plugin")
+    registry = FormatRegistry.from_manager(pm)
+    with pytest.raises(PluginError, match="format 'coco' is provided by both 'annobridge.plugins.coco' and 'dup-plugin'"):
+        registry.get("coco")
+    assert [f.plugin for f in registry.conflicts["coco"]] == ["annobridge.plugins.coco", "dup-plugin"]
+    assert registry.get("jsonl").plugin == "annobridge.plugins.jsonl"
+
+
+def test_metadata_stats_and_compute_metadata_that_raise_leave_the_builtins_working(tmp_path) -> None:
+    from PIL import Image
+
+    from annobridge.converters.metadata_tools import available_stats
+    from annobridge.core.plugins import call_each
+
+    class Broken:
+        @hookimpl
+        def metadata_stats(self):
+            raise ValueError("no stats today")
+
+        @hookimpl
+        def compute_metadata(self, item, image, stats):
+            raise KeyError("bad")
+
+    pm = get_plugin_manager()
+    pm.register(Broken(), name="broken-stats")
+    assert "luminance" in available_stats(pm)
+    with Image.new("L", (2, 2), 255) as img:
+        out = dict(call_each(pm, "compute_metadata", item=None, image=img, stats=["luminance"]))
+    assert out["annobridge.core.defaults"] == {"luminance": 1.0}
+    assert {f.name for f in pm.failures} == {"broken-stats"}
+    assert any("metadata_stats raised ValueError" in f.error for f in pm.failures)
