@@ -224,6 +224,8 @@ def test_duplicate_format_names_name_both_plugins() -> None:
     registry = FormatRegistry.from_manager(pm)  # builds: only the commands that use "jsonl" fail
     with pytest.raises(annobridge.PluginError, match="'jsonl' is provided by both .* and 'again'"):
         registry.get("jsonl")
+    assert [f.plugin for f in registry.conflicts["jsonl"]] == ["annobridge.plugins.jsonl", "again"]
+    assert registry.get("coco").plugin == "annobridge.plugins.coco"  # every other format works
 
 
 def test_outputs_use_relative_mask_paths(tmp_path: Path) -> None:

@@ -68,25 +68,6 @@ def test_register_formats_that_raises_is_reported_by_plugin_name_and_the_rest_wo
     assert [(f.name, f.error) for f in pm.failures] == [("broken-plugin", "register_formats raised RuntimeError: boom")]
 
 
-def test_register_formats_claiming_a_taken_name_fails_only_that_name() -> None:
-    import pytest
-
-    from annobridge import PluginError
-
-    class Dup:
-        @hookimpl
-        def register_formats(self):
-            return [Format(name="coco", description="another coco", capabilities=Capabilities())]
-
-    pm = get_plugin_manager()
-    pm.register(Dup(), name="dup-plugin")
-    registry = FormatRegistry.from_manager(pm)
-    with pytest.raises(PluginError, match="format 'coco' is provided by both 'annobridge.plugins.coco' and 'dup-plugin'"):
-        registry.get("coco")
-    assert [f.plugin for f in registry.conflicts["coco"]] == ["annobridge.plugins.coco", "dup-plugin"]
-    assert registry.get("jsonl").plugin == "annobridge.plugins.jsonl"
-
-
 def test_metadata_stats_and_compute_metadata_that_raise_leave_the_builtins_working(tmp_path) -> None:
     from PIL import Image
 
