@@ -851,11 +851,7 @@ def _sidecar_for(jsonl: Path) -> Path:
 
 
 def _read_sidecar(path: Path, header: DatasetHeader) -> None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except ValueError as exc:
-        raise ReadError(f"invalid JSON: {exc}", file=path) from exc
+    data = load_json(path.read_bytes(), file=path)  # finite numbers, bounded ints and depth
     try:
         _obj(data, "/", "dataset sidecar", frozenset({"name", "taxonomies", EXT}))
         name = _str(data, "name", "")
