@@ -82,9 +82,9 @@ import orjson
 from pydantic import BaseModel, ConfigDict
 
 from annobridge.core.errors import ReadError
-from annobridge.core.limits import load_json
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
+from annobridge.core.limits import load_json
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
