@@ -1,0 +1,142 @@
+"""``label-studio``: Label Studio's JSON export of image tasks, annotations and predictions.
+
+Files:
+    One ``.json`` file: a list of tasks (Label Studio's "JSON" export), or a single task
+    object (older exports; written back as an object). A task is
+    ``{"id", "data": {"image": URL, ...}, "annotations": [...], "predictions": [...],
+    "meta": {...}, ...}``; each annotation (``completions`` in old exports) or prediction
+    record holds ``result``, a list of regions ``{"id", "type", "from_name", "to_name",
+    "original_width", "original_height", "image_rotation", "value": {...}}``.
+
+Regions (coordinates in **percent** of ``original_width`` / ``original_height``, origin
+top-left; the model holds pixels, ``pixel = percent * size / 100``):
+    ``rectanglelabels`` / ``rectangle``: ``x, y`` is the box's own top-left corner,
+        ``width`` in percent of the image width, ``height`` of the image height, and
+        ``rotation`` in degrees clockwise (y down) **about that corner**. Rotation 0 reads
+        as a :class:`BoxAnnotation`; any other as an :class:`OrientedBoxAnnotation`, whose
+        rotation is about the centre: ``cx = x + w/2·cos θ - h/2·sin θ``,
+        ``cy = y + w/2·sin θ + h/2·cos θ`` (pixels), the same angle (the corner is the same
+        point either way). Rotations read as ``(-180, 180]`` and are written as ``[0, 360)``,
+        as Label Studio keeps them.
+    ``polygonlabels`` / ``polygon``: ``points`` ``[[x, y], ...]`` -> one polygon ring.
+    ``keypointlabels`` / ``keypoint``: one point ``x, y`` -> a :class:`KeypointsAnnotation`
+        with one point named after its label, visibility 2 (Label Studio's keypoints are
+        single labelled points; ``width`` is the drawn size and kept).
+    ``brushlabels`` / ``brush``: ``value.rle`` (``format: "rle"``, see ``brush.py``) ->
+        an :class:`ObjectMaskAnnotation` (inside = alpha non-zero).
+    ``choices``: one choice -> :class:`CategoryAnnotation`, several ->
+        :class:`MultiCategoryAnnotation`; ``taxonomy`` (paths of labels) ->
+        :class:`MultiCategoryAnnotation` with each path joined by ``/``. ``from_name`` is
+        the ``taxonomy_name``, and the header lists each as a :class:`Taxonomy`.
+    A region's first label is the annotation's ``label`` (``""`` for unlabelled tools).
+
+Kept so Label Studio -> Label Studio is exact (``attributes["label_studio"]``):
+    on the item: task fields (``id``, ``created_at``, ``drafts``, ...), ``data`` keys other
+    than the image, the name of the image key, and each annotation / prediction record's
+    fields (``completed_by``, ``created_at``, ``model_version``, ``score``, ...) with the
+    results of types this model has no kind for (``relation``, ``textarea``, ``rating``,
+    ...) verbatim; on each annotation: its record, the region's fields (``id``,
+    ``from_name``, ``to_name``, ``type``, ``origin``, ...), value fields with no place in
+    the model (``closed``, a keypoint's ``width``), a region's labels when there are not
+    exactly one, and its RLE when re-encoding the mask would give other bytes (Label
+    Studio paints brushes in the label's colour). ``data.image`` is the item's
+    ``image_location`` exactly as given (URLs are never opened); task ``meta`` is the
+    item's metadata and a region's ``meta`` the annotation's. Predictions take
+    ``confidence`` from the region's ``score``, else the record's.
+
+Writing from other formats: the task ``id`` is the reference id when it is a decimal
+integer, else the item's position, with the reference id kept in
+``meta["annobridge_reference_id"]``; ``from_name`` is ``label``, ``polygon``, ``keypoint``,
+``brush`` by kind, and a category's ``taxonomy_name`` (``choice`` / ``taxonomy`` when unset);
+``to_name`` is ``image``. Image sizes come from the items (or ``image-size``).
+
+What is lost (each reported): polygon rings past the first become polygons of their own;
+a keypoints object becomes one point per labelled keypoint, named by its keypoint name
+(its object label, skeleton, hidden state and unlabelled points are lost); lines,
+cuboids, segmentations, scenes and point clouds have no Label Studio region for images.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from annobridge.core.formats import Capabilities, Format
+from annobridge.core.hookspecs import hookimpl
+from annobridge.plugins.label_studio.read import read
+from annobridge.plugins.label_studio.regions import KINDS, size_option
+from annobridge.plugins.label_studio.write import write
+
+CAPABILITIES = Capabilities(annotation_types=KINDS, prediction_types=KINDS,
+                            item_metadata=True, annotation_metadata=True)
+
+
+class LabelStudioReadOptions(BaseModel):
+    """Options of the reader.
+
+    Args:
+        image_size: ``WIDTHxHEIGHT`` for regions without ``original_width/height``.
+        images: a folder holding the task images: sizes are read from their headers when
+            the regions do not give them (``data.image`` relative to it, or its file name).
+        image_key: the ``data`` key of the image (default ``image``, else the one string
+            value that names an image file).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    image_size: str | None = None
+    images: Path | None = None
+    image_key: str | None = None
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        size_option(value)
+        return value
+
+
+class LabelStudioWriteOptions(BaseModel):
+    """Options of the writer.
+
+    Args:
+        image_size: ``WIDTHxHEIGHT`` for items whose size is unknown.
+        image_key: the ``data`` key for the image of items that do not name one (``image``).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    image_size: str | None = None
+    image_key: str = "image"
+
+    @field_validator("image_size")
+    @classmethod
+    def _size(cls, value: str | None) -> str | None:
+        size_option(value)
+        return value
+
+
+def detect(path: Path) -> bool:
+    """A ``.json`` file whose start holds a task's ``"data"`` object and annotation lists."""
+    if not path.is_file() or path.suffix.lower() != ".json":
+        return False
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+    if head.lstrip()[:1] not in (b"[", b"{"):
+        return False
+    return b'"data"' in head and any(k in head for k in (b'"annotations"', b'"predictions"', b'"completions"'))
+
+
+FORMAT = Format(
+    name="label-studio",
+    description="Label Studio JSON export: image tasks with annotations and predictions (percent coordinates, brush RLE)",
+    capabilities=CAPABILITIES,
+    read=read,
+    write=write,
+    detect=detect,
+    read_options=LabelStudioReadOptions,
+    write_options=LabelStudioWriteOptions,
+)
+
+
+@hookimpl
+def register_formats() -> list[Format]:
+    return [FORMAT]
