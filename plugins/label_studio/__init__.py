@@ -120,8 +120,9 @@ def detect(path: Path) -> bool:
         return False
     with open(path, "rb") as fh:
         head = fh.read(1 << 20)
-    if head.lstrip()[:1] not in (b"[", b"{"):
-        return False
+    start = head.lstrip()[:1]
+    if start not in (b"[", b"{") or (start == b"{" and b'"images"' in head):
+        return False  # a COCO file written from Label Studio keeps the task "data" among its images
     return b'"data"' in head and any(k in head for k in (b'"annotations"', b'"predictions"', b'"completions"'))
 
 

@@ -176,8 +176,8 @@ class _Reader:
     def _size(self, task: dict[str, Any], location: str | None, where: str, ref: str) -> tuple[int, int] | None:
         """The image size: from the first region that gives one, else the options, else None."""
         for key in RECORD_LISTS:
-            for rec in task.get(key) or ():
-                for r in (rec.get("result") or ()) if isinstance(rec, dict) else ():
+            for rec in _list(task.get(key)):
+                for r in _list(rec.get("result")) if isinstance(rec, dict) else ():
                     if isinstance(r, dict) and "original_width" in r and "original_height" in r:
                         w, h = r["original_width"], r["original_height"]
                         if isinstance(w, int) and isinstance(h, int) and w > 0 and h > 0:
@@ -359,6 +359,10 @@ class _Reader:
         old_kind, old = self.taxonomies.get(name, (kind, []))
         kind = "multicategory" if "multicategory" in (kind, old_kind) else "category"
         self.taxonomies[name] = (kind, old + [x for x in labels if x not in old])
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def _is_number(v: Any) -> bool:

@@ -153,7 +153,8 @@ class _Writer:
         region.setdefault("from_name", base.pop("from_name", default_from))
         region.setdefault("to_name", base.pop("to_name", _kept(item.attributes).get("image_key") or self.options.image_key))
         if "value" not in region:
-            region.setdefault("image_rotation", base.pop("image_rotation", 0))
+            if not ls:
+                region["image_rotation"] = 0  # as Label Studio writes it; a read region keeps its own
             if size is None:
                 raise WriteError(f"the image size of item {item.reference_id!r} is unknown: Label Studio keeps "
                                  "coordinates in percent of it", item=item.reference_id,
