@@ -28,7 +28,11 @@ top-left; the model holds pixels, ``pixel = percent * size / 100``):
         :class:`MultiCategoryAnnotation`; ``taxonomy`` (paths of labels) ->
         :class:`MultiCategoryAnnotation` with each path joined by ``/``. ``from_name`` is
         the ``taxonomy_name``, and the header lists each as a :class:`Taxonomy`.
-    A region's first label is the annotation's ``label`` (``""`` for unlabelled tools).
+    A region's first label is the annotation's ``label`` (``""`` for unlabelled tools);
+    other results types (``relation``, ``textarea``, ``labels``, ...) have no model kind.
+    Every annotator's record adds its regions to the item's ``annotations`` (predictions
+    to ``predictions``); the record they came from is kept, so they are grouped again on
+    writing. Region ids repeated across records get a ``#n`` suffix in ``annotation_id``.
 
 Kept so Label Studio -> Label Studio is exact (``attributes["label_studio"]``):
     on the item: task fields (``id``, ``created_at``, ``drafts``, ...), ``data`` keys other
@@ -49,6 +53,9 @@ integer, else the item's position, with the reference id kept in
 ``meta["annobridge_reference_id"]``; ``from_name`` is ``label``, ``polygon``, ``keypoint``,
 ``brush`` by kind, and a category's ``taxonomy_name`` (``choice`` / ``taxonomy`` when unset);
 ``to_name`` is ``image``. Image sizes come from the items (or ``image-size``).
+
+Reading notes (in the report) the results kept only for the label-studio writer and the
+regions with more than one label, whose further labels other formats do not see.
 
 What is lost (each reported): polygon rings past the first become polygons of their own;
 a keypoints object becomes one point per labelled keypoint, named by its keypoint name

@@ -84,6 +84,9 @@ def read(path: Path, options: Any, context: Context) -> Dataset:
         kinds = ", ".join(f"{k} {n}" for k, n in sorted(reader.kept.items()))
         context.report.notes.append(f"kept {kept} Label Studio results with no model kind ({kinds}) "
                                     "verbatim in item attributes: only the label-studio writer uses them")
+    if reader.multi_label:
+        context.report.notes.append(f"{reader.multi_label} Label Studio regions have several labels: the first is "
+                                    "the annotation's label, all are kept in its attributes for the label-studio writer")
     return Dataset(header=header, items=items)
 
 
@@ -98,6 +101,7 @@ class _Reader:
         self.labels: dict[str, None] = {}
         self.taxonomies: dict[str, tuple[str, list[str]]] = {}
         self.kept: Counter[str] = Counter()
+        self.multi_label = 0
 
     def error(self, problem: str, where: str, item: str | None = None, fix: str | None = None) -> None:
         self.context.error(ReadError(problem, file=self.path, where=where, item=item, fix=fix))
@@ -291,6 +295,8 @@ class _Reader:
             self.labels.setdefault(name, None)
         if len(labels) != 1:
             ls["labels"] = labels
+            if len(labels) > 1:
+                self.multi_label += 1
         label = labels[0] if labels else ""
         skip = set(GEOMETRY_KEYS[kind]) | ({labels_key} if labels_key else set())
         extra = {k: v for k, v in value.items() if k not in skip}
