@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 import subprocess
 import sys
 from pathlib import Path
@@ -391,3 +390,23 @@ def test_validate_lists_every_bad_task(tmp_path: Path) -> None:
 
 def test_coco_files_are_not_taken_for_label_studio() -> None:
     assert get_registry().detect_one(FIXTURES / "coco/synthetic/instances.json").name == "coco"
+
+
+def test_region_scores_without_a_record_score_and_missing_lists_stay_as_they_were(tmp_path: Path) -> None:
+    region = dict(RECT, original_width=10, original_height=10, score=0.5)
+    doc = [{"id": 3, "data": {"image": "a.png"},
+            "predictions": [{"model_version": "m", "result": [region, dict(region, id="s", score=1.5)]}]}]
+    src = _write(tmp_path, doc)
+    item = next(iter(annobridge.load(src).items))
+    # 1.5 is no confidence (0..1): the prediction has none, and the raw score is kept for writing
+    assert [p.confidence for p in item.predictions] == [0.5, None]
+    annobridge.save(annobridge.load(src), tmp_path / "o.json", "label-studio")
+    assert_close(_json(tmp_path / "o.json"), doc)
+
+
+def test_an_unreadable_image_is_an_error_naming_the_task(tmp_path: Path) -> None:
+    (tmp_path / "imgs").mkdir()
+    (tmp_path / "imgs/pic.png").write_bytes(b"not a png")
+    src = _write(tmp_path, [_task([RECT])])
+    with pytest.raises(ReadError, match=r"#/0/data \(item \"1\"\): cannot read the size of image"):
+        annobridge.load(src, options={"images": str(tmp_path / "imgs")})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections import Counter
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -39,7 +38,6 @@ from annobridge.plugins.label_studio.regions import (
     tool,
 )
 
-logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 RECORD_LISTS = ("annotations", "completions", "predictions")
@@ -189,8 +187,11 @@ class _Reader:
         if self.options.images is not None and location:
             found = self._image_file(location, where, ref)
             if found is not None:
-                with Image.open(found) as img:
-                    return img.size
+                try:
+                    with Image.open(found) as img:
+                        return img.size
+                except OSError as exc:
+                    raise _Bad(f"cannot read the size of image {str(found)!r}: {exc}", f"{where}/data") from exc
         return self.default_size
 
     def _image_file(self, location: str, where: str, ref: str) -> Path | None:

@@ -77,10 +77,10 @@ class _Writer:
         data.update(ls.get("data") or {})
         size = (item.width, item.height) if item.width and item.height else self.default_size
         task: dict[str, Any] = {"id": task_id}
-        gt_key = ls.get("annotations_key", "annotations")
-        task[gt_key] = self._records(item, item.annotations, ls.get("annotations"), size, False)
-        if item.predictions or ls.get("predictions") is not None or not ls:
-            task["predictions"] = self._records(item, item.predictions, ls.get("predictions"), size, True)
+        for key, anns, prediction in (("annotations", item.annotations, False), ("predictions", item.predictions, True)):
+            if anns or ls.get(key) is not None or not ls:  # a list the task read had not is not added
+                name = ls.get("annotations_key", key) if key == "annotations" else key
+                task[name] = self._records(item, anns, ls.get(key), size, prediction)
         task["data"] = data
         if meta or not ls.get("no_meta"):
             task["meta"] = meta
@@ -98,17 +98,18 @@ class _Writer:
                 groups[k].append(ann)
             else:
                 loose.append(ann)
+        read_records = len(records)
         if loose:
             if not records:
                 records.append({})
                 groups.append([])
             groups[0].extend(loose)
         out = []
-        for record, group in zip(records, groups):
+        for k, (record, group) in enumerate(zip(records, groups)):
             others = record.pop("result", None) or []
             no_result = record.pop("no_result", False)
             score = record.get("score")
-            if prediction and "score" not in record:
+            if prediction and k >= read_records:  # a new record: one score when the regions agree
                 confs = {a.confidence for a in group}
                 if len(confs) == 1 and None not in confs:
                     score = confs.pop()
