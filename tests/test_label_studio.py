@@ -410,3 +410,54 @@ def test_an_unreadable_image_is_an_error_naming_the_task(tmp_path: Path) -> None
     src = _write(tmp_path, [_task([RECT])])
     with pytest.raises(ReadError, match=r"#/0/data \(item \"1\"\): cannot read the size of image"):
         annobridge.load(src, options={"images": str(tmp_path / "imgs")})
+
+
+TEXT_CONFIG = ('<View><Text name="text" value="$text"/>'
+               '<Choices name="sentiment" toName="text"><Choice value="Positive"/></Choices></View>')
+
+
+@pytest.mark.parametrize(("case", "config"), [
+    ("sdk-export-coco/data.json", "sdk-export-coco/label_config.xml"),
+    ("sdk-export-yolo/data.json", "sdk-export-yolo/label_config.xml"),
+    ("sdk-export-yolo/data_polygons.json", "sdk-export-yolo/label_config_polygons.xml"),
+    ("sdk-csv-history/csv_test_history.json", None),
+])
+def test_json_min_written_by_label_studio_converter_reads_like_the_full_export(
+        case: str, config: str | None, tmp_path: Path) -> None:
+    if config is None:
+        (tmp_path / "config.xml").write_text(TEXT_CONFIG)
+        config_path = tmp_path / "config.xml"
+    else:
+        config_path = LS / config
+    out = tmp_path / "min"
+    Converter(str(config_path), str(out), download_resources=False).convert_to_json_min(
+        str(LS / case), str(out), is_dir=False)
+    src = out / "result.json"
+    assert get_registry().detect_one(src).name == "label-studio"
+    got = annobridge.load(src, options={"config": str(config_path)}).materialize()
+    want = annobridge.load(LS / case).materialize()
+
+    def objects(ds: Dataset) -> list:
+        return sorted((i.reference_id, i.width, i.height, a.type, getattr(a, "label", None),
+                       [round(float(getattr(a, f)), 9) for f in ("x", "y", "width", "height") if hasattr(a, f)],
+                       [round(v, 9) for v in getattr(a, "rings", [[]])[0]])
+                      for i in ds.items for a in i.annotations)
+
+    assert objects(got) == objects(want) and objects(got)
+    assert [i.image_location for i in got.items] == [i.image_location for i in want.items]
+    assert ({len(i.attributes["label_studio"]["annotations"]) for i in got.items}
+            == {len(i.attributes["label_studio"]["annotations"]) for i in want.items})  # annotators merged per task
+
+
+def test_json_min_without_a_config_keeps_a_bare_string_as_data(tmp_path: Path) -> None:
+    src = _write(tmp_path, [{"text": "hi", "id": 1, "sentiment": "Positive", "annotator": 1, "annotation_id": 2}])
+    item = next(iter(annobridge.load(src).items))
+    assert item.annotations == []
+    assert item.attributes["label_studio"]["data"] == {"text": "hi", "sentiment": "Positive"}
+
+
+def test_json_min_errors_point_into_the_min_record(tmp_path: Path) -> None:
+    src = _write(tmp_path, [{"image": "a.png", "id": 1, "annotator": 1, "annotation_id": 2,
+                             "label": [{"x": 1, "y": 2, "width": 3, "height": 4, "rectanglelabels": ["c"]}]}])
+    with pytest.raises(ReadError, match=r"#/0/label/0 \(item \"1\"\): the rectanglelabels region has no original"):
+        list(annobridge.load(src).items)

@@ -2,7 +2,9 @@
 
 Files:
     One ``.json`` file: a list of tasks (Label Studio's "JSON" export), or a single task
-    object (older exports; written back as an object). A task is
+    object (older exports; written back as an object). The "JSON-MIN" export (one flat
+    record per task and annotator, see ``json_min.py``) is read too, and written as the full
+    export: it holds no region ids, ``to_name`` or predictions to write back. A task is
     ``{"id", "data": {"image": URL, ...}, "annotations": [...], "predictions": [...],
     "meta": {...}, ...}``; each annotation (``completions`` in old exports) or prediction
     record holds ``result``, a list of regions ``{"id", "type", "from_name", "to_name",
@@ -88,12 +90,15 @@ class LabelStudioReadOptions(BaseModel):
             the regions do not give them (``data.image`` relative to it, or its file name).
         image_key: the ``data`` key of the image (default ``image``, else the one string
             value that names an image file).
+        config: the project's labeling config XML, for a JSON-MIN export: the keys it names
+            as control tags are results (a bare string under a ``Choices`` name is a choice).
     """
 
     model_config = ConfigDict(extra="forbid")
     image_size: str | None = None
     images: Path | None = None
     image_key: str | None = None
+    config: Path | None = None
 
     @field_validator("image_size")
     @classmethod
@@ -122,7 +127,8 @@ class LabelStudioWriteOptions(BaseModel):
 
 
 def detect(path: Path) -> bool:
-    """A ``.json`` file whose start holds a task's ``"data"`` object and annotation lists."""
+    """A ``.json`` file whose start holds a task's ``"data"`` object and annotation lists, or
+    JSON-MIN's ``annotation_id`` and ``annotator``."""
     if not path.is_file() or path.suffix.lower() != ".json":
         return False
     with open(path, "rb") as fh:
@@ -130,6 +136,8 @@ def detect(path: Path) -> bool:
     start = head.lstrip()[:1]
     if start not in (b"[", b"{") or (start == b"{" and b'"images"' in head):
         return False  # a COCO file written from Label Studio keeps the task "data" among its images
+    if start == b"[" and b'"annotation_id"' in head and b'"annotator"' in head:
+        return True  # JSON-MIN
     return b'"data"' in head and any(k in head for k in (b'"annotations"', b'"predictions"', b'"completions"'))
 
 

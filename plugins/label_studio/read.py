@@ -28,7 +28,7 @@ from annobridge.core.model import (
     Taxonomy,
 )
 from annobridge.core.paths import contained
-from annobridge.plugins.label_studio import brush
+from annobridge.plugins.label_studio import brush, json_min
 from annobridge.plugins.label_studio.regions import (
     GEOMETRY_KEYS,
     LABELS_KEY,
@@ -62,6 +62,10 @@ def read(path: Path, options: Any, context: Context) -> Dataset:
                         fix="export the project from Label Studio as JSON") from exc
     single = isinstance(doc, dict)
     tasks = [doc] if single else doc
+    if json_min.looks_like_json_min(doc):
+        controls = json_min.control_names(options.config) if options.config is not None else {}
+        tasks = json_min.to_tasks(doc, controls)
+        context.report.notes.append("read a JSON-MIN export: the label-studio writer writes the full JSON export")
     if not isinstance(tasks, list):
         raise ReadError(f"the file holds a JSON {type(doc).__name__}, expected a list of tasks", file=path,
                         fix="export the project from Label Studio as JSON (a list of tasks)")
@@ -227,6 +231,7 @@ class _Reader:
             rwhere = f"{where}/result/{i}"
             if not isinstance(r, dict):
                 raise _Bad(f"a region is a JSON object, got {type(r).__name__}", rwhere)
+            rwhere = r.pop(json_min.WHERE, rwhere)
             ann = self._region(r, rwhere, size, ref)
             if ann is None:
                 others.append({"index": i, "result": r})
