@@ -139,21 +139,22 @@ class _Writer:
         rid = base.pop("id", None) or ann.annotation_id or f"{item.reference_id}-{serial}"
         region: dict[str, Any] = {"id": rid}
         rtype = base.pop("type", None)
+        image_key = _kept(item.attributes).get("image_key") or self.options.image_key
         if kind in ("category", "multicategory"):
-            region["type"] = rtype if rtype in ("choices", "taxonomy") and (kind == "multicategory" or rtype == "choices") \
-                else ("choices" if kind == "category" else "taxonomy")
-            region["value"] = self._category_value(ann, region["type"], ls)
-            default_from = ann.taxonomy_name or FROM_NAME_FOR_KIND[kind]
+            if rtype not in ("choices", "taxonomy") or (kind == "category" and rtype == "taxonomy"):
+                rtype = "choices" if kind == "category" else "taxonomy"
+            region["type"] = rtype
+            region["from_name"] = base.pop("from_name", ann.taxonomy_name or FROM_NAME_FOR_KIND[kind])
+            region["to_name"] = base.pop("to_name", image_key)
+            values = [self._category_value(ann, rtype, ls)]
         else:
             if rtype not in LABELS_KEY or tool(rtype) != tool(TYPE_FOR_KIND[kind]):
                 rtype = TYPE_FOR_KIND[kind]
             if LABELS_KEY[rtype] is None and ann.label:
-                rtype = rtype + "labels"
+                rtype = rtype + "labels"  # an unlabelled tool's region that now has a label
             region["type"] = rtype
-            default_from = FROM_NAME_FOR_KIND[kind]
-        region.setdefault("from_name", base.pop("from_name", default_from))
-        region.setdefault("to_name", base.pop("to_name", _kept(item.attributes).get("image_key") or self.options.image_key))
-        if "value" not in region:
+            region["from_name"] = base.pop("from_name", FROM_NAME_FOR_KIND[kind])
+            region["to_name"] = base.pop("to_name", image_key)
             if not ls:
                 region["image_rotation"] = 0  # as Label Studio writes it; a read region keeps its own
             if size is None:
@@ -164,8 +165,6 @@ class _Writer:
             if not ls.get("no_original_size"):
                 region["original_width"], region["original_height"] = w, h
             values = self._shape_values(item, ann, rtype, w, h, ls)
-        else:
-            values = [region.pop("value")]
         region.update(base)
         out = []
         for k, value in enumerate(values):
