@@ -35,6 +35,14 @@ top-left; the model holds pixels, ``pixel = percent * size / 100``):
     Every annotator's record adds its regions to the item's ``annotations`` (predictions
     to ``predictions``); the record they came from is kept, so they are grouped again on
     writing. Region ids repeated across records get a ``#n`` suffix in ``annotation_id``.
+    Per-region choices (a ``choices`` result sharing a region's id) read as item-level
+    categories: the model has no per-region classification.
+    Image sizes come from the regions' ``original_width/height``; for a task whose regions
+    give none, from the image under ``images=DIR`` (``data.image`` relative to it through
+    ``core.paths.contained``, else its file name), else ``image-size``; a region that needs
+    a size and has none is an error.
+    A multi-ring polygon or many-point keypoints object that Label Studio split on writing
+    reads back as separate annotations (nothing in the file groups them).
 
 Kept so Label Studio -> Label Studio is exact (``attributes["label_studio"]``):
     on the item: task fields (``id``, ``created_at``, ``drafts``, ...), ``data`` keys other
@@ -57,7 +65,9 @@ integer, else the item's position, with the reference id kept in
 ``to_name`` is ``image``. Image sizes come from the items (or ``image-size``).
 
 Reading notes (in the report) the results kept only for the label-studio writer and the
-regions with more than one label, whose further labels other formats do not see.
+regions with more than one label, whose further labels other formats do not see. Float
+coordinates go through ``* size / 100`` and back: round trips agree within 1e-9, not bit
+for bit.
 
 What is lost (each reported): polygon rings past the first become polygons of their own;
 a keypoints object becomes one point per labelled keypoint, named by its keypoint name
