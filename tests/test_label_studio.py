@@ -461,3 +461,30 @@ def test_json_min_errors_point_into_the_min_record(tmp_path: Path) -> None:
                              "label": [{"x": 1, "y": 2, "width": 3, "height": 4, "rectanglelabels": ["c"]}]}])
     with pytest.raises(ReadError, match=r"#/0/label/0 \(item \"1\"\): the rectanglelabels region has no original"):
         list(annobridge.load(src).items)
+
+
+def test_the_written_labeling_config_drives_label_studio_converter(tmp_path: Path) -> None:
+    from label_studio_converter.utils import parse_config
+
+    ds = _synthetic(tmp_path, 64, 64)
+    annobridge.save(ds, tmp_path / "ours.json", "label-studio", {"write-config": "true"})
+    config = tmp_path / "ours.label_config.xml"
+    schema = parse_config(config.read_text())
+    assert {name: (tag["type"], tag["to_name"], sorted(tag["labels"])) for name, tag in schema.items()} == {
+        "label": ("RectangleLabels", ["image"], ["car", "person"]),
+        "polygon": ("PolygonLabels", ["image"], ["road"]),
+        "keypoint": ("KeyPointLabels", ["image"], ["nose"]),
+        "brush": ("BrushLabels", ["image"], ["sky"]),
+        "choice": ("Choices", ["image"], ["day"]),
+    }
+    coco = _converter_coco(tmp_path / "ours.json", config, tmp_path / "conv")
+    assert len(coco["annotations"]) == 9 and {c["name"] for c in coco["categories"]} >= {"car", "person", "road"}
+
+
+def test_the_labeling_config_of_all_kinds_holds_taxonomy_paths_and_multiple_choices(tmp_path: Path) -> None:
+    annobridge.convert(LS / "all-kinds/tasks.json", tmp_path / "o.json", dst_format="label-studio",
+                       write_options={"write-config": "true"})
+    xml = (tmp_path / "o.label_config.xml").read_text()
+    assert '<Choices name="weather" toName="image" choice="multiple">' in xml
+    assert '<Choice value="vehicle">\n      <Choice value="car" />' in xml
+    assert '<Rectangle name="rect" toName="image" />' in xml

@@ -123,11 +123,15 @@ class LabelStudioWriteOptions(BaseModel):
     Args:
         image_size: ``WIDTHxHEIGHT`` for items whose size is unknown.
         image_key: the ``data`` key for the image of items that do not name one (``image``).
+        write_config: also write ``<name>.label_config.xml``, a labeling config with an
+            ``Image`` tag per ``to_name`` and a control tag per ``from_name`` with its labels,
+            so the JSON can be imported into a new Label Studio project.
     """
 
     model_config = ConfigDict(extra="forbid")
     image_size: str | None = None
     image_key: str = "image"
+    write_config: bool = False
 
     @field_validator("image_size")
     @classmethod

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from annobridge.core.errors import WriteError
 from annobridge.core.formats import ConversionReport, Context
 from annobridge.core.model import Dataset, DatasetItem
 from annobridge.plugins.label_studio import brush
+from annobridge.plugins.label_studio.label_config import LabelConfig
 from annobridge.plugins.label_studio.read import REFERENCE_KEY
 from annobridge.plugins.label_studio.regions import (
     FROM_NAME_FOR_KIND,
@@ -32,6 +34,13 @@ def write(dataset: Dataset, destination: Path, options: Any, context: Context) -
     single = bool((dataset.header.info.get("label_studio") or {}).get("single_task"))
     writer = _Writer(options, context.report)
     tasks = (writer.task(item, n) for n, item in enumerate(dataset.items))
+    _write_tasks(tasks, destination, single)
+    if writer.config is not None:
+        config = destination.with_name(destination.stem + ".label_config.xml")
+        config.write_text(writer.config.to_xml(), encoding="utf-8")
+
+
+def _write_tasks(tasks: Iterator[dict[str, Any]], destination: Path, single: bool) -> None:
     head = list(itertools.islice(tasks, 2))
     with open(destination, "wb") as out:
         if single and len(head) == 1:
@@ -55,6 +64,7 @@ class _Writer:
         self.options = options
         self.report = report
         self.default_size = size_option(options.image_size)
+        self.config = LabelConfig() if options.write_config else None
 
     def task(self, item: DatasetItem, n: int) -> dict[str, Any]:
         ls = _kept(item.attributes)
@@ -85,6 +95,8 @@ class _Writer:
         if meta or not ls.get("no_meta"):
             task["meta"] = meta
         task.update(kept_task)
+        if self.config is not None:
+            self.config.add_task(task, image_key)
         return task
 
     def _records(self, item: DatasetItem, anns: list[Any], kept: list[dict[str, Any]] | None,
