@@ -18,8 +18,10 @@ top-left; the model holds pixels, ``pixel = percent * size / 100``):
         as a :class:`BoxAnnotation`; any other as an :class:`OrientedBoxAnnotation`, whose
         rotation is about the centre: ``cx = x + w/2·cos θ - h/2·sin θ``,
         ``cy = y + w/2·sin θ + h/2·cos θ`` (pixels), the same angle (the corner is the same
-        point either way). Rotations read as ``(-180, 180]`` and are written as ``[0, 360)``,
-        as Label Studio keeps them.
+        point either way; Label Studio's tag docs: "x coordinate of the top left corner
+        before rotation"). Rotations read as ``(-180, 180]`` and are written as ``[0, 360)``,
+        as Label Studio keeps them. A region's ``image_rotation`` (how the editor showed
+        the image) is kept as given and not applied to the coordinates.
     ``polygonlabels`` / ``polygon``: ``points`` ``[[x, y], ...]`` -> one polygon ring.
     ``keypointlabels`` / ``keypoint``: one point ``x, y`` -> a :class:`KeypointsAnnotation`
         with one point named after its label, visibility 2 (Label Studio's keypoints are
