@@ -61,9 +61,9 @@ class Limits:
     kinds: frozenset[str] | None = None  # narrows the Capabilities' kinds (one task per folder)
     keypoint_visibilities: tuple[int, ...] = (0, 1, 2)
     metadata_on_every_item: bool = False  # the reader fills schema defaults for missing keys
+    polygon_rings: int = 2  # rings per polygon the format holds as one annotation
     image_folder_options: tuple[str | None, str | None] = (None, None)  # (write, read) option
     # keys given the folder of the source images, for formats that keep media paths only
-    max_polygon_rings: int = 2  # a format whose polygons are one ring each
     single_point_keypoints: bool = False  # keypoints objects of one point named after the label
     nonzero_rotation: bool = False  # an oriented box at rotation 0 reads back as an axis-aligned box
 
@@ -95,7 +95,7 @@ FORMAT_LIMITS: dict[str, Limits] = {
                  "sizes come from the images folder"),
     ),
     "label-studio": Limits(
-        max_polygon_rings=1, single_point_keypoints=True, nonzero_rotation=True,
+        polygon_rings=1, single_point_keypoints=True, nonzero_rotation=True,
         image_folder_options=(None, "images"),
         reasons=("a task keeps its image size only in its regions: an item without regions takes its "
                  "size from the image (read option images=DIR)",
@@ -103,6 +103,12 @@ FORMAT_LIMITS: dict[str, Limits] = {
                  "Label Studio keypoints are single labelled points (keypointlabels): no objects, "
                  "skeletons or hidden points",
                  "a rectangle at rotation 0 is read as an axis-aligned box"),
+    ),
+    "cvat": Limits(
+        polygon_rings=1, image_folder_options=("images", "images"),
+        reasons=("a CVAT polygon has one ring (further rings are written as polygons of the same group)",
+                 "CVAT names an image by its file name: names relative to the images folder keep the "
+                 "reference ids"),
     ),
 }
 """Per-format generation limits; formats not listed take the defaults."""
@@ -239,7 +245,7 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
                                              width=draw(hundredths(0.01, w)), height=draw(hundredths(0.01, h)),
                                              rotation=draw(rotation), **c))
         elif kind == "polygon":
-            rings = draw(st.lists(_ring(w, h), min_size=1, max_size=limits.max_polygon_rings))
+            rings = draw(st.lists(_ring(w, h), min_size=1, max_size=limits.polygon_rings))
             out.append(PolygonAnnotation(label=label, rings=rings, **c))
         elif kind == "line":
             ring = draw(_ring(w, h))
