@@ -56,8 +56,8 @@ Rows (coordinates normalised to 0..1 by the image width and height; x right, y d
 Task: ``--option task=detect|segment|pose|obb`` or ``auto`` (default). Reading ``auto`` takes the
 YAML's ``task``, else ``pose`` when it has ``kpt_shape``, else reads each row by its length (a
 9-number row is then a 4-point polygon: only ``task=obb`` makes it an oriented box). Writing
-``auto`` picks ``pose`` when a category has a keypoint schema, else the first polygon,
-oriented box or keypoints annotation decides (earlier box-only files are fixed up); kinds the
+``auto`` lets the first item with keypoints, polygons or oriented boxes decide, in that order
+of preference (``pose``, ``segment``, ``obb``; earlier box-only files are fixed up); kinds the
 task cannot hold are dropped and reported (box rows beside polygon rows in one segment file,
 boxes in obb, other kinds). The writer never converts geometry itself: the engine's derivation
 stage does that.

@@ -136,8 +136,6 @@ class _Writer:
             if cat.keypoints:
                 self.schema.adopt(cat.name, cat.keypoints, cat.skeleton)
         self.task: str | None = None if options.task == "auto" else options.task
-        if self.task is None and self.schema.names is not None:
-            self.task = "pose"
         self.box_only_files: list[Path] = []  # written before auto chose the task
         self.splits: dict[str, None] = {}
         self.fallback = parse_size(options.image_size) if options.image_size else None
@@ -171,8 +169,9 @@ class _Writer:
     # -- rows
 
     def decide(self, kinds: set[str]) -> None:
-        """``task=auto``: the first non-box kind picks the task; box-only files already written
-        for a pose task get their all-unlabelled keypoints now."""
+        """``task=auto``: the first item with a non-box kind picks the task (keypoints before
+        polygons before oriented boxes); box-only files already written are fixed up now (pose:
+        all-unlabelled keypoints appended; obb: their boxes reported and removed)."""
         if self.task is not None:
             return
         for kind in ("keypoints", "polygon", "oriented_box"):
