@@ -327,7 +327,8 @@ def _dataset(tmp_path: Path, rows: str, yaml_text: str = "train: images/train\nn
     ("0 0.5 0.5 0.1\n", r"x\.txt:line 1 \(item \"x\"\): 4 numbers, expected 5"),
     ("0 0.5 zero 0.1 0.1\n", r"x\.txt:line 1 \(item \"x\"\): not a number"),
     ("car 0.5 0.5 0.1 0.1\n", r"class 'car' is not a class id"),
-    ("0 0.5 0.5 0.1 0.1 1.5\n", r"confidence 1\.5 is outside 0\.\.1"),
+    ("0 0.5 0.5 0.1 0.1 1.5\n", r"x\.txt:line 1 \(item \"x\"\): confidence 1\.5 is outside 0\.\.1"),
+    ("0 0.5 0.5 -0.1 0.1\n", r"x\.txt:line 1 \(item \"x\"\): box size -0\.1 x 0\.1 is negative"),
 ])
 def test_bad_rows_name_file_line_and_item(tmp_path: Path, rows: str, message: str) -> None:
     with pytest.raises(ReadError, match=message):
@@ -395,3 +396,28 @@ def test_datumaro_reads_what_we_write(tmp_path: Path) -> None:
                                  for a in item.annotations if a.type == dm.AnnotationType.bbox)
     assert {k.split("/")[-1]: v for k, v in theirs.items()} == ours
     assert sum(len(v) for v in theirs.values()) == 16
+
+
+def test_labelformat_reads_our_segment_folder(tmp_path: Path) -> None:
+    """labelformat's YOLOv8 instance-segmentation reader finds the same polygons in pixels."""
+    from labelformat.formats.yolov8 import YOLOv8InstanceSegmentationInput
+
+    src = annobridge.load(FIXTURES / "coco/instances/instances.json").materialize()
+    for item in src.items:  # the COCO fixture names images that are not shipped: give it real files
+        item.image_location = _png(tmp_path / "src" / Path(item.image_location).name, item.width, item.height)
+    report = annobridge.save(src, tmp_path / "y", "yolo", {"media": "copy"})
+    assert report.dropped == {}
+    theirs = YOLOv8InstanceSegmentationInput(input_file=tmp_path / "y/data.yaml", input_split="train")
+    got = {Path(lab.image.filename).stem: sorted(
+        (o.category.name, tuple(round(c, 6) for p in o.segmentation.polygons[0] for c in p)) for o in lab.objects)
+        for lab in theirs.get_labels()}
+    want = {i.reference_id: sorted((a.label, tuple(round(c, 6) for c in a.rings[0])) for a in i.annotations)
+            for i in src.items}
+    assert got == want and sum(len(v) for v in got.values()) == 3
+
+
+def test_options_are_checked() -> None:
+    from annobridge import FormatError
+
+    with pytest.raises(FormatError, match="image-size must be WIDTHxHEIGHT in pixels, e.g. 640x480, got '640'"):
+        annobridge.load(YOLO / "basic", "yolo", {"image-size": "640"})

@@ -6,7 +6,8 @@ Files (a directory, or the dataset YAML itself)::
     images/<split>/<ref>.<ext>   images (only with ``--option media=copy|link`` on write)
     labels/<split>/<ref>.txt     one row per object, numbers separated by spaces
 
-The YAML keys read and written: ``path`` (the dataset root; relative to the YAML's folder),
+The YAML keys read and written: ``path`` (the dataset root, relative to the YAML's folder; one
+that leads outside it — Ultralytics' datasets folder, an absolute path — means the YAML's folder),
 ``train``/``val``/``test`` (each a folder of images, a ``.txt`` list of image paths, or a YAML
 list of either; relative to ``path``), ``names`` (a list, or a dict ``{id: name}``), ``nc``,
 ``kpt_shape`` (``[K, 2]`` or ``[K, 3]``) and ``flip_idx`` (kept as dataset info and written back).
@@ -80,17 +81,19 @@ tests compare at 1e-6.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict
 
 from annobridge.core.formats import Capabilities, Format
 from annobridge.core.hookspecs import hookimpl
+from annobridge.plugins.yolo.read import detect, read
+from annobridge.plugins.yolo.write import write
 
 Task = Literal["auto", "detect", "segment", "pose", "obb"]
 
 
-def _image_size(value: str | None) -> str | None:
+def _check_image_size(value: str | None) -> str | None:
     if value is None:
         return None
     w, sep, h = value.lower().partition("x")
@@ -99,16 +102,18 @@ def _image_size(value: str | None) -> str | None:
     return value
 
 
+ImageSize = Annotated[str | None, AfterValidator(_check_image_size)]
+"""``WIDTHxHEIGHT`` in pixels, for images that give no size."""
+
+
 class YoloReadOptions(BaseModel):
     """``task``: how to read rows; ``image_size``: ``WxH`` for images that give none;
     ``images``: a folder to find images in when they are not beside the labels."""
 
     model_config = ConfigDict(extra="forbid")
     task: Task = "auto"
-    image_size: str | None = None
+    image_size: ImageSize = None
     images: str | None = None
-
-    _check_size = field_validator("image_size")(classmethod(lambda cls, v: _image_size(v)))
 
 
 class YoloWriteOptions(BaseModel):
@@ -120,15 +125,9 @@ class YoloWriteOptions(BaseModel):
     task: Task = "auto"
     media: Literal["none", "link", "copy"] = "none"
     split: str = "train"
-    image_size: str | None = None
+    image_size: ImageSize = None
     predictions: bool = False
 
-    _check_size = field_validator("image_size")(classmethod(lambda cls, v: _image_size(v)))
-
-
-# The reader and writer import the options above: import them after the options exist.
-from annobridge.plugins.yolo.read import detect, read  # noqa: E402
-from annobridge.plugins.yolo.write import write  # noqa: E402
 
 FORMAT = Format(
     name="yolo",

@@ -25,7 +25,7 @@ from annobridge.core.model import (
     OrientedBoxAnnotation,
     PolygonAnnotation,
 )
-from annobridge.core.paths import contained, unsafe_name
+from annobridge.core.paths import contained, is_contained, unsafe_name
 
 logger = logging.getLogger(__name__)
 
@@ -139,11 +139,13 @@ def _yaml_layout(file: Path) -> Layout:
     base = file.parent
     root = base
     if data.get("path"):
-        candidate = base / str(data["path"])
-        if candidate.is_dir():
-            root = candidate
+        # Ultralytics resolves a relative path against its own datasets folder and accepts absolute
+        # ones; here the root must be a folder inside the YAML's folder, else the YAML's folder is
+        if is_contained(base, str(data["path"])) and (base / str(data["path"])).is_dir():
+            root = base / str(data["path"])
         else:
-            logger.info("%s: path %r is not a folder here; using the YAML's folder", file, data["path"])
+            logger.info("%s: path %r is not a folder inside the YAML's folder; using the YAML's folder",
+                        file, data["path"])
     layout = Layout(root=root, names=names, splits=[], file=file)
     for key in SPLIT_KEYS:
         value = data.get(key)
@@ -395,12 +397,14 @@ class _RowReader:
                 continue
             try:
                 cls, label = self.class_name(parts[0], file, where, ref)
-                self._row(numbers, label, f"{ref}-{lineno}", ref, w, h, annotations, predictions, file, where)
+                self._row(numbers, cls, label, f"{ref}-{lineno}", ref, w, h, annotations, predictions, file, where)
             except ReadError as err:
+                if err.file is None:  # raised where the file was not known: say where it was
+                    err = ReadError(err.problem, file=file, where=where, item=ref, fix=err.fix)
                 self.context.error(err)
         return annotations, predictions
 
-    def _row(self, v: list[float], label: str, aid: str, ref: str, w: int, h: int,
+    def _row(self, v: list[float], cls_id: int, label: str, aid: str, ref: str, w: int, h: int,
              annotations: list[Any], predictions: list[Any], file: Path, where: str) -> None:
         n = len(v)
         task = self.task
@@ -412,7 +416,7 @@ class _RowReader:
                                 file=file, where=where, item=ref)
             conf = v[-1] if n == 5 + k * d else None
             target = predictions if conf is not None else annotations
-            target.append(self._box(v, label, aid, ref, w, h, conf, group=aid))
+            target.append(self._box(v, label, aid, ref, w, h, _conf(conf, file, where, ref), group=aid))
             if conf is not None:
                 self.context.report.drop("prediction:keypoints",
                                          "a YOLO pose prediction's keypoints carry per-point scores, "
@@ -420,7 +424,6 @@ class _RowReader:
                 return
             kp = self._keypoints(v[4:4 + k * d], k, d, w, h, file, where, ref)
             if kp is not None:
-                cls_id = next(i for i, nm in self.layout.names.items() if nm == label) if self.layout.names else 0
                 names = self.layout.kpt_names.get(cls_id) or [str(i) for i in range(k)]
                 if len(names) != k:
                     raise ReadError(f"kpt_names for class {cls_id} has {len(names)} names, kpt_shape says {k}",
@@ -433,14 +436,16 @@ class _RowReader:
             return
         if n in (4, 5) and not (task == "obb"):
             conf = v[4] if n == 5 else None
-            (predictions if conf is not None else annotations).append(self._box(v, label, aid, ref, w, h, conf))
+            box = self._box(v, label, aid, ref, w, h, _conf(conf, file, where, ref))
+            (predictions if conf is not None else annotations).append(box)
             return
         if task == "obb":
             if n not in (8, 9):
                 raise ReadError(f"{n + 1} numbers, expected 9 for an OBB row (class and 4 corners) or 10 with "
                                 "a confidence", file=file, where=where, item=ref)
             conf = v[8] if n == 9 else None
-            (predictions if conf is not None else annotations).append(self._quad(v[:8], label, aid, ref, w, h, conf))
+            quad = self._quad(v[:8], label, aid, ref, w, h, _conf(conf, file, where, ref))
+            (predictions if conf is not None else annotations).append(quad)
             return
         if n < 6:
             raise ReadError(f"{n + 1} numbers, expected 5 (class cx cy w h), 6 with a confidence, or a "
@@ -457,17 +462,17 @@ class _RowReader:
              group: str | None = None) -> BoxAnnotation:
         bw, bh = v[2] * w, v[3] * h
         if bw < 0 or bh < 0:
-            raise ReadError(f"box size {v[2]} x {v[3]} is negative", item=ref)
+            raise ReadError(f"box size {v[2]:g} x {v[3]:g} is negative, expected w, h >= 0", item=ref)
         return BoxAnnotation.model_construct(
             type="box", label=label, x=v[0] * w - bw / 2, y=v[1] * h - bh / 2, width=bw, height=bh,
             reference_id=ref, annotation_id=aid, group_id=group, track_reference_id=None, metadata={},
-            attributes={}, confidence=_conf(conf, None, None, ref), class_pdf=None, embedding_vector=None)
+            attributes={}, confidence=conf, class_pdf=None, embedding_vector=None)
 
     def _quad(self, v: list[float], label: str, aid: str, ref: str, w: int, h: int,
               conf: float | None) -> Any:
         px = [c * (w if i % 2 == 0 else h) for i, c in enumerate(v)]
         common = dict(label=label, reference_id=ref, annotation_id=aid, group_id=None, track_reference_id=None,
-                      metadata={}, class_pdf=None, confidence=_conf(conf, None, None, ref))
+                      metadata={}, class_pdf=None, confidence=conf)
         if not is_rectangle(px, QUAD_TOLERANCE * max(w, h)):
             return PolygonAnnotation.model_construct(type="polygon", rings=[px], attributes={"yolo_quad": True},
                                                      embedding_vector=None, **common)

@@ -256,7 +256,13 @@ class _Writer:
         return [row for _, row in out]
 
     def _conf(self, a: Any) -> str:
-        return f" {_num(a.confidence if a.confidence is not None else 1.0)}" if self.options.predictions else ""
+        if not self.options.predictions:
+            return ""
+        if a.confidence is None:
+            self.report.drop("prediction confidence", "a YOLO prediction row ends with a confidence: "
+                             "a prediction without one is written with 1.0")
+            return " 1.0"
+        return f" {_num(a.confidence)}"
 
     def _row(self, a: Any, w: int, h: int, pad: str = "") -> str:
         cls = self.classes.id(a.label)
