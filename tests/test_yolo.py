@@ -421,3 +421,20 @@ def test_options_are_checked() -> None:
 
     with pytest.raises(FormatError, match="image-size must be WIDTHxHEIGHT in pixels, e.g. 640x480, got '640'"):
         annobridge.load(YOLO / "basic", "yolo", {"image-size": "640"})
+
+
+def test_a_write_holds_only_its_task_so_the_engine_reports_the_rest(tmp_path: Path) -> None:
+    """``capabilities_for``: task=detect holds boxes; predictions=true holds predictions only."""
+    box = BoxAnnotation(label="car", x=0, y=0, width=10, height=10)
+    poly = PolygonAnnotation(label="car", vertices=[(0, 0), (5, 0), (5, 5)])
+    pred = BoxAnnotation(label="car", x=1, y=1, width=5, height=5, confidence=0.25)
+    items = [DatasetItem(reference_id="a", width=100, height=50, annotations=[box, poly], predictions=[pred])]
+    report = annobridge.save(items, tmp_path / "det", "yolo", {"task": "detect"})
+    assert report.dropped == {"polygon": {"yolo cannot hold polygon ground truth": 1},
+                              "prediction:box": {"yolo cannot hold box predictions": 1}}
+    report = annobridge.save(items, tmp_path / "pred", "yolo", {"predictions": "true"})
+    assert report.dropped == {"box": {"yolo cannot hold box ground truth": 1},
+                              "polygon": {"yolo cannot hold polygon ground truth": 1}}
+    assert (tmp_path / "pred/labels/train/a.txt").read_text() == "0 0.035 0.07 0.05 0.1 0.25\n"
+    [back] = annobridge.load(tmp_path / "pred", "yolo", {"image-size": "100x50"}).items
+    assert back.annotations == [] and back.predictions[0].confidence == 0.25

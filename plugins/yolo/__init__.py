@@ -88,7 +88,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from annobridge.core.formats import Capabilities, Format
 from annobridge.core.hookspecs import hookimpl
 from annobridge.plugins.yolo.read import detect, read
-from annobridge.plugins.yolo.write import write
+from annobridge.plugins.yolo.write import HELD, write
 
 Task = Literal["auto", "detect", "segment", "pose", "obb"]
 
@@ -129,13 +129,23 @@ class YoloWriteOptions(BaseModel):
     predictions: bool = False
 
 
+PREDICTED = {task: kinds - {"keypoints"} for task, kinds in HELD.items()}
+"""Prediction kinds: keypoint predictions carry per-point scores the model cannot hold."""
+
+
+def capabilities_for(options: YoloWriteOptions) -> Capabilities:
+    """What one write holds: the task's kinds, as ground truth or (``predictions=true``) as
+    predictions — so the engine reports, or derives, everything else before the writer."""
+    if options.predictions:
+        return Capabilities(annotation_types=frozenset(), prediction_types=PREDICTED[options.task])
+    return Capabilities(annotation_types=HELD[options.task], prediction_types=frozenset())
+
+
 FORMAT = Format(
     name="yolo",
     description="Ultralytics YOLO labels (detect, segment, pose, OBB) with data.yaml; darknet obj.data",
-    capabilities=Capabilities(
-        annotation_types=frozenset({"box", "polygon", "keypoints", "oriented_box"}),
-        prediction_types=frozenset({"box", "polygon", "oriented_box"}),
-    ),
+    capabilities=Capabilities(annotation_types=HELD["auto"], prediction_types=PREDICTED["auto"]),
+    capabilities_for=capabilities_for,  # type: ignore[arg-type]
     read=read,
     write=write,
     detect=detect,
@@ -143,6 +153,8 @@ FORMAT = Format(
     write_options=YoloWriteOptions,
     output="directory",
 )
+"""``capabilities`` is the union over tasks (what reading can give, what tests draw);
+``capabilities_for`` narrows a write to its ``task`` and to ground truth or predictions."""
 
 
 @hookimpl

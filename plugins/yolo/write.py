@@ -33,6 +33,7 @@ HELD = {
     "obb": frozenset({"oriented_box", "polygon"}),
 }
 """Kinds each task's rows hold (obb holds only polygons that were non-rectangular OBB quads)."""
+HELD["auto"] = frozenset().union(*HELD.values())
 
 
 def _num(v: float) -> str:
@@ -199,12 +200,8 @@ class _Writer:
         path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
 
     def rows(self, item: DatasetItem, w: int, h: int) -> list[str]:
+        # the engine has already dropped (and reported) the side this write does not hold
         anns = item.predictions if self.options.predictions else item.annotations
-        other = item.annotations if self.options.predictions else item.predictions
-        for a in other:
-            kind = a.type if self.options.predictions else "prediction:" + a.type
-            self.report.drop(kind, "a YOLO label folder holds ground truth or predictions (--option "
-                                   "predictions=true), not both")
         if self.task is None:
             for a in anns:
                 if a.type == "keypoints" and self.schema.names is None:
