@@ -17,7 +17,8 @@ from annobridge.core.model import Dataset, DatasetItem
 
 
 def _r(v: float | None) -> float | None:
-    return None if v is None else round(float(v), 6)
+    """Rounded to 1e-6; ``+ 0.0`` makes a -0.0 (a tiny negative float error) equal 0.0."""
+    return None if v is None else round(float(v), 6) + 0.0
 
 
 def _geometry(ann: Any) -> Any:

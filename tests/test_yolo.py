@@ -134,6 +134,9 @@ def test_ultralytics_yamls_read_with_labels_beside_them(tmp_path: Path) -> None:
     ds = annobridge.load(tiger.with_suffix(".yaml"))
     assert ds.header.info["yolo"]["flip_idx"] == list(range(12))
     assert ds.header.categories[0].keypoints == [str(i) for i in range(12)]
+    annobridge.save(ds, tmp_path / "out", "yolo")  # no items: the task and pose keys still come back
+    data = yaml.safe_load((tmp_path / "out/data.yaml").read_text())
+    assert (data["task"], data["kpt_shape"], data["flip_idx"]) == ("pose", [12, 3], list(range(12)))
 
 
 # --------------------------------------------------------------------------- hypothesis, per task

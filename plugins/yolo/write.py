@@ -33,6 +33,7 @@ HELD = {
     "obb": frozenset({"oriented_box", "polygon"}),
 }
 """Kinds each task's rows hold (obb holds only polygons that were non-rectangular OBB quads)."""
+TASKS = tuple(HELD)
 HELD["auto"] = frozenset().union(*HELD.values())
 
 
@@ -95,15 +96,13 @@ class _Classes:
     """Label -> class id 0..n-1: the header's categories by id, then new labels as they come."""
 
     names: list[str]
-    categories: dict[str, Category]
     index: dict[str, int] = field(default_factory=dict)
 
     @classmethod
     def of(cls, categories: list[Category]) -> _Classes:
         ordered = sorted(categories, key=lambda c: c.id)
         names = list(dict.fromkeys(c.name for c in ordered))
-        return cls(names=names, categories={c.name: c for c in ordered},
-                   index={n: i for i, n in enumerate(names)})
+        return cls(names=names, index={n: i for i, n in enumerate(names)})
 
     def id(self, label: str) -> int:
         cid = self.index.get(label)
@@ -136,11 +135,14 @@ class _Writer:
         for cat in sorted(dataset.header.categories, key=lambda c: c.id):
             if cat.keypoints:
                 self.schema.adopt(cat.name, cat.keypoints, cat.skeleton)
-        self.task: str | None = None if options.task == "auto" else options.task
+        self.info = dict(dataset.header.info.get("yolo") or {})
+        # task=auto keeps the task a YOLO source was read with (so an empty pose folder stays pose)
+        known = self.info.get("task") if self.info.get("task") in TASKS else None
+        self.task: str | None = known if options.task == "auto" else options.task
         self.box_only_files: list[Path] = []  # written before auto chose the task
         self.splits: dict[str, None] = {}
+        self.folders: set[Path] = set()  # label folders made so far
         self.fallback = parse_size(options.image_size) if options.image_size else None
-        self.info = dict(dataset.header.info.get("yolo") or {})
 
     # -- sizes and names
 
@@ -179,6 +181,8 @@ class _Writer:
             if kind in kinds:
                 self.task = TASK_OF_KIND[kind]
                 break
+        else:
+            return
         for path in self.box_only_files:
             if self.task == "pose":
                 self._pad_pose_file(path)
@@ -187,8 +191,7 @@ class _Writer:
                 self.report.drop(("prediction:" if self.options.predictions else "") + "box",
                                  "a YOLO obb folder cannot hold box (choose another --option task=)", len(rows))
                 path.write_text("", encoding="utf-8")
-        if self.task is not None:
-            self.box_only_files = []
+        self.box_only_files = []
 
     def _pad_pose_file(self, path: Path) -> None:
         pad = " 0 0 0" * len(self.schema.names or ())
@@ -324,7 +327,9 @@ class _Writer:
         rows = self.rows(item, w, h)
         label = contained(self.dst / "labels" / split, rel + ".txt", what="label path", item=item.reference_id,
                           error=WriteError)
-        label.parent.mkdir(parents=True, exist_ok=True)
+        if label.parent not in self.folders:
+            label.parent.mkdir(parents=True, exist_ok=True)
+            self.folders.add(label.parent)
         label.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
         if self.task is None and rows:
             self.box_only_files.append(label)
@@ -347,6 +352,8 @@ class _Writer:
 
     def yaml(self) -> None:
         task = self.task or "detect"
+        if task == "pose" and not self.schema.names:
+            task = "detect"  # no keypoints were seen: the rows are plain boxes
         data: dict[str, Any] = {"path": "."}
         for split in self.splits or {self.options.split: None}:
             data[split] = f"images/{split}"
