@@ -57,11 +57,14 @@ Rows (coordinates normalised to 0..1 by the image width and height; x right, y d
 Task: ``--option task=detect|segment|pose|obb`` or ``auto`` (default). Reading ``auto`` takes the
 YAML's ``task``, else ``pose`` when it has ``kpt_shape``, else reads each row by its length (a
 9-number row is then a 4-point polygon: only ``task=obb`` makes it an oriented box). Writing
-``auto`` lets the first item with keypoints, polygons or oriented boxes decide, in that order
-of preference (``pose``, ``segment``, ``obb``; earlier box-only files are fixed up); kinds the
-task cannot hold are dropped and reported (box rows beside polygon rows in one segment file,
-boxes in obb, other kinds). The writer never converts geometry itself: the engine's derivation
-stage does that.
+``auto`` keeps the task a YOLO source was read with, else lets the first item with keypoints,
+polygons or oriented boxes decide, in that order of preference (``pose``, ``segment``, ``obb``;
+earlier box-only files are fixed up); kinds the task cannot hold are dropped and reported (box
+rows beside polygon rows in one segment file, boxes in obb, other kinds). A named task narrows
+the format's capabilities for that write (``Format.capabilities_for``), as does
+``predictions=true`` (predictions only, else ground truth only), so the engine reports — or,
+with its derivation stage, converts — whatever the task cannot hold before the writer sees it;
+the writer never converts geometry itself.
 
 Class ids are always ``0..nc-1``: the dataset's categories sorted by id take 0, 1, ...; labels
 with no category follow in order of first use. Image sizes (needed to normalise) come from the
