@@ -2,7 +2,7 @@
 velodyne point clouds, tracks. Spec: ``formats/kitti.md``.
 
 Both formats live in this module (they share the row parser, the geometry in
-``_kitti_geometry.py`` and the writer); ``kitti-tracking`` is a second :class:`Format`.
+``_kitti_calib.py``, ``core/camera.py`` and the writer); ``kitti-tracking`` is a second :class:`Format`.
 
 Files read (object benchmark, ``kitti``)
     ``PATH`` is a KITTI root holding ``training/`` and/or ``testing/`` (option ``split``,
@@ -55,7 +55,7 @@ Items emitted per frame
     present, ``attributes["kitti_calib"]`` = ``{key: [row-major values]}`` (P0..P3,
     R0_rect, Tr_velo_to_cam, Tr_imu_to_velo, unknown keys too); the image item gets
     ``metadata["camera_params"]`` (Nucleus form, camera 2 in the LiDAR frame, see
-    ``_kitti_geometry.camera_params``) when calibration is present, and
+    ``core.camera.camera_params``) when calibration is present, and
     ``attributes["kitti_imagesets"]`` (list names) / ``attributes["kitti_split"]``.
     Categories: one pre-scan of the label files lists the class names (ids from 1 in order
     of first appearance).
@@ -144,9 +144,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from annobridge.core import camera
 from annobridge.core.errors import FormatError, ReadError, WriteError
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
+from annobridge.core.limits import MAX_INT_DIGITS, open_image
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
@@ -158,8 +160,9 @@ from annobridge.core.model import (
     Point3D,
     Scene,
 )
+from annobridge.core.paths import contained, media_file, safe_name, source_root
 from annobridge.core.pointclouds import load_points
-from annobridge.plugins import _kitti_geometry as geo
+from annobridge.plugins import _kitti_calib as kitti_calib
 
 logger = logging.getLogger(__name__)
 
@@ -216,8 +219,8 @@ def load_label_map(path: Path | None) -> dict[str, str | None]:
         return {}
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FormatError(f"cannot read label map: {exc.strerror or exc}", file=path) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"cannot read label map: {getattr(exc, 'strerror', None) or exc}", file=path) from exc
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
@@ -274,7 +277,7 @@ def parse_row(line: str, path: Path, lineno: int, *, prefix: int = 0) -> Row:
     where = f"line {lineno}"
     head = tokens[:prefix]
     for i, tok in enumerate(head):
-        if not re.fullmatch(r"-?\d+", tok):
+        if not re.fullmatch(r"-?\d+", tok) or len(tok) > MAX_INT_DIGITS:
             what = ("frame", "track id")[i]
             raise ReadError(f"column {i + 1} ({what}) is not an integer: {tok!r}", file=path, where=where,
                             fix="tracking rows start with 'frame track_id type ...'")
@@ -283,17 +286,23 @@ def parse_row(line: str, path: Path, lineno: int, *, prefix: int = 0) -> Row:
     expected = f"{15 + prefix} columns (ground truth) or {16 + prefix} (with score)"
     if n < 15:
         raise ReadError(f"row has {len(tokens)} columns, expected {expected}", file=path, where=where)
-    if geo.is_number(rest[0]):
+    if kitti_calib.is_number(rest[0]):
         raise ReadError(f"column {prefix + 1} (type) is the number {rest[0]!r}, expected a class name; "
                         f"row has {len(tokens)} columns, expected {expected}", file=path, where=where)
     for k in (15, 14):
-        if n - k >= 1 and not geo.is_number(rest[n - k - 1]):
+        if n - k >= 1 and not kitti_calib.is_number(rest[n - k - 1]):
             nums = rest[n - k:]
-            if geo.all_numbers(nums):
-                return Row(" ".join(rest[: n - k]) if n - k > 1 else rest[0], nums, [float(t) for t in nums], head)
+            if kitti_calib.all_numbers(nums):
+                values = [float(t) for t in nums]
+                for col, (tok, v) in enumerate(zip(nums, values), start=prefix + n - k + 1):
+                    if not math.isfinite(v) or len(tok) > MAX_INT_DIGITS:
+                        raise ReadError(f"column {col} is {tok[:40]!r}, out of range", file=path, where=where,
+                                        fix="every number in a KITTI row must be finite and at most "
+                                            f"{MAX_INT_DIGITS} characters long")
+                return Row(" ".join(rest[: n - k]) if n - k > 1 else rest[0], nums, values, head)
     if n in (15, 16):
         for col, tok in enumerate(rest[1:], start=1):
-            if not geo.is_number(tok):
+            if not kitti_calib.is_number(tok):
                 raise ReadError(f"column {prefix + col + 1} ({FIELDS[col - 1]}) is not a number: {tok!r}",
                                 file=path, where=where, fix="every column after the type is a number")
     raise ReadError(f"row has {len(tokens)} columns, expected {expected} "
@@ -471,6 +480,8 @@ def _names(folder: Path | None, exts: tuple[str, ...]) -> dict[str, str]:
         for e in it:
             stem, ext = os.path.splitext(e.name)
             if ext.lower() in exts and stem not in out and e.is_file():
+                if e.is_symlink():  # a link out of the folder is refused (core.paths.contained)
+                    contained(folder, e.name, what="file", file=e.path)
                 out[stem] = e.path
     return out
 
@@ -482,14 +493,9 @@ def _stems(folder: Path | None, exts: tuple[str, ...]) -> dict[str, Path]:
 def _image_size(path: Path | None) -> tuple[int | None, int | None]:
     if path is None:
         return None, None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-        return int(w), int(h)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ReadError(f"cannot read the image header: {exc}", file=path) from exc
+    with open_image(path) as im:  # header only; a broken or oversized file is a ReadError
+        w, h = im.size
+    return int(w), int(h)
 
 
 def _imagesets(layout: Layout) -> dict[str, list[str]]:
@@ -514,7 +520,7 @@ def _scan_names(paths: list[Path], prefix: int, mapping: dict[str, str | None]) 
                 if len(toks) < 15:
                     continue
                 k = len(toks) - 14
-                if k >= 2 and all(geo.is_number(t) for t in toks[-15:]) and not geo.is_number(toks[-16]):
+                if k >= 2 and all(kitti_calib.is_number(t) for t in toks[-15:]) and not kitti_calib.is_number(toks[-16]):
                     k -= 1
                 name = " ".join(toks[:k])
                 if name in mapping:
@@ -534,24 +540,24 @@ class _ReadState:
     style: Style
 
 
-def _calib_or_none(path: Path | None, context: Context) -> geo.Calib | None:
+def _calib_or_none(path: Path | None, context: Context) -> camera.Calib | None:
     if path is None:
         return None
     try:
-        return geo.read_calib_cached(path)
+        return kitti_calib.read_calib_cached(path)
     except ReadError as err:
         context.error(err)
         return None
 
 
-def _transform(calib: geo.Calib | None) -> geo.Transform | None:
-    if calib is None or geo.missing_3d_keys(calib):
+def _transform(calib: camera.Calib | None) -> camera.Transform | None:
+    if calib is None or kitti_calib.missing_3d_keys(calib):
         return None
-    return geo.transform_of(calib)
+    return camera.transform_of(calib)
 
 
-def _frame_transform(calib: geo.Calib | None, calib_path: Path | None, label_path: Path,
-                     frame_opt: str, has_3d: bool) -> geo.Transform | None:
+def _frame_transform(calib: camera.Calib | None, calib_path: Path | None, label_path: Path,
+                     frame_opt: str, has_3d: bool) -> camera.Transform | None:
     if frame_opt == "camera":
         return None
     t = _transform(calib)
@@ -559,12 +565,12 @@ def _frame_transform(calib: geo.Calib | None, calib_path: Path | None, label_pat
         if calib is None:
             raise ReadError("no calibration for this label file, and frame=lidar asks for LiDAR-frame cuboids",
                             file=label_path, fix=f"add {calib_path} or read with --option frame=camera")
-        raise ReadError(f"calibration lacks {', '.join(geo.missing_3d_keys(calib))}", file=calib_path,
+        raise ReadError(f"calibration lacks {', '.join(kitti_calib.missing_3d_keys(calib))}", file=calib_path,
                         fix="P2, R0_rect and Tr_velo_to_cam are needed for LiDAR-frame cuboids")
     return t
 
 
-def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: geo.Transform | None,
+def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: camera.Transform | None,
                      state: _ReadState) -> tuple[BoxAnnotation, CuboidAnnotation | None] | None:
     """The box (and cuboid) of one row; None when the label map drops the class."""
     name = row.name
@@ -618,7 +624,7 @@ def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: g
     if has_3d:
         x, y, z, ry = v[10:14]
         if t is not None:
-            (cx, cy, cz), yaw = geo.camera_to_lidar(t, (x, y, z), h, ry)
+            (cx, cy, cz), yaw = camera.camera_to_lidar(t, (x, y, z), h, ry)
             frame = "lidar"
         else:
             cx, cy, cz, yaw, frame = x, y - h / 2.0, z, 0.0 - ry, "camera"  # 0.0 - ry: no -0.0
@@ -695,7 +701,7 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
     pr_boxes: list[Any] = []
     pr_cuboids: list[Any] = []
     label_is_gt = True
-    t: geo.Transform | None = None
+    t: camera.Transform | None = None
     t_checked = False
     sources = [(p, i) for i, p in enumerate((ff.label, ff.results)) if p is not None]
     row_no = 0
@@ -743,7 +749,7 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
     if t is None and state.options.frame != "camera":
         t = _transform(calib)
     if t is not None:
-        metadata["camera_params"] = geo.camera_params_of(t)
+        metadata["camera_params"] = camera.camera_params_of(t)
     img_loc = str(ff.image) if ff.image is not None else None
     if ff.velodyne is not None and not _velodyne_ok(ff.velodyne, state.context):
         ff.velodyne = None
@@ -861,7 +867,7 @@ def _tracking_items(seqs: list[str], labels: dict[str, Path], results: dict[str,
         last = max(frames, default=-1)
         header.scenes[seq] = Scene.model_construct(reference_id=seq, metadata={}, annotations=[],
                                                    attributes={"kitti_sequence": seq})
-        t: geo.Transform | None = None
+        t: camera.Transform | None = None
         if any(r.name.lower() != "dontcare" and _valid_3d(r.values) for rows in by_frame.values() for _, r, _ in rows):
             try:
                 t = _frame_transform(calib, calib_path or Path(f"calib/{seq}.txt"), label_path or Path(seq),
@@ -870,7 +876,7 @@ def _tracking_items(seqs: list[str], labels: dict[str, Path], results: dict[str,
                 state.context.error(err)
         elif state.options.frame != "camera":
             t = _transform(calib)
-        cam = geo.camera_params_of(t) if t is not None else None
+        cam = camera.camera_params_of(t) if t is not None else None
         for f in range(last + 1):
             name = f"{f:06d}"
             ref = f"{seq}-{name}"
@@ -937,7 +943,7 @@ class FrameJob:
 
     stem: str
     items: list[DatasetItem]
-    calib: geo.Calib | None
+    calib: camera.Calib | None
     split_dir: Path
     media: str
     mapping: dict[str, str | None]
@@ -945,6 +951,7 @@ class FrameJob:
     tracking: tuple[str, int] | None = None  # (sequence, frame)
     write_label_file: bool = True
     track_ids: dict[str, int] = field(default_factory=dict)  # track_reference_id -> KITTI track id
+    media_root: Path | None = None  # media are copied only from inside it (core.paths.media_file)
 
 
 @dataclass
@@ -963,22 +970,22 @@ def _label_of(label: str, mapping: dict[str, str | None]) -> str | None:
     return label
 
 
-def _cuboid_camera(c: CuboidAnnotation, t: geo.Transform | None, ref: str) -> tuple[float, ...]:
+def _cuboid_camera(c: CuboidAnnotation, t: camera.Transform | None, ref: str) -> tuple[float, ...]:
     """(h, w, l, x, y, z, ry) of a canonical cuboid."""
     l, w, h = c.dimensions.x, c.dimensions.y, c.dimensions.z
     p = (c.position.x, c.position.y, c.position.z)
     if c.frame == "camera":
-        return (h, w, l, p[0], p[1] + h / 2.0, p[2], geo.wrap_angle(-c.yaw) if abs(c.yaw) > math.pi else -c.yaw)
+        return (h, w, l, p[0], p[1] + h / 2.0, p[2], camera.wrap_angle(-c.yaw) if abs(c.yaw) > math.pi else -c.yaw)
     if t is None:
         raise WriteError("a LiDAR-frame cuboid needs calibration to become a KITTI label row", item=ref,
                          fix="pass --option calib=FILE (one calib file, or a folder of <frame>.txt), or "
                              "keep attributes['kitti_calib'] / metadata['camera_params'] on the items")
-    loc, ry = geo.lidar_to_camera(t, p, h, c.yaw)
+    loc, ry = camera.lidar_to_camera(t, p, h, c.yaw)
     return (h, w, l, loc[0], loc[1], loc[2], ry)
 
 
 def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], prediction: bool,
-              t: geo.Transform | None, size: tuple[int | None, int | None], job: FrameJob, ref: str,
+              t: camera.Transform | None, size: tuple[int | None, int | None], job: FrameJob, ref: str,
               drops: list[tuple[str, str, int]]) -> list[str]:
     by_group: dict[str, CuboidAnnotation] = {}
     by_track: dict[str, CuboidAnnotation] = {}
@@ -1036,7 +1043,7 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def _pair_by_overlap(boxes: list[BoxAnnotation], pairs: list[CuboidAnnotation | None],
-                     free: list[CuboidAnnotation], used: set[int], t: geo.Transform,
+                     free: list[CuboidAnnotation], used: set[int], t: camera.Transform,
                      size: tuple[int | None, int | None], ref: str) -> None:
     """Join boxes and cuboids that carry no shared id (e.g. Nucleus data without the
     annobridge extension): same label and IoU >= 0.5 between the box and the cuboid's
@@ -1044,7 +1051,7 @@ def _pair_by_overlap(boxes: list[BoxAnnotation], pairs: list[CuboidAnnotation | 
     candidates = []
     for c in free:
         h, w, l, x, y, z, ry = _cuboid_camera(c, t, ref)
-        proj = geo.box_2d(t.P2, geo.corners_camera((x, y, z), h, w, l, ry), size[0], size[1])
+        proj = camera.box_2d(t.P2, camera.corners_camera((x, y, z), h, w, l, ry), size[0], size[1])
         if proj is None:
             continue
         for i, b in enumerate(boxes):
@@ -1066,12 +1073,12 @@ def _label_problem(label: str) -> str | None:
         return "it is empty"
     if " ".join(words) != label:
         return "it has leading, trailing, repeated or non-space whitespace"
-    if geo.is_number(words[0]) or geo.is_number(words[-1]):
+    if kitti_calib.is_number(words[0]) or kitti_calib.is_number(words[-1]):
         return "its first or last word is a number, which reads back as a column"
     return None
 
 
-def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: bool, t: geo.Transform | None,
+def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: bool, t: camera.Transform | None,
             size: tuple[int | None, int | None], job: FrameJob, ref: str,
             drops: list[tuple[str, str, int]]) -> str | None:
     main = b if b is not None else c
@@ -1095,7 +1102,7 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     text = attrs.get("kitti_text")
     tokens = text.split() if isinstance(text, str) else None
     n_expected = 15 if prediction else 14
-    if tokens is not None and (len(tokens) != n_expected or not all(geo.is_number(x) for x in tokens)):
+    if tokens is not None and (len(tokens) != n_expected or not all(kitti_calib.is_number(x) for x in tokens)):
         tokens = None
     dont_care = bool(attrs.get("dont_care")) or label.lower() == "dontcare"
     geom = _cuboid_camera(c, t, ref) if c is not None and not dont_care else None
@@ -1107,7 +1114,7 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
             bbox = (0.0, 0.0, 0.0, 0.0)
         else:
             h, w, l, x, y, z, ry = geom  # type: ignore[misc]
-            got = geo.box_2d(t.P2, geo.corners_camera((x, y, z), h, w, l, ry), size[0], size[1])
+            got = camera.box_2d(t.P2, camera.corners_camera((x, y, z), h, w, l, ry), size[0], size[1])
             if got is None:
                 drops.append((kind, "cuboid is not visible in image 2 (behind the camera or outside the image)", 1))
                 return None
@@ -1117,7 +1124,7 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     if "alpha" in attrs:
         alpha = attrs["alpha"]
     elif geom is not None:
-        alpha = geo.alpha_of(geom[3:6], geom[6])
+        alpha = camera.alpha_of(geom[3:6], geom[6])
     else:
         alpha = -10
     score = None
@@ -1165,7 +1172,7 @@ def write_frame(job: FrameJob) -> FrameResult:
     calib = job.calib
     if calib is None and image is not None and isinstance(image.metadata.get("camera_params"), dict):
         try:
-            calib = geo.calib_from_camera_params(image.metadata["camera_params"])  # type: ignore[arg-type]
+            calib = camera.calib_from_camera_params(image.metadata["camera_params"])  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise WriteError(f"metadata camera_params is not in the Nucleus form: {exc}", item=ref) from exc
     t = _transform(calib)
@@ -1176,8 +1183,9 @@ def write_frame(job: FrameJob) -> FrameResult:
         if extra:
             drops.append(("item metadata", "KITTI holds no item metadata (camera_params become calib)", 1))
     size = (image.width, image.height) if image is not None else (None, None)
-    if image is not None and size[0] is None and image.image_location and os.path.isfile(image.image_location):
-        size = _image_size(Path(image.image_location))
+    image_src, image_skip = media_file(image.image_location if image is not None else None, job.media_root)
+    if image is not None and size[0] is None and image_src is not None:
+        size = _image_size(image_src)
     members = [i for i in (image, cloud) if i is not None]
     gt_boxes = [a for i in members for a in i.annotations if a.type == "box"]
     gt_cubs = [a for i in members for a in i.annotations if a.type == "cuboid"]
@@ -1193,7 +1201,7 @@ def write_frame(job: FrameJob) -> FrameResult:
             _write_text(sd / "results" / f"{job.stem}.txt", pr_rows)
         if calib is not None:
             (sd / "calib").mkdir(parents=True, exist_ok=True)
-            (sd / "calib" / f"{job.stem}.txt").write_text(geo.format_calib(calib), encoding="utf-8")
+            (sd / "calib" / f"{job.stem}.txt").write_text(kitti_calib.format_calib(calib), encoding="utf-8")
     if job.media == "copy":
         if job.tracking is None:
             img_dir, velo_dir, name = sd / "image_2", sd / "velodyne", job.stem
@@ -1201,14 +1209,17 @@ def write_frame(job: FrameJob) -> FrameResult:
             seq, f = job.tracking
             img_dir, velo_dir, name = sd / "image_02" / seq, sd / "velodyne" / seq, f"{f:06d}"
         if image is not None and image.image_location:
-            src = Path(image.image_location)
-            if "://" not in image.image_location and src.is_file():
+            if image_src is not None:
                 img_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, img_dir / f"{name}{src.suffix.lower() or '.png'}")
-            else:
+                shutil.copyfile(image_src, img_dir / f"{name}{image_src.suffix.lower() or '.png'}")
+            elif image_skip == "missing" or image_skip == "not a local file":
                 drops.append(("image file", "missing or not a local file; not copied into image_2/", 1))
-        if cloud is not None:
-            src = Path(cloud.pointcloud_location)  # type: ignore[arg-type]
+            else:
+                drops.append(("image file", f"{image_skip}; not copied into image_2/", 1))
+        src, cloud_skip = media_file(cloud.pointcloud_location if cloud is not None else None, job.media_root)
+        if cloud is not None and src is None:
+            drops.append(("point cloud file", f"{cloud_skip}; not copied into velodyne/", 1))
+        elif cloud is not None and src is not None:
             velo_dir.mkdir(parents=True, exist_ok=True)
             if src.suffix == ".bin":
                 shutil.copyfile(src, velo_dir / f"{name}.bin")
@@ -1241,20 +1252,21 @@ def _frames(items: Iterator[DatasetItem]) -> Iterator[list[DatasetItem]]:
 
 
 def _safe_stem(name: str) -> str:
-    return name.replace("/", "_").replace("\\", "_").replace("\n", "_")
+    """A frame or sequence file name from an id: one component, never ``..`` (core.paths)."""
+    return safe_name(name.replace("/", "_").replace("\\", "_").replace("\n", "_"))
 
 
 class _CalibSource:
     def __init__(self, option: Path | None) -> None:
         self.option = option
-        self.single: geo.Calib | None = None
+        self.single: camera.Calib | None = None
         if option is not None:
             if option.is_file():
-                self.single = geo.read_calib(option)
+                self.single = kitti_calib.read_calib(option)
             elif not option.is_dir():
                 raise FormatError("calib option: no such file or folder", file=option)
 
-    def get(self, stem: str, items: list[DatasetItem]) -> geo.Calib | None:
+    def get(self, stem: str, items: list[DatasetItem]) -> camera.Calib | None:
         for it in items:
             c = it.attributes.get("kitti_calib")
             if isinstance(c, dict) and c:
@@ -1264,7 +1276,7 @@ class _CalibSource:
         if self.option is not None:
             p = self.option / f"{stem}.txt"
             if p.is_file():
-                return geo.read_calib(p)
+                return kitti_calib.read_calib(p)
         return None
 
 
@@ -1277,6 +1289,7 @@ def write(dataset: Dataset, destination: Path, options: KittiWriteOptions, conte
     """Write the KITTI object layout under ``destination``."""
     mapping = load_label_map(options.label_map)
     calibs = _CalibSource(options.calib)
+    media_root = source_root(dataset.source)
     destination.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     imagesets: dict[str, list[str]] = {}
@@ -1305,7 +1318,7 @@ def write(dataset: Dataset, destination: Path, options: KittiWriteOptions, conte
                           if i.attributes.get("kitti_split") in ("training", "testing")), options.split)
             label_file = all(i.attributes.get("kitti_label_file", True) is not False for i in group)
             yield FrameJob(stem, group, calibs.get(stem, group), destination / split, options.media, mapping,
-                           OBJECT_STYLE, None, label_file)
+                           OBJECT_STYLE, None, label_file, media_root=media_root)
 
     for res in context.map(write_frame, jobs()):
         _record(context, res)
@@ -1328,6 +1341,7 @@ def write_tracking(dataset: Dataset, destination: Path, options: KittiWriteOptio
     """Write the KITTI tracking layout: ``label_02/SSSS.txt`` per scene."""
     mapping = load_label_map(options.label_map)
     calibs = _CalibSource(options.calib)
+    media_root = source_root(dataset.source)
     destination.mkdir(parents=True, exist_ok=True)
     seq_names: dict[str, str] = {}
     loose = [0]
@@ -1372,9 +1386,9 @@ def write_tracking(dataset: Dataset, destination: Path, options: KittiWriteOptio
             if calib is not None and seq not in calib_written:
                 calib_written.add(seq)
                 (destination / split / "calib").mkdir(parents=True, exist_ok=True)
-                (destination / split / "calib" / f"{seq}.txt").write_text(geo.format_calib(calib), encoding="utf-8")
+                (destination / split / "calib" / f"{seq}.txt").write_text(kitti_calib.format_calib(calib), encoding="utf-8")
             yield FrameJob(f"{seq}/{f:06d}", group, calib, destination / split, options.media,
-                           mapping, TRACKING_STYLE, (seq, f), track_ids=frame_ids)
+                           mapping, TRACKING_STYLE, (seq, f), track_ids=frame_ids, media_root=media_root)
 
     try:
         for res in context.map(write_frame, jobs()):

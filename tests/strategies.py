@@ -61,10 +61,10 @@ class Limits:
     kinds: frozenset[str] | None = None  # narrows the Capabilities' kinds (one task per folder)
     keypoint_visibilities: tuple[int, ...] = (0, 1, 2)
     metadata_on_every_item: bool = False  # the reader fills schema defaults for missing keys
+    polygon_rings: int = 2  # rings per polygon the format holds as one annotation
     image_folder_options: tuple[str | None, str | None] = (None, None)  # (write, read) option
     # keys given the folder of the source images, for formats that keep media paths only
     predictions: bool = True  # False: the format's default output holds ground truth only
-    max_rings: int = 2  # polygon rings per annotation
     pair_boxes_with_keypoints: bool = False  # keypoints come with a box of their group (YOLO pose rows)
 
 
@@ -90,7 +90,7 @@ FORMAT_LIMITS: dict[str, Limits] = {
                  "Lightly files hold media paths, not sizes: sizes come from the input datasource"),
     ),
     "yolo": Limits(
-        kinds=frozenset({"polygon"}), predictions=False, max_rings=1, image_folder_options=(None, "images"),
+        kinds=frozenset({"polygon"}), predictions=False, polygon_rings=1, image_folder_options=(None, "images"),
         reasons=("one task per YOLO folder: the generic test draws segment data; tests/test_yolo.py draws "
                  "each task (detect, segment, pose, obb) and predictions",
                  "a YOLO folder holds ground truth or predictions (--option predictions=true), not both",
@@ -101,6 +101,12 @@ FORMAT_LIMITS: dict[str, Limits] = {
         ground_truth=False, kinds=frozenset({"box"}), image_folder_options=("input", "images"),
         reasons=("a single-task folder holds predictions of one task type (labelformat: detection)",
                  "sizes come from the images folder"),
+    ),
+    "cvat": Limits(
+        polygon_rings=1, image_folder_options=("images", "images"),
+        reasons=("a CVAT polygon has one ring (further rings are written as polygons of the same group)",
+                 "CVAT names an image by its file name: names relative to the images folder keep the "
+                 "reference ids"),
     ),
 }
 """Per-format generation limits; formats not listed take the defaults."""
@@ -236,7 +242,7 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
                                              width=draw(hundredths(0.01, w)), height=draw(hundredths(0.01, h)),
                                              rotation=draw(hundredths(-179.99, 180)), **c))
         elif kind == "polygon":
-            rings = draw(st.lists(_ring(w, h), min_size=1, max_size=limits.max_rings))
+            rings = draw(st.lists(_ring(w, h), min_size=1, max_size=limits.polygon_rings))
             out.append(PolygonAnnotation(label=label, rings=rings, **c))
         elif kind == "line":
             ring = draw(_ring(w, h))

@@ -144,7 +144,7 @@ def test_ultralytics_yamls_read_with_labels_beside_them(tmp_path: Path) -> None:
 
 TASKS = {
     "detect": (frozenset({"box"}), Limits(predictions=False)),
-    "segment": (frozenset({"polygon"}), Limits(predictions=False, max_rings=1)),
+    "segment": (frozenset({"polygon"}), Limits(predictions=False, polygon_rings=1)),
     "pose": (frozenset({"keypoints"}), Limits(predictions=False, pair_boxes_with_keypoints=True)),
     "obb": (frozenset({"oriented_box"}), Limits(predictions=False)),
 }
@@ -174,7 +174,7 @@ def test_each_task_round_trips(task: str, data: st.DataObject) -> None:
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_predictions_round_trip_with_a_confidence_column(kind: str, data: st.DataObject) -> None:
-    limits = Limits(ground_truth=False, max_rings=1)
+    limits = Limits(ground_truth=False, polygon_rings=1)
     dataset = data.draw(datasets(Capabilities(prediction_types=frozenset({kind})), "yolo", limits))
     task = {"box": "detect", "polygon": "segment", "oriented_box": "obb"}[kind]
     _round_trip(dataset, {"task": task, "predictions": "true"})
