@@ -408,6 +408,7 @@ def test_labelformat_reads_our_segment_folder(tmp_path: Path) -> None:
     src = annobridge.load(FIXTURES / "coco/instances/instances.json").materialize()
     for item in src.items:  # the COCO fixture names images that are not shipped: give it real files
         item.image_location = _png(tmp_path / "src" / Path(item.image_location).name, item.width, item.height)
+    src.source = None  # the images are the test's own files now, not the fixture folder's
     report = annobridge.save(src, tmp_path / "y", "yolo", {"media": "copy"})
     assert report.dropped == {}
     theirs = YOLOv8InstanceSegmentationInput(input_file=tmp_path / "y/data.yaml", input_split="train")
@@ -441,3 +442,18 @@ def test_a_write_holds_only_its_task_so_the_engine_reports_the_rest(tmp_path: Pa
     assert (tmp_path / "pred/labels/train/a.txt").read_text() == "0 0.035 0.07 0.05 0.1 0.25\n"
     [back] = annobridge.load(tmp_path / "pred", "yolo", {"image-size": "100x50"}).items
     assert back.annotations == [] and back.predictions[0].confidence == 0.25
+
+
+def test_media_outside_the_source_is_not_copied_and_reported(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    _png(src / "images/train/in.png", 8, 4)
+    (src / "labels/train").mkdir(parents=True)
+    (src / "labels/train/in.txt").write_text("0 0.5 0.5 0.5 0.5\n")
+    (src / "data.yaml").write_text("train: images/train\nnames: [car]\n")
+    outside = _png(tmp_path / "elsewhere.png", 8, 4)
+    ds = annobridge.load(src)
+    ds.items.append(DatasetItem(reference_id="out", image_location=outside, width=8, height=4))
+    report = annobridge.save(ds, tmp_path / "y", "yolo", {"media": "copy"})
+    assert report.dropped == {"image file": {f"outside the source folder {str(src)!r}; not copied into images/train/": 1}}
+    assert sorted(p.name for p in (tmp_path / "y/images/train").iterdir()) == ["in.png"]
+    assert (tmp_path / "y/labels/train/out.txt").exists()

@@ -72,7 +72,9 @@ item's ``width``/``height``, else the image header (Pillow, no pixels decoded, E
 applied as Ultralytics does), else ``--option image-size=WxH``; without any, an error names the
 item. ``--option images=DIR`` on read finds images that are not beside the labels (a folder
 written with ``media=none``) by their relative path. Writing copies no image unless asked
-(``media=none|link|copy``; default none: the YAML names ``images/<split>`` where they belong).
+(``media=none|link|copy``; default none: the YAML names ``images/<split>`` where they belong);
+images are read (for sizes, copies and links) only from inside the source dataset's folder
+(``core.paths.media_file``), and one that cannot be copied is reported (``image file``).
 
 What is lost: everything but boxes, polygons, keypoints and oriented boxes with their labels
 (ids, attributes, metadata, scenes); multi-ring structure of polygons; ground truth when

@@ -21,7 +21,7 @@ import yaml
 from annobridge.core.errors import WriteError
 from annobridge.core.formats import ConversionReport, Context
 from annobridge.core.model import Category, Dataset, DatasetItem, KeypointsAnnotation
-from annobridge.core.paths import contained, safe_name
+from annobridge.core.paths import contained, media_file, safe_name, source_root
 from annobridge.plugins.yolo.read import image_size, parse_size
 
 TASK_OF_KIND = {"polygon": "segment", "oriented_box": "obb", "keypoints": "pose"}
@@ -136,6 +136,7 @@ class _Writer:
             if cat.keypoints:
                 self.schema.adopt(cat.name, cat.keypoints, cat.skeleton)
         self.info = dict(dataset.header.info.get("yolo") or {})
+        self.media_root = source_root(dataset.source)  # images are read only from inside the source
         # task=auto keeps the task a YOLO source was read with (so an empty pose folder stays pose)
         known = self.info.get("task") if self.info.get("task") in TASKS else None
         self.task: str | None = known if options.task == "auto" else options.task
@@ -149,9 +150,9 @@ class _Writer:
     def size(self, item: DatasetItem) -> tuple[int, int]:
         if item.width and item.height:
             return item.width, item.height
-        loc = item.image_location
-        if loc and "://" not in loc and Path(loc).is_file():
-            return image_size(Path(loc))
+        image, _ = media_file(item.image_location, self.media_root)
+        if image is not None:
+            return image_size(image)
         if self.fallback is not None:
             return self.fallback
         raise WriteError("YOLO coordinates are fractions of the image size, and this item has none",
@@ -337,11 +338,11 @@ class _Writer:
             self.media(item, split, rel)
 
     def media(self, item: DatasetItem, split: str, rel: str) -> None:
-        loc = item.image_location
-        source = Path(loc) if loc and "://" not in loc else None
-        if source is None or not source.is_file():
-            raise WriteError(f"media={self.options.media} needs the item's image as a local file, got {loc!r}",
-                             item=item.reference_id, fix="use --option media=none to write labels only")
+        source, why = media_file(item.image_location, self.media_root)
+        if source is None:  # labels are still written: report the image, as KITTI does
+            self.report.drop("image file", f"{why}; not {'copied' if self.options.media == 'copy' else 'linked'} "
+                             f"into images/{split}/")
+            return
         target = contained(self.dst / "images" / split, rel + source.suffix.lower(), what="image path",
                            item=item.reference_id, error=WriteError)
         target.parent.mkdir(parents=True, exist_ok=True)
