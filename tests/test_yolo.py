@@ -343,6 +343,12 @@ def test_bad_yaml_is_named(tmp_path: Path) -> None:
         annobridge.load(_dataset(tmp_path, "", "train: images/train\nnames: [car]\nnc: 3\n"), "yolo")
     with pytest.raises(ReadError, match=r"kpt_shape is \[17, 4\], expected \[K, 2\] or \[K, 3\]"):
         annobridge.load(_dataset(tmp_path / "2", "", "train: images/train\nnames: [a]\nkpt_shape: [17, 4]\n"), "yolo")
+    with pytest.raises(ReadError, match=r"data\.yaml:kpt_names: kpt_names is not \{class id: \[\.\.\.\]\}"):
+        annobridge.load(_dataset(tmp_path / "4", "", "train: images/train\nnames: [a]\nkpt_names: {0: 5}\n"), "yolo")
+    root = _dataset(tmp_path / "5", "")
+    (root / "labels/train/x.txt").write_bytes(b"0 0.5 0.5 0.1 0.1\xff\n")
+    with pytest.raises(ReadError, match=r"x\.txt \(item \"x\"\): not UTF-8 text \(byte 17\)"):
+        list(annobridge.load(root).items)
     with pytest.raises(ReadError, match=r"data\.yaml:train: train '\.\./\.\./etc' is not inside .*climbs out"):
         annobridge.load(_dataset(tmp_path / "3", "", "train: ../../etc\nnames: [a]\n"), "yolo")
 

@@ -62,6 +62,14 @@ class Layout:
     file: Path | None = None
 
 
+def _text(path: Path, item: str | None = None) -> str:
+    """A text file's content; bytes that are not UTF-8 are a ReadError naming the file."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ReadError(f"not UTF-8 text (byte {exc.start})", file=path, item=item) from exc
+
+
 # --------------------------------------------------------------------------- detection
 
 
@@ -115,13 +123,13 @@ def _names_from(value: Any, file: Path) -> dict[int, str]:
 
 
 def _names_file(path: Path) -> dict[int, str]:
-    lines = [ln.strip() for ln in path.read_text(encoding="utf-8").splitlines()]
+    lines = [ln.strip() for ln in _text(path).splitlines()]
     return {i: n for i, n in enumerate(ln for ln in lines if ln)}
 
 
 def _yaml_layout(file: Path) -> Layout:
     try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
+        data = yaml.safe_load(_text(file))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ReadError(f"not valid YAML: {getattr(exc, 'problem', exc)}", file=file,
@@ -173,11 +181,15 @@ def _yaml_layout(file: Path) -> Layout:
         if isinstance(value, list):
             value = {0: value} if key == "kpt_names" else {c: value for c in names}
         if isinstance(value, dict):
-            for cls, v in value.items():
-                if key == "kpt_names":
-                    layout.kpt_names[int(cls)] = [str(n) for n in v]
-                else:
-                    layout.skeleton[int(cls)] = [(int(a), int(b)) for a, b in v]
+            try:
+                for cls, v in value.items():
+                    if key == "kpt_names":
+                        layout.kpt_names[int(cls)] = [str(n) for n in v]
+                    else:
+                        layout.skeleton[int(cls)] = [(int(a), int(b)) for a, b in v]
+            except (TypeError, ValueError) as exc:
+                raise ReadError(f"{key} is not {{class id: [...]}}: {exc}", file=file, where=key,
+                                fix="kpt_names maps a class id to names; skeleton a class id to [a, b] pairs") from exc
     kept = {k: data[k] for k in ("flip_idx", "download") if k in data}
     if kept:
         layout.info = kept
@@ -201,7 +213,7 @@ def _add_entry(split: Split, root: Path, entry: str, file: Path, key: str) -> No
 
 def _list_file(path: Path, root: Path, key: str) -> list[Path]:
     out = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line in enumerate(_text(path).splitlines(), start=1):
         entry = line.strip()
         if not entry:
             continue
@@ -216,7 +228,7 @@ def _list_file(path: Path, root: Path, key: str) -> list[Path]:
 def _darknet_layout(file: Path) -> Layout:
     root = file.parent
     fields: dict[str, str] = {}
-    for line in file.read_text(encoding="utf-8").splitlines():
+    for line in _text(file).splitlines():
         key, sep, value = line.partition("=")
         if sep:
             fields[key.strip()] = value.strip()
@@ -381,7 +393,7 @@ class _RowReader:
     def rows(self, file: Path, ref: str, w: int, h: int) -> tuple[list[Any], list[Any]]:
         annotations: list[Any] = []
         predictions: list[Any] = []
-        text = file.read_text(encoding="utf-8")
+        text = _text(file, ref)
         for lineno, line in enumerate(text.splitlines(), start=1):
             parts = line.split()
             if not parts:
