@@ -463,3 +463,11 @@ def test_media_outside_the_source_is_not_copied_and_reported(tmp_path: Path) -> 
     assert report.dropped == {"image file": {f"outside the source folder {str(src)!r}; not copied into images/train/": 1}}
     assert sorted(p.name for p in (tmp_path / "y/images/train").iterdir()) == ["in.png"]
     assert (tmp_path / "y/labels/train/out.txt").exists()
+
+
+def test_named_pose_task_pads_boxes_written_before_the_first_keypoints(tmp_path: Path) -> None:
+    first = _item([BoxAnnotation(label="dog", x=0, y=0, width=50, height=50)], ref="first")
+    kp = KeypointsAnnotation(label="cat", keypoints=[10, 10, 2], names=["nose"], attributes={"bbox": [0, 0, 20, 20]})
+    annobridge.save([first, _item([kp], ref="second")], tmp_path / "y", "yolo", {"task": "pose"})
+    assert (tmp_path / "y/labels/train/first.txt").read_text().split()[5:] == ["0", "0", "0"]
+    assert len((tmp_path / "y/labels/train/second.txt").read_text().split()) == 8

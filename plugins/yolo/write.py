@@ -283,8 +283,11 @@ class _Writer:
     def _pose_row(self, a: KeypointsAnnotation, w: int, h: int, grouped: dict[str, Any],
                   bboxes: dict[str, list[float]], used: set[int], anns: list[Any]) -> str | None:
         schema = self.schema.names or a.names
-        if self.schema.names is None:
+        if self.schema.names is None:  # the first keypoints of a named pose task: pad earlier box rows
             self.schema.adopt(a.label, a.names, a.skeleton)
+            for path in self.box_only_files:
+                self._pad_pose_file(path)
+            self.box_only_files = []
         if len(a.names) != len(schema):
             self.report.drop("keypoints", f"YOLO holds one kpt_shape per dataset: {len(a.names)} keypoints do "
                              f"not fit the schema's {len(schema)}")
@@ -332,8 +335,8 @@ class _Writer:
             label.parent.mkdir(parents=True, exist_ok=True)
             self.folders.add(label.parent)
         label.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
-        if self.task is None and rows:
-            self.box_only_files.append(label)
+        if rows and (self.task is None or (self.task == "pose" and self.schema.names is None)):
+            self.box_only_files.append(label)  # fixed up once the task (or pose's schema) is known
         if self.options.media != "none":
             self.media(item, split, rel)
 
