@@ -17,7 +17,7 @@ from annobridge.core.model import Dataset, DatasetItem
 
 
 def _r(v: float | None) -> float | None:
-    """Rounded to 1e-6; ``+ 0.0`` makes a -0.0 (a tiny negative float error) equal 0.0."""
+    """Round to 6 decimals; ``+ 0.0`` turns -0.0 (a tiny negative rounding error) into 0.0."""
     return None if v is None else round(float(v), 6) + 0.0
 
 
