@@ -49,8 +49,14 @@ Writing:
     results list, which the report notes). Predictions written into a ground-truth file go
     under the extra top-level key ``annobridge_predictions`` as a results list (pycocotools
     and other COCO readers ignore it; this reader reads it back as predictions), so
-    nothing is lost. Annotation ids are kept when ``group_id`` is an integer
-    not used yet; other groups get new ids from 1 up, skipping used ids. For annotations
+    nothing is lost. Ids are integers, as pycocotools ``COCOeval`` and datumaro expect:
+    an image's id is its reference id when that is an integer (``"000123"`` -> 123), else
+    the next unused integer from 1 up in item order, the reference id kept under the image
+    key ``annobridge_reference_id`` (a string id read from COCO stays a string). Annotation
+    ids are kept when ``group_id`` is an integer not used yet; other groups get new ids
+    from 1 up, skipping used ids, the group id kept under ``annobridge_group_id``. The
+    reader restores both (reference id, group id) and keeps the COCO id in
+    ``attributes["id"]``, so COCO -> COCO writes the same ids again. For annotations
     that did not come from COCO, the writer adds ``bbox`` to polygons and masks (polygon
     vertex extents, RLE ``toBbox``), ``area`` (pycocotools pixel count of the rasterised
     polygon or RLE; ``w*h`` for boxes; the extent of the labelled keypoints for
@@ -111,6 +117,8 @@ _GT_SPECIAL = frozenset({ABSENT, "category_id", "bbox", "segmentation", "keypoin
 _RES_SPECIAL = _GT_SPECIAL - {"id"}
 _DEFAULT_TOP = ["info", "licenses", "images", "annotations", "categories"]
 PREDICTIONS_KEY = "annobridge_predictions"
+REFERENCE_KEY = "annobridge_reference_id"  # image key: the item's non-integer reference id
+GROUP_KEY = "annobridge_group_id"  # annotation key: the object's non-integer group id
 
 
 class CocoReadOptions(BaseModel):
@@ -366,6 +374,9 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
                                     file=path, where=where))
             continue
         ref = str(iid)
+        spelled = img.get(REFERENCE_KEY)
+        if type(spelled) is str and spelled:
+            ref = spelled
         if ref in refs:
             context.error(ReadError(f"image id {iid!r} is used twice: #/images/{refs[ref]} and "
                                     f"{where}", file=path, where=where,
@@ -391,8 +402,9 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
             attrs[ABSENT] = ["file_name"]
         else:
             del attrs["file_name"]
-        if type(iid) is str:
+        if type(iid) is str or ref != str(iid):
             attrs["id"] = iid
+            attrs.pop(REFERENCE_KEY, None)
         item = _make(DatasetItem, {
             "reference_id": ref, "image_location": file_name, "pointcloud_location": None,
             "width": width, "height": height, "metadata": {}, "attributes": attrs,
@@ -673,7 +685,10 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         aid = attrs.pop("id")
         gid = str(aid)
         conf = None
-        if type(aid) is str:
+        spelled = attrs.pop(GROUP_KEY, None)
+        if type(spelled) is str and spelled:
+            gid = spelled
+        if type(aid) is str or gid != str(aid):
             attrs["id"] = aid
         if "area" not in attrs or "iscrowd" not in attrs or bbox_raw is _MISSING or (
                 kps is not _MISSING and num is _MISSING):
@@ -846,13 +861,21 @@ def _int_id(text: str | None) -> int | None:
     return int(text)
 
 
-def _image_id(item: DatasetItem) -> Any:
+def _image_id_candidate(item: DatasetItem) -> Any:
+    """The COCO id an item asks for: its string id read from COCO, its integer reference
+    id, the integer id COCO gave it before (``attributes["id"]``), or None."""
     ref = item.reference_id
     orig = item.attributes.get("id")
     if type(orig) is str and orig == ref:
-        return orig
+        return orig  # a string id read from COCO: pycocotools accepts it, kept as read
     n = _int_id(ref)
-    return ref if n is None else n
+    if n is not None:
+        return n
+    if _is_int(orig):
+        return orig
+    if ref.isascii() and ref.isdigit():
+        return int(ref)  # "000123" (KITTI frame names): the number, the name kept
+    return None
 
 
 class _Writer:
@@ -869,6 +892,28 @@ class _Writer:
         self.used_ids: set[Any] = set()
         self.drops: dict[tuple[str, str], int] = {}
         self.renumbered = 0  # annotation ids COCO cannot keep (not integers, or used twice)
+        self.image_ids: set[Any] = set()
+        self.next_image = 1
+        self.mapped_refs = 0  # reference ids written as REFERENCE_KEY beside a new integer id
+
+    def image_id(self, item: DatasetItem) -> tuple[Any, str | None]:
+        """The item's COCO image id, and its reference id when that id does not spell it.
+
+        Integers (or a string id read from COCO) are kept; any other reference id gets the
+        next unused integer from 1 up, in item order, so the same input always gets the
+        same ids, and the reference id is written beside it to be restored on reading.
+        """
+        ref = item.reference_id
+        cand = _image_id_candidate(item)
+        if cand is None or cand in self.image_ids:
+            while self.next_image in self.image_ids:
+                self.next_image += 1
+            cand = self.next_image
+        self.image_ids.add(cand)
+        if str(cand) == ref:
+            return cand, None
+        self.mapped_refs += 1
+        return cand, ref
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:
         self.drops[(what, reason)] = self.drops.get((what, reason), 0) + n
@@ -952,6 +997,8 @@ class _Writer:
             else:
                 attr_id = attrs.get("id")
                 oid = attr_id if type(attr_id) is str and attr_id == gid else _int_id(gid)
+                if oid is None and _is_int(attr_id):
+                    oid = attr_id  # the integer id COCO gave this group before
             if oid is None or oid in self.used_ids:
                 if gid is not None or any(a.annotation_id is not None for a in group):
                     self.renumbered += 1
@@ -964,6 +1011,8 @@ class _Writer:
                         if aid is not None and aid != gid and aid != gid + ":keypoints":
                             self.renumbered += 1
                 rec = {"id": oid, "image_id": image_id, "category_id": cid}
+            if gid is not None and str(rec.get("id")) != gid:
+                rec[GROUP_KEY] = gid  # restored as the group id on reading
         absent = attrs.get(ABSENT, ())
         mtype = main.type if main is not None else None
         if mtype == "polygon":
@@ -1150,8 +1199,10 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
             nonlocal n_gt, n_pred, n_items, n_meta
             for item in dataset.items:
                 n_items += 1
-                image_id = _image_id(item)
+                image_id, spelled = w.image_id(item)
                 rec = {"id": image_id}
+                if spelled is not None:
+                    rec[REFERENCE_KEY] = spelled
                 if item.image_location is not None:
                     rec["file_name"] = item.image_location
                 elif "file_name" not in item.attributes.get(ABSENT, ()):
@@ -1188,6 +1239,11 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
             context.report.drop(what, reason, n)
         if n_meta:
             context.report.drop("item metadata", "COCO images hold no metadata", n_meta)
+        if w.mapped_refs:
+            context.report.notes.append(
+                f"{w.mapped_refs} item reference ids are not COCO integer ids: the images got "
+                f"integer ids and keep the reference id under {REFERENCE_KEY!r} (read back as the "
+                "reference id)")
         if w.renumbered:
             context.report.notes.append(
                 f"{w.renumbered} annotation ids were not unused integers (COCO ids are integers "
