@@ -126,7 +126,7 @@ from typing import Any
 import numpy as np
 import orjson
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
 from annobridge.core.errors import ReadError, WriteError
@@ -139,6 +139,7 @@ from annobridge.core.formats import (
 )
 from annobridge.core.hookspecs import hookimpl
 from annobridge.core.masks import narrow_mask
+from annobridge.core.metadata import ScopeSchema
 from annobridge.core.model import (
     Annotation,
     BoxAnnotation,
@@ -205,6 +206,9 @@ class NucleusWriteOptions(BaseModel):
     booleans_as_strings: bool = False
     """Write metadata booleans as the strings ``"true"``/``"false"`` (reported; whether Nucleus
     needs this is not verified, see the format sheet)."""
+    frame_rate: int = Field(default=1, ge=1)
+    """The ``frame_rate`` of a VideoScene whose scene has none (the client's ``validate()``
+    needs one for a scene of image frames); each use is noted in the report."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -1263,7 +1267,7 @@ def _with_ext(payload: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scene_payload(buf: _SceneBuffer, scene: Scene | None, strict: bool, report: Any,
-                   incomplete: bool = False) -> dict[str, Any]:
+                   incomplete: bool = False, frame_rate: int | None = None) -> dict[str, Any]:
     indices = sorted(buf.frames)
     frames = [buf.frames[i] for i in indices]
     lidar = any(d.kind == "pointcloud" for f in frames for d in f)
@@ -1291,6 +1295,10 @@ def _scene_payload(buf: _SceneBuffer, scene: Scene | None, strict: bool, report:
     if video:
         if "frame_rate" in native:
             payload["frame_rate"] = native["frame_rate"]
+        elif frames and frame_rate is not None:
+            payload["frame_rate"] = frame_rate
+            report.notes.append(f"video scene {buf.ref!r} has no frame rate: wrote frame_rate={frame_rate} "
+                                "(Nucleus needs one for a scene of image frames; set it with --option frame-rate=N)")
         if metadata:
             payload["metadata"] = metadata
         for k in ("video_url", "upload_to_scale"):
@@ -1431,6 +1439,16 @@ def _encode(line: dict[str, Any]) -> bytes:
     return out
 
 
+def _drop_unplaced(item: DatasetItem, report: Any) -> None:
+    """Report an item the writer leaves out, with its annotations per kind."""
+    reason = "the item has no image or point cloud (the Nucleus client needs image_url or pointcloud_url)"
+    report.drop("item", reason)
+    for ann in item.annotations:
+        report.drop(ann.type, reason)
+    for ann in item.predictions:
+        report.drop("prediction:" + ann.type, reason)
+
+
 def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, context: Context) -> None:
     """Write one payload a line; masks, point clouds and the sidecar go beside ``destination``."""
     stem = destination.stem if destination.suffix == ".jsonl" else destination.name
@@ -1441,8 +1459,16 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     clouds_dir = base / f"{stem}.pointclouds"
     final_base = os.path.abspath((context.final_destination or destination).parent)
 
+    schema = ScopeSchema("items")
+    unplaced: list[str] = []
+
     def jobs() -> Iterator[_Job]:
         for seq, item in enumerate(dataset.items):
+            if item.scene is None and item.image_location is None and item.pointcloud_location is None:
+                _drop_unplaced(item, report)  # the client refuses an item without a location
+                unplaced.append(item.reference_id)
+                continue
+            schema.add(item.reference_id, item.metadata)
             yield _Job(item, seq, str(base), str(masks_dir), str(clouds_dir), strict, item.scene is not None,
                        final_base, options.renumber_segments)
 
@@ -1465,7 +1491,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
             nonlocal buf
             if buf is not None:
                 out.write(dumps(_scene_payload(buf, header.scenes.get(buf.ref), strict, report,
-                                               options.incomplete_lidar_scenes)))
+                                               options.incomplete_lidar_scenes, options.frame_rate)))
                 written_scenes.add(buf.ref)
                 buf = None
 
@@ -1489,6 +1515,11 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
         for ref, scene in header.scenes.items():
             if ref not in written_scenes:  # a scene without frames in the stream
                 out.write(dumps(_scene_payload(_SceneBuffer(ref), scene, strict, report)))
+    schema.check()  # a key with two types: Nucleus indexes one type per key (nothing is kept)
+    if unplaced:
+        report.items_written -= len(unplaced)
+        report.notes.append(f"{len(unplaced)} items have no image or point cloud and were not written "
+                            f"(the Nucleus client refuses them), e.g. {unplaced[0]!r}")
     _write_sidecar(header, base / f"{stem}{SIDECAR_SUFFIX}", strict, report)
 
 
