@@ -117,3 +117,82 @@ def test_datumaro_imports_our_coco_instances(coco_files: dict[str, Path], datuma
     got = sum(len(item.annotations) for item in dataset)
     assert got >= len(data["annotations"])  # polygons come with their box, boxes alone
     assert {item.attributes["id"] for item in dataset} == {img["id"] for img in data["images"]}
+
+
+# --------------------------------------------------------------------------- the Nucleus client
+
+
+def _client_accepts(path: Path) -> int:
+    """Parse every line of a Nucleus file with the real client, as an upload would; returns
+    the number of lines."""
+    from nucleus import prediction as nucleus_prediction
+    from nucleus.annotation import Annotation
+    from nucleus.dataset_item import DatasetItem as NucleusItem
+    from nucleus.scene import LidarScene, VideoScene
+
+    lines = [json.loads(t) for t in path.read_text(encoding="utf-8").splitlines() if t.strip()]
+    for line in lines:
+        if "frames" in line:
+            lidar = any("reference_id" not in f for f in line["frames"])
+            scene = (LidarScene if lidar else VideoScene).from_json(line)
+            scene.validate()
+            continue
+        item = NucleusItem.from_json(dict(line))
+        assert item.image_location or item.pointcloud_location, line["reference_id"]
+        for p in line.get("annotations", []):
+            Annotation.from_json(p)
+        for p in line.get("predictions", []):
+            nucleus_prediction.from_json(p)
+    return len(lines)
+
+
+NUCLEUS_SOURCES = [
+    ("kitti", FIXTURES / "kitti/mmdet3d-results", None),  # a results folder: no images
+    ("kitti", FIXTURES / "kitti/openpcdet-sample", None),
+    ("coco", FIXTURES / "coco/datumaro_instances/instances_train.json", None),
+    ("lightly", LIGHTLY / ".lightly", LIGHTLY_OPTIONS),
+]
+
+
+@pytest.mark.parametrize(("fmt", "src", "options"), NUCLEUS_SOURCES, ids=lambda v: getattr(v, "name", None))
+def test_the_nucleus_client_accepts_every_line_we_write(fmt: str, src: Path, options: Any, tmp_path: Path) -> None:
+    out = tmp_path / "n.jsonl"
+    report = annobridge.convert(src, out, src_format=fmt, dst_format="nucleus", read_options=options,
+                                write_options={"incomplete-lidar-scenes": "true"} if fmt == "kitti" else None)
+    n = _client_accepts(out)
+    source = annobridge.load(src, fmt, options)
+    unplaced = [i for i in source.items
+                if i.scene is None and i.image_location is None and i.pointcloud_location is None]
+    # an item the client would refuse is left out and reported, with its annotations
+    assert sum(report.dropped.get("item", {}).values()) == len(unplaced)
+    assert report.items_written == len(source.items) - len(unplaced)
+    for kind in {("prediction:" if p else "") + a.type for i in unplaced
+                 for p, anns in ((False, i.annotations), (True, i.predictions)) for a in anns}:
+        assert report.written[kind] < report.read[kind]
+    assert n > 0 or unplaced
+
+
+def test_a_video_scene_without_frame_rate_passes_the_client_validate(tmp_path: Path) -> None:
+    from nucleus.scene import VideoScene
+
+    from annobridge.core.model import DatasetHeader, DatasetItem, FrameRef, Scene
+
+    items = [DatasetItem(reference_id=f"f{i}", image_location=f"https://e.com/{i}.jpg",
+                         scene=FrameRef(scene_reference_id="vid", index=i)) for i in range(3)]
+    header = DatasetHeader(scenes={"vid": Scene(reference_id="vid")})
+    report = annobridge.save(Dataset(header, items), tmp_path / "v.jsonl", "nucleus",
+                             {"frame-rate": "25"})
+    line = json.loads((tmp_path / "v.jsonl").read_text())
+    assert line["frame_rate"] == 25 and any("frame_rate=25" in n for n in report.notes)
+    VideoScene.from_json(line).validate()
+
+
+def test_the_nucleus_writer_refuses_a_metadata_key_with_two_types(tmp_path: Path) -> None:
+    from annobridge.core.errors import MetadataTypeError
+    from annobridge.core.model import DatasetItem
+
+    items = [DatasetItem(reference_id="a", image_location="a.png", metadata={"speed": 3}),
+             DatasetItem(reference_id="b", image_location="b.png", metadata={"speed": "fast"})]
+    with pytest.raises(MetadataTypeError, match='"speed"'):
+        annobridge.save(items, tmp_path / "n.jsonl", "nucleus")
+    assert not (tmp_path / "n.jsonl").exists()
