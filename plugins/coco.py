@@ -127,19 +127,32 @@ class CocoReadOptions(BaseModel):
     Args:
         gt: for a results file, the ground-truth JSON giving image file names, sizes and
             category names (results are then checked against it, as ``loadRes`` does).
-        bad_skeleton_edges: ``error`` (default) reports a skeleton edge whose index is
-            outside 1..k; ``drop`` drops such edges and reports them as dropped (the
-            CrowdPose files ship a 17-point skeleton with 14 keypoints).
-        short_keypoints: ``error`` (default) reports keypoints whose length is not 3 x the
-            category's keypoint count; ``prefix`` reads a shorter list as the first names
-            of the category (Human-Art stores the 17 COCO points in ``keypoints`` under a
-            21-name category, the 21 points in ``keypoints_21``).
+        bad_skeleton_edges: a skeleton edge whose index is outside 1..k (CrowdPose ships a
+            17-point skeleton with 14 keypoints; datumaro writes 0-based edges under an
+            empty name list): ``keep`` (default) keeps the category's skeleton verbatim in
+            ``Category.attributes["skeleton"]`` (written back as given), leaves such edges
+            out of the canonical skeleton and notes it in the report; ``drop`` drops them
+            (reported as dropped); ``error`` refuses the file.
+        short_keypoints: keypoints whose length is not 3 x the category's keypoint count:
+            ``keep`` (default) reads a shorter list as the first names of the category
+            (Human-Art stores 17 COCO points under a 21-name category) and names the points
+            beyond the category's names ``"k"`` (their 0-based index; datumaro's
+            ``coco_person_keypoints`` export has categories with ``keypoints: []``), noted
+            in the report; ``prefix`` reads shorter lists only; ``error`` refuses the file.
+        strict: refuse what the file leaves inconsistent instead of keeping it: both
+            options above become ``error`` unless given otherwise.
     """
 
     model_config = ConfigDict(extra="forbid")
     gt: Path | None = None
-    bad_skeleton_edges: Literal["error", "drop"] = "error"
-    short_keypoints: Literal["error", "prefix"] = "error"
+    bad_skeleton_edges: Literal["keep", "error", "drop"] | None = None
+    short_keypoints: Literal["keep", "error", "prefix"] | None = None
+    strict: bool = False
+
+    def mode(self, option: str) -> str:
+        """The effective mode of ``bad_skeleton_edges`` or ``short_keypoints``."""
+        given = getattr(self, option)
+        return given if given is not None else ("error" if self.strict else "keep")
 
 
 class CocoWriteOptions(BaseModel):
@@ -239,7 +252,7 @@ def _dumps(obj: Any) -> bytes:
 
 
 class _Cat:
-    __slots__ = ("label", "names", "skeleton", "k", "shared", "free", "prefixes")
+    __slots__ = ("label", "names", "skeleton", "k", "shared", "free", "extend", "adapted", "prefixes")
 
     def __init__(self, label: str, names: list[str] | None, skeleton: list[tuple[int, int]] | None):
         self.label = label
@@ -248,6 +261,8 @@ class _Cat:
         self.k = len(names) if names is not None else 0
         self.shared = False  # another category has the same name: keep category_id
         self.free = False  # results without ground truth: any keypoint count, names "0", "1"...
+        self.extend = False  # short_keypoints=keep: more points than names get names "k", "k+1"...
+        self.adapted = 0  # annotations read with a prefix or an extension of the names
         self.prefixes: dict[int, list[str]] = {}
 
     def names_for(self, m: int) -> list[str] | None:
@@ -256,11 +271,20 @@ class _Cat:
             if m not in self.prefixes:
                 self.prefixes[m] = [str(j) for j in range(m)]
             return self.prefixes[m]
+        if m > self.k and self.extend:
+            if m not in self.prefixes:
+                self.prefixes[m] = generated_names(self.names or [], m)
+            return self.prefixes[m]
         if self.names is None or m > self.k:
             return None
         if m not in self.prefixes:
             self.prefixes[m] = self.names[:m]
         return self.prefixes[m]
+
+
+def generated_names(names: list[str], m: int) -> list[str]:
+    """``names`` completed to ``m`` names with the 0-based index of each missing point."""
+    return [*names, *(str(j) for j in range(len(names), m))]
 
 
 def _is_int(v: Any) -> bool:
@@ -279,6 +303,7 @@ def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
     index: dict[int, _Cat] = {}
     names_used: dict[str, int] = {}
     dropped = 0
+    edge_mode = options.mode("bad_skeleton_edges")
     for i, c in enumerate(raw):
         where = f"#/categories/{i}"
         if type(c) is not dict:
@@ -313,6 +338,7 @@ def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
                 context.error(ReadError("skeleton must be a list of [a, b] pairs", file=path,
                                         where=f"{where}/skeleton"))
                 continue
+            kept_raw = False
             for j, edge in enumerate(skeleton_raw):
                 if (type(edge) is not list or len(edge) != 2
                         or not all(_is_int(e) for e in edge)):
@@ -321,27 +347,37 @@ def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
                     continue
                 a, b = edge
                 if not (1 <= a <= k and 1 <= b <= k):
-                    if options.bad_skeleton_edges == "drop":
+                    if edge_mode == "drop":
                         dropped += 1
+                        continue
+                    if edge_mode == "keep":
+                        kept_raw = True
                         continue
                     context.error(ReadError(
                         f"skeleton edge {edge} is out of range: COCO skeleton indices are "
                         f"1-based, 1..{k} for the {k} keypoint names of category {cid}",
                         file=path, where=f"{where}/skeleton/{j}",
                         fix="fix the edge (0-based skeletons must be shifted by 1), or read "
-                            "with --option bad-skeleton-edges=drop"))
+                            "with --option bad-skeleton-edges=drop or keep"))
                     continue
                 skeleton.append((a - 1, b - 1))
             # after a bad edge the category stays, with its valid edges, so that validate
             # checks its annotations too (a normal read has raised already)
         sup = c.get("supercategory")
         attrs = {key: v for key, v in c.items() if key not in _CATEGORY_CORE}
+        if skeleton_raw is not None and kept_raw:
+            attrs["skeleton"] = skeleton_raw  # written back verbatim by the writer
+            context.report.notes.append(
+                f"warning: category {cid} ({name!r}) has skeleton edges outside 1..{k}; the skeleton "
+                "is kept verbatim for COCO and only its valid edges reach other formats "
+                "(--option strict=true refuses it)")
         if "supercategory" in c and type(sup) is not str:
             attrs["supercategory"] = sup
             sup = None
         cats.append(Category(id=cid, name=name, supercategory=sup, keypoints=names,
                              skeleton=skeleton, attributes=attrs))
         index[cid] = _Cat(name, names, skeleton)
+        index[cid].extend = options.mode("short_keypoints") == "keep"
         names_used[name] = names_used.get(name, 0) + 1
     if dropped:
         context.report.drop("skeleton edge", "index out of range 1..k (bad-skeleton-edges=drop)",
@@ -454,7 +490,7 @@ def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
     top.pop(PREDICTIONS_KEY, None)
     del data
     return Dataset(header=header, items=_items(path, images, sources, cats, context,
-                                               options.short_keypoints == "prefix"))
+                                               options.mode("short_keypoints") != "error"))
 
 
 def _bucket(anns: list[Any], image_index: dict[Any, int], path: Path, context: Context,
@@ -569,7 +605,7 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
     header = DatasetHeader(categories=categories,
                            info={"coco": {"top": top, "keys": keys, "results": True}})
     return Dataset(header=header, items=_items(path, images, [_Source(data, buckets, True, "#")],
-                                               cats, context, options.short_keypoints == "prefix"))
+                                               cats, context, options.mode("short_keypoints") != "error"))
 
 
 class _Source:
@@ -590,6 +626,12 @@ def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Sou
     gc.disable()  # the records and models built here are acyclic: reference counting frees them
     try:
         yield from _convert_items(path, images, sources, cats, context, short)
+        for cid, cat in cats.items():
+            if cat.adapted and not cat.free:
+                context.report.notes.append(
+                    f"warning: {cat.adapted} annotations of category {cid} ({cat.label!r}) have another "
+                    f"number of keypoints than its {cat.k} names: read with the first names, points "
+                    "beyond the names named by their 0-based index (--option strict=true refuses them)")
     finally:
         gc.unfreeze()
         if enabled:
@@ -778,8 +820,9 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         k = cat.k
         names, skeleton = cat.names, cat.skeleton
         if type(kps) is list and len(kps) != 3 * k and len(kps) % 3 == 0 and (
-                cat.free or (short and len(kps) < 3 * k)):
+                cat.free or (short and len(kps) < 3 * k) or cat.extend):
             names = cat.names_for(len(kps) // 3)
+            cat.adapted += 1
             m = len(names)  # type: ignore[arg-type]
             skeleton = None if skeleton is None else [e for e in skeleton if max(e) < m]
             k = m
@@ -790,7 +833,7 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
                         "each keypoint is x, y, v in the order of the category's keypoint names"
                         + ("" if results or len(kps) > 3 * k else
                            "; to read a shorter list as the first names (Human-Art), use "
-                           "--option short-keypoints=prefix"))
+                           "--option short-keypoints=prefix or keep"))
         try:
             sum(kps)
         except TypeError:
@@ -942,6 +985,8 @@ class _Writer:
         if cat.keypoints is names or cat.keypoints == names or (
                 len(names) < len(cat.keypoints) and cat.keypoints[:len(names)] == names):
             return True
+        if len(names) > len(cat.keypoints) and names == generated_names(cat.keypoints, len(names)):
+            return True  # read with names made up beyond the category's (short-keypoints=keep)
         self.drop("keypoints", f"keypoint names differ from category {cat.name!r}'s")
         return False
 
