@@ -240,6 +240,7 @@ def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_jso
     dataset = engine.read_dataset(path, reader.name, read_opts, context=Context(), registry=registry)
     kinds: Counter[str] = Counter()
     labels: Counter[str] = Counter()
+    objects: set[tuple[str, str, str]] = set()  # annotations of one object count once per label
     items = 0
 
     def counted(stream: Any) -> Any:
@@ -247,9 +248,15 @@ def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_jso
         nonlocal items
         for item in stream:
             items += 1
+            owner = item.scene.scene_reference_id if item.scene is not None else item.reference_id
             for field, prefix in (("annotations", ""), ("predictions", "prediction:")):
                 for ann in getattr(item, field):
                     kinds[prefix + ann.type] += 1
+                    if ann.group_id is not None:  # a KITTI object's box and cuboid, a COCO object's parts
+                        key = (owner, prefix, ann.group_id)
+                        if key in objects:
+                            continue
+                        objects.add(key)
                     for label in _labels(ann):
                         labels[f"{prefix}{label}"] += 1
             yield item

@@ -1,6 +1,7 @@
 """The three views of segmentation masks, and one operation that maps between them.
 
-Views (as in Nucleus's segmentation guide, ``formats/nucleus.md`` and ``formats/coco_panoptic.md``):
+Views (as in Nucleus's segmentation guide — scaleapi/nucleus-python-client
+``nucleus/annotation.py``, ``SegmentationAnnotation`` — and cocodataset/panopticapi ``README.md``):
 
 * **panoptic**: the item's one :class:`SegmentationAnnotation` whose index mask holds one
   value per *segment* (every thing instance and every stuff region its own value) with a

@@ -1,6 +1,6 @@
 """KITTI calibration files and the camera <-> LiDAR box geometry (helper of ``kitti.py``).
 
-Frames (``formats/kitti.md`` §3-§5):
+Frames (the KITTI object devkit ``readme.txt``):
 
 * rectified camera 0 ("camera"): x right, y down, z forward, metres. Label ``location`` is
   the **bottom-face centre** of the box in this frame, ``dimensions`` are h, w, l and
@@ -213,7 +213,7 @@ def wrap_angle(a: float) -> float:
 
 
 def alpha_of(loc: tuple[float, float, float], ry: float) -> float:
-    """Observation angle ``ry - atan2(x, z)`` wrapped to [-pi, pi) (kitti.md §5)."""
+    """Observation angle ``ry - atan2(x, z)`` wrapped to [-pi, pi) (devkit ``readme.txt``)."""
     return wrap_angle(ry - math.atan2(loc[0], loc[2]))
 
 

@@ -1,6 +1,6 @@
 """``coco-panoptic``: COCO panoptic segmentation, a JSON file plus a folder of RGB PNGs.
 
-Files (``formats/coco_panoptic.md``):
+Files (cocodataset/panopticapi ``README.md`` and ``panopticapi/utils.py``):
     ``NAME.json``: ``images``, ``annotations`` (one per image: ``image_id``, ``file_name``,
     ``segments_info``), ``categories`` (``id``, ``name``, ``supercategory``, ``isthing``,
     ``color``), and ``info``/``licenses``/any other top-level keys.

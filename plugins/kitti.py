@@ -1,5 +1,6 @@
 """``kitti`` (object benchmark) and ``kitti-tracking``: 2D boxes, 3D cuboids, calibration,
-velodyne point clouds, tracks. Spec: ``formats/kitti.md``.
+velodyne point clouds, tracks. Spec: the KITTI object and tracking devkits' ``readme.txt``
+(label columns, calibration files), as summarised below.
 
 Both formats live in this module (they share the row parser, the geometry in
 ``_kitti_geometry.py`` and the writer); ``kitti-tracking`` is a second :class:`Format`.

@@ -196,3 +196,16 @@ def test_the_nucleus_writer_refuses_a_metadata_key_with_two_types(tmp_path: Path
     with pytest.raises(MetadataTypeError, match='"speed"'):
         annobridge.save(items, tmp_path / "n.jsonl", "nucleus")
     assert not (tmp_path / "n.jsonl").exists()
+
+
+def test_coco_written_from_the_nucleus_all_kinds_fixture_reads_back(tmp_path: Path) -> None:
+    """Its keypoints prediction names 2 of the category's 3 points: written as 2 points, read
+    back as the first names (a warning), refused only with strict=true."""
+    src = FIXTURES / "nucleus/all-kinds/items.jsonl"
+    annobridge.convert(src, tmp_path / "c.json", dst_format="coco")
+    COCO(str(tmp_path / "c.json"))
+    kps = [p for i in annobridge.load(src, "nucleus").items for p in i.predictions if p.type == "keypoints"]
+    back = [p for i in annobridge.load(tmp_path / "c.json", "coco").items for p in i.predictions
+            if p.type == "keypoints"]
+    assert [(k.names, k.keypoints) for k in back] == [(k.names, k.keypoints) for k in kps]
+    assert annobridge.validate(tmp_path / "c.json", "coco", {"strict": "true"})
