@@ -307,12 +307,19 @@ def _labels(ann: Any) -> list[str]:
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--format", "--from", "src_format", help="Format (detected when omitted).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE")
-def validate(path: Path, src_format: str | None, options: tuple[str, ...]) -> None:
-    """Read PATH and list every problem found, with its location; exit 1 if any."""
+@click.option("--to", "dst_format", default=None,
+              help="Also check that this format's writer accepts the data (default: the format "
+                   "read; 'none' checks reading only).")
+def validate(path: Path, src_format: str | None, options: tuple[str, ...], dst_format: str | None) -> None:
+    """Read PATH and list every problem found, with its location, and what writing it would
+    refuse; exit 1 if any."""
     registry = get_registry()
     reader = engine.resolve_reader(path, src_format, registry)
-    read_opts, _ = split_options(_parse_pairs(options), reader, None)
-    problems = engine.validate(path, reader.name, read_opts, registry=registry)
+    writer = (registry.get(dst_format) if dst_format not in (None, "none")
+              else reader if dst_format is None and reader.write is not None else None)
+    read_opts, write_opts = split_options(_parse_pairs(options), reader, writer)
+    problems = engine.validate(path, reader.name, read_opts, write_to="" if dst_format == "none" else dst_format,
+                               write_options=write_opts, registry=registry)
     for problem in problems:
         click.echo(str(problem))
     if problems:

@@ -1232,7 +1232,12 @@ def _renumbered(ann: SegmentationAnnotation, ref: str, drops: _Drops, prefix: st
 
 
 def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str) -> str:
-    """Write the mask as an 8-bit PNG in the masks folder; a remote URL is kept as it is."""
+    """Write the mask as an 8-bit PNG in the masks folder; a remote URL is kept as it is.
+
+    Raises:
+        WriteError: the mask is not the item's size or needs more than 8 bits. (Values no
+            segment labels are void in the model and written as they are.)
+    """
     if mask.location is not None and not mask.is_loaded and local_path(mask.location) is None:
         return mask.location
     try:
@@ -1244,6 +1249,11 @@ def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str) -> str:
                          "with wider masks") from exc
     except ReadError:
         raise
+    item = job.item
+    if item.width is not None and item.height is not None and array.shape != (item.height, item.width):
+        raise WriteError(f"segmentation mask is {array.shape[1]}x{array.shape[0]} but the image is "
+                         f"{item.width}x{item.height}", item=ref, file=mask.location,
+                         fix="a Nucleus mask has the image's size: resize it (nearest neighbour)")
     target = Path(job.masks_dir) / f"{job.seq:06d}-{_safe(ref)}{'-pred' if prediction else ''}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(array)).save(target, format="PNG")
