@@ -687,3 +687,31 @@ def test_testing_split_without_labels_round_trips_without_label_files(tmp_path: 
     annobridge.save(Dataset.of(items, ds.header), tmp_path / "out", "kitti")
     assert sorted(p.name for p in (tmp_path / "out/testing").iterdir()) == ["calib", "image_2", "velodyne"]
     assert len(list(annobridge.load(tmp_path / "k", "kitti").items)) == 2  # default split: training
+
+
+def test_loose_label_folders_read_with_images_by_stem_and_are_detected(tmp_path: Path) -> None:
+    """labelformat's labels/ + images/ layout (class names with spaces, the image in a
+    subfolder), the labels folder alone, one label file, and a results folder."""
+    from annobridge.core.plugins import get_registry
+
+    root = ROOT / "fixtures/kitti/labelformat"
+    label = root / "labels/a-weird Filename.asdf.txt"
+    rows = [line.split() for line in label.read_text().splitlines() if line.strip()]
+    want = sorted(" ".join(r[:-14]) for r in rows)
+    for path in (root, root / "labels", label):
+        assert get_registry().detect_one(path).name == "kitti", path
+        [item] = annobridge.load(path, "kitti").items
+        assert sorted(a.label for a in item.annotations) == want  # "bicycle with space"
+        assert item.image_location.endswith("images/a-difficult subfolder/a-weird Filename.asdf.jpg")
+        assert (item.width, item.height) == (640, 416)  # read from the image header
+    # a labels folder elsewhere: the images folder given as an option
+    shutil.copytree(root / "labels", tmp_path / "lab")
+    [item] = annobridge.load(tmp_path / "lab", "kitti").items
+    assert item.image_location is None
+    [item] = annobridge.load(tmp_path / "lab", "kitti", {"images": str(root / "images")}).items
+    assert (item.width, item.height) == (640, 416)
+    results = ROOT / "fixtures/kitti/mmdet3d-results"
+    assert get_registry().detect_one(results).name == "kitti"
+    [one] = annobridge.load(results / "000001.txt", "kitti").items
+    assert one.reference_id == "000001" and len(one.predictions) > 0
+    assert get_registry().detect(ROOT / "fixtures/yolo/basic") == ["yolo"]
