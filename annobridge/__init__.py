@@ -15,7 +15,15 @@ Typical use::
     print(report.summary())
 """
 
-from annobridge.converters.api import consolidate, convert, load, save, validate
+from annobridge.converters.api import (
+    consolidate,
+    convert,
+    load,
+    merge_datasets,
+    save,
+    update_scene_metadata,
+    validate,
+)
 from annobridge.core.errors import (
     AnnobridgeError,
     FormatError,
@@ -65,5 +73,6 @@ __all__ = [
     "MultiCategoryAnnotation", "ObjectMaskAnnotation", "OrientedBoxAnnotation", "PluginError", "Point", "Point3D",
     "PolygonAnnotation", "ReadError", "Scene", "SceneCategoryAnnotation", "Segment",
     "SegmentationAnnotation", "Taxonomy", "UnsupportedAnnotationError", "WriteError",
-    "consolidate", "convert", "hookimpl", "load", "save", "validate",
+    "consolidate", "convert", "hookimpl", "load", "merge_datasets", "save", "update_scene_metadata",
+    "validate",
 ]

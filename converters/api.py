@@ -7,6 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from annobridge.converters import engine
+from annobridge.converters.merge import merge_datasets, update_scene_metadata
 from annobridge.core.errors import AnnobridgeError
 from annobridge.core.formats import ConversionReport, Context
 from annobridge.core.model import Dataset, DatasetItem
@@ -59,4 +60,5 @@ def save(
     return engine.write_dataset(dataset, path, format, options, overwrite=overwrite, context=ctx)
 
 
-__all__ = ["AnnobridgeError", "consolidate", "convert", "load", "save", "validate"]
+__all__ = ["AnnobridgeError", "consolidate", "convert", "load", "merge_datasets", "save",
+           "update_scene_metadata", "validate"]

@@ -327,6 +327,34 @@ def validate(path: Path, src_format: str | None, options: tuple[str, ...], dst_f
     click.echo(f"{path}: valid {reader.name}")
 
 
+@main.command()
+@click.argument("base", type=click.Path(exists=True, path_type=Path))
+@click.argument("incoming", type=click.Path(exists=True, path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--to", "dst_format", required=True, help="Format of DST.")
+@click.option("--update", is_flag=True,
+              help="Nucleus update=True: an item that exists gets the new metadata (absent keys "
+                   "deleted), its annotations upserted by annotation_id and the new ground-truth "
+                   "segmentation; without it such items are left as they are.")
+@click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
+@click.pass_context
+def merge(ctx: click.Context, base: Path, incoming: Path, dst: Path, dst_format: str, update: bool,
+          overwrite: bool) -> None:
+    """Append INCOMING onto BASE (formats detected) and write the result to DST."""
+    from annobridge.converters.merge import merge_datasets
+
+    registry = get_registry()
+    merged, result = merge_datasets(engine.read_dataset(base, registry=registry).materialize(),
+                                    engine.read_dataset(incoming, registry=registry).materialize(),
+                                    update=update)
+    report = engine.write_dataset(merged, dst, dst_format, None, overwrite=overwrite,
+                                  context=Context(), registry=registry)
+    if not ctx.obj["quiet"]:
+        click.echo(f"added {len(result.added)}, updated {len(result.updated)}, left as they were "
+                   f"{len(result.ignored)} items")
+        click.echo(report.summary())
+
+
 # --------------------------------------------------------------------------- metadata
 
 
@@ -344,12 +372,13 @@ def metadata() -> None:
 @click.option("--key", default="file_name", show_default=True, help="Column naming each row's file.")
 @click.option("--replace", is_flag=True, help="Replace each item's metadata (default: merge top-level keys).")
 @click.option("--skip-unknown", is_flag=True, help="Skip rows naming no item (counted) instead of failing.")
+@click.option("--scenes", is_flag=True, help="Rows name scenes by reference id (scene metadata) instead of items.")
 @click.option("--format", "--from", "src_format", help="Dataset format (detected when omitted).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="A reader or writer option of the dataset's format (repeatable).")
 @click.pass_context
 def metadata_import(ctx: click.Context, dataset: Path, csv_file: Path | None, json_file: Path | None,
-                    key: str, replace: bool, skip_unknown: bool, src_format: str | None,
+                    key: str, replace: bool, skip_unknown: bool, scenes: bool, src_format: str | None,
                     options: tuple[str, ...]) -> None:
     """Import per-file metadata from a CSV or JSON table into DATASET (nothing is written on any error)."""
     from annobridge.converters.metadata_tools import import_metadata
@@ -361,11 +390,11 @@ def metadata_import(ctx: click.Context, dataset: Path, csv_file: Path | None, js
     read_opts, write_opts = split_options(_parse_pairs(options), fmt, fmt)
     table = csv_file or json_file
     result = import_metadata(dataset, table, key=key, table_kind="csv" if csv_file else "json",  # type: ignore[arg-type]
-                             replace=replace, skip_unknown=skip_unknown, format=fmt.name,
+                             replace=replace, skip_unknown=skip_unknown, scenes=scenes, format=fmt.name,
                              read_options=read_opts, write_options=write_opts, registry=registry)
     if not ctx.obj["quiet"]:
         click.echo(f"{dataset} ({result.format}): metadata {'replaced' if replace else 'merged'} on "
-                   f"{result.updated} of {result.items} items")
+                   f"{result.updated} of {result.items} {'scenes' if scenes else 'items'}")
         if result.skipped_unknown:
             click.echo(f"skipped {len(result.skipped_unknown)} row(s) naming no item: "
                        + ", ".join(result.skipped_unknown[:5]) + (" ..." if len(result.skipped_unknown) > 5 else ""))
