@@ -603,8 +603,13 @@ def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: g
     name = row.name
     if name in state.mapping:
         mapped = state.mapping[name]
-        if mapped is None:
-            state.context.report.drop("box", f"label map drops class {name!r}")
+        if mapped is None:  # read, then dropped: counted as both, per kind, so written = read - dropped
+            report = state.context.report
+            prefix = "prediction:" if row.is_prediction else ""
+            kinds = ["box"] + (["cuboid"] if name.lower() != "dontcare" and _valid_3d(row.values) else [])
+            for kind in kinds:
+                report.read[prefix + kind] = report.read.get(prefix + kind, 0) + 1
+                report.drop(prefix + kind, f"label map drops class {name!r}")
             return None
         name = mapped
     v = row.values

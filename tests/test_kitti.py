@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -434,6 +435,22 @@ def test_label_map_json_and_text(tmp_path: Path) -> None:
     item = DatasetItem(reference_id="x", annotations=[BoxAnnotation(label="car", x=0, y=0, width=1, height=1)])
     annobridge.save(Dataset.of([item]), tmp_path / "o", "kitti", options={"label_map": str(tmp_path / "map.txt")})
     assert (tmp_path / "o/training/label_2/x.txt").read_text().startswith("Auto mobile -1 -1 -10 0.00 ")
+
+
+def test_label_map_report_counts_what_was_read_and_written(tmp_path: Path) -> None:
+    """6 rows (1 Pedestrian with a valid 3D box): a dropped class counts as read and dropped,
+    box and cuboid alike, so written = read - dropped is what the output holds."""
+    (tmp_path / "map.json").write_text(json.dumps({"Car": "vehicle", "Pedestrian": None}))
+    rows = [line.split() for p in sorted((FIX / "openpcdet-sample/training/label_2").glob("*.txt"))
+            for line in p.read_text().splitlines() if line.strip()]
+    report = annobridge.convert(FIX / "openpcdet-sample", tmp_path / "o.jsonl", dst_format="jsonl",
+                                read_options={"label_map": str(tmp_path / "map.json")})
+    assert report.read["box"] == len(rows) == 6
+    assert report.dropped["box"] == report.dropped["cuboid"] == {"label map drops class 'Pedestrian'": 1}
+    out = annobridge.load(tmp_path / "o.jsonl", "jsonl")
+    written = Counter(a.type for i in out.items for a in i.annotations)
+    assert report.written["box"] == written["box"] == 5
+    assert report.written["cuboid"] == written["cuboid"] == report.read["cuboid"] - 1
 
 
 def test_cli_subprocess_converts_and_reports(tmp_path: Path) -> None:
