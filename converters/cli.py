@@ -145,14 +145,19 @@ class _Progress:
                    "background mask, or none.")
 @click.option("--semantic-bits", type=click.Choice(["8", "16"]), default="8", show_default=True,
               help="With --task semantic: 8-bit (at most 255 classes) or 16-bit class values.")
+@click.option("--classes", default=None, metavar="A,B,...",
+              help="With --task semantic: the class order (values 1, 2, ...; 'background' is 0); "
+                   "default: the dataset's categories.")
 @click.pass_context
 def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, dst_format: str,
             overwrite: bool, options: tuple[str, ...], workers: int, as_json: bool,
             task: str | None = None, things_only: bool = False, overlap: str = "error",
-            stuff: str | None = None, semantic_bits: str = "8") -> None:
+            stuff: str | None = None, semantic_bits: str = "8", classes: str | None = None) -> None:
     """Convert SRC to DST in format --to."""
     if (things_only or stuff) and task != "instance":
         raise click.UsageError("--things-only and --stuff need --task instance")
+    if classes is not None and task != "semantic":
+        raise click.UsageError("--classes needs --task semantic")
     registry = get_registry()
     reader = engine.resolve_reader(src, src_format, registry)
     writer = engine.resolve_writer(dst_format, registry)
@@ -163,7 +168,8 @@ def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, ds
                             overwrite=overwrite, workers=workers, progress=progress.callback,
                             on_total=progress.total_callback, registry=registry,
                             task=task, things_only=things_only, overlap=overlap, stuff=stuff,
-                            semantic_bits=int(semantic_bits))
+                            semantic_bits=int(semantic_bits),
+                            classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None)
     progress.done()
     if as_json:
         click.echo(json.dumps(report.model_dump() | {"written": report.written}, indent=2))

@@ -263,6 +263,7 @@ def convert(
     overlap: str = "error",
     stuff: str | None = None,
     semantic_bits: int = 8,
+    classes: list[str] | None = None,
 ) -> ConversionReport:
     """Convert ``source`` to ``destination`` in one streaming pass; returns the report.
 
@@ -271,7 +272,8 @@ def convert(
 
     ``task`` (``"panoptic"``, ``"instance"``, ``"semantic"``) first maps the items to that
     segmentation view (:func:`annobridge.core.segmentation.consolidate`), with
-    ``things_only``, ``stuff``, ``overlap`` and ``semantic_bits`` passed on to it.
+    ``things_only``, ``stuff``, ``overlap``, ``semantic_bits`` and ``classes`` (the semantic
+    class order) passed on to it.
     """
     reg = _registry(registry)
     ctx = Context(workers=workers, progress=progress, on_total=on_total)
@@ -280,7 +282,7 @@ def convert(
         from annobridge.core.segmentation import consolidate
 
         dataset = consolidate(dataset, task, things_only=things_only, stuff=stuff,
-                              overlap=overlap, bits=semantic_bits, context=ctx)
+                              overlap=overlap, bits=semantic_bits, classes=classes, context=ctx)
         ctx.report.notes.append(f"segmentation converted to the {task} view (--task {task})")
     return write_dataset(dataset, destination, dst_format, write_options,
                          overwrite=overwrite, context=ctx, registry=reg)
