@@ -677,3 +677,25 @@ def test_a_segmentation_task_we_wrote_reads_back_without_input_and_keeps_its_con
     got = pred.mask.load()
     assert {labels[v] for v in np.unique(got[mask == 1])} == {"court"}
     assert {labels[v] for v in np.unique(got[mask == 2])} == {"net"}
+
+
+def test_schema_defaults_filled_on_reading_are_counted_in_the_report(tmp_path: Path) -> None:
+    schema = json.loads((DATASOURCE / ".lightly/metadata/schema.json").read_text())
+    sparse = annobridge.load(DATASOURCE / ".lightly", "lightly", {**DS_OPTIONS, "fill_defaults": "false"})
+    owners = [i.metadata for i in sparse.items] + [s.metadata for s in sparse.header.scenes.values()]
+
+    def missing(md: dict[str, Any], path: str) -> bool:
+        for part in path.split("."):
+            if not isinstance(md, dict) or md.get(part) is None:
+                return True
+            md = md[part]
+        return False
+
+    want = {e["path"]: sum(missing(md, e["path"]) for md in owners) for e in schema
+            if e.get("defaultValue") is not None}
+    want = {p: n for p, n in want.items() if n}
+    report = annobridge.convert(DATASOURCE / ".lightly", tmp_path / "o.jsonl", src_format="lightly",
+                                dst_format="jsonl", read_options=DS_OPTIONS)
+    [note] = [n for n in report.notes if n.startswith("filled schema defaults")]
+    assert note.endswith(", ".join(f"{p} {n}" for p, n in sorted(want.items())))
+    assert f"for {sum(want.values())} values" in note
