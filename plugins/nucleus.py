@@ -40,8 +40,11 @@ segmentation (``{"type": "mask", "mask_url", "annotations": [segments], "annotat
 ``item_id`` and ``dataset_id`` are kept as annotation ``attributes`` under those names.
 
 ``NAME.masks/``: segmentation index masks, 8-bit single-channel PNGs, pixel = ``Segment.index``;
-``mask_url`` is relative to the ``.jsonl`` folder. An index above 255 is a WriteError
-(Nucleus masks are 8-bit). Remote mask URLs are kept as they are.
+``mask_url`` is relative to the ``.jsonl`` folder. The Nucleus client opens a local
+``mask_url`` as it is written, i.e. against its working directory (``is_local_path``: any
+scheme but http(s)/s3/gs): upload from the ``.jsonl`` folder, or use remote URLs. An index
+above 255 (Nucleus masks are 8-bit) and a mask of another size than its item are
+WriteErrors. Remote mask URLs are kept as they are.
 
 ``NAME.pointclouds/``: Nucleus pointcloud JSON (``{"points": [{"x","y","z","i"}]}``) written
 for point-cloud items whose cloud is another file type (a KITTI ``.bin``); ``.json`` clouds
