@@ -11,16 +11,21 @@ Typical use::
 
     import annobridge
     ds = annobridge.load("instances.json")              # format detected
-    report = annobridge.convert("instances.json", "out.jsonl", dst_format="nucleus")
+    report = annobridge.convert("instances.json", "out.jsonl", to_format="nucleus")
     print(report.summary())
 """
+
+from importlib.metadata import PackageNotFoundError, version
 
 from annobridge.converters.api import (
     consolidate,
     convert,
     load,
-    merge_datasets,
+    merge,
+    read_label_map,
+    relabel,
     save,
+    split,
     update_scene_metadata,
     validate,
 )
@@ -50,6 +55,7 @@ from annobridge.core.model import (
     KeypointsAnnotation,
     LidarPoint,
     LineAnnotation,
+    MaterializedDataset,
     MultiCategoryAnnotation,
     ObjectMaskAnnotation,
     OrientedBoxAnnotation,
@@ -63,16 +69,19 @@ from annobridge.core.model import (
     Taxonomy,
 )
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("annobridge")  # the one place is pyproject.toml
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AnnobridgeError", "Annotation", "BoxAnnotation", "Capabilities", "Category",
     "CategoryAnnotation", "Context", "ConversionReport", "CuboidAnnotation", "Dataset",
     "DatasetHeader", "DatasetItem", "Format", "FormatError", "FrameRef", "MetadataTypeError", "IndexMask",
-    "Keypoint", "KeypointsAnnotation", "LidarPoint", "LineAnnotation",
+    "Keypoint", "KeypointsAnnotation", "LidarPoint", "LineAnnotation", "MaterializedDataset",
     "MultiCategoryAnnotation", "ObjectMaskAnnotation", "OrientedBoxAnnotation", "PluginError", "Point", "Point3D",
     "PolygonAnnotation", "ReadError", "Scene", "SceneCategoryAnnotation", "Segment",
     "SegmentationAnnotation", "Taxonomy", "UnsupportedAnnotationError", "WriteError",
-    "consolidate", "convert", "hookimpl", "load", "merge_datasets", "save", "update_scene_metadata",
-    "validate",
+    "consolidate", "convert", "hookimpl", "load", "merge", "read_label_map", "relabel", "save",
+    "split", "update_scene_metadata", "validate",
 ]

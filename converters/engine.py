@@ -264,8 +264,13 @@ def convert(
     stuff: str | None = None,
     semantic_bits: int = 8,
     classes: list[str] | None = None,
+    transform: Callable[[Dataset, Context], Dataset] | None = None,
 ) -> ConversionReport:
     """Convert ``source`` to ``destination`` in one streaming pass; returns the report.
+
+    ``transform`` maps the dataset read before anything else happens to it (label mapping
+    and filtering: :func:`annobridge.converters.api.label_transform`); it records its own
+    losses in ``context.report``.
 
     ``progress`` is called with the number of items just read; ``on_total`` once with the
     item count when the reader knows it (None otherwise).
@@ -278,6 +283,8 @@ def convert(
     reg = _registry(registry)
     ctx = Context(workers=workers, progress=progress, on_total=on_total)
     dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
+    if transform is not None:
+        dataset = transform(dataset, ctx)
     if task is not None:
         from annobridge.core.segmentation import consolidate
 

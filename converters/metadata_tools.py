@@ -156,7 +156,7 @@ def _import_scene_metadata(dataset: Dataset, fmt: str, path: Path, rows: list[An
                            table: str | os.PathLike[str], replace: bool, skip_unknown: bool,
                            write_options: dict[str, Any] | None, reg: FormatRegistry) -> MetadataResult:
     """:func:`import_metadata` for scenes: each row names a scene reference id."""
-    from annobridge.converters.merge import update_scene_metadata
+    from annobridge.converters.datasetops import update_scene_metadata
 
     result = MetadataResult(format=fmt, items=len(dataset.header.scenes))
     mapping: dict[str, dict[str, Any]] = {}

@@ -145,14 +145,14 @@ class CocoReadOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     gt: Path | None = None
-    bad_skeleton_edges: Literal["keep", "error", "drop"] | None = None
-    short_keypoints: Literal["keep", "error", "prefix"] | None = None
+    bad_skeleton_edges: Literal["keep", "error", "drop"] = "keep"
+    short_keypoints: Literal["keep", "error", "prefix"] = "keep"
     strict: bool = False
 
     def mode(self, option: str) -> str:
         """The effective mode of ``bad_skeleton_edges`` or ``short_keypoints``."""
-        given = getattr(self, option)
-        return given if given is not None else ("error" if self.strict else "keep")
+        given = option in self.model_fields_set
+        return "error" if self.strict and not given else getattr(self, option)
 
 
 class CocoWriteOptions(BaseModel):
@@ -490,7 +490,8 @@ def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
     top.pop(PREDICTIONS_KEY, None)
     del data
     return Dataset(header=header, items=_items(path, images, sources, cats, context,
-                                               options.mode("short_keypoints") != "error"))
+                                               options.mode("short_keypoints") != "error"),
+                   total=len(images))  # one item per image: the progress bar's total
 
 
 def _bucket(anns: list[Any], image_index: dict[Any, int], path: Path, context: Context,
@@ -605,7 +606,8 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
     header = DatasetHeader(categories=categories,
                            info={"coco": {"top": top, "keys": keys, "results": True}})
     return Dataset(header=header, items=_items(path, images, [_Source(data, buckets, True, "#")],
-                                               cats, context, options.mode("short_keypoints") != "error"))
+                                               cats, context, options.mode("short_keypoints") != "error"),
+                   total=len(images))
 
 
 class _Source:

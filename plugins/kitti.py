@@ -3,7 +3,7 @@ velodyne point clouds, tracks. Spec: the KITTI object and tracking devkits' ``re
 (label columns, calibration files), as summarised below.
 
 Both formats live in this module (they share the row parser, the geometry in
-``_kitti_geometry.py`` and the writer); ``kitti-tracking`` is a second :class:`Format`.
+``_kitti_calib.py``, ``core/camera.py`` and the writer); ``kitti-tracking`` is a second :class:`Format`.
 
 Files read (object benchmark, ``kitti``)
     ``PATH`` is a KITTI root holding ``training/`` and/or ``testing/`` (option ``split``,
@@ -59,7 +59,7 @@ Items emitted per frame
     present, ``attributes["kitti_calib"]`` = ``{key: [row-major values]}`` (P0..P3,
     R0_rect, Tr_velo_to_cam, Tr_imu_to_velo, unknown keys too); the image item gets
     ``metadata["camera_params"]`` (Nucleus form, camera 2 in the LiDAR frame, see
-    ``_kitti_geometry.camera_params``) when calibration is present, and
+    ``core.camera.camera_params``) when calibration is present, and
     ``attributes["kitti_imagesets"]`` (list names) / ``attributes["kitti_split"]``.
     Categories: one pre-scan of the label files lists the class names (ids from 1 in order
     of first appearance).
@@ -148,6 +148,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from annobridge.core import camera
 from annobridge.core.errors import FormatError, ReadError, WriteError
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
@@ -163,7 +164,7 @@ from annobridge.core.model import (
     Scene,
 )
 from annobridge.core.pointclouds import load_points
-from annobridge.plugins import _kitti_geometry as geo
+from annobridge.plugins import _kitti_calib as kitti_calib
 
 logger = logging.getLogger(__name__)
 
@@ -290,17 +291,17 @@ def parse_row(line: str, path: Path, lineno: int, *, prefix: int = 0) -> Row:
     expected = f"{15 + prefix} columns (ground truth) or {16 + prefix} (with score)"
     if n < 15:
         raise ReadError(f"row has {len(tokens)} columns, expected {expected}", file=path, where=where)
-    if geo.is_number(rest[0]):
+    if kitti_calib.is_number(rest[0]):
         raise ReadError(f"column {prefix + 1} (type) is the number {rest[0]!r}, expected a class name; "
                         f"row has {len(tokens)} columns, expected {expected}", file=path, where=where)
     for k in (15, 14):
-        if n - k >= 1 and not geo.is_number(rest[n - k - 1]):
+        if n - k >= 1 and not kitti_calib.is_number(rest[n - k - 1]):
             nums = rest[n - k:]
-            if geo.all_numbers(nums):
+            if kitti_calib.all_numbers(nums):
                 return Row(" ".join(rest[: n - k]) if n - k > 1 else rest[0], nums, [float(t) for t in nums], head)
     if n in (15, 16):
         for col, tok in enumerate(rest[1:], start=1):
-            if not geo.is_number(tok):
+            if not kitti_calib.is_number(tok):
                 raise ReadError(f"column {prefix + col + 1} ({FIELDS[col - 1]}) is not a number: {tok!r}",
                                 file=path, where=where, fix="every column after the type is a number")
     raise ReadError(f"row has {len(tokens)} columns, expected {expected} "
@@ -547,7 +548,7 @@ def _scan_names(paths: list[Path], prefix: int, mapping: dict[str, str | None]) 
                 if len(toks) < 15:
                     continue
                 k = len(toks) - 14
-                if k >= 2 and all(geo.is_number(t) for t in toks[-15:]) and not geo.is_number(toks[-16]):
+                if k >= 2 and all(kitti_calib.is_number(t) for t in toks[-15:]) and not kitti_calib.is_number(toks[-16]):
                     k -= 1
                 name = " ".join(toks[:k])
                 if name in mapping:
@@ -567,24 +568,24 @@ class _ReadState:
     style: Style
 
 
-def _calib_or_none(path: Path | None, context: Context) -> geo.Calib | None:
+def _calib_or_none(path: Path | None, context: Context) -> camera.Calib | None:
     if path is None:
         return None
     try:
-        return geo.read_calib_cached(path)
+        return kitti_calib.read_calib_cached(path)
     except ReadError as err:
         context.error(err)
         return None
 
 
-def _transform(calib: geo.Calib | None) -> geo.Transform | None:
-    if calib is None or geo.missing_3d_keys(calib):
+def _transform(calib: camera.Calib | None) -> camera.Transform | None:
+    if calib is None or kitti_calib.missing_3d_keys(calib):
         return None
-    return geo.transform_of(calib)
+    return camera.transform_of(calib)
 
 
-def _frame_transform(calib: geo.Calib | None, calib_path: Path | None, label_path: Path,
-                     frame_opt: str, has_3d: bool) -> geo.Transform | None:
+def _frame_transform(calib: camera.Calib | None, calib_path: Path | None, label_path: Path,
+                     frame_opt: str, has_3d: bool) -> camera.Transform | None:
     if frame_opt == "camera":
         return None
     t = _transform(calib)
@@ -592,12 +593,12 @@ def _frame_transform(calib: geo.Calib | None, calib_path: Path | None, label_pat
         if calib is None:
             raise ReadError("no calibration for this label file, and frame=lidar asks for LiDAR-frame cuboids",
                             file=label_path, fix=f"add {calib_path} or read with --option frame=camera")
-        raise ReadError(f"calibration lacks {', '.join(geo.missing_3d_keys(calib))}", file=calib_path,
+        raise ReadError(f"calibration lacks {', '.join(kitti_calib.missing_3d_keys(calib))}", file=calib_path,
                         fix="P2, R0_rect and Tr_velo_to_cam are needed for LiDAR-frame cuboids")
     return t
 
 
-def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: geo.Transform | None,
+def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: camera.Transform | None,
                      state: _ReadState) -> tuple[BoxAnnotation, CuboidAnnotation | None] | None:
     """The box (and cuboid) of one row; None when the label map drops the class."""
     name = row.name
@@ -656,7 +657,7 @@ def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: g
     if has_3d:
         x, y, z, ry = v[10:14]
         if t is not None:
-            (cx, cy, cz), yaw = geo.camera_to_lidar(t, (x, y, z), h, ry)
+            (cx, cy, cz), yaw = camera.camera_to_lidar(t, (x, y, z), h, ry)
             frame = "lidar"
         else:
             cx, cy, cz, yaw, frame = x, y - h / 2.0, z, 0.0 - ry, "camera"  # 0.0 - ry: no -0.0
@@ -738,7 +739,7 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
     pr_boxes: list[Any] = []
     pr_cuboids: list[Any] = []
     label_is_gt = True
-    t: geo.Transform | None = None
+    t: camera.Transform | None = None
     t_checked = False
     sources = [(p, i) for i, p in enumerate((ff.label, ff.results)) if p is not None]
     row_no = 0
@@ -786,7 +787,7 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
     if t is None and state.options.frame != "camera":
         t = _transform(calib)
     if t is not None:
-        metadata["camera_params"] = geo.camera_params_of(t)
+        metadata["camera_params"] = camera.camera_params_of(t)
     img_loc = str(ff.image) if ff.image is not None else None
     if ff.velodyne is not None and not _velodyne_ok(ff.velodyne, state.context):
         ff.velodyne = None
@@ -854,10 +855,10 @@ def _kitti_rows(path: Path) -> bool:
     except OSError:
         return False
     toks = line.split()
-    if len(toks) < 15 or geo.is_number(toks[0]):
+    if len(toks) < 15 or kitti_calib.is_number(toks[0]):
         return False
-    tail = 15 if len(toks) >= 16 and all(geo.is_number(t) for t in toks[-15:]) else 14
-    return all(geo.is_number(t) for t in toks[-tail:])
+    tail = 15 if len(toks) >= 16 and all(kitti_calib.is_number(t) for t in toks[-15:]) else 14
+    return all(kitti_calib.is_number(t) for t in toks[-tail:])
 
 
 def _looks_tracking(base: Path) -> bool:
@@ -928,7 +929,7 @@ def _tracking_items(seqs: list[str], labels: dict[str, Path], results: dict[str,
         last = max(frames, default=-1)
         header.scenes[seq] = Scene.model_construct(reference_id=seq, metadata={}, annotations=[],
                                                    attributes={"kitti_sequence": seq})
-        t: geo.Transform | None = None
+        t: camera.Transform | None = None
         if any(r.name.lower() != "dontcare" and _valid_3d(r.values) for rows in by_frame.values() for _, r, _ in rows):
             try:
                 t = _frame_transform(calib, calib_path or Path(f"calib/{seq}.txt"), label_path or Path(seq),
@@ -937,7 +938,7 @@ def _tracking_items(seqs: list[str], labels: dict[str, Path], results: dict[str,
                 state.context.error(err)
         elif state.options.frame != "camera":
             t = _transform(calib)
-        cam = geo.camera_params_of(t) if t is not None else None
+        cam = camera.camera_params_of(t) if t is not None else None
         for f in range(last + 1):
             name = f"{f:06d}"
             ref = f"{seq}-{name}"
@@ -1004,7 +1005,7 @@ class FrameJob:
 
     stem: str
     items: list[DatasetItem]
-    calib: geo.Calib | None
+    calib: camera.Calib | None
     split_dir: Path
     media: str
     mapping: dict[str, str | None]
@@ -1030,22 +1031,22 @@ def _label_of(label: str, mapping: dict[str, str | None]) -> str | None:
     return label
 
 
-def _cuboid_camera(c: CuboidAnnotation, t: geo.Transform | None, ref: str) -> tuple[float, ...]:
+def _cuboid_camera(c: CuboidAnnotation, t: camera.Transform | None, ref: str) -> tuple[float, ...]:
     """(h, w, l, x, y, z, ry) of a canonical cuboid."""
     l, w, h = c.dimensions.x, c.dimensions.y, c.dimensions.z
     p = (c.position.x, c.position.y, c.position.z)
     if c.frame == "camera":
-        return (h, w, l, p[0], p[1] + h / 2.0, p[2], geo.wrap_angle(-c.yaw) if abs(c.yaw) > math.pi else -c.yaw)
+        return (h, w, l, p[0], p[1] + h / 2.0, p[2], camera.wrap_angle(-c.yaw) if abs(c.yaw) > math.pi else -c.yaw)
     if t is None:
         raise WriteError("a LiDAR-frame cuboid needs calibration to become a KITTI label row", item=ref,
                          fix="pass --option calib=FILE (one calib file, or a folder of <frame>.txt), or "
                              "keep attributes['kitti_calib'] / metadata['camera_params'] on the items")
-    loc, ry = geo.lidar_to_camera(t, p, h, c.yaw)
+    loc, ry = camera.lidar_to_camera(t, p, h, c.yaw)
     return (h, w, l, loc[0], loc[1], loc[2], ry)
 
 
 def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], prediction: bool,
-              t: geo.Transform | None, size: tuple[int | None, int | None], job: FrameJob, ref: str,
+              t: camera.Transform | None, size: tuple[int | None, int | None], job: FrameJob, ref: str,
               drops: list[tuple[str, str, int]]) -> list[str]:
     by_group: dict[str, CuboidAnnotation] = {}
     by_track: dict[str, CuboidAnnotation] = {}
@@ -1103,7 +1104,7 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 
 
 def _pair_by_overlap(boxes: list[BoxAnnotation], pairs: list[CuboidAnnotation | None],
-                     free: list[CuboidAnnotation], used: set[int], t: geo.Transform,
+                     free: list[CuboidAnnotation], used: set[int], t: camera.Transform,
                      size: tuple[int | None, int | None], ref: str) -> None:
     """Join boxes and cuboids that carry no shared id (e.g. Nucleus data without the
     annobridge extension): same label and IoU >= 0.5 between the box and the cuboid's
@@ -1111,7 +1112,7 @@ def _pair_by_overlap(boxes: list[BoxAnnotation], pairs: list[CuboidAnnotation | 
     candidates = []
     for c in free:
         h, w, l, x, y, z, ry = _cuboid_camera(c, t, ref)
-        proj = geo.box_2d(t.P2, geo.corners_camera((x, y, z), h, w, l, ry), size[0], size[1])
+        proj = camera.box_2d(t.P2, camera.corners_camera((x, y, z), h, w, l, ry), size[0], size[1])
         if proj is None:
             continue
         for i, b in enumerate(boxes):
@@ -1133,12 +1134,12 @@ def _label_problem(label: str) -> str | None:
         return "it is empty"
     if " ".join(words) != label:
         return "it has leading, trailing, repeated or non-space whitespace"
-    if geo.is_number(words[0]) or geo.is_number(words[-1]):
+    if kitti_calib.is_number(words[0]) or kitti_calib.is_number(words[-1]):
         return "its first or last word is a number, which reads back as a column"
     return None
 
 
-def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: bool, t: geo.Transform | None,
+def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: bool, t: camera.Transform | None,
             size: tuple[int | None, int | None], job: FrameJob, ref: str,
             drops: list[tuple[str, str, int]]) -> str | None:
     main = b if b is not None else c
@@ -1162,7 +1163,7 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     text = attrs.get("kitti_text")
     tokens = text.split() if isinstance(text, str) else None
     n_expected = 15 if prediction else 14
-    if tokens is not None and (len(tokens) != n_expected or not all(geo.is_number(x) for x in tokens)):
+    if tokens is not None and (len(tokens) != n_expected or not all(kitti_calib.is_number(x) for x in tokens)):
         tokens = None
     dont_care = bool(attrs.get("dont_care")) or label.lower() == "dontcare"
     geom = _cuboid_camera(c, t, ref) if c is not None and not dont_care else None
@@ -1174,7 +1175,7 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
             bbox = (0.0, 0.0, 0.0, 0.0)
         else:
             h, w, l, x, y, z, ry = geom  # type: ignore[misc]
-            got = geo.box_2d(t.P2, geo.corners_camera((x, y, z), h, w, l, ry), size[0], size[1])
+            got = camera.box_2d(t.P2, camera.corners_camera((x, y, z), h, w, l, ry), size[0], size[1])
             if got is None:
                 drops.append((kind, "cuboid is not visible in image 2 (behind the camera or outside the image)", 1))
                 return None
@@ -1184,7 +1185,7 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     if "alpha" in attrs:
         alpha = attrs["alpha"]
     elif geom is not None:
-        alpha = geo.alpha_of(geom[3:6], geom[6])
+        alpha = camera.alpha_of(geom[3:6], geom[6])
     else:
         alpha = -10
     score = None
@@ -1232,7 +1233,7 @@ def write_frame(job: FrameJob) -> FrameResult:
     calib = job.calib
     if calib is None and image is not None and isinstance(image.metadata.get("camera_params"), dict):
         try:
-            calib = geo.calib_from_camera_params(image.metadata["camera_params"])  # type: ignore[arg-type]
+            calib = camera.calib_from_camera_params(image.metadata["camera_params"])  # type: ignore[arg-type]
         except (KeyError, TypeError, ValueError) as exc:
             raise WriteError(f"metadata camera_params is not in the Nucleus form: {exc}", item=ref) from exc
     t = _transform(calib)
@@ -1260,7 +1261,7 @@ def write_frame(job: FrameJob) -> FrameResult:
             _write_text(sd / "results" / f"{job.stem}.txt", pr_rows)
         if calib is not None:
             (sd / "calib").mkdir(parents=True, exist_ok=True)
-            (sd / "calib" / f"{job.stem}.txt").write_text(geo.format_calib(calib), encoding="utf-8")
+            (sd / "calib" / f"{job.stem}.txt").write_text(kitti_calib.format_calib(calib), encoding="utf-8")
     if job.media == "copy":
         if job.tracking is None:
             img_dir, velo_dir, name = sd / "image_2", sd / "velodyne", job.stem
@@ -1314,14 +1315,14 @@ def _safe_stem(name: str) -> str:
 class _CalibSource:
     def __init__(self, option: Path | None) -> None:
         self.option = option
-        self.single: geo.Calib | None = None
+        self.single: camera.Calib | None = None
         if option is not None:
             if option.is_file():
-                self.single = geo.read_calib(option)
+                self.single = kitti_calib.read_calib(option)
             elif not option.is_dir():
                 raise FormatError("calib option: no such file or folder", file=option)
 
-    def get(self, stem: str, items: list[DatasetItem]) -> geo.Calib | None:
+    def get(self, stem: str, items: list[DatasetItem]) -> camera.Calib | None:
         for it in items:
             c = it.attributes.get("kitti_calib")
             if isinstance(c, dict) and c:
@@ -1331,7 +1332,7 @@ class _CalibSource:
         if self.option is not None:
             p = self.option / f"{stem}.txt"
             if p.is_file():
-                return geo.read_calib(p)
+                return kitti_calib.read_calib(p)
         return None
 
 
@@ -1439,7 +1440,7 @@ def write_tracking(dataset: Dataset, destination: Path, options: KittiWriteOptio
             if calib is not None and seq not in calib_written:
                 calib_written.add(seq)
                 (destination / split / "calib").mkdir(parents=True, exist_ok=True)
-                (destination / split / "calib" / f"{seq}.txt").write_text(geo.format_calib(calib), encoding="utf-8")
+                (destination / split / "calib" / f"{seq}.txt").write_text(kitti_calib.format_calib(calib), encoding="utf-8")
             yield FrameJob(f"{seq}/{f:06d}", group, calib, destination / split, options.media,
                            mapping, TRACKING_STYLE, (seq, f), track_ids=frame_ids)
 

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from annobridge.plugins import _kitti_geometry as geo
+from annobridge.core import camera
+from annobridge.plugins import _kitti_calib as kitti_calib
 
 
 def _rot(ax: float, ay: float, az: float) -> np.ndarray:
@@ -26,7 +27,7 @@ def _rot(ax: float, ay: float, az: float) -> np.ndarray:
     return rz @ ry @ rx
 
 
-def synthetic_calib(seed: int = 0) -> geo.Calib:
+def synthetic_calib(seed: int = 0) -> camera.Calib:
     """A plausible KITTI calibration (values rounded to 7 significant digits like KITTI's)."""
     rng = np.random.default_rng(seed)
     perm = np.array([[0, -1, 0], [0, 0, -1], [1, 0, 0]], dtype=float)  # velo -> camera axes
@@ -50,20 +51,20 @@ def synthetic_calib(seed: int = 0) -> geo.Calib:
             "Tr_imu_to_velo": r7(np.hstack([np.eye(3), np.array([[-0.81], [0.32], [-0.8]])]))}
 
 
-def object_fields(rng: np.random.Generator, calib: geo.Calib, width: int = 1242,
+def object_fields(rng: np.random.Generator, calib: camera.Calib, width: int = 1242,
                   height: int = 375) -> dict | None:
     """One visible object with a consistent 2D box (None when it projects outside)."""
-    t = geo.Transform(calib)
+    t = camera.Transform(calib)
     h, w, l = rng.uniform(1.2, 2.0), rng.uniform(0.5, 2.0), rng.uniform(0.6, 5.0)
     x, z = rng.uniform(-12, 12), rng.uniform(5, 60)
     y = rng.uniform(1.4, 2.0)
     ry = rng.uniform(-math.pi, math.pi)
     h, w, l, x, y, z, ry = (round(v, 2) for v in (h, w, l, x, y, z, ry))
-    box = geo.box_2d(t.P2, geo.corners_camera((x, y, z), h, w, l, ry), width, height)
+    box = camera.box_2d(t.P2, camera.corners_camera((x, y, z), h, w, l, ry), width, height)
     if box is None:
         return None
     return {"h": h, "w": w, "l": l, "x": x, "y": y, "z": z, "ry": ry, "box": box,
-            "alpha": geo.alpha_of((x, y, z), ry)}
+            "alpha": camera.alpha_of((x, y, z), ry)}
 
 
 def object_row(name: str, o: dict, truncated: float = 0.0, occluded: int = 0,
@@ -106,7 +107,7 @@ def make_object_root(root: Path, frames: int = 3, objects: int = 4, points: int 
         stem = f"{f:06d}"
         calib = synthetic_calib(seed + f)
         (tr / "calib").mkdir(parents=True, exist_ok=True)
-        (tr / "calib" / f"{stem}.txt").write_text(geo.format_calib(calib))
+        (tr / "calib" / f"{stem}.txt").write_text(kitti_calib.format_calib(calib))
         rows = []
         while len(rows) < objects:
             o = object_fields(rng, calib)

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 import annobridge
 from annobridge.converters import engine
+from annobridge.core import camera
 from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.model import (
     BoxAnnotation,
@@ -28,7 +29,7 @@ from annobridge.core.model import (
     Point3D,
 )
 from annobridge.core.pointclouds import load_points
-from annobridge.plugins import _kitti_geometry as geo
+from annobridge.plugins import _kitti_calib as kitti_calib
 from annobridge.plugins.kitti import parse_row
 from tests import kitti_synth
 from tests.projection import assert_close
@@ -128,7 +129,7 @@ def test_predictions_keep_raw_scores_and_clip_confidence(tmp_path: Path) -> None
 # --------------------------------------------------------------------------- 3D geometry
 
 
-def _reference_lidar(calib: geo.Calib, x: float, y: float, z: float, h: float, ry: float):
+def _reference_lidar(calib: camera.Calib, x: float, y: float, z: float, h: float, ry: float):
     """Independent reference: solve T·X = X_rect with numpy, heading rotated and projected."""
     r0 = np.eye(4)
     r0[:3, :3] = np.array(calib["R0_rect"]).reshape(3, 3)
@@ -171,7 +172,7 @@ def _check_geometry(src: Path, fmt: str, label_files: dict[str, Path], calib_of)
                 assert c.frame == "lidar"
                 centre, yaw = _reference_lidar(calib, x, y, z, h, ry)
                 assert np.abs(np.array([c.position.x, c.position.y, c.position.z]) - centre).max() < 1e-6
-                assert abs(geo.wrap_angle(c.yaw - yaw)) < 1e-6
+                assert abs(camera.wrap_angle(c.yaw - yaw)) < 1e-6
             checked += 1
     return checked
 
@@ -180,7 +181,7 @@ def test_geometry_of_every_real_cuboid_with_calibration() -> None:
     base = FIX / "openpcdet-sample/training"
     labels = {p.stem: p for p in (base / "label_2").glob("*.txt")}
     n = _check_geometry(FIX / "openpcdet-sample", "kitti", labels,
-                        lambda stem: geo.read_calib(base / "calib" / f"{stem}.txt"))
+                        lambda stem: kitti_calib.read_calib(base / "calib" / f"{stem}.txt"))
     assert n == 4
 
 
@@ -193,7 +194,7 @@ def test_geometry_of_every_tracking_cuboid() -> None:
     base = TRACK / "training"
     labels = {"0000": base / "label_02/0000.txt"}
     n = _check_geometry(TRACK, "kitti-tracking", labels,
-                        lambda seq: geo.read_calib(base / "calib" / f"{seq}.txt"))
+                        lambda seq: kitti_calib.read_calib(base / "calib" / f"{seq}.txt"))
     assert n == 6
 
 
@@ -202,20 +203,20 @@ def test_geometry_of_every_generated_cuboid(tmp_path: Path) -> None:
     base = tmp_path / "k/training"
     labels = {p.stem: p for p in (base / "label_2").glob("*.txt")}
     assert _check_geometry(tmp_path / "k", "kitti", labels,
-                           lambda stem: geo.read_calib(base / "calib" / f"{stem}.txt")) == 20
+                           lambda stem: kitti_calib.read_calib(base / "calib" / f"{stem}.txt")) == 20
 
 
 def test_projected_corners_reproduce_real_2d_boxes_within_measured_tolerance() -> None:
     base = FIX / "openpcdet-sample/training"
     worst = 0.0
     for path in sorted((base / "label_2").glob("*.txt")):
-        t = geo.Transform(geo.read_calib(base / "calib" / path.name))
+        t = camera.Transform(kitti_calib.read_calib(base / "calib" / path.name))
         for n, line in enumerate(path.read_text().splitlines(), start=1):
             row = parse_row(line, path, n)
             if row.name == "DontCare" or row.values[0] > 0:
                 continue
             h, w, l, x, y, z, ry = row.values[7:14]
-            got = geo.box_2d(t.P2, geo.corners_camera((x, y, z), h, w, l, ry), 1242, 375)
+            got = camera.box_2d(t.P2, camera.corners_camera((x, y, z), h, w, l, ry), 1242, 375)
             worst = max(worst, float(np.abs(np.array(got) - np.array(row.values[3:7])).max()))
     assert 0 < worst <= REAL_PROJECTION_TOLERANCE_PX
 
@@ -224,13 +225,13 @@ def test_projected_corners_reproduce_generated_2d_boxes_exactly(tmp_path: Path) 
     kitti_synth.make_object_root(tmp_path / "k", frames=3, objects=6)
     base = tmp_path / "k/training"
     for path in sorted((base / "label_2").glob("*.txt")):
-        t = geo.Transform(geo.read_calib(base / "calib" / path.name))
+        t = camera.Transform(kitti_calib.read_calib(base / "calib" / path.name))
         for n, line in enumerate(path.read_text().splitlines(), start=1):
             row = parse_row(line, path, n)
             if row.name == "DontCare":
                 continue
             h, w, l, x, y, z, ry = row.values[7:14]
-            got = geo.box_2d(t.P2, geo.corners_camera((x, y, z), h, w, l, ry), 1242, 375)
+            got = camera.box_2d(t.P2, camera.corners_camera((x, y, z), h, w, l, ry), 1242, 375)
             assert np.abs(np.array(got) - np.array(row.values[3:7])).max() <= 0.005 + 1e-9
 
 
@@ -298,10 +299,10 @@ def test_calib_option_file_and_camera_params_supply_calibration(tmp_path: Path) 
 
 
 def test_camera_params_project_like_the_calibration() -> None:
-    calib = geo.read_calib(FIX / "openpcdet-sample/training/calib/000002.txt")
-    t = geo.Transform(calib)
-    cp = geo.camera_params(t)
-    rebuilt = geo.Transform(geo.calib_from_camera_params(cp))
+    calib = kitti_calib.read_calib(FIX / "openpcdet-sample/training/calib/000002.txt")
+    t = camera.Transform(calib)
+    cp = camera.camera_params(t)
+    rebuilt = camera.Transform(camera.calib_from_camera_params(cp))
     pts = np.array([[10.0, 2.0, -1.0, 1.0], [30.0, -5.0, 0.5, 1.0], [6.0, 0.0, -1.5, 1.0]])
     a = (t.P2 @ t.velo_to_rect @ pts.T)
     b = (rebuilt.P2 @ rebuilt.velo_to_rect @ pts.T)
@@ -311,14 +312,14 @@ def test_camera_params_project_like_the_calibration() -> None:
 def test_camera_to_lidar_and_back_is_exact() -> None:
     rng = np.random.default_rng(5)
     for seed in range(5):
-        t = geo.Transform(kitti_synth.synthetic_calib(seed))
+        t = camera.Transform(kitti_synth.synthetic_calib(seed))
         for _ in range(50):
             loc = tuple(rng.uniform(-20, 20, 3))
             h, ry = rng.uniform(0.5, 3), rng.uniform(-math.pi, math.pi)
-            centre, yaw = geo.camera_to_lidar(t, loc, h, ry)
-            loc2, ry2 = geo.lidar_to_camera(t, centre, h, yaw)
+            centre, yaw = camera.camera_to_lidar(t, loc, h, ry)
+            loc2, ry2 = camera.lidar_to_camera(t, centre, h, yaw)
             assert np.abs(np.array(loc2) - np.array(loc)).max() < 1e-9
-            assert abs(geo.wrap_angle(ry2 - ry)) < 1e-9
+            assert abs(camera.wrap_angle(ry2 - ry)) < 1e-9
 
 
 # --------------------------------------------------------------------------- point clouds and scenes
@@ -592,7 +593,7 @@ def test_generated_kitti_files_round_trip_byte_for_byte(files, data, with_calib)
             (root / folder / f"{k:06d}.txt").write_text("".join(r + "\n" for r in rows))
             if with_calib:
                 (root / "calib").mkdir(exist_ok=True)
-                (root / "calib" / f"{k:06d}.txt").write_text(geo.format_calib(kitti_synth.synthetic_calib(k)))
+                (root / "calib" / f"{k:06d}.txt").write_text(kitti_calib.format_calib(kitti_synth.synthetic_calib(k)))
         report = _convert(Path(tmp) / "src", Path(tmp) / "out")
         assert report.dropped == {}
         for sub in ("label_2", "results"):

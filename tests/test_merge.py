@@ -43,11 +43,8 @@ def test_merge_follows_the_nucleus_update_rules() -> None:
     base.items[0].metadata = {"old": 1}
     before = base.items[0].model_copy(deep=True)
     incoming = _incoming(base)
-    kept, result = annobridge.merge_datasets(base, incoming)
-    assert (result.added, result.updated, result.ignored) == (["extra.png"], [], ["airplane.jpeg"])
-    assert kept.items[0] == before  # update=False: an existing item is left as it is
-    merged, result = annobridge.merge_datasets(base, incoming, update=True)
-    assert result.updated == ["airplane.jpeg"] and base.items[0] == before  # inputs untouched
+    merged = annobridge.merge([base, incoming], update=True)
+    assert base.items[0] == before  # inputs untouched
     item = merged.items[0]
     assert item.metadata == {"weather": "rain"}  # replaced: "old" is deleted
     boxes = {a.annotation_id: a for a in item.annotations if a.type == "box"}
@@ -56,6 +53,9 @@ def test_merge_follows_the_nucleus_update_rules() -> None:
     assert seg.annotation_id == "seg-2"  # one ground-truth segmentation: the new one
     assert len(item.annotations) == len(before.annotations) + 1
     assert [i.reference_id for i in merged.items][-1] == "extra.png"
+    # without update the annotations are added: the same annotation id twice is refused
+    with pytest.raises(annobridge.AnnobridgeError, match="annotation ids must be unique"):
+        annobridge.merge([base, incoming])
 
 
 def test_cli_merge_update_writes_what_the_nucleus_client_reads(tmp_path: Path) -> None:
@@ -65,7 +65,6 @@ def test_cli_merge_update_writes_what_the_nucleus_client_reads(tmp_path: Path) -
                            str(tmp_path / "out.jsonl"), "--to", "nucleus", "--update"],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
-    assert "added 1, updated 1, left as they were 0 items" in proc.stdout
     lines = [json.loads(t) for t in (tmp_path / "out.jsonl").read_text().splitlines()]
     first = next(line for line in lines if line.get("reference_id") == "airplane.jpeg")
     assert NucleusItem.from_json(dict(first)).metadata == {"weather": "rain"}

@@ -1,10 +1,12 @@
-"""KITTI calibration files and the camera <-> LiDAR box geometry (helper of ``kitti.py``).
+"""Camera geometry shared by formats and rendering: KITTI-style calibration matrices,
+camera <-> LiDAR box transforms, cuboid corners, projection to image boxes, and the
+Nucleus ``camera_params`` <-> calibration conversions.
 
 Frames (the KITTI object devkit ``readme.txt``):
 
-* rectified camera 0 ("camera"): x right, y down, z forward, metres. Label ``location`` is
-  the **bottom-face centre** of the box in this frame, ``dimensions`` are h, w, l and
-  ``rotation_y`` (ry) is the yaw about camera +y; the heading (length axis) is
+* rectified camera 0 ("camera"): x right, y down, z forward, metres. A KITTI label
+  ``location`` is the **bottom-face centre** of the box in this frame, ``dimensions`` are
+  h, w, l and ``rotation_y`` (ry) is the yaw about camera +y; the heading (length axis) is
   ``(cos ry, 0, -sin ry)``.
 * Velodyne ("lidar"): x forward, y left, z up. ``X_rect = R0_rect · Tr_velo_to_cam · X_velo``
   with both matrices padded to 4×4; the inverse is the exact inverse of that 4×4 product.
@@ -12,68 +14,27 @@ Frames (the KITTI object devkit ``readme.txt``):
 The canonical LiDAR cuboid (``CuboidAnnotation``, frame ``"lidar"``) has ``position`` = the
 exact inverse transform of the geometric centre ``(x, y - h/2, z)``, dimensions (l, w, h) and
 ``yaw = atan2(v_y, v_x)`` where ``v`` is the camera heading rotated into the LiDAR frame
-(its z component, the small camera/LiDAR tilt, is dropped). The inverse used by the
-writer (:func:`lidar_to_camera`) solves for the ry whose rotated heading has exactly that
+(its z component, the small camera/LiDAR tilt, is dropped). The inverse
+(:func:`lidar_to_camera`) solves for the ry whose rotated heading has exactly that
 ground-plane direction, so camera -> LiDAR -> camera reproduces ry to ~1e-15 rad.
+
+A calibration is ``{key: [values, row-major]}`` with KITTI's keys (``P2`` 3×4,
+``R0_rect`` 3×3, ``Tr_velo_to_cam`` 3×4); reading and writing calibration *files* stays in
+the KITTI plugin.
 """
 
 from __future__ import annotations
 
+import copy
 import math
-import re
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from annobridge.core.errors import ReadError
-
-CALIB_SIZES: dict[str, int] = {
-    "P0": 12, "P1": 12, "P2": 12, "P3": 12, "R0_rect": 9, "Tr_velo_to_cam": 12, "Tr_imu_to_velo": 12,
-}
-"""The object benchmark's calibration keys in file order, and their value counts."""
-
-CALIB_ALIASES = {"R_rect": "R0_rect", "Tr_velo_cam": "Tr_velo_to_cam", "Tr_imu_velo": "Tr_imu_to_velo"}
-"""Spellings seen in tracking calibration files (no colon), mapped to the object keys."""
-
-NEEDED_FOR_3D = ("P2", "R0_rect", "Tr_velo_to_cam")
-
-_NUMBER = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?$")
-
 Calib = dict[str, list[float]]
+"""KITTI-style calibration: matrix name -> values in row-major order."""
 
-
-def is_number(token: str) -> bool:
-    """True for a plain decimal number (no nan/inf/underscores, which ``float`` accepts)."""
-    return bool(_NUMBER.match(token))
-
-
-_NUMBERS = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?(?: [-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)*")
-
-
-def all_numbers(tokens: list[str]) -> bool:
-    """``all(is_number(t) for t in tokens)`` with one regex match."""
-    return bool(_NUMBERS.fullmatch(" ".join(tokens)))
-
-
-_CACHE: dict[str, Calib] = {}
 _CACHE_LIMIT = 256
-
-
-def read_calib_cached(path: Path) -> Calib:
-    """:func:`read_calib`, parsed once per distinct file content (frames of one drive share
-    their calibration). The returned dict is shared: treat it as read-only."""
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        text = fh.read()
-    hit = _CACHE.get(text)
-    if hit is not None:
-        return hit
-    calib = read_calib(path)
-    if len(_CACHE) >= _CACHE_LIMIT:
-        _CACHE.clear()
-    _CACHE[text] = calib
-    return calib
-
 
 _TRANSFORMS: dict[int, tuple[Calib, "Transform", dict]] = {}
 
@@ -92,69 +53,12 @@ def transform_of(calib: Calib) -> "Transform":
 
 def camera_params_of(t: "Transform") -> dict[str, Any]:
     """:func:`camera_params`, computed once per cached transform (a fresh copy each call)."""
-    import copy
-
     hit = _TRANSFORMS.get(id(t.calib))
     if hit is not None and hit[1] is t:
         if "cp" not in hit[2]:
             hit[2]["cp"] = camera_params(t)
         return copy.deepcopy(hit[2]["cp"])
     return camera_params(t)
-
-
-def read_calib(path: Path) -> Calib:
-    """Parse a KITTI calibration file into ``{key: [values, row-major]}`` in file order.
-
-    Keys may end with a colon or not; the tracking spellings ``R_rect``, ``Tr_velo_cam``,
-    ``Tr_imu_velo`` are renamed to the object keys. Unknown keys are kept (numbers only).
-
-    Raises:
-        ReadError: a line without a key, a non-numeric value, a known key with the wrong
-            number of values; the message names the file and line.
-    """
-    calib: Calib = {}
-    with open(path, encoding="utf-8", errors="replace") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            tokens = line.split()
-            if not tokens:
-                continue
-            key = tokens[0]
-            if is_number(key):
-                raise ReadError(
-                    f"line has no key: it starts with the number {key!r}; expected 'KEY: values' "
-                    f"(keys {', '.join(CALIB_SIZES)})", file=path, where=f"line {lineno}",
-                    fix="KITTI object calibration files name each matrix, e.g. 'P2: 12 numbers'")
-            key = key[:-1] if key.endswith(":") else key
-            if not key:
-                raise ReadError("empty key before ':'", file=path, where=f"line {lineno}")
-            key = CALIB_ALIASES.get(key, key)
-            values = []
-            for col, tok in enumerate(tokens[1:], start=2):
-                if not is_number(tok):
-                    raise ReadError(f"value {col - 1} of {key} is not a number: {tok!r}", file=path,
-                                    where=f"line {lineno}",
-                                    fix="a calibration line is 'KEY: v1 v2 ...' with numbers only")
-                values.append(float(tok))
-            expected = CALIB_SIZES.get(key)
-            if expected is not None and len(values) != expected:
-                raise ReadError(f"{key} has {len(values)} values, expected {expected}", file=path,
-                                where=f"line {lineno}")
-            if key in calib:
-                raise ReadError(f"key {key} appears twice", file=path, where=f"line {lineno}")
-            calib[key] = values
-    return calib
-
-
-def missing_3d_keys(calib: Calib) -> list[str]:
-    return [k for k in NEEDED_FOR_3D if k not in calib]
-
-
-def format_calib(calib: Calib) -> str:
-    """The calibration as KITTI text: known keys in the official order, then the rest,
-    values in ``%.12e`` (the official files' formatting; re-reading gives the same floats)."""
-    keys = [k for k in CALIB_SIZES if k in calib] + [k for k in calib if k not in CALIB_SIZES]
-    lines = [f"{k}: " + " ".join("%.12e" % v for v in calib[k]) for k in keys]
-    return "\n".join(lines) + "\n\n"
 
 
 def _pad(values: list[float], rows: int, cols: int) -> np.ndarray:
