@@ -90,6 +90,7 @@ from pydantic import BaseModel, ConfigDict
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
+from annobridge.core.limits import load_json
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
@@ -100,6 +101,7 @@ from annobridge.core.model import (
     KeypointsAnnotation,
     ObjectMaskAnnotation,
     PolygonAnnotation,
+    construct,
 )
 
 logger = logging.getLogger(__name__)
@@ -172,28 +174,7 @@ class CocoWriteOptions(BaseModel):
 
 _new = object.__new__
 _setattr = object.__setattr__
-
-
-_FIELDS_SET: dict[type, set[str]] = {}
-
-
-def _make(cls: type, values: dict[str, Any]) -> Any:
-    """Build a pydantic model from a complete, already checked field dict.
-
-    What ``model_construct`` does, without its per-field default handling (about ten
-    times faster); ``values`` must hold every field of ``cls``. Every field counts as
-    set, so all instances of a class can share one fields-set object: pydantic only ever
-    adds field names to it (a no-op here) or copies it.
-    """
-    fields_set = _FIELDS_SET.get(cls)
-    if fields_set is None:
-        fields_set = _FIELDS_SET[cls] = set(cls.model_fields)  # type: ignore[attr-defined]
-    obj = _new(cls)
-    _setattr(obj, "__dict__", values)
-    _setattr(obj, "__pydantic_fields_set__", fields_set)
-    _setattr(obj, "__pydantic_extra__", None)
-    _setattr(obj, "__pydantic_private__", None)
-    return obj
+_make = construct
 
 
 _POLYGON_FIELDS = set(PolygonAnnotation.model_fields)
@@ -219,26 +200,9 @@ def _load_json(path: Path) -> Any:
     built would walk all of them again (three times the whole conversion on 40k objects).
     :func:`_items` unfreezes when it is done.
     """
-    raw = path.read_bytes()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        data = _MISSING  # integers beyond 64 bits and NaN are valid for Python's json
-    if data is not _MISSING:
-        del raw
-        gc.freeze()
-        return data
-    try:
-        data = json.loads(raw)
-        gc.freeze()
-        return data
-    except json.JSONDecodeError as exc:
-        raise ReadError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                        file=path, where=f"line {exc.lineno}",
-                        fix="the file may be truncated or not JSON; re-export it") from exc
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"not UTF-8 text: {exc.reason}", file=path,
-                        fix="COCO files are UTF-8 JSON") from exc
+    data = load_json(path.read_bytes(), file=path)  # finite numbers, bounded ints and depth
+    gc.freeze()
+    return data
 
 
 def _dumps(obj: Any) -> bytes:
