@@ -55,7 +55,7 @@ def _convert(src: Path, dst: Path, fmt: str = "kitti", **kw) -> annobridge.Conve
     ("openpcdet-sample", "training/label_2", "training/label_2"),
     ("datumaro", "training/label_2", "training/label_2"),
     ("mmdet3d-results", "", "training/results"),
-    ("labelformat/labels", "", "training/label_2"),
+    ("labelformat", "labels", "training/label_2"),  # labels/ + images/: the image is copied too
 ])
 def test_real_label_files_round_trip_byte_for_byte(tmp_path: Path, case: str, label_sub: str, out_sub: str) -> None:
     src = FIX / case
