@@ -26,6 +26,7 @@ from annobridge.converters.api import (
     relabel,
     save,
     split,
+    update_scene_metadata,
     validate,
 )
 from annobridge.core.errors import (
@@ -82,5 +83,5 @@ __all__ = [
     "PolygonAnnotation", "ReadError", "Scene", "SceneCategoryAnnotation", "Segment",
     "SegmentationAnnotation", "Taxonomy", "UnsupportedAnnotationError", "WriteError",
     "consolidate", "convert", "hookimpl", "load", "merge", "read_label_map", "relabel", "save",
-    "split", "validate",
+    "split", "update_scene_metadata", "validate",
 ]

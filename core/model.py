@@ -114,21 +114,41 @@ def _flatten_points(value: Any, *, dims: int = 2) -> Any:
 # --------------------------------------------------------------------------- points
 
 
+def _positional(names: tuple[str, ...], args: tuple[Any, ...], data: dict[str, Any]) -> dict[str, Any]:
+    """Merge positional arguments into keyword data, so ``Point(100, 100)`` works as the
+    Nucleus SDK writes it (pydantic models take keywords only)."""
+    if len(args) > len(names):
+        raise TypeError(f"takes at most {len(names)} positional arguments ({', '.join(names)}), "
+                        f"{len(args)} given")
+    for name, value in zip(names, args):
+        if name in data:
+            raise TypeError(f"got {name!r} both as a positional and as a keyword argument")
+        data[name] = value
+    return data
+
+
 class Point(BaseModel):
-    """A 2D point in pixels, origin top-left, y down."""
+    """A 2D point in pixels, origin top-left, y down. ``Point(x, y)`` or keywords."""
 
     model_config = _STRICT
     x: float
     y: float
 
+    def __init__(self, *args: Any, **data: Any) -> None:
+        super().__init__(**_positional(("x", "y"), args, data))
+
 
 class Point3D(BaseModel):
-    """A 3D point in metres, in the frame of the annotation that holds it."""
+    """A 3D point in metres, in the frame of the annotation that holds it.
+    ``Point3D(x, y, z)`` or keywords."""
 
     model_config = _STRICT
     x: float
     y: float
     z: float
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        super().__init__(**_positional(("x", "y", "z"), args, data))
 
 
 class LidarPoint(BaseModel):
@@ -157,6 +177,11 @@ class Keypoint(BaseModel):
     x: float | None = None
     y: float | None = None
     visibility: Visibility = 2
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        """``Keypoint(x, y)``, ``Keypoint(x, y, visible)``, ``Keypoint(visible=False)`` (the
+        Nucleus SDK's order) or keywords."""
+        super().__init__(**_positional(("x", "y", "visible"), args, data))
 
     @model_validator(mode="before")
     @classmethod
@@ -628,6 +653,18 @@ class SegmentationAnnotation(_AnnotationBase):
     type: Literal["segmentation"] = "segmentation"
     mask: IndexMask
     annotations: list[Segment] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_mask_url(cls, data: Any) -> Any:
+        """Accept the Nucleus SDK's ``mask_url=...`` for ``mask=IndexMask(location=...)``."""
+        if isinstance(data, dict) and "mask_url" in data:
+            data = dict(data)
+            url = data.pop("mask_url")
+            if "mask" in data:
+                raise ValueError("give mask or mask_url, not both")
+            data["mask"] = IndexMask(location=url)
+        return data
 
     @field_validator("annotations")
     @classmethod

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 
@@ -105,6 +106,16 @@ def test_inspect_and_validate_a_fixture() -> None:
     assert "2 items" in out and "box" in out and "car" in out
     assert "valid box-csv" in run("validate", str(CSV)).stdout
     assert "valid yolo" in run("validate", str(FIXTURES / "yolo/basic")).stdout
+
+
+def test_inspect_counts_each_kitti_object_once(tmp_path: Path) -> None:
+    """A KITTI row is a box and a cuboid of one object (one group id): one label count."""
+    src = FIXTURES / "kitti/openpcdet-sample"
+    rows = [line.split()[0] for p in sorted((src / "training/label_2").glob("*.txt"))
+            for line in p.read_text().splitlines() if line.strip()]
+    data = json.loads(run("inspect", str(src), "--json").stdout)
+    assert data["labels"] == dict(Counter(rows))
+    assert data["annotations"]["box"] == len(rows) and data["annotations"]["cuboid"] < len(rows)
 
 
 def test_python_dash_m_and_import_namespace(tmp_path: Path) -> None:
