@@ -102,8 +102,15 @@ def _checked(items: Iterable[DatasetItem], ctx: Context, source: str) -> Iterato
                         file=getattr(exc, "filename", None) or source) from exc
 
 
-def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: ConversionReport) -> DatasetItem | None:
-    """Drop from ``item`` what a format with ``caps`` cannot hold, recording each drop.
+def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: ConversionReport,
+           *, derive: str = "auto", geometry: str | None = None) -> DatasetItem | None:
+    """Fit ``item`` to what a format with ``caps`` holds, recording each conversion and drop.
+
+    An annotation of a kind the format cannot hold is converted to the richest kind it
+    does hold (``core/derive.py``; ``geometry`` prefers one kind where several fit) and
+    counted in ``report.converted``; with ``derive="none"``, or when no conversion applies,
+    it is dropped and reported. Parts of one object (``group_id``) stay together: a
+    conversion never gives an object a second annotation of a kind it already has there.
 
     Returns None when the item itself cannot be held (a point cloud in an image format).
     """
@@ -120,19 +127,22 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
         ("annotations", anns, caps.annotation_types, ""),
         ("predictions", preds, caps.prediction_types, "prediction:"),
     ):
-        kept = [a for a in group if a.type in allowed]  # one pass; the common case keeps all
-        if len(kept) != len(group):
-            what = "ground truth" if not prefix else "predictions"
+        if all(a.type in allowed for a in group):  # the common case keeps all
+            continue
+        what = "ground truth" if not prefix else "predictions"
+        if derive == "none":
             for a in group:
                 if a.type not in allowed:
-                    report.drop(prefix + a.type, f"{fmt_name} cannot hold {a.type} {what}")
-            update[field] = kept
+                    report.drop(prefix + a.type, f"{fmt_name} cannot hold {a.type} {what} (--derive none)")
+            update[field] = [a for a in group if a.type in allowed]
+        else:
+            update[field] = _derived(item, group, allowed, caps, fmt_name, report, prefix, what, geometry)
     if item.metadata and not caps.item_metadata:
         report.drop("item metadata", f"{fmt_name} holds no item metadata")
         update["metadata"] = {}
     if not caps.annotation_metadata:
         n = 0
-        for group in (anns, preds):
+        for group in (update.get("annotations", anns), update.get("predictions", preds)):
             for a in group:
                 if a.metadata:
                     n += 1
@@ -146,11 +156,57 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
     return item.model_copy(update=update) if update else item
 
 
-def _fitted(items: Iterable[DatasetItem], fmt: Format, ctx: Context) -> Iterator[DatasetItem]:
+def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps: Capabilities, fmt_name: str,
+             report: ConversionReport, prefix: str, what: str, geometry: str | None) -> list[Any]:
+    """``group`` with each annotation the format cannot hold converted (or dropped)."""
+    from annobridge.core import derive as derivation
+
+    held: dict[str, set[str]] = {}  # group_id -> kinds the object already has in the output
+    for a in group:
+        if a.type in allowed and a.group_id is not None:
+            held.setdefault(a.group_id, set()).add(a.type)
+    out: list[Any] = []
+    for a in group:
+        if a.type in allowed:
+            out.append(a)
+            continue
+        kinds = held.setdefault(a.group_id, set()) if a.group_id is not None else set()
+        options = derivation.candidates(a.type, allowed, geometry)
+        fresh = [k for k in options if k not in kinds]
+        made = None
+        losses: derivation.Losses = []
+        for kind in fresh:
+            made = derivation.DERIVATIONS[(a.type, kind)](a, item, losses)
+            if made is not None:
+                break
+        if made is None:
+            if not options:
+                reason = f"{fmt_name} cannot hold {a.type} {what}"
+            elif not fresh:
+                reason = f"{fmt_name} cannot hold {a.type} {what}; its object already has a {options[0]}"
+            else:
+                why = derivation.WHY_NOT.get((a.type, fresh[-1]), "nothing to derive")
+                reason = f"{fmt_name} cannot hold {a.type} {what}; no {'/'.join(fresh)} derived: {why}"
+            report.drop(prefix + a.type, reason)
+            continue
+        kinds.add(made.type)
+        report.convert(prefix + a.type, made.type)
+        if made.type != "object_mask" and a.attributes.get("iscrowd") and "iscrowd" not in caps.attributes:
+            report.drop("attribute:iscrowd", f"{a.type} -> {made.type}: {fmt_name} has no crowd flag; "
+                        "the crowd region is written as one plain object")
+            made.attributes = {k: v for k, v in made.attributes.items() if k != "iscrowd"}
+        for lost, reason, n in losses:
+            report.drop(lost, reason, n)
+        out.append(made)
+    return out
+
+
+def _fitted(items: Iterable[DatasetItem], fmt: Format, ctx: Context,
+            derive: str = "auto", geometry: str | None = None) -> Iterator[DatasetItem]:
     if ctx.report.source_format is None:  # items did not come through read_dataset: count them here
         items = _checked(items, ctx, "<items>")
     for item in items:
-        fitted = fit_to(item, fmt.capabilities, fmt.name, ctx.report)
+        fitted = fit_to(item, fmt.capabilities, fmt.name, ctx.report, derive=derive, geometry=geometry)
         if fitted is not None:
             ctx.report.items_written += 1
             yield fitted
@@ -165,8 +221,12 @@ def write_dataset(
     overwrite: bool = False,
     context: Context | None = None,
     registry: FormatRegistry | None = None,
+    derive: str = "auto",
+    geometry: str | None = None,
 ) -> ConversionReport:
     """Write ``dataset`` to ``destination`` atomically and return the report.
+
+    ``derive`` and ``geometry`` are passed to :func:`fit_to`.
 
     The writer works in a temporary folder beside the destination; only when it finishes
     are its outputs moved into place. A failure leaves nothing behind, and an existing
@@ -174,6 +234,7 @@ def write_dataset(
     """
     reg = _registry(registry)
     fmt = resolve_writer(format, reg)
+    _check_derive(derive, geometry)
     opts = parse_options(fmt, "write", options)
     ctx = context or Context()
     dst = Path(destination)
@@ -193,7 +254,7 @@ def write_dataset(
     parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent))
     try:
-        fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx),
+        fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx, derive, geometry),
                          source=dataset.source, format=dataset.format, total=dataset.total)
         try:
             fmt.write(fitted, stage / dst.name, opts, ctx)  # type: ignore[misc]
@@ -263,8 +324,16 @@ def convert(
     overlap: str = "error",
     stuff: str | None = None,
     semantic_bits: int = 8,
+    derive: str = "auto",
+    geometry: str | None = None,
 ) -> ConversionReport:
     """Convert ``source`` to ``destination`` in one streaming pass; returns the report.
+
+    ``derive="auto"`` converts what the target cannot hold into a kind it holds
+    (:func:`fit_to`, ``core/derive.py``; ``geometry`` = ``"box"``, ``"polygon"`` or
+    ``"mask"`` prefers that kind where several fit) and, without ``task``, maps
+    segmentations to the view the target needs (:func:`annobridge.core.derive.segmentation_view`);
+    ``derive="none"`` drops and reports instead.
 
     ``progress`` is called with the number of items just read; ``on_total`` once with the
     item count when the reader knows it (None otherwise).
@@ -274,6 +343,7 @@ def convert(
     ``things_only``, ``stuff``, ``overlap`` and ``semantic_bits`` passed on to it.
     """
     reg = _registry(registry)
+    _check_derive(derive, geometry)
     ctx = Context(workers=workers, progress=progress, on_total=on_total)
     dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
     if task is not None:
@@ -282,8 +352,26 @@ def convert(
         dataset = consolidate(dataset, task, things_only=things_only, stuff=stuff,
                               overlap=overlap, bits=semantic_bits, context=ctx)
         ctx.report.notes.append(f"segmentation converted to the {task} view (--task {task})")
+    elif derive == "auto":
+        from annobridge.core.derive import in_view, segmentation_view
+
+        view = segmentation_view(resolve_writer(dst_format, reg).capabilities)
+        if view is not None:
+            dataset = in_view(dataset, view, overlap, ctx.report)
     return write_dataset(dataset, destination, dst_format, write_options,
-                         overwrite=overwrite, context=ctx, registry=reg)
+                         overwrite=overwrite, context=ctx, registry=reg, derive=derive, geometry=geometry)
+
+
+DERIVE_MODES = ("auto", "none")
+
+
+def _check_derive(derive: str, geometry: str | None) -> None:
+    from annobridge.core.derive import GEOMETRIES
+
+    if derive not in DERIVE_MODES:
+        raise FormatError(f"unknown derive mode {derive!r}", fix="choose auto or none")
+    if geometry is not None and geometry not in GEOMETRIES:
+        raise FormatError(f"unknown geometry {geometry!r}", fix=f"choose one of {', '.join(GEOMETRIES)}")
 
 
 def validate(

@@ -25,7 +25,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from annobridge.core.errors import AnnobridgeError, FormatError
-from annobridge.core.model import ANNOTATION_TYPES, Dataset
+from annobridge.core.model import ANNOTATION_TYPES, KNOWN_ATTRIBUTES, Dataset
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -44,6 +44,9 @@ class Capabilities(BaseModel):
         annotation_metadata: whether annotation and segment metadata survive.
         scenes: whether scene structure (frames, scene metadata, scene categories) survives.
         pointclouds: whether point-cloud items survive.
+        attributes: format attribute keys (``KNOWN_ATTRIBUTES`` in ``core/model.py``, such
+            as ``iscrowd``) the format keeps; a conversion that would need one the format
+            lacks reports it lost.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -53,12 +56,14 @@ class Capabilities(BaseModel):
     annotation_metadata: bool = False
     scenes: bool = False
     pointclouds: bool = False
+    attributes: frozenset[str] = frozenset()
 
     @classmethod
     def full(cls) -> Capabilities:
         """Holds everything the model holds (the canonical JSONL, Nucleus with its extension)."""
         return cls(annotation_types=ALL_ANNOTATION_TYPES, prediction_types=ALL_ANNOTATION_TYPES,
-                   item_metadata=True, annotation_metadata=True, scenes=True, pointclouds=True)
+                   item_metadata=True, annotation_metadata=True, scenes=True, pointclouds=True,
+                   attributes=frozenset(KNOWN_ATTRIBUTES))
 
 
 class NoOptions(BaseModel):
@@ -124,11 +129,13 @@ def parse_options(fmt: Format, which: Literal["read", "write"], raw: dict[str, A
 
 
 class ConversionReport(BaseModel):
-    """What a conversion read, wrote and dropped, counted per annotation kind.
+    """What a conversion read, converted, wrote and dropped, counted per annotation kind.
 
     Kinds are the model's ``type`` names; predictions are counted as ``"prediction:<type>"``.
-    ``dropped`` maps a kind (or a field such as ``"attribute:truncated"``, ``"item metadata"``)
-    to ``{reason: count}``.
+    ``converted`` maps ``"<from> -> <to>"`` (``"polygon -> box"``, ``"prediction:polygon ->
+    box"``) to the number of annotations the target got in another kind than they were read
+    in (``core/derive.py``). ``dropped`` maps a kind (or a field such as
+    ``"attribute:truncated"``, ``"item metadata"``) to ``{reason: count}``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -139,6 +146,7 @@ class ConversionReport(BaseModel):
     items_read: int = 0
     items_written: int = 0
     read: dict[str, int] = {}
+    converted: dict[str, int] = {}
     dropped: dict[str, dict[str, int]] = {}
     notes: list[str] = []
 
@@ -148,12 +156,23 @@ class ConversionReport(BaseModel):
             reasons = self.dropped.setdefault(what, {})
             reasons[reason] = reasons.get(reason, 0) + count
 
+    def convert(self, source: str, target: str, count: int = 1) -> None:
+        """Record that ``count`` annotations of kind ``source`` were written as ``target``."""
+        key = f"{source} -> {target}"
+        self.converted[key] = self.converted.get(key, 0) + count
+
     @property
     def written(self) -> dict[str, int]:
-        """Annotations written per kind: what was read less what was dropped."""
+        """Annotations written per kind: what was read, less what was dropped or converted
+        away, plus what was converted into the kind."""
         out = {}
         for kind, n in self.read.items():
             out[kind] = n - sum(self.dropped.get(kind, {}).values())
+        for key, n in self.converted.items():
+            source, target = key.split(" -> ")
+            prefix = "prediction:" if source.startswith("prediction:") else ""
+            out[source] = out.get(source, 0) - n
+            out[prefix + target] = out.get(prefix + target, 0) + n
         return out
 
     @property
@@ -168,8 +187,11 @@ class ConversionReport(BaseModel):
         ]
         if self.read:
             written = self.written
-            parts = ", ".join(f"{k} {written[k]}/{n}" for k, n in sorted(self.read.items()))
+            parts = ", ".join(f"{k} {written.get(k, 0)}/{self.read.get(k, 0)}"
+                              for k in sorted(set(self.read) | {k for k, n in written.items() if n}))
             lines.append(f"annotations written/read: {parts}")
+        for key, n in sorted(self.converted.items()):
+            lines.append(f"converted {n:,} {key}")
         for what, reasons in sorted(self.dropped.items()):
             for reason, n in sorted(reasons.items()):
                 lines.append(f"dropped {n} x {what}: {reason}")
