@@ -47,8 +47,14 @@ def save(
     *,
     overwrite: bool = False,
     workers: int = 1,
+    derive: str = "auto",
+    geometry: str | None = None,
 ) -> ConversionReport:
-    """Write a dataset (or plain items) atomically in ``format``; returns what was dropped.
+    """Write a dataset (or plain items) atomically in ``format``; returns what was converted
+    and dropped.
+
+    ``derive="auto"`` converts annotations the format cannot hold into a kind it holds
+    (``geometry`` = ``"box"``, ``"polygon"`` or ``"mask"`` prefers one); ``"none"`` drops them.
 
     Raises:
         WriteError: ``path`` exists and ``overwrite`` is False, or writing failed (nothing
@@ -56,7 +62,8 @@ def save(
     """
     dataset = data if isinstance(data, Dataset) else Dataset(items=list(data))
     ctx = Context(workers=workers)
-    return engine.write_dataset(dataset, path, format, options, overwrite=overwrite, context=ctx)
+    return engine.write_dataset(dataset, path, format, options, overwrite=overwrite, context=ctx,
+                                derive=derive, geometry=geometry)
 
 
 __all__ = ["AnnobridgeError", "consolidate", "convert", "load", "save", "validate"]

@@ -223,10 +223,13 @@ def write_dataset(
     registry: FormatRegistry | None = None,
     derive: str = "auto",
     geometry: str | None = None,
+    overlap: str = "error",
 ) -> ConversionReport:
     """Write ``dataset`` to ``destination`` atomically and return the report.
 
-    ``derive`` and ``geometry`` are passed to :func:`fit_to`.
+    ``derive`` and ``geometry`` are passed to :func:`fit_to`; with ``derive="auto"`` the
+    segmentations are first mapped to the view the format needs
+    (:func:`annobridge.core.derive.segmentation_view`; ``overlap`` as in ``consolidate``).
 
     The writer works in a temporary folder beside the destination; only when it finishes
     are its outputs moved into place. A failure leaves nothing behind, and an existing
@@ -237,6 +240,12 @@ def write_dataset(
     _check_derive(derive, geometry)
     opts = parse_options(fmt, "write", options)
     ctx = context or Context()
+    if derive == "auto":
+        from annobridge.core.derive import in_view, segmentation_view
+
+        view = segmentation_view(fmt.capabilities)
+        if view is not None:
+            dataset = in_view(dataset, view, overlap, ctx.report)
     dst = Path(destination)
     ctx.final_destination = dst
     ctx.report.destination = str(dst)
@@ -331,9 +340,8 @@ def convert(
 
     ``derive="auto"`` converts what the target cannot hold into a kind it holds
     (:func:`fit_to`, ``core/derive.py``; ``geometry`` = ``"box"``, ``"polygon"`` or
-    ``"mask"`` prefers that kind where several fit) and, without ``task``, maps
-    segmentations to the view the target needs (:func:`annobridge.core.derive.segmentation_view`);
-    ``derive="none"`` drops and reports instead.
+    ``"mask"`` prefers that kind where several fit) and maps segmentations to the view the
+    target needs (:func:`write_dataset`); ``derive="none"`` drops and reports instead.
 
     ``progress`` is called with the number of items just read; ``on_total`` once with the
     item count when the reader knows it (None otherwise).
@@ -352,14 +360,8 @@ def convert(
         dataset = consolidate(dataset, task, things_only=things_only, stuff=stuff,
                               overlap=overlap, bits=semantic_bits, context=ctx)
         ctx.report.notes.append(f"segmentation converted to the {task} view (--task {task})")
-    elif derive == "auto":
-        from annobridge.core.derive import in_view, segmentation_view
-
-        view = segmentation_view(resolve_writer(dst_format, reg).capabilities)
-        if view is not None:
-            dataset = in_view(dataset, view, overlap, ctx.report)
-    return write_dataset(dataset, destination, dst_format, write_options,
-                         overwrite=overwrite, context=ctx, registry=reg, derive=derive, geometry=geometry)
+    return write_dataset(dataset, destination, dst_format, write_options, overwrite=overwrite, context=ctx,
+                         registry=reg, derive=derive, geometry=geometry, overlap=overlap)
 
 
 DERIVE_MODES = ("auto", "none")

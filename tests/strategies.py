@@ -63,6 +63,7 @@ class Limits:
     metadata_on_every_item: bool = False  # the reader fills schema defaults for missing keys
     image_folder_options: tuple[str | None, str | None] = (None, None)  # (write, read) option
     # keys given the folder of the source images, for formats that keep media paths only
+    keypoints_with_box: bool = False  # ground-truth keypoints come with their object's box
 
 
 _KITTI_REASONS = (
@@ -72,6 +73,10 @@ _KITTI_REASONS = (
 )
 
 FORMAT_LIMITS: dict[str, Limits] = {
+    "coco": Limits(keypoints_with_box=True, reasons=(
+        "COCO gives every ground-truth object a bbox (COCOeval needs one): a keypoint-only object is "
+        "written with the extent of its keypoints and reads back with that box, so keypoints are drawn "
+        "with their object's box",)),
     "kitti": Limits(cuboid_frames=("camera",), pair_boxes_with_cuboids=True, metadata_kinds=(),
                     reasons=_KITTI_REASONS),
     "kitti-tracking": Limits(cuboid_frames=("camera",), pair_boxes_with_cuboids=True, metadata_kinds=(),
@@ -228,6 +233,12 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
         elif kind == "line":
             ring = draw(_ring(w, h))
             out.append(LineAnnotation(label=label, vertices=ring, **c))
+        elif kind == "keypoints" and limits.keypoints_with_box and not predictions:
+            group = c["annotation_id"]
+            out.append(BoxAnnotation(label=KEYPOINT_LABEL, group_id=group, **c, **draw(_box(w, h))))
+            out.append(KeypointsAnnotation(label=KEYPOINT_LABEL, keypoints=draw(_keypoints(w, h, limits.keypoint_visibilities)),
+                                           names=KEYPOINT_NAMES, skeleton=KEYPOINT_SKELETON, group_id=group,
+                                           **dict(c, annotation_id=group + ":keypoints")))
         elif kind == "keypoints":
             out.append(KeypointsAnnotation(label=KEYPOINT_LABEL, keypoints=draw(_keypoints(w, h, limits.keypoint_visibilities)),
                                            names=KEYPOINT_NAMES, skeleton=KEYPOINT_SKELETON, **c))
