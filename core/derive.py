@@ -326,19 +326,21 @@ def oriented_box_to_box(ann: OrientedBoxAnnotation, item: DatasetItem, losses: L
     return _box(ann, extent(c[0::2], c[1::2]))
 
 
-def polygon_to_oriented_box(ann: PolygonAnnotation, item: DatasetItem, losses: Losses) -> OrientedBoxAnnotation | None:
-    xs = np.asarray([v for r in ann.rings for v in r[0::2]])
-    ys = np.asarray([v for r in ann.rings for v in r[1::2]])
-    return _oriented(ann, min_area_rect(xs, ys))
-
-
-def object_mask_to_oriented_box(ann: ObjectMaskAnnotation, item: DatasetItem, losses: Losses) -> OrientedBoxAnnotation | None:
-    rings = rle_to_rings(ann)[0]
+def _oriented_around(ann: Any, rings: list[list[float]]) -> OrientedBoxAnnotation | None:
     if not rings:
         return None
     xs = np.asarray([v for r in rings for v in r[0::2]])
     ys = np.asarray([v for r in rings for v in r[1::2]])
     return _oriented(ann, min_area_rect(xs, ys))
+
+
+def polygon_to_oriented_box(ann: PolygonAnnotation, item: DatasetItem, losses: Losses) -> OrientedBoxAnnotation | None:
+    return _oriented_around(ann, ann.rings)
+
+
+def object_mask_to_oriented_box(ann: ObjectMaskAnnotation, item: DatasetItem,
+                                losses: Losses) -> OrientedBoxAnnotation | None:
+    return _oriented_around(ann, rle_to_rings(ann)[0])
 
 
 def cuboid_to_box(ann: CuboidAnnotation, item: DatasetItem, losses: Losses) -> BoxAnnotation | None:
@@ -450,11 +452,13 @@ def in_view(dataset: Dataset, view: str, overlap: str, report: ConversionReport)
                             a.annotation_id = a.group_id = str(next_id)
                             next_id += 1
                     made = sum(1 for a in anns if a.type == "object_mask") - counts["object_mask"]
-                    report.convert(prefix + "segmentation", "object_mask", made)
-                else:
+                    report.convert(prefix + "segmentation", "object_mask", made, consumed=1)
+                else:  # every object became a segment of the item's one new index mask
+                    first = True
                     for kind, n in counts.items():
                         if n:
-                            report.convert(prefix + kind, "segmentation", n)
+                            report.convert(prefix + kind, "segmentation", n, made=int(first))
+                            first = False
             if note not in report.notes:
                 report.notes.append(note)
             yield out

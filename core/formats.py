@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from annobridge.core.errors import AnnobridgeError, FormatError
 from annobridge.core.model import ANNOTATION_TYPES, KNOWN_ATTRIBUTES, Dataset
@@ -149,6 +149,7 @@ class ConversionReport(BaseModel):
     converted: dict[str, int] = {}
     dropped: dict[str, dict[str, int]] = {}
     notes: list[str] = []
+    _delta: dict[str, int] = PrivateAttr(default_factory=dict)  # written - (read - dropped), per kind
 
     def drop(self, what: str, reason: str, count: int = 1) -> None:
         """Record that ``count`` of ``what`` could not be kept, and why."""
@@ -156,10 +157,20 @@ class ConversionReport(BaseModel):
             reasons = self.dropped.setdefault(what, {})
             reasons[reason] = reasons.get(reason, 0) + count
 
-    def convert(self, source: str, target: str, count: int = 1) -> None:
-        """Record that ``count`` annotations of kind ``source`` were written as ``target``."""
-        key = f"{source} -> {target}"
-        self.converted[key] = self.converted.get(key, 0) + count
+    def convert(self, source: str, target: str, count: int = 1, *, consumed: int | None = None,
+                made: int | None = None) -> None:
+        """Record that ``count`` annotations of kind ``target`` were made from ``source``.
+
+        Conversions are one to one except between an index mask and its objects: pass
+        ``consumed`` (annotations of ``source`` used up) and ``made`` (annotations of
+        ``target`` added) when they differ from ``count``; :attr:`written` uses them.
+        """
+        if count:
+            key = f"{source} -> {target}"
+            self.converted[key] = self.converted.get(key, 0) + count
+        target = ("prediction:" if source.startswith("prediction:") else "") + target
+        self._delta[source] = self._delta.get(source, 0) - (count if consumed is None else consumed)
+        self._delta[target] = self._delta.get(target, 0) + (count if made is None else made)
 
     @property
     def written(self) -> dict[str, int]:
@@ -168,11 +179,8 @@ class ConversionReport(BaseModel):
         out = {}
         for kind, n in self.read.items():
             out[kind] = n - sum(self.dropped.get(kind, {}).values())
-        for key, n in self.converted.items():
-            source, target = key.split(" -> ")
-            prefix = "prediction:" if source.startswith("prediction:") else ""
-            out[source] = out.get(source, 0) - n
-            out[prefix + target] = out.get(prefix + target, 0) + n
+        for kind, n in self._delta.items():
+            out[kind] = out.get(kind, 0) + n
         return out
 
     @property

@@ -301,6 +301,7 @@ def test_panoptic_to_coco_gives_one_mask_per_segment_stuff_included(tmp_path: Pa
     coco = COCO(str(tmp_path / "c.json"))
     present = sum(1 for ref, segs in segments.items() for k in segs if (arrays[ref] == k).any())
     assert len(coco.anns) == present == report.converted["segmentation -> object_mask"] > 0
+    assert report.written == {"segmentation": 0, "object_mask": present}
     stuff = {c.name for c in panoptic.header.categories if c.attributes.get("isthing") == 0}
     assert any(coco.cats[a["category_id"]]["name"] in stuff for a in coco.anns.values()) == bool(stuff)
     by_image: dict[str, list[bytes]] = {}
