@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
+from annobridge.core import derive as derivation
 from annobridge.core.errors import AnnobridgeError, FormatError, ReadError, WriteError
 from annobridge.core.formats import Capabilities, ConversionReport, Context, Format, parse_options
 from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem
@@ -159,13 +160,12 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
 def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps: Capabilities, fmt_name: str,
              report: ConversionReport, prefix: str, what: str, geometry: str | None) -> list[Any]:
     """``group`` with each annotation the format cannot hold converted (or dropped)."""
-    from annobridge.core import derive as derivation
-
     held: dict[str, set[str]] = {}  # group_id -> kinds the object already has in the output
     for a in group:
         if a.type in allowed and a.group_id is not None:
             held.setdefault(a.group_id, set()).add(a.type)
     out: list[Any] = []
+    converted: dict[tuple[str, str], int] = {}
     for a in group:
         if a.type in allowed:
             out.append(a)
@@ -190,7 +190,8 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
             report.drop(prefix + a.type, reason)
             continue
         kinds.add(made.type)
-        report.convert(prefix + a.type, made.type)
+        key = (prefix + a.type, made.type)
+        converted[key] = converted.get(key, 0) + 1
         if made.type != "object_mask" and a.attributes.get("iscrowd") and "iscrowd" not in caps.attributes:
             report.drop("attribute:iscrowd", f"{a.type} -> {made.type}: {fmt_name} has no crowd flag; "
                         "the crowd region is written as one plain object")
@@ -198,6 +199,8 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
         for lost, reason, n in losses:
             report.drop(lost, reason, n)
         out.append(made)
+    for (source, target), n in converted.items():
+        report.convert(source, target, n)
     return out
 
 
@@ -241,11 +244,9 @@ def write_dataset(
     opts = parse_options(fmt, "write", options)
     ctx = context or Context()
     if derive == "auto":
-        from annobridge.core.derive import in_view, segmentation_view
-
-        view = segmentation_view(fmt.capabilities)
+        view = derivation.segmentation_view(fmt.capabilities)
         if view is not None:
-            dataset = in_view(dataset, view, overlap, ctx.report)
+            dataset = derivation.in_view(dataset, view, overlap, ctx.report)
     dst = Path(destination)
     ctx.final_destination = dst
     ctx.report.destination = str(dst)
@@ -368,12 +369,11 @@ DERIVE_MODES = ("auto", "none")
 
 
 def _check_derive(derive: str, geometry: str | None) -> None:
-    from annobridge.core.derive import GEOMETRIES
-
     if derive not in DERIVE_MODES:
         raise FormatError(f"unknown derive mode {derive!r}", fix="choose auto or none")
-    if geometry is not None and geometry not in GEOMETRIES:
-        raise FormatError(f"unknown geometry {geometry!r}", fix=f"choose one of {', '.join(GEOMETRIES)}")
+    if geometry is not None and geometry not in derivation.GEOMETRIES:
+        raise FormatError(f"unknown geometry {geometry!r}",
+                          fix=f"choose one of {', '.join(derivation.GEOMETRIES)}")
 
 
 def validate(

@@ -33,6 +33,7 @@ Derived annotations keep label, ids, ``group_id``, confidence, metadata and attr
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
@@ -49,6 +50,7 @@ from annobridge.core.model import (
     ObjectMaskAnnotation,
     OrientedBoxAnnotation,
     PolygonAnnotation,
+    make_model,
 )
 
 LADDER: dict[str, tuple[str, ...]] = {
@@ -128,8 +130,7 @@ def rle_to_rings(ann: ObjectMaskAnnotation) -> tuple[list[list[float]], int]:
 def coco_bbox(attributes: dict[str, Any]) -> Box | None:
     """The object's own COCO ``bbox`` attribute, when it is a valid ``[x, y, w, h]``."""
     bb = attributes.get("bbox")
-    if isinstance(bb, list) and len(bb) == 4 and all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in bb) and bb[2] >= 0 and bb[3] >= 0:
+    if type(bb) is list and len(bb) == 4 and type(sum(bb)) in (int, float) and bb[2] >= 0 and bb[3] >= 0:
         return bb[0], bb[1], bb[2], bb[3]
     return None
 
@@ -245,33 +246,39 @@ def cuboid_box(c: CuboidAnnotation, item: DatasetItem) -> Box | None:
 
 
 def _common(ann: Any, drop_bbox: bool = False) -> dict[str, Any]:
+    """The fields every annotation has, taken from ``ann`` (the ``bbox`` attribute left out
+    when the new geometry is that box or replaces it)."""
     d = ann.__dict__
     attrs = d["attributes"]
     if drop_bbox and "bbox" in attrs:
         attrs = {k: v for k, v in attrs.items() if k != "bbox"}
-    return {"label": d["label"], "reference_id": d["reference_id"], "annotation_id": d["annotation_id"],
-            "group_id": d["group_id"], "track_reference_id": d["track_reference_id"], "metadata": d["metadata"],
-            "attributes": attrs, "confidence": d["confidence"], "class_pdf": d["class_pdf"]}
+    return {"reference_id": d["reference_id"], "annotation_id": d["annotation_id"], "group_id": d["group_id"],
+            "track_reference_id": d["track_reference_id"], "metadata": d["metadata"], "attributes": attrs,
+            "confidence": d["confidence"], "class_pdf": d["class_pdf"], "label": d["label"]}
 
 
 def _box(ann: Any, box: Box | None) -> BoxAnnotation | None:
     if box is None:
         return None
-    x, y, w, h = box
-    return BoxAnnotation.model_construct(type="box", x=x, y=y, width=w, height=h, embedding_vector=None,
-                                         **_common(ann, drop_bbox=True))
+    values = _common(ann, drop_bbox=True)
+    values.update(type="box", x=box[0], y=box[1], width=box[2], height=box[3], embedding_vector=None)
+    return make_model(BoxAnnotation, values)
 
 
 def _polygon(ann: Any, rings: list[list[float]]) -> PolygonAnnotation | None:
     if not rings:
         return None
-    return PolygonAnnotation.model_construct(type="polygon", rings=rings, embedding_vector=None, **_common(ann))
+    values = _common(ann)
+    values.update(type="polygon", rings=rings, embedding_vector=None)
+    return make_model(PolygonAnnotation, values)
 
 
 def _oriented(ann: Any, fields: dict[str, float] | None) -> OrientedBoxAnnotation | None:
     if fields is None:
         return None
-    return OrientedBoxAnnotation.model_construct(type="oriented_box", **fields, **_common(ann, drop_bbox=True))
+    values = _common(ann, drop_bbox=True)
+    values.update(type="oriented_box", **fields)
+    return make_model(OrientedBoxAnnotation, values)
 
 
 def _size(item: DatasetItem) -> tuple[int, int] | None:
@@ -284,8 +291,9 @@ def polygon_to_object_mask(ann: PolygonAnnotation, item: DatasetItem, losses: Lo
     if size is None:
         return None
     rle = polygon_to_rle(ann.rings, *size)
-    return ObjectMaskAnnotation.model_construct(type="object_mask", size=size, counts=rle["counts"].decode("ascii"),
-                                                **_common(ann))
+    values = _common(ann)
+    values.update(type="object_mask", size=size, counts=rle["counts"].decode("ascii"))
+    return make_model(ObjectMaskAnnotation, values)
 
 
 def object_mask_to_polygon(ann: ObjectMaskAnnotation, item: DatasetItem, losses: Losses) -> PolygonAnnotation | None:
@@ -375,7 +383,8 @@ WHY_NOT = {
 """Why a derivation can give nothing, for the drop report."""
 
 
-def candidates(kind: str, allowed: frozenset[str], geometry: str | None = None) -> list[str]:
+@functools.lru_cache(maxsize=256)
+def candidates(kind: str, allowed: frozenset[str], geometry: str | None = None) -> tuple[str, ...]:
     """The kinds ``kind`` may become in a target holding ``allowed``, in the order tried.
 
     Args:
@@ -388,7 +397,7 @@ def candidates(kind: str, allowed: frozenset[str], geometry: str | None = None) 
     if preferred in ladder:
         ladder.remove(preferred)
         ladder.insert(0, preferred)
-    return ladder
+    return tuple(ladder)
 
 
 def segmentation_view(caps: Capabilities) -> str | None:

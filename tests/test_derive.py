@@ -122,11 +122,11 @@ def test_box_oriented_box_and_polygon_conversions() -> None:
 
 def test_candidates_follow_the_ladder_and_the_geometry_choice() -> None:
     held = frozenset({"box", "polygon"})
-    assert derive.candidates("object_mask", held) == ["polygon", "box"]
-    assert derive.candidates("object_mask", held, "box") == ["box", "polygon"]
-    assert derive.candidates("object_mask", held, "mask") == ["polygon", "box"]  # not held: ignored
-    assert derive.candidates("line", held) == []
-    assert derive.candidates("polygon", frozenset({"oriented_box"})) == ["oriented_box"]
+    assert derive.candidates("object_mask", held) == ("polygon", "box")
+    assert derive.candidates("object_mask", held, "box") == ("box", "polygon")
+    assert derive.candidates("object_mask", held, "mask") == ("polygon", "box")  # not held: ignored
+    assert derive.candidates("line", held) == ()
+    assert derive.candidates("polygon", frozenset({"oriented_box"})) == ("oriented_box",)
 
 
 # --------------------------------------------------------------------------- in the engine
