@@ -16,7 +16,11 @@ from dataclasses import dataclass
 
 _RUNNER = textwrap.dedent(
     """
-    import json, resource, sys, time
+    import json, os, resource, sys, time
+    # ``-c`` puts the working directory first on sys.path; run from the checkout root, the
+    # repository's annobridge/ folder would shadow the installed package (whose
+    # annobridge.converters maps to converters/). Import the installed one.
+    sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
     code = sys.stdin.read()
     start = time.perf_counter()
     exec(compile(code, "<case>", "exec"), {"__name__": "__case__"})

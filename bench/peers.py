@@ -1,0 +1,255 @@
+"""annobridge against its peers, side by side in one run: speed, memory, and what was written.
+
+Peers (each installed on demand into its own virtual environment under ``bench/.peers/``,
+never in the test suite): labelformat, globox, datumaro, at pinned versions. The data is the
+generated COCO set of ``bench/coco_generate.py`` (seeded; 50,000 images / ~400,000 objects
+by default, cached in ``bench/data/``).
+
+Tasks, each run by every tool that has it:
+
+* ``coco``:  COCO -> COCO
+* ``kitti``: COCO -> KITTI label files (no images)
+* ``yolo``:  COCO -> YOLO detection labels (no images)
+
+Every command runs in a fresh process pinned to one core (``taskset -c 0`` where it exists),
+``--repeat`` times; the table shows the median wall time, the peak RSS, and the objects the
+output holds against the objects in the input — a fast run that drops data is not a win, and
+the table says so. Floors measured in the same run: ``json.load`` of the input (what the
+issue calls the floor) and ``orjson`` loads + dumps.
+
+Usage (from the checkout root, after the README's install)::
+
+    python bench/peers.py [--images 50000 --annotations 400000] [--repeat 3]
+                          [--tools annobridge labelformat globox datumaro] [--tasks coco kitti yolo]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import venv
+from dataclasses import dataclass
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE / "data"
+OUT = HERE / "out" / "peers"
+PEERS = HERE / ".peers"
+PINS = {"labelformat": "labelformat==0.1.17", "globox": "globox==2.9.0", "datumaro": "datumaro==1.13.12"}
+
+# A wrapper that runs one command and reports its wall time and the peak RSS of its process
+# tree (RUSAGE_CHILDREN of a fresh wrapper covers that command alone).
+_WRAP = (
+    "import json, resource, subprocess, sys, time\n"
+    "t = time.perf_counter()\n"
+    "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
+    "wall = time.perf_counter() - t\n"
+    "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
+    "print(json.dumps({'rc': rc.returncode, 'wall': wall, 'rss': rss,"
+    " 'err': rc.stderr.decode(errors='replace')[-2000:]}))\n"
+)
+
+_DATUMARO = """
+import sys
+import datumaro as dm
+src, fmt, out = sys.argv[1:4]
+dm.Dataset.import_from(src, "coco_instances").export(out, fmt, save_media=False)
+"""
+
+_FLOOR_JSON = "import json, sys\nwith open(sys.argv[1]) as fh:\n    json.load(fh)\n"
+_FLOOR_ORJSON = (
+    "import orjson, sys\nwith open(sys.argv[1], 'rb') as fh:\n    data = orjson.loads(fh.read())\n"
+    "with open(sys.argv[2], 'wb') as fh:\n    fh.write(orjson.dumps(data))\n"
+)
+
+
+@dataclass
+class Run:
+    task: str
+    tool: str
+    walls: list[float]
+    rss: int
+    objects: int | None
+    note: str = ""
+
+    @property
+    def wall(self) -> float:
+        return statistics.median(self.walls)
+
+
+def peer_python(tool: str) -> Path:
+    """The interpreter of ``tool``'s own virtual environment, installing it on first use."""
+    env = PEERS / tool
+    python = env / "bin" / "python"
+    if not python.exists():
+        print(f"installing {PINS[tool]} into {env} ...", flush=True)
+        venv.create(env, with_pip=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", PINS[tool]], check=True)
+    return python
+
+
+def pinned(cmd: list[str]) -> list[str]:
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", "0", *cmd] if taskset else cmd
+
+
+def measure(cmd: list[str], repeat: int, clean: Path | None, folder: Path | None = None
+            ) -> tuple[list[float], int, str]:
+    """Run ``cmd`` ``repeat`` times, removing ``clean`` before each run and creating ``folder``
+    (the folder the tool expects to exist; by default the output's parent)."""
+    walls, peak, err = [], 0, ""
+    for _ in range(repeat):
+        if clean is not None:
+            if clean.is_dir():
+                shutil.rmtree(clean)
+            clean.unlink(missing_ok=True)
+            (folder or clean.parent).mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run([sys.executable, "-c", _WRAP, *pinned(cmd)], capture_output=True, text=True,
+                              check=True)
+        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        if res["rc"] != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed ({res['rc']}):\n{res['err']}")
+        walls.append(res["wall"])
+        peak = max(peak, res["rss"])
+        err = res["err"]
+    return walls, peak, err
+
+
+def count_coco(path: Path) -> tuple[int, int]:
+    """Annotations in a COCO file, and how many of them still have a segmentation."""
+    import orjson
+
+    anns = orjson.loads(path.read_bytes())["annotations"]
+    return len(anns), sum(1 for a in anns if a.get("segmentation"))
+
+
+def count_rows(folder: Path) -> int:
+    """Non-empty label rows in every .txt file below ``folder`` (KITTI and YOLO labels)."""
+    n = 0
+    for path in folder.rglob("*.txt"):
+        if path.parent.name in ("ImageSets",) or path.name in ("train.txt", "val.txt", "obj.names"):
+            continue
+        with open(path, "rb") as fh:
+            n += sum(1 for line in fh if line.strip())
+    return n
+
+
+def dataset(images: int, annotations: int) -> Path:
+    path = DATA / f"coco_{images}_{annotations}.json"
+    if not path.exists():
+        DATA.mkdir(parents=True, exist_ok=True)
+        print(f"generating {path} ...", flush=True)
+        subprocess.run([sys.executable, str(HERE / "coco_generate.py"), str(path), "--images", str(images),
+                        "--annotations", str(annotations), "--seed", "0"], check=True)
+    return path
+
+
+def datumaro_layout(src: Path) -> Path:
+    """datumaro's coco importer wants ``<root>/annotations/instances_<subset>.json`` and ``images/``."""
+    root = DATA / f"{src.stem}_datumaro"
+    ann = root / "annotations" / "instances_train.json"
+    if not ann.exists():
+        ann.parent.mkdir(parents=True, exist_ok=True)
+        (root / "images" / "train").mkdir(parents=True, exist_ok=True)
+        os.symlink(src, ann)
+    return ann
+
+
+def commands(tool: str, task: str, src: Path, out: Path) -> tuple[list[str], Path] | None:
+    """The command that makes ``tool`` do ``task``, and its output path; None when it cannot."""
+    if tool == "annobridge":
+        target = out / ("coco.json" if task == "coco" else task)
+        opts = ["--option", "media=none"] if task == "kitti" else []
+        return [sys.executable, "-m", "annobridge", "-q", "convert", str(src), str(target), "--from", "coco",
+                "--to", task, "--overwrite", *opts], target
+    if tool == "labelformat":
+        lf = str(peer_python("labelformat").parent / "labelformat")
+        base = [lf, "convert", "--task", "object-detection", "--input-format", "coco", "--input-file", str(src)]
+        if task == "coco":
+            return [*base, "--output-format", "coco", "--output-file", str(out / "coco.json")], out / "coco.json"
+        if task == "kitti":
+            return [*base, "--output-format", "kitti", "--output-folder", str(out / "kitti")], out / "kitti"
+        return [*base, "--output-format", "yolov8", "--output-file", str(out / "yolo/data.yaml"),
+                "--output-split", "train"], out / "yolo"
+    if tool == "globox":
+        gb = str(peer_python("globox").parent / "globox")
+        if task == "coco":
+            return [gb, "convert", str(src), str(out / "coco.json"), "--format", "coco", "--save_fmt", "coco"], \
+                out / "coco.json"
+        if task == "yolo":  # globox writes into an existing folder
+            return [gb, "convert", str(src), str(out / "yolo"), "--format", "coco", "--save_fmt", "yolov5"], \
+                out / "yolo"
+        return None
+    if tool == "datumaro":
+        fmt = {"coco": "coco_instances", "kitti": "kitti_detection", "yolo": "yolo"}[task]
+        return [str(peer_python("datumaro")), "-c", _DATUMARO, str(datumaro_layout(src)), fmt,
+                str(out / task)], out / task
+    raise ValueError(tool)
+
+
+def objects_in(task: str, output: Path) -> tuple[int, str]:
+    if task == "coco":
+        path = output if output.is_file() else next(output.rglob("*.json"))
+        n, with_seg = count_coco(path)
+        return n, f"{with_seg:,} with segmentation"
+    return count_rows(output), ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--images", type=int, default=50_000)
+    parser.add_argument("--annotations", type=int, default=400_000)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--tools", nargs="+", default=["annobridge", "labelformat", "globox", "datumaro"])
+    parser.add_argument("--tasks", nargs="+", default=["coco", "kitti", "yolo"], choices=["coco", "kitti", "yolo"])
+    args = parser.parse_args()
+
+    src = dataset(args.images, args.annotations)
+    n_in, seg_in = count_coco(src)
+    print(f"input: {src.name}, {src.stat().st_size / 2**20:.0f} MB, {n_in:,} objects "
+          f"({seg_in:,} with segmentation); medians of {args.repeat}, one core each", flush=True)
+    runs: list[Run] = []
+    walls, rss, _ = measure([sys.executable, "-c", _FLOOR_JSON, str(src)], args.repeat, None)
+    runs.append(Run("floor", "json.load", walls, rss, None))
+    floor_out = OUT / "floor.json"
+    floor_out.parent.mkdir(parents=True, exist_ok=True)
+    walls, rss, _ = measure([sys.executable, "-c", _FLOOR_ORJSON, str(src), str(floor_out)], args.repeat, floor_out)
+    runs.append(Run("floor", "orjson loads+dumps", walls, rss, None))
+    for task in args.tasks:
+        for tool in args.tools:
+            out = OUT / tool / task
+            made = commands(tool, task, src, out)
+            if made is None:
+                print(f"{tool}: no {task} writer", flush=True)
+                continue
+            cmd, output = made
+            folder = output if (tool, task) == ("globox", "yolo") else None
+            walls, rss, _ = measure(cmd, args.repeat, output, folder)
+            n, note = objects_in(task, output)
+            runs.append(Run(task, tool, walls, rss, n, note))
+            print(f"{task:<6} {tool:<12} {runs[-1].wall:7.2f} s {rss / 2**20:7.0f} MB {n:>9,} objects {note}",
+                  flush=True)
+    print_table(runs, n_in)
+
+
+def print_table(runs: list[Run], n_in: int) -> None:
+    floor = next(r for r in runs if r.tool == "json.load")
+    print(f"\n{'task':<7}{'tool':<20}{'wall s':>8}{'peak MB':>9}{'objects':>10}  {'x annobridge':>12}"
+          f"{'x floor':>8}  note")
+    for r in runs:
+        ours = next((o for o in runs if o.task == r.task and o.tool == "annobridge"), None)
+        vs = f"{r.wall / ours.wall:12.2f}" if ours and r.task != "floor" else f"{'':>12}"
+        objs = f"{r.objects:>10,}" if r.objects is not None else f"{'':>10}"
+        note = r.note
+        if r.objects is not None and r.objects < n_in:
+            note = f"DROPS {n_in - r.objects:,} of {n_in:,}" + (f"; {note}" if note else "")
+        print(f"{r.task:<7}{r.tool:<20}{r.wall:8.2f}{r.rss / 2**20:9.0f}{objs}  {vs}{r.wall / floor.wall:8.2f}  {note}")
+
+
+if __name__ == "__main__":
+    main()
