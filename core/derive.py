@@ -9,9 +9,11 @@ box"). One function per conversion, each exact where exactness is possible:
   ``COCO.annToMask`` does, so the pixels are identical.
 * object mask -> polygon: marching squares (scikit-image ``find_contours`` at level 0.5 on
   the zero-padded mask). The contour runs through the midpoints of pixel edges, so
-  pycocotools rasterises it back to the same pixels (measured: mean IoU 1.0 on the COCO
-  masks in ``fixtures/``; OpenCV ``findContours`` traces pixel centres and loses half a
-  pixel all round, mean IoU 0.89, though it is ~4x faster). Collinear vertices are removed.
+  pycocotools rasterises it back to the same pixels. Measured against OpenCV
+  ``findContours`` (pixel-centre contours, +0.5 px): mean IoU of mask -> polygon -> mask
+  1.0 vs 0.89 on the 60 masks of the COCO fixtures and 1.0 vs 0.964 on 10,000 generated
+  RLE masks (``bench/derive_bench.py``), where OpenCV is about 4x faster; exactness won,
+  and OpenCV would add a 50 MB wheel for one function. Collinear vertices are removed.
   Outer boundaries become rings; holes cannot be cut by the model's rings (COCO merges
   rings as a union), so they are filled and reported.
 * polygon / object mask / keypoints -> box: the object's own COCO ``bbox`` attribute when
@@ -102,13 +104,18 @@ def mask_to_rings(mask: np.ndarray) -> tuple[list[list[float]], int]:
     """
     from skimage.measure import find_contours
 
-    padded = np.pad(np.asarray(mask, dtype=np.uint8), 1)
+    mask = np.asarray(mask, dtype=np.uint8)
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if not len(rows):
+        return [], 0
+    top, left = int(rows[0]), int(cols[0])  # trace the object's extent only, not the whole image
+    padded = np.pad(mask[top:rows[-1] + 1, left:cols[-1] + 1], 1)
     rings: list[list[float]] = []
     holes = 0
     for contour in find_contours(padded, 0.5, positive_orientation="high"):
         pts = contour[:-1] if len(contour) > 1 and (contour[0] == contour[-1]).all() else contour
-        # (row, col) of the padded array -> (x, y) continuous: col - 1 + 0.5, row - 1 + 0.5
-        xy = np.stack([pts[:, 1] - 0.5, pts[:, 0] - 0.5], axis=1)
+        # (row, col) of the padded crop -> (x, y) continuous: left + col - 1 + 0.5, top + row - 1 + 0.5
+        xy = np.stack([pts[:, 1] + (left - 0.5), pts[:, 0] + (top - 0.5)], axis=1)
         area2 = float(np.dot(xy[:, 0], np.roll(xy[:, 1], -1)) - np.dot(xy[:, 1], np.roll(xy[:, 0], -1)))
         if area2 > 0:  # find_contours(positive_orientation="high") winds holes this way
             holes += 1

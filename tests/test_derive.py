@@ -143,7 +143,7 @@ class _Toys:
             return Format(name=name, description=name, capabilities=Capabilities(annotation_types=frozenset(kinds)),
                           write=_write_json)
         return [fmt("toy-polygons", {"polygon"}), fmt("toy-shapes", {"polygon", "box"}),
-                fmt("toy-obb", {"oriented_box"})]
+                fmt("toy-obb", {"oriented_box"}), fmt("toy-pose", {"box", "keypoints"})]
 
 
 @pytest.fixture
@@ -188,6 +188,25 @@ def test_geometry_chooses_among_held_kinds_and_derive_none_drops(tmp_path: Path,
         "toy-shapes cannot hold object_mask ground truth (--derive none)": 1}
     with pytest.raises(annobridge.AnnobridgeError, match="unknown geometry 'circle'"):
         engine.write_dataset(Dataset(items=[]), tmp_path / "d.json", "toy-shapes", registry=toys, geometry="circle")
+
+
+def test_an_objects_box_and_keypoints_stay_together(tmp_path: Path, toys) -> None:
+    """A COCO person (polygon or RLE + keypoints, one group) reaches a box + keypoints
+    format as its own bbox and its keypoints, still one group."""
+    dataset = annobridge.load(SYNTHETIC)
+    report = engine.write_dataset(dataset, tmp_path / "o.json", "toy-pose", registry=toys)
+    assert "keypoints" not in report.dropped
+    coco = COCO(str(SYNTHETIC))
+    people = [a for a in coco.anns.values() if a.get("keypoints")]
+    assert people
+    written = {(i["reference_id"], a["group_id"]): a for i in json.loads((tmp_path / "o.json").read_text())
+               for a in i["annotations"] if a["type"] == "box"}
+    for raw in people:
+        box = written[(str(raw["image_id"]), str(raw["id"]))]
+        assert [box["x"], box["y"], box["width"], box["height"]] == raw["bbox"]
+    kps = [(i["reference_id"], a["group_id"]) for i in json.loads((tmp_path / "o.json").read_text())
+           for a in i["annotations"] if a["type"] == "keypoints"]
+    assert sorted(kps) == sorted((str(r["image_id"]), str(r["id"])) for r in people)
 
 
 def test_polygon_becomes_a_minimum_area_oriented_box(tmp_path: Path, toys) -> None:
