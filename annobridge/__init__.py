@@ -11,11 +11,23 @@ Typical use::
 
     import annobridge
     ds = annobridge.load("instances.json")              # format detected
-    report = annobridge.convert("instances.json", "out.jsonl", dst_format="nucleus")
+    report = annobridge.convert("instances.json", "out.jsonl", to_format="nucleus")
     print(report.summary())
 """
 
-from annobridge.converters.api import consolidate, convert, load, save, validate
+from importlib.metadata import PackageNotFoundError, version
+
+from annobridge.converters.api import (
+    consolidate,
+    convert,
+    load,
+    merge,
+    read_label_map,
+    relabel,
+    save,
+    split,
+    validate,
+)
 from annobridge.core.errors import (
     AnnobridgeError,
     FormatError,
@@ -42,6 +54,7 @@ from annobridge.core.model import (
     KeypointsAnnotation,
     LidarPoint,
     LineAnnotation,
+    MaterializedDataset,
     MultiCategoryAnnotation,
     ObjectMaskAnnotation,
     OrientedBoxAnnotation,
@@ -55,15 +68,19 @@ from annobridge.core.model import (
     Taxonomy,
 )
 
-__version__ = "0.1.0"
+try:
+    __version__ = version("annobridge")  # the one place is pyproject.toml
+except PackageNotFoundError:  # imported from a source tree that was never installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "AnnobridgeError", "Annotation", "BoxAnnotation", "Capabilities", "Category",
     "CategoryAnnotation", "Context", "ConversionReport", "CuboidAnnotation", "Dataset",
     "DatasetHeader", "DatasetItem", "Format", "FormatError", "FrameRef", "MetadataTypeError", "IndexMask",
-    "Keypoint", "KeypointsAnnotation", "LidarPoint", "LineAnnotation",
+    "Keypoint", "KeypointsAnnotation", "LidarPoint", "LineAnnotation", "MaterializedDataset",
     "MultiCategoryAnnotation", "ObjectMaskAnnotation", "OrientedBoxAnnotation", "PluginError", "Point", "Point3D",
     "PolygonAnnotation", "ReadError", "Scene", "SceneCategoryAnnotation", "Segment",
     "SegmentationAnnotation", "Taxonomy", "UnsupportedAnnotationError", "WriteError",
-    "consolidate", "convert", "hookimpl", "load", "save", "validate",
+    "consolidate", "convert", "hookimpl", "load", "merge", "read_label_map", "relabel", "save",
+    "split", "validate",
 ]

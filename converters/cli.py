@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 import time
 from collections import Counter
@@ -18,14 +19,30 @@ from typing import Any
 import click
 
 from annobridge.converters import engine
+from annobridge.converters.stdio import StdioPaths
 from annobridge.core.errors import AnnobridgeError, FormatError
 from annobridge.core.formats import Context, Format
 from annobridge.core.metadata import infer_schema
 from annobridge.core.plugins import FormatRegistry, get_plugin_manager, get_registry
 
 
+_LOUDNESS = re.compile(r"^(-q|--quiet|-v+|--verbose)$")
+
+
 class _Main(click.Group):
-    """Turns AnnobridgeError into a clean message and exit code 1."""
+    """Turns AnnobridgeError into a clean message and exit code 1, and takes ``-q``/``-v``
+    after the subcommand too (``annobridge convert a b --to coco -q``)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        first = next((n for n, a in enumerate(args) if not a.startswith("-")), None)
+        if first is not None:
+            tail = args[first:]
+            end = tail.index("--") if "--" in tail else len(tail)
+            moved = [a for a in tail[:end] if _LOUDNESS.match(a)]
+            if moved:
+                args = args[:first] + moved + [a for a in tail[:end] if not _LOUDNESS.match(a)] + tail[end:]
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -80,6 +97,55 @@ def split_options(pairs: dict[str, str], reader: Format | None, writer: Format |
     return read, write
 
 
+def complete_formats(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of format names (``--from``, ``--to``, ``formats FMT``)."""
+    try:
+        names = get_registry().formats
+    except AnnobridgeError:
+        return []
+    return [name for name in sorted(names) if name.startswith(incomplete)]
+
+
+def _keep(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    ctx.meta[f"annobridge.{param.name}"] = value
+    return value
+
+
+def pipeline_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--map-labels``, ``--keep-labels`` and ``--fail-on-drop`` for a command that converts;
+    the values land in ``ctx.meta`` (read by :func:`label_step` and :func:`exit_on_drop`)."""
+    for option in reversed((
+        click.option("--map-labels", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     expose_value=False, callback=_keep,
+                     help="JSON object or CSV old,new of label renames (empty/null removes the label)."),
+        click.option("--keep-labels", expose_value=False, callback=_keep,
+                     help="Keep only annotations with these labels (comma-separated, after --map-labels)."),
+        click.option("--fail-on-drop", is_flag=True, expose_value=False, callback=_keep,
+                     help="Exit with code 3 when anything was dropped (for pipelines)."),
+    )):
+        fn = option(fn)
+    return fn
+
+
+def label_step(ctx: click.Context) -> Callable[..., Any] | None:
+    """The label mapping/filtering step of ``--map-labels``/``--keep-labels``, or None."""
+    from annobridge.converters.api import label_transform
+
+    mapping = ctx.meta.get("annobridge.map_labels")
+    keep = ctx.meta.get("annobridge.keep_labels")
+    if mapping is None and keep is None:
+        return None
+    return label_transform(mapping, [k.strip() for k in keep.split(",") if k.strip()] if keep else None)
+
+
+def exit_on_drop(ctx: click.Context, report: Any) -> None:
+    """Exit 3 under ``--fail-on-drop`` when the report holds any drop."""
+    if ctx.meta.get("annobridge.fail_on_drop") and report.dropped:
+        click.echo(f"dropped {sum(sum(r.values()) for r in report.dropped.values())} thing(s) "
+                   "(--fail-on-drop)", err=True)
+        ctx.exit(3)
+
+
 class _Progress:
     """A progress bar on stderr (a counter when the total is unknown); only when stderr is a
     terminal and not quiet."""
@@ -127,8 +193,10 @@ class _Progress:
 @main.command()
 @click.argument("src", type=click.Path(path_type=Path))
 @click.argument("dst", type=click.Path(path_type=Path))
-@click.option("--from", "src_format", help="Source format (detected when omitted).")
-@click.option("--to", "dst_format", required=True, help="Target format.")
+@click.option("--from", "src_format", shell_complete=complete_formats,
+              help="Source format (detected when omitted; needed when SRC is - for stdin).")
+@click.option("--to", "dst_format", required=True, shell_complete=complete_formats,
+              help="Target format (DST - writes a single-file format to stdout).")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="A reader or writer option, e.g. gt=instances.json (repeatable).")
@@ -150,6 +218,7 @@ class _Progress:
                    "mask -> polygon, ...); none: drop it and report.")
 @click.option("--geometry", type=click.Choice(["box", "polygon", "mask"]), default=None,
               help="Preferred kind to derive where the target holds several.")
+@pipeline_options
 @click.pass_context
 def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, dst_format: str,
             overwrite: bool, options: tuple[str, ...], workers: int, as_json: bool,
@@ -159,9 +228,15 @@ def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, ds
     """Convert SRC to DST in format --to."""
     if (things_only or stuff) and task != "instance":
         raise click.UsageError("--things-only and --stuff need --task instance")
+    if str(src) == "-" and src_format is None:
+        raise click.UsageError("reading standard input (SRC -) needs --from FMT")
     registry = get_registry()
-    reader = engine.resolve_reader(src, src_format, registry)
     writer = engine.resolve_writer(dst_format, registry)
+    stdio = StdioPaths(src, dst)
+    ctx.call_on_close(stdio.close)
+    stdio.check_writer(writer)
+    src, dst = stdio.source, stdio.destination
+    reader = engine.resolve_reader(src, src_format, registry)
     read_opts, write_opts = split_options(_parse_pairs(options), reader, writer)
     progress = _Progress(not ctx.obj["quiet"])
     report = engine.convert(src, dst, src_format=reader.name, dst_format=writer.name,
@@ -169,41 +244,30 @@ def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, ds
                             overwrite=overwrite, workers=workers, progress=progress.callback,
                             on_total=progress.total_callback, registry=registry,
                             task=task, things_only=things_only, overlap=overlap, stuff=stuff,
-                            semantic_bits=int(semantic_bits), derive=derive, geometry=geometry)
+                            semantic_bits=int(semantic_bits), transform=label_step(ctx),
+                            derive=derive, geometry=geometry)
     progress.done()
+    stdio.send()
     if as_json:
-        click.echo(json.dumps(report.model_dump() | {"written": report.written}, indent=2))
+        click.echo(json.dumps(report.model_dump() | {"written": report.written}, indent=2),
+                   err=stdio.to_stdout)
     elif not ctx.obj["quiet"]:
-        click.echo(report.summary())
-
-
-def _formats_rows(registry: FormatRegistry) -> list[dict[str, Any]]:
-    rows = []
-    for name, fmt in sorted(registry.formats.items()):
-        caps = fmt.capabilities
-        rows.append({
-            "name": name,
-            "read": fmt.read is not None,
-            "write": fmt.write is not None,
-            "annotations": sorted(caps.annotation_types),
-            "predictions": sorted(caps.prediction_types),
-            "item_metadata": caps.item_metadata,
-            "annotation_metadata": caps.annotation_metadata,
-            "scenes": caps.scenes,
-            "pointclouds": caps.pointclouds,
-            "plugin": fmt.plugin,
-            "description": fmt.description,
-        })
-    return rows
+        click.echo(report.summary(), err=stdio.to_stdout)
+    exit_on_drop(ctx, report)
 
 
 @main.command()
+@click.argument("name", required=False, shell_complete=complete_formats)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
-def formats(as_json: bool) -> None:
-    """List the formats every installed plugin provides."""
-    rows = _formats_rows(get_registry())
+def formats(name: str | None, as_json: bool) -> None:
+    """List the formats every installed plugin provides, or one format NAME and its options."""
+    from annobridge.converters.describe import describe_format
+
+    registry = get_registry()
+    chosen = [registry.get(name)] if name else [f for _, f in sorted(registry.formats.items())]
+    rows = [describe_format(f) for f in chosen]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(json.dumps(rows[0] if name else rows, indent=2))
         return
     width = max((len(r["name"]) for r in rows), default=4)
     click.echo(f"{'FORMAT':<{width}}  RW  ANNOTATIONS / PREDICTIONS")
@@ -213,6 +277,15 @@ def formats(as_json: bool) -> None:
         preds = ",".join(r["predictions"]) or "-"
         click.echo(f"{r['name']:<{width}}  {rw}  {kinds} / {preds}")
         click.echo(f"{'':<{width}}      {r['description']}")
+        if name:
+            for which in ("read", "write"):
+                opts = r[f"{which}_options"]
+                click.echo(f"{which} options (--option KEY=VALUE):" + ("" if opts else " none"))
+                for o in opts:
+                    default = "required" if o["required"] else f"default {json.dumps(o['default'])}"
+                    click.echo(f"  {o['name']} ({o['type']}, {default})")
+                    if o["description"]:
+                        click.echo(f"      {o['description']}")
 
 
 @main.command()
@@ -238,30 +311,26 @@ def plugins() -> None:
 @click.option("--from", "--format", "src_format", help="Format (detected when omitted).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_json: bool) -> None:
+@click.option("--plots", "plots_dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Also write PNG charts and summary.json here (needs annobridge[plots]).")
+def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_json: bool,
+            plots_dir: Path | None) -> None:
     """Summarise a dataset: items, annotations per kind and label, metadata fields and types."""
+    from annobridge.converters.plots import DatasetFigures, pyplot, write_plots
+
+    if plots_dir is not None:
+        pyplot()  # fail before reading when matplotlib is missing
     registry = get_registry()
     reader = engine.resolve_reader(path, src_format, registry)
     read_opts, _ = split_options(_parse_pairs(options), reader, None)
     dataset = engine.read_dataset(path, reader.name, read_opts, context=Context(), registry=registry)
-    kinds: Counter[str] = Counter()
-    labels: Counter[str] = Counter()
-    items = 0
-
-    def counted(stream: Any) -> Any:
-        """The item stream, counting items, kinds and labels on the way (one pass)."""
-        nonlocal items
-        for item in stream:
-            items += 1
-            for field, prefix in (("annotations", ""), ("predictions", "prediction:")):
-                for ann in getattr(item, field):
-                    kinds[prefix + ann.type] += 1
-                    for label in _labels(ann):
-                        labels[f"{prefix}{label}"] += 1
-            yield item
-
+    figures = DatasetFigures(measure=plots_dir is not None)
     # scenes as a live view: streaming readers fill header.scenes while items are read
-    scopes = infer_schema(counted(dataset.items), dataset.header.scenes.values())
+    scopes = infer_schema(figures.counted(dataset.items), dataset.header.scenes.values())
+    items, kinds, labels = figures.items, figures.kinds, figures.labels
+    if plots_dir is not None:
+        written = write_plots(figures.summary(scopes), plots_dir)
+        click.echo(f"wrote {len(written)} file(s) to {plots_dir}", err=True)
     fields = {scope: s.fields for scope, s in scopes.items()}
     if as_json:
         click.echo(json.dumps({
@@ -294,24 +363,28 @@ def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_jso
             click.echo(f"  geographic coordinates (lat/lon) at: {', '.join(p or '(top level)' for p in sorted(geo))}")
 
 
-def _labels(ann: Any) -> list[str]:
-    if ann.type == "multicategory":
-        return list(ann.labels)
-    if ann.type == "segmentation":
-        return [s.label for s in ann.annotations]
-    return [ann.label]
-
-
 @main.command()
 @click.argument("path", type=click.Path(path_type=Path))
-@click.option("--format", "--from", "src_format", help="Format (detected when omitted).")
+@click.option("--format", "--from", "src_format", shell_complete=complete_formats,
+              help="Format (detected when omitted).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE")
-def validate(path: Path, src_format: str | None, options: tuple[str, ...]) -> None:
+@click.option("--json", "as_json", is_flag=True,
+              help="Print {valid, format, problems: [{message, file, where, item, fix}]}.")
+def validate(path: Path, src_format: str | None, options: tuple[str, ...], as_json: bool) -> None:
     """Read PATH and list every problem found, with its location; exit 1 if any."""
     registry = get_registry()
     reader = engine.resolve_reader(path, src_format, registry)
     read_opts, _ = split_options(_parse_pairs(options), reader, None)
     problems = engine.validate(path, reader.name, read_opts, registry=registry)
+    if as_json:
+        click.echo(json.dumps({
+            "path": str(path), "format": reader.name, "valid": not problems,
+            "problems": [{"message": str(p), "kind": type(p).__name__, "problem": p.problem, "file": p.file,
+                          "where": p.where, "item": p.item, "fix": p.fix} for p in problems],
+        }, indent=2))
+        if problems:
+            sys.exit(1)
+        return
     for problem in problems:
         click.echo(str(problem))
     if problems:
@@ -406,3 +479,105 @@ def metadata_compute(ctx: click.Context, dataset: Path, stats: str, src_format: 
         if result.skipped_no_image:
             click.echo(f"skipped {len(result.skipped_no_image)} item(s) without a readable local image: "
                        + ", ".join(result.skipped_no_image[:5]))
+
+
+# --------------------------------------------------------------------------- render
+
+
+@main.command()
+@click.argument("dataset", type=click.Path(exists=True, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--from", "--format", "src_format", help="Format of DATASET (detected when omitted).")
+@click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
+              help="A reader option of DATASET's format (repeatable).")
+@click.option("--items", "count", type=click.IntRange(min=1), help="Only the first N items.")
+@click.option("--ids", help="Only these reference ids (comma-separated).")
+@click.option("--images-root", type=click.Path(file_okay=False, path_type=Path),
+              help="Folder image paths are relative to (default: the dataset's folder).")
+@click.option("--compare", type=click.Path(exists=True, path_type=Path),
+              help="A second dataset drawn beside the first for the items both have.")
+@click.option("--compare-from", "compare_format", help="Format of --compare (detected when omitted).")
+@click.option("--compare-images-root", type=click.Path(file_okay=False, path_type=Path),
+              help="Images root of --compare (default: its folder).")
+@click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="Processes drawing the PNGs; the output is identical to one process.")
+@click.option("--overwrite", is_flag=True, help="Write into OUT_DIR even if it is not empty.")
+@click.pass_context
+def render(ctx: click.Context, dataset: Path, out_dir: Path, src_format: str | None,
+           options: tuple[str, ...], count: int | None, ids: str | None, images_root: Path | None,
+           compare: Path | None, compare_format: str | None, compare_images_root: Path | None,
+           workers: int, overwrite: bool) -> None:
+    """Draw DATASET's annotations on its images: one PNG per item in OUT_DIR."""
+    from annobridge.converters.render import render_dataset
+
+    if count is not None and ids:
+        raise click.UsageError("give --items N or --ids a,b, not both")
+    registry = get_registry()
+    reader = engine.resolve_reader(dataset, src_format, registry)
+    read_opts, _ = split_options(_parse_pairs(options), reader, None)
+    result = render_dataset(dataset, out_dir, format=reader.name, options=read_opts, items=count,
+                            ids=[i.strip() for i in ids.split(",") if i.strip()] if ids else None,
+                            images_root=images_root, compare=compare, compare_format=compare_format,
+                            compare_images_root=compare_images_root, workers=workers,
+                            overwrite=overwrite, registry=registry)
+    if not ctx.obj["quiet"]:
+        click.echo(f"wrote {len(result.written)} PNG(s) to {out_dir}")
+        for side, lonely in ((dataset, result.unmatched_left), (compare, result.unmatched_right)):
+            if compare is not None and lonely:
+                click.echo(f"only in {side} ({len(lonely)}): " + ", ".join(lonely[:20])
+                           + (" ..." if len(lonely) > 20 else ""))
+
+
+# --------------------------------------------------------------------------- merge and split
+
+
+@main.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.argument("dst", type=click.Path(path_type=Path))
+@click.option("--to", "dst_format", required=True, shell_complete=complete_formats, help="Target format.")
+@click.option("--from", "src_format", shell_complete=complete_formats,
+              help="Format of every source (each detected when omitted).")
+@click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@pipeline_options
+@click.pass_context
+def merge(ctx: click.Context, sources: tuple[Path, ...], dst: Path, dst_format: str,
+          src_format: str | None, overwrite: bool, as_json: bool) -> None:
+    """Merge SOURCES into one dataset DST (items with the same reference id become one item)."""
+    from annobridge.converters.datasetops import merge_files
+
+    if len(sources) < 2:
+        raise click.UsageError("merge needs at least two SOURCES and a DST")
+    report = merge_files(sources, dst, dst_format, from_format=src_format, overwrite=overwrite,
+                         transform=label_step(ctx))
+    if as_json:
+        click.echo(json.dumps(report.model_dump() | {"written": report.written}, indent=2))
+    elif not ctx.obj["quiet"]:
+        click.echo(report.summary())
+    exit_on_drop(ctx, report)
+
+
+@main.command()
+@click.argument("src", type=click.Path(exists=True, path_type=Path))
+@click.argument("out_dir", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--ratios", default="train=0.8,val=0.2", show_default=True,
+              help="Subset names and shares, summing to 1.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the shuffle.")
+@click.option("--stratify", is_flag=True, help="Keep each label's share alike across subsets.")
+@click.option("--from", "src_format", shell_complete=complete_formats, help="Source format (detected when omitted).")
+@click.option("--to", "dst_format", shell_complete=complete_formats, help="Target format (default: the source's).")
+@click.option("--overwrite", is_flag=True, help="Replace subsets that exist.")
+@click.pass_context
+def split(ctx: click.Context, src: Path, out_dir: Path, ratios: str, seed: int, stratify: bool,
+          src_format: str | None, dst_format: str | None, overwrite: bool) -> None:
+    """Split SRC into subsets (train/val/...) written into OUT_DIR, reproducibly for a --seed."""
+    from annobridge.converters.datasetops import parse_ratios, split_file
+
+    reports = split_file(src, out_dir, parse_ratios(ratios), from_format=src_format, to_format=dst_format,
+                         seed=seed, stratify=stratify, overwrite=overwrite)
+    if not ctx.obj["quiet"]:
+        for name, report in reports.items():
+            click.echo(f"{name}: {report.items_written} items -> {report.destination}")
+            for what, reasons in sorted(report.dropped.items()):
+                for reason, n in sorted(reasons.items()):
+                    click.echo(f"  dropped {n} x {what}: {reason}")

@@ -336,6 +336,7 @@ def convert(
     semantic_bits: int = 8,
     derive: str = "auto",
     geometry: str | None = None,
+    transform: Callable[[Dataset, Context], Dataset] | None = None,
 ) -> ConversionReport:
     """Convert ``source`` to ``destination`` in one streaming pass; returns the report.
 
@@ -343,6 +344,10 @@ def convert(
     (:func:`fit_to`, ``core/derive.py``; ``geometry`` = ``"box"``, ``"polygon"`` or
     ``"mask"`` prefers that kind where several fit) and maps segmentations to the view the
     target needs (:func:`write_dataset`); ``derive="none"`` drops and reports instead.
+
+    ``transform`` maps the dataset read before anything else happens to it (label mapping
+    and filtering: :func:`annobridge.converters.api.label_transform`); it records its own
+    losses in ``context.report``.
 
     ``progress`` is called with the number of items just read; ``on_total`` once with the
     item count when the reader knows it (None otherwise).
@@ -355,6 +360,8 @@ def convert(
     _check_derive(derive, geometry)
     ctx = Context(workers=workers, progress=progress, on_total=on_total)
     dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
+    if transform is not None:
+        dataset = transform(dataset, ctx)
     if task is not None:
         from annobridge.core.segmentation import consolidate
 

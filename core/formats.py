@@ -106,13 +106,19 @@ class Format:
     plugin: str = field(default="", compare=False)
 
 
-def parse_options(fmt: Format, which: Literal["read", "write"], raw: dict[str, Any] | None) -> BaseModel:
-    """Validate ``--option`` pairs against a format's options model.
+def parse_options(fmt: Format, which: Literal["read", "write"],
+                  raw: dict[str, Any] | BaseModel | None) -> BaseModel:
+    """Validate ``--option`` pairs (or an options model) against a format's options model.
 
-    Keys may use kebab-case (``label-map``) or snake_case. Raises FormatError naming the
-    option and the accepted keys.
+    Keys may use kebab-case (``label-map``) or snake_case. An instance of the format's own
+    model is used as it is; another model is read through its fields. Raises FormatError
+    naming the option and the accepted keys.
     """
     model = fmt.read_options if which == "read" else fmt.write_options
+    if isinstance(raw, model):
+        return raw
+    if isinstance(raw, BaseModel):
+        raw = raw.model_dump(exclude_unset=True)
     data = {k.replace("-", "_"): v for k, v in (raw or {}).items()}
     try:
         return model.model_validate(data)

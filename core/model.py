@@ -849,6 +849,14 @@ class Dataset:
         return cls(header=header or DatasetHeader(), items=items)
 
 
+@dataclass
+class MaterializedDataset(Dataset):
+    """A :class:`Dataset` whose items are held in a list: what :func:`annobridge.load`
+    returns unless asked to stream, so ``ds.items`` type-checks as ``list[DatasetItem]``."""
+
+    items: list[DatasetItem] = field(default_factory=list)
+
+
 def item_path(item: DatasetItem) -> Path | None:
     """The item's local image or point-cloud path, when it is a local file."""
     loc = item.image_location or item.pointcloud_location

@@ -422,7 +422,8 @@ def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
     top.pop(PREDICTIONS_KEY, None)
     del data
     return Dataset(header=header, items=_items(path, images, sources, cats, context,
-                                               options.short_keypoints == "prefix"))
+                                               options.short_keypoints == "prefix"),
+                   total=len(images))  # one item per image: the progress bar's total
 
 
 def _bucket(anns: list[Any], image_index: dict[Any, int], path: Path, context: Context,
@@ -537,7 +538,8 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
     header = DatasetHeader(categories=categories,
                            info={"coco": {"top": top, "keys": keys, "results": True}})
     return Dataset(header=header, items=_items(path, images, [_Source(data, buckets, True, "#")],
-                                               cats, context, options.short_keypoints == "prefix"))
+                                               cats, context, options.short_keypoints == "prefix"),
+                   total=len(images))
 
 
 class _Source:
