@@ -52,7 +52,7 @@ from annobridge.core.model import (
     ObjectMaskAnnotation,
     OrientedBoxAnnotation,
     PolygonAnnotation,
-    make_model,
+    construct,
 )
 
 LADDER: dict[str, tuple[str, ...]] = {
@@ -269,7 +269,7 @@ def _box(ann: Any, box: Box | None) -> BoxAnnotation | None:
         return None
     values = _common(ann, drop_bbox=True)
     values.update(type="box", x=box[0], y=box[1], width=box[2], height=box[3], embedding_vector=None)
-    return make_model(BoxAnnotation, values)
+    return construct(BoxAnnotation, values)
 
 
 def _polygon(ann: Any, rings: list[list[float]]) -> PolygonAnnotation | None:
@@ -277,7 +277,7 @@ def _polygon(ann: Any, rings: list[list[float]]) -> PolygonAnnotation | None:
         return None
     values = _common(ann)
     values.update(type="polygon", rings=rings, embedding_vector=None)
-    return make_model(PolygonAnnotation, values)
+    return construct(PolygonAnnotation, values)
 
 
 def _oriented(ann: Any, fields: dict[str, float] | None) -> OrientedBoxAnnotation | None:
@@ -285,7 +285,7 @@ def _oriented(ann: Any, fields: dict[str, float] | None) -> OrientedBoxAnnotatio
         return None
     values = _common(ann, drop_bbox=True)
     values.update(type="oriented_box", **fields)
-    return make_model(OrientedBoxAnnotation, values)
+    return construct(OrientedBoxAnnotation, values)
 
 
 def _size(item: DatasetItem) -> tuple[int, int] | None:
@@ -300,7 +300,7 @@ def polygon_to_object_mask(ann: PolygonAnnotation, item: DatasetItem, losses: Lo
     rle = polygon_to_rle(ann.rings, *size)
     values = _common(ann)
     values.update(type="object_mask", size=size, counts=rle["counts"].decode("ascii"))
-    return make_model(ObjectMaskAnnotation, values)
+    return construct(ObjectMaskAnnotation, values)
 
 
 def object_mask_to_polygon(ann: ObjectMaskAnnotation, item: DatasetItem, losses: Losses) -> PolygonAnnotation | None:

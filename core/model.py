@@ -56,15 +56,27 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "coco_absent": "COCO: standard keys (bbox, area, iscrowd, num_keypoints) the source left out",
     "isthing": "panoptic: 1 = countable thing, 0 = stuff",
     "truncated": "KITTI: 0..1 fraction outside the image (or the tracking variants), kept as written",
-    "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written",
+    "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written; CVAT: 0 or 1",
     "alpha": "KITTI: observation angle in radians (-10 = not set), kept as written",
     "dont_care": "KITTI: the row is a DontCare region",
     "score": "KITTI: a prediction's raw score as written (any range; confidence is it clipped to 0..1)",
     "kitti_text": "KITTI: the row's numbers verbatim when the writer's default formatting would differ",
     "track_id": "KITTI tracking: the integer track id as written (-1 for DontCare)",
+    "z_order": "CVAT: drawing order of overlapping shapes (higher is nearer)",
+    "source": "CVAT: who made the shape or track (manual, auto, semi-auto, file)",
+    "keyframe": "CVAT video: 1 = a keyframe of its track, 0 = an interpolated shape",
+    "label_attributes": "CVAT: the shape's <attribute name=...> values as {name: text}",
+    "cvat_ellipse": "CVAT: [cx, cy, rx, ry, rotation] of an ellipse read as a polygon (written back as one)",
+    "cvat_points": "CVAT: keypoints read from a <points> shape (written back as one, not as a skeleton)",
+    "cvat_mask_box": "CVAT: a mask's [left, top, width, height] when larger than its foreground",
+    "cvat_elements": "CVAT: per skeleton element extras {name: {source, keyframe, occluded, absent, ...}}",
+    "cvat_track": "CVAT video: the track's attributes other than id/label/source/group_id (task_id, subset)",
+    "cvat_xml": "CVAT: XML attributes of a shape the mapping does not read, kept verbatim and written back",
+    "cvat": "CVAT item: <image> attributes other than name/width/height (id, subset, task_id), as text",
+    "cvat_outside": "CVAT video item: the outside keyframes of tracks on this frame, verbatim",
 }
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=False)
+_STRICT = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
 
 Number = Union[int, float]
 """A number kept as int or float as given, so ids built with ``str()`` match Nucleus's."""
@@ -542,6 +554,12 @@ class IndexMask(BaseModel):
     encoding: MaskEncoding = "index"
     _array: np.ndarray | None = PrivateAttr(default=None)
     _png: bytes | None = PrivateAttr(default=None)
+    _expected: tuple[int | None, int | None] | None = PrivateAttr(default=None)
+
+    def expect_size(self, width: int | None, height: int | None) -> None:
+        """The item's size: :meth:`load` refuses a PNG whose header declares more pixels
+        (before decoding it; see :func:`annobridge.core.limits.check_pixels`)."""
+        self._expected = (width, height)
 
     @classmethod
     def encoded(cls, array: np.ndarray) -> IndexMask:
@@ -586,7 +604,7 @@ class IndexMask(BaseModel):
             if self._png is not None:
                 self._array = read_mask_png(io.BytesIO(self._png), self.encoding)
             elif self.location is not None:
-                self._array = read_mask_png(self.location, self.encoding)
+                self._array = read_mask_png(self.location, self.encoding, expected=self._expected)
             else:
                 raise ValueError("index mask has neither an array nor a location")
         return self._array
@@ -650,18 +668,17 @@ ANNOTATION_TYPES: dict[str, type[_AnnotationBase]] = {
 _FIELDS_SET: dict[type, set[str]] = {}
 
 
-def make_model(cls: type, values: dict[str, Any]) -> Any:
-    """Build a pydantic model from a complete, already checked field dict.
+def construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
+    """Build a model from a complete, already checked field dict (readers' hot paths).
 
     What ``model_construct`` does, without its per-field default handling (about ten
     times faster); ``values`` must hold every field of ``cls``. Every field counts as
     set, so all instances of a class can share one fields-set object: pydantic only ever
-    adds field names to it (a no-op here) or copies it. For hot paths (readers, the
-    engine's derivations) whose values are checked already.
+    adds field names to it (a no-op here) or copies it.
     """
     fields_set = _FIELDS_SET.get(cls)
     if fields_set is None:
-        fields_set = _FIELDS_SET[cls] = set(cls.model_fields)  # type: ignore[attr-defined]
+        fields_set = _FIELDS_SET[cls] = set(cls.model_fields)
     obj = object.__new__(cls)
     object.__setattr__(obj, "__dict__", values)
     object.__setattr__(obj, "__pydantic_fields_set__", fields_set)
