@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import quote, unquote
 
 from annobridge.core.errors import AnnobridgeError, ReadError
+from annobridge.core.storage import cached_file
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -117,9 +118,13 @@ def media_file(location: str | None, root: Path | None) -> tuple[Path | None, st
     :func:`source_root`): a relative location is tried as given (readers hand on paths they
     resolved) and then under ``root``; anything else (a URL, a missing file, a path that
     leads outside ``root`` by ``..``, an absolute path or a symbolic link) is not read, and
-    the writer reports it as a skip with the reason returned here.
+    the writer reports it as a skip with the reason returned here. The URL of a file in a
+    fetched remote source (core.storage) is read from its local copy.
     """
-    if not location or "://" in location:
+    if location and "://" in location:
+        copy = cached_file(location)
+        location = str(copy) if copy is not None else None
+    if not location:
         return None, "not a local file"
     if "\x00" in location:
         return None, "the path contains a NUL byte"
