@@ -11,6 +11,7 @@ a shared filesystem).
 from __future__ import annotations
 
 import logging
+import socket
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -56,8 +57,10 @@ class DaskRunner:
         elif executor.startswith(("dask://", "tcp://", "tls://")):
             address = "tcp://" + executor[len("dask://"):] if executor.startswith("dask://") else executor
             try:
+                host, _, port = address.split("://", 1)[1].rpartition(":")
+                socket.create_connection((host.strip("[]"), int(port)), timeout=10).close()  # refused: fail now
                 self.client = Client(address, timeout="10s")
-            except OSError as exc:
+            except (OSError, ValueError) as exc:
                 raise FormatError(f"cannot reach the Dask scheduler at {address}: {exc}",
                                   fix="start one with `dask scheduler` (and `dask worker ADDRESS`), "
                                   "or use --executor dask for a local cluster") from exc
