@@ -18,6 +18,7 @@ from typing import Any
 from annobridge.converters import engine
 from annobridge.core.errors import FormatError, MetadataTypeError, ReadError
 from annobridge.core.formats import ConversionReport, Context
+from annobridge.core.limits import open_image
 from annobridge.core.metadata import (
     UPDATE_MODES,
     check_consistent,
@@ -25,7 +26,6 @@ from annobridge.core.metadata import (
     read_metadata_table,
 )
 from annobridge.core.model import Dataset, DatasetItem, item_path
-from annobridge.core.limits import open_image
 from annobridge.core.plugins import FormatRegistry, call_each, get_plugin_manager
 
 

@@ -5,8 +5,10 @@ A converter reads files from strangers. Whatever the file holds, a reader raises
 traceback, and never builds a value the rest of the pipeline cannot trust:
 
 * **JSON numbers** must be finite: ``NaN``, ``Infinity`` and numbers that overflow a double
-  (``1e400``) are refused with their line and column. Integers may have at most
-  :data:`MAX_INT_DIGITS` digits (larger ones would take quadratic time to convert).
+  (``1e400``) are refused with their line and column. An integer too long for a double
+  (over 308 digits) may have at most :data:`MAX_INT_DIGITS` digits, so a 5,000-digit one is
+  refused before Python spends quadratic time converting it. (orjson reads integers beyond
+  64 bits but within a double's range as floats, as annobridge always has.)
 * **JSON nesting** is limited to :data:`MAX_JSON_DEPTH` levels (orjson's limit; the
   standard library would hit Python's recursion limit).
 * **Images and masks**: the header is read first; an image declaring more pixels than
@@ -33,7 +35,8 @@ import orjson
 from annobridge.core.errors import AnnobridgeError, ReadError
 
 MAX_INT_DIGITS = 100
-"""Digits an integer in a JSON file may have (ids beyond 64 bits still fit)."""
+"""Digits an integer may have where annobridge parses it as an integer (JSON past orjson, KITTI
+rows, metadata CSV cells)."""
 
 MAX_JSON_DEPTH = 1024
 """Levels of arrays and objects a JSON document may nest."""
@@ -137,14 +140,6 @@ def load_json(raw: bytes | str, *, file: str | os.PathLike[str] | None = None,
     except RecursionError as exc:
         raise ReadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", file=file, where=where,
                         item=item) from exc
-
-
-def finite(value: float, what: str, *, file: str | os.PathLike[str] | None = None,
-           where: str | None = None, item: str | None = None) -> float:
-    """``value`` when finite, else a ReadError naming ``what`` and the place."""
-    if not math.isfinite(value):
-        raise ReadError(f"{what} is {value}, expected a finite number", file=file, where=where, item=item)
-    return value
 
 
 # --------------------------------------------------------------------------- images

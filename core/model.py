@@ -56,12 +56,24 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "coco_absent": "COCO: standard keys (bbox, area, iscrowd, num_keypoints) the source left out",
     "isthing": "panoptic: 1 = countable thing, 0 = stuff",
     "truncated": "KITTI: 0..1 fraction outside the image (or the tracking variants), kept as written",
-    "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written",
+    "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written; CVAT: 0 or 1",
     "alpha": "KITTI: observation angle in radians (-10 = not set), kept as written",
     "dont_care": "KITTI: the row is a DontCare region",
     "score": "KITTI: a prediction's raw score as written (any range; confidence is it clipped to 0..1)",
     "kitti_text": "KITTI: the row's numbers verbatim when the writer's default formatting would differ",
     "track_id": "KITTI tracking: the integer track id as written (-1 for DontCare)",
+    "z_order": "CVAT: drawing order of overlapping shapes (higher is nearer)",
+    "source": "CVAT: who made the shape or track (manual, auto, semi-auto, file)",
+    "keyframe": "CVAT video: 1 = a keyframe of its track, 0 = an interpolated shape",
+    "label_attributes": "CVAT: the shape's <attribute name=...> values as {name: text}",
+    "cvat_ellipse": "CVAT: [cx, cy, rx, ry, rotation] of an ellipse read as a polygon (written back as one)",
+    "cvat_points": "CVAT: keypoints read from a <points> shape (written back as one, not as a skeleton)",
+    "cvat_mask_box": "CVAT: a mask's [left, top, width, height] when larger than its foreground",
+    "cvat_elements": "CVAT: per skeleton element extras {name: {source, keyframe, occluded, absent, ...}}",
+    "cvat_track": "CVAT video: the track's attributes other than id/label/source/group_id (task_id, subset)",
+    "cvat_xml": "CVAT: XML attributes of a shape the mapping does not read, kept verbatim and written back",
+    "cvat": "CVAT item: <image> attributes other than name/width/height (id, subset, task_id), as text",
+    "cvat_outside": "CVAT video item: the outside keyframes of tracks on this frame, verbatim",
 }
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
@@ -651,6 +663,28 @@ ANNOTATION_TYPES: dict[str, type[_AnnotationBase]] = {
     "scene_category": SceneCategoryAnnotation,
 }
 """Annotation kind name → class. The kind names are the ``type`` values."""
+
+
+_FIELDS_SET: dict[type, set[str]] = {}
+
+
+def construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
+    """Build a model from a complete, already checked field dict (readers' hot paths).
+
+    What ``model_construct`` does, without its per-field default handling (about ten
+    times faster); ``values`` must hold every field of ``cls``. Every field counts as
+    set, so all instances of a class can share one fields-set object: pydantic only ever
+    adds field names to it (a no-op here) or copies it.
+    """
+    fields_set = _FIELDS_SET.get(cls)
+    if fields_set is None:
+        fields_set = _FIELDS_SET[cls] = set(cls.model_fields)
+    obj = object.__new__(cls)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", fields_set)
+    object.__setattr__(obj, "__pydantic_extra__", None)
+    object.__setattr__(obj, "__pydantic_private__", None)
+    return obj
 
 
 def auto_annotation_id(box: BoxAnnotation) -> str:

@@ -114,11 +114,13 @@ def source_root(source: str | os.PathLike[str] | None) -> Path | None:
 def media_file(location: str | None, root: Path | None) -> tuple[Path | None, str]:
     """The local file a writer may read to copy ``location``, or None and why not.
 
-    A writer copying media (KITTI ``media=copy``) reads only files inside ``root`` (see
-    :func:`source_root`): a relative location is tried as given (readers hand on paths they
-    resolved) and then under ``root``; anything else (a URL, a missing file, a path that
-    leads outside ``root`` by ``..``, an absolute path or a symbolic link) is not read, and
-    the writer reports it as a skip with the reason returned here. The URL of a file in a
+    A writer copying media (KITTI ``media=copy``, Nucleus point clouds) or drawing them
+    (``annobridge render``) reads only files inside ``root`` (see :func:`source_root`): a
+    relative location is tried under ``root`` and then as given (readers such as KITTI hand
+    on paths they joined to their source already); a file that is reached outside ``root``
+    (an absolute path elsewhere, ``..``, a symbolic link out) is not read, nor is a URL, and
+    the caller reports it as a skip with the reason returned here (``"not a local file"``,
+    ``"missing"``, or one starting ``"outside the source folder"``). The URL of a file in a
     fetched remote source (core.storage) is read from its local copy.
     """
     if location and "://" in location:
@@ -130,7 +132,7 @@ def media_file(location: str | None, root: Path | None) -> tuple[Path | None, st
         return None, "the path contains a NUL byte"
     candidates = [Path(location)]
     if root is not None and path_problem(location) is None:
-        candidates.append(root / location)
+        candidates.insert(0, root / location)
     for path in candidates:
         if not path.is_file():
             continue

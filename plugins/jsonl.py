@@ -37,8 +37,8 @@ from annobridge.core.formats import (
 from annobridge.core.hookspecs import hookimpl
 from annobridge.core.limits import load_json
 from annobridge.core.masks import write_mask_png
-from annobridge.core.paths import contained
 from annobridge.core.model import Dataset, DatasetHeader, DatasetItem, IndexMask, SegmentationAnnotation
+from annobridge.core.paths import contained
 
 HEADER_KEY = "annobridge_header"
 VERSION = 1

@@ -148,6 +148,7 @@ from annobridge.core import camera
 from annobridge.core.errors import FormatError, ReadError, WriteError
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
+from annobridge.core.limits import MAX_INT_DIGITS, open_image
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
@@ -159,9 +160,8 @@ from annobridge.core.model import (
     Point3D,
     Scene,
 )
-from annobridge.core.pointclouds import load_points
-from annobridge.core.limits import MAX_INT_DIGITS, open_image
 from annobridge.core.paths import contained, media_file, safe_name, source_root
+from annobridge.core.pointclouds import load_points
 from annobridge.plugins import _kitti_calib as kitti_calib
 
 logger = logging.getLogger(__name__)

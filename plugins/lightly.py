@@ -132,7 +132,6 @@ from annobridge.core.metadata import (
     set_path,
     value_kind,
 )
-from annobridge.core.paths import contained, path_problem, safe_name
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
@@ -148,6 +147,7 @@ from annobridge.core.model import (
     Segment,
     SegmentationAnnotation,
 )
+from annobridge.core.paths import contained, path_problem, safe_name
 
 logger = logging.getLogger(__name__)
 

@@ -128,7 +128,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json

@@ -61,6 +61,7 @@ class Limits:
     kinds: frozenset[str] | None = None  # narrows the Capabilities' kinds (one task per folder)
     keypoint_visibilities: tuple[int, ...] = (0, 1, 2)
     metadata_on_every_item: bool = False  # the reader fills schema defaults for missing keys
+    polygon_rings: int = 2  # rings per polygon the format holds as one annotation
     image_folder_options: tuple[str | None, str | None] = (None, None)  # (write, read) option
     # keys given the folder of the source images, for formats that keep media paths only
 
@@ -90,6 +91,12 @@ FORMAT_LIMITS: dict[str, Limits] = {
         ground_truth=False, kinds=frozenset({"box"}), image_folder_options=("input", "images"),
         reasons=("a single-task folder holds predictions of one task type (labelformat: detection)",
                  "sizes come from the images folder"),
+    ),
+    "cvat": Limits(
+        polygon_rings=1, image_folder_options=("images", "images"),
+        reasons=("a CVAT polygon has one ring (further rings are written as polygons of the same group)",
+                 "CVAT names an image by its file name: names relative to the images folder keep the "
+                 "reference ids"),
     ),
 }
 """Per-format generation limits; formats not listed take the defaults."""
@@ -223,7 +230,7 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
                                              width=draw(hundredths(0.01, w)), height=draw(hundredths(0.01, h)),
                                              rotation=draw(hundredths(-179.99, 180)), **c))
         elif kind == "polygon":
-            rings = draw(st.lists(_ring(w, h), min_size=1, max_size=2))
+            rings = draw(st.lists(_ring(w, h), min_size=1, max_size=limits.polygon_rings))
             out.append(PolygonAnnotation(label=label, rings=rings, **c))
         elif kind == "line":
             ring = draw(_ring(w, h))
