@@ -225,7 +225,7 @@ def write_dataset(
             ctx.report.drop("scene metadata", f"{fmt.name} holds no scenes",
                             sum(1 for s in dataset.header.scenes.values() if s.metadata))
     created: list[Path] = []
-    if remote:  # staged locally, uploaded by _publish once the writer is done
+    if remote:  # staged locally, uploaded by storage.publish once the writer is done
         stage = Path(tempfile.mkdtemp(prefix="annobridge-stage."))
     else:
         parent = dst.parent if str(dst.parent) else Path(".")
@@ -245,6 +245,9 @@ def write_dataset(
             raise WriteError(f"cannot write: {exc.strerror or exc}",
                              file=getattr(exc, "filename", None) or dst) from exc
         ctx.close()  # every worker is done before anything is published
+        if (ctx.workers > 1 or ctx.executor != "process") and not ctx.shared_out:
+            ctx.report.notes.append(f"ran in one process: {ctx.report.source_format or 'this source'} -> "
+                                    f"{fmt.name} has no per-item work for workers (--workers/--executor)")
         for folder, url in ctx.side_outputs:
             if any(folder.iterdir()):
                 published += storage.publish(folder, url, "annobridge", overwrite=overwrite,
@@ -379,6 +382,11 @@ def convert(
 
     ``progress`` is called with the number of items just read; ``on_total`` once with the
     item count when the reader knows it (None otherwise).
+
+    ``source`` and ``destination`` may be URLs (``s3://``, ``gs://``, ``az://``, ``memory://``;
+    ``http(s)://`` to read), with fsspec ``storage_options``. ``executor`` runs the per-item
+    work on ``workers`` local processes (``"process"``), a Dask ``LocalCluster`` (``"dask"``) or
+    a Dask scheduler (``"dask://HOST:PORT"``).
 
     ``task`` (``"panoptic"``, ``"instance"``, ``"semantic"``) first maps the items to that
     segmentation view (:func:`annobridge.core.segmentation.consolidate`), with

@@ -222,6 +222,8 @@ class Context:
     executor: str = "process"
     storage_options: dict[str, Any] = field(default_factory=dict)
     side_outputs: list[tuple[Path, str]] = field(default_factory=list)
+    shared_out: bool = False
+    """Whether :meth:`map` handed any work to workers (else a conversion ran in one process)."""
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
     _dask: Any = field(default=None, repr=False)
 
@@ -256,6 +258,7 @@ class Context:
             def submit(f: Callable[[T], R], c: list[T]) -> Any:
                 return pool.submit(run_chunk, f, c)
             limit = self.workers * 4
+        self.shared_out = True
         window: deque[Any] = deque()
         chunk: list[T] = []
         for x in iterable:

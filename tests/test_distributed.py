@@ -98,3 +98,12 @@ def test_bad_executors_are_clear_errors(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match="cannot reach the Dask scheduler"):
         annobridge.convert(src, tmp_path / "b.json", "coco", executor="dask://127.0.0.1:9", workers=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["src"]
+
+
+def test_workers_that_cannot_help_are_named_in_the_report(tmp_path: Path) -> None:
+    src = make_panoptic(tmp_path / "src", "val", images=2)
+    annobridge.convert(src, tmp_path / "items.jsonl", "jsonl")
+    report = annobridge.convert(tmp_path / "items.jsonl", tmp_path / "again.jsonl", "jsonl", workers=2)
+    assert "ran in one process: jsonl -> jsonl has no per-item work for workers (--workers/--executor)" in report.notes
+    busy = annobridge.convert(src, tmp_path / "out.json", "coco-panoptic", workers=2)
+    assert not any(n.startswith("ran in one process") for n in busy.notes)

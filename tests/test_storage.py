@@ -225,6 +225,11 @@ def test_memory_and_file_urls(memory: Any, tmp_path: Path) -> None:
     local = annobridge.convert(FIXTURES / "coco" / "detection" / "train.json", tmp_path / "direct.jsonl", "jsonl")
     assert memory.cat_file("/out/items.jsonl") == (tmp_path / "direct.jsonl").read_bytes()
     assert local.items_written == 2 and json.loads((tmp_path / "back.json").read_text())["images"]
+    loaded = annobridge.load("memory://in/train.json", storage_options={})
+    assert len(loaded.items) == 2
+    annobridge.save(loaded, "memory://saved/train.json", "coco")
+    assert json.loads(memory.cat_file("/saved/train.json"))["images"] == json.loads(
+        (tmp_path / "back.json").read_text())["images"]
 
 
 def test_http_source(tmp_path: Path) -> None:
