@@ -43,7 +43,7 @@ def _digest(root: Path) -> str:
     h = hashlib.sha256()
     files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
     for p in files:
-        h.update(str(p.relative_to(root.parent)).encode())
+        h.update(str(p.relative_to(root)).encode())
         h.update(p.read_bytes())
     return h.hexdigest()
 
@@ -96,8 +96,12 @@ def s3_case(src: Path) -> None:
     """COCO -> KITTI local folder to local folder vs bucket to bucket on a moto server."""
     import socket
 
+    import logging
+
     import s3fs
     from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
