@@ -166,8 +166,9 @@ def fetch(url: str, storage_options: StorageOptions | None = None) -> tuple[Path
                 stem = name.split(".", 1)[0]
                 for sibling in sorted(fs.glob(_join(parent, glob.escape(stem)) + "*")):
                     sibling = sibling.rstrip("/")
-                    if sibling == path:
-                        continue
+                    base = posixpath.basename(sibling)
+                    if sibling == path or not (base == stem or base.startswith(stem + ".")):
+                        continue  # not NAME/ or NAME.*: another dataset (train.json vs training/)
                     if fs.isdir(sibling):
                         add_tree(sibling, cache / posixpath.basename(sibling))
                     else:

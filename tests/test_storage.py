@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -217,6 +218,19 @@ def memory() -> Iterator[Any]:
     fs.pseudo_dirs[:] = [""]
 
 
+def test_a_file_source_brings_its_named_siblings_only(memory: Any) -> None:
+    for key in ("/b/d/val.json", "/b/d/val/1.png", "/b/d/val.masks/1.png", "/b/d/validation/x.txt",
+                "/b/d/val2.json"):
+        memory.pipe_file(key, b"x")
+    path, cache = storage.fetch("memory://b/d/val.json")
+    try:
+        assert path == cache / "val.json"
+        assert sorted(p.relative_to(cache).as_posix() for p in cache.rglob("*") if p.is_file()) == [
+            "val.json", "val.masks/1.png", "val/1.png"]
+    finally:
+        shutil.rmtree(cache)
+
+
 def test_memory_and_file_urls(memory: Any, tmp_path: Path) -> None:
     memory.put_file(str(FIXTURES / "coco" / "detection" / "train.json"), "/in/train.json")
     report = annobridge.convert("memory://in/train.json", "memory://out/items.jsonl", "jsonl")
@@ -258,7 +272,8 @@ def test_http_source(tmp_path: Path) -> None:
         server.server_close()
 
 
-def test_a_protocol_without_its_package_names_the_extra(tmp_path: Path) -> None:
+def test_a_protocol_without_its_package_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gcsfs", None)  # not installed, even where a developer has it
     with pytest.raises(FormatError, match=r"annobridge\[gcs\]"):
         annobridge.convert("gs://bucket/in.json", tmp_path / "x.json", "coco", from_format="coco")
     done = _cli("convert", str(FIXTURES / "coco" / "detection" / "train.json"), "az://c/out.json", "--to", "coco",
