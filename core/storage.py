@@ -150,6 +150,9 @@ def fetch(url: str, storage_options: StorageOptions | None = None) -> tuple[Path
         def add_tree(root: str, into: Path) -> None:
             for key in _tree(fs, root):
                 rel = key[len(root):].lstrip("/")
+                if any(part in ("..", ".") for part in rel.split("/")) or "\x00" in rel or "\\" in rel:
+                    raise ReadError("an object key leads outside its folder ('..', '.' or '\\' in it)",
+                                    file=_url(fs, key), fix="rename the object; keys are copied as paths")
                 remote.append(key)
                 locals_.append(str(into / rel))
 

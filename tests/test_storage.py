@@ -288,3 +288,11 @@ def test_storage_options_parse_json_text_and_nesting() -> None:
         "anon": True, "profile": "prod", "client_kwargs": {"region_name": "eu-west-1"}, "max_concurrency": 4}
     with pytest.raises(FormatError, match="not key=value"):
         storage.parse_storage_options(["profile"])
+
+
+def test_object_keys_that_climb_out_are_refused(memory: Any) -> None:
+    memory.pipe_file("/evil/ds/a.txt", b"x")
+    memory.pipe_file("/evil/ds/sub/../../../escape.txt", b"x")
+    assert "/evil/ds/sub/../../../escape.txt" in memory.find("/evil")  # keys are not paths: kept as written
+    with pytest.raises(ReadError, match="leads outside its folder"):
+        storage.fetch("memory://evil/ds")
