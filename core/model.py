@@ -55,8 +55,8 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "num_keypoints": "COCO: the file's num_keypoints when it disagrees with the count of v > 0",
     "coco_absent": "COCO: standard keys (bbox, area, iscrowd, num_keypoints) the source left out",
     "isthing": "panoptic: 1 = countable thing, 0 = stuff",
-    "truncated": "KITTI: 0..1 fraction outside the image (or the tracking variants), kept as written",
-    "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written; CVAT: 0 or 1",
+    "truncated": "KITTI: 0..1 fraction outside the image (or the tracking variants); VOC: 0/1; kept as written",
+    "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written; CVAT and VOC: 0 or 1",
     "alpha": "KITTI: observation angle in radians (-10 = not set), kept as written",
     "dont_care": "KITTI: the row is a DontCare region",
     "score": "KITTI: a prediction's raw score as written (any range; confidence is it clipped to 0..1)",
@@ -74,6 +74,14 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "cvat_xml": "CVAT: XML attributes of a shape the mapping does not read, kept verbatim and written back",
     "cvat": "CVAT item: <image> attributes other than name/width/height (id, subset, task_id), as text",
     "cvat_outside": "CVAT video item: the outside keyframes of tracks on this frame, verbatim",
+    "difficult": "Pascal VOC: 1 = hard to recognise (left out of the devkit's evaluation), kept as written",
+    "pose": "Pascal VOC: the object's view (Frontal, Left, Rear, Right, Unspecified), as written",
+    "actions": "Pascal VOC: {action: 0/1} of a person (jumping, phoning, ...), in file order",
+    "part": "Pascal VOC: the box is a <part> (head, hand, foot) of the object box with its group_id",
+    "voc_text": "Pascal VOC: bndbox corner text the writer would print differently, kept verbatim",
+    "voc_extra": "Pascal VOC: unknown XML elements (tag, attrib, text, children, position) kept for writing",
+    "voc_instance": "Pascal VOC: SegmentationObject value of a mask that has no XML object",
+    "split": "the dataset split the item belongs to (YOLO train/val/test folders, VOC ImageSets/Main)",
 }
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
