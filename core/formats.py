@@ -21,7 +21,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -203,8 +203,8 @@ class Context:
         on_total: called once with the item count when the reader knows it, else None.
         final_destination: where the output will be once the engine moves it into place.
             Writers get a staging path; a reference from the output to a file outside it
-            must be made relative to this, not to the staging path. A URL (``s3://...``)
-            when the output goes to object storage.
+            must be made relative to this, not to the staging path. None when the output
+            goes to a URL (object storage).
         executor: where :meth:`map` runs with more than one worker: ``"process"`` (local
             processes), ``"dask"`` (a Dask ``LocalCluster`` of ``workers`` processes) or
             ``"dask://HOST:PORT"`` (an existing Dask scheduler; needs ``annobridge[dask]``).
@@ -237,7 +237,8 @@ class Context:
         """``map(fn, iterable)`` in order, on ``workers`` processes when more than one.
 
         ``fn`` must be a picklable module-level function. Inputs are submitted in a
-        bounded window, so a long stream is never held in memory at once.
+        bounded window, so a long stream is never held in memory at once. With a Dask
+        ``executor`` each chunk of inputs is one Dask task.
         """
         if self.executor != "process":
             from annobridge.core.distributed import DaskRunner
