@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -203,6 +204,8 @@ def write_dataset(
     reg = _registry(registry)
     fmt = resolve_writer(format, reg)
     opts = parse_options(fmt, "write", options)
+    if fmt.capabilities_for is not None:  # what this write holds depends on its options
+        fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
     ctx = context or Context()
     location = str(destination)
     remote = storage.is_remote(location)
