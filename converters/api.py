@@ -54,6 +54,7 @@ def load(
     *,
     stream: bool = False,
     format: str | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Dataset:
     """Read a dataset. The format is detected when not given.
 
@@ -63,6 +64,7 @@ def load(
             ``format`` is the old name.
         options: the format's read options (``{"gt": "instances.json"}`` or the options model).
         stream: keep items as a one-shot lazy iterator instead of a list.
+        storage_options: fsspec filesystem arguments when ``path`` is a URL (``s3://...``).
 
     Returns:
         A :class:`MaterializedDataset` (``items`` is a list), or with ``stream=True`` a
@@ -73,7 +75,7 @@ def load(
         ReadError: the input is malformed (the message names file and position).
     """
     fmt = _one(from_format, format, "from_format", "format")
-    dataset = engine.read_dataset(path, fmt, options, context=Context())
+    dataset = engine.read_dataset(path, fmt, options, context=Context(storage_options=dict(storage_options or {})))
     if stream:
         return dataset
     items = list(dataset.items)
@@ -92,13 +94,16 @@ def save(
     derive: str = "auto",
     geometry: str | None = None,
     format: str | None = None,
+    executor: str = "process",
+    storage_options: dict[str, Any] | None = None,
 ) -> ConversionReport:
     """Write a dataset (or plain items) atomically in ``to_format``; returns what was
     converted and dropped.
 
     ``derive="auto"`` converts annotations the format cannot hold into a kind it holds
     (``geometry`` = ``"box"``, ``"polygon"`` or ``"mask"`` prefers one); ``"none"`` drops them.
-    ``format`` is the old name of ``to_format``.
+    ``format`` is the old name of ``to_format``. ``path`` may be a URL (``s3://...``, with
+    fsspec ``storage_options``); ``executor`` is ``"process"``, ``"dask"`` or ``"dask://HOST:PORT"``.
 
     Raises:
         WriteError: ``path`` exists and ``overwrite`` is False, or writing failed (nothing
@@ -108,7 +113,7 @@ def save(
     if fmt is None:
         raise TypeError("save() needs to_format, the format to write")
     dataset = data if isinstance(data, Dataset) else Dataset(items=list(data))
-    ctx = Context(workers=workers)
+    ctx = Context(workers=workers, executor=executor, storage_options=dict(storage_options or {}))
     return engine.write_dataset(dataset, path, fmt, options, overwrite=overwrite, context=ctx,
                                 derive=derive, geometry=geometry)
 
@@ -137,7 +142,8 @@ def convert(
         map_labels: old label -> new label (``None`` removes), or a JSON/CSV file of them.
         keep_labels: keep only annotations with these labels (after mapping); every removed
             annotation is reported.
-        engine_options: ``overwrite``, ``workers``, ``progress``, ``task`` ... as
+        engine_options: ``overwrite``, ``workers``, ``executor``, ``storage_options``,
+            ``progress``, ``task`` ... as
             :func:`annobridge.converters.engine.convert` takes them.
     """
     dst = _one(to_format, dst_format, "to_format", "dst_format")

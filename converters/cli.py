@@ -27,6 +27,7 @@ from annobridge.core.errors import AnnobridgeError, FormatError
 from annobridge.core.formats import Context, Format
 from annobridge.core.metadata import infer_schema
 from annobridge.core.plugins import FormatRegistry, get_plugin_manager, get_registry
+from annobridge.core.storage import parse_storage_options
 
 
 class Interrupted(BaseException):
@@ -220,8 +221,8 @@ class _Progress:
 
 
 @main.command()
-@click.argument("src", type=click.Path(path_type=Path))
-@click.argument("dst", type=click.Path(path_type=Path))
+@click.argument("src")
+@click.argument("dst")
 @click.option("--from", "src_format", shell_complete=complete_formats,
               help="Source format (detected when omitted; needed when SRC is - for stdin).")
 @click.option("--to", "dst_format", required=True, shell_complete=complete_formats,
@@ -231,6 +232,12 @@ class _Progress:
               help="A reader or writer option, e.g. gt=instances.json (repeatable).")
 @click.option("--workers", type=click.IntRange(1, 256), default=1, show_default=True,
               help="Processes for per-item work; output is identical to one process.")
+@click.option("--executor", default="process", show_default=True, metavar="process|dask|dask://HOST:PORT",
+              help="Where per-item work runs with --workers: local processes, a Dask LocalCluster of "
+                   "--workers processes, or an existing Dask scheduler (needs annobridge[dask]).")
+@click.option("--storage-option", "storage_options", multiple=True, metavar="KEY=VALUE",
+              help="An fsspec filesystem option for s3://, gs://, az:// ... paths, e.g. profile=prod or "
+                   "endpoint_url=http://127.0.0.1:9000 (repeatable; values are JSON or text).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--task", type=click.Choice(["panoptic", "instance", "semantic"]), default=None,
               help="Convert the segmentation to this view first (panoptic <-> instance <-> semantic).")
@@ -252,12 +259,15 @@ class _Progress:
               help="Preferred kind to derive where the target holds several.")
 @pipeline_options
 @click.pass_context
-def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, dst_format: str,
-            overwrite: bool, options: tuple[str, ...], workers: int, as_json: bool,
+def convert(ctx: click.Context, src: str, dst: str, src_format: str | None, dst_format: str,
+            overwrite: bool, options: tuple[str, ...], workers: int, executor: str,
+            storage_options: tuple[str, ...], as_json: bool,
             task: str | None = None, things_only: bool = False, overlap: str = "error",
             stuff: str | None = None, semantic_bits: str = "8", classes: str | None = None,
             derive: str = "auto", geometry: str | None = None) -> None:
-    """Convert SRC to DST in format --to."""
+    """Convert SRC to DST in format --to.
+
+    SRC and DST are paths or URLs (s3://, gs://, az://, memory://; http(s):// for SRC)."""
     if (things_only or stuff) and task != "instance":
         raise click.UsageError("--things-only and --stuff need --task instance")
     if classes is not None and task != "semantic":
@@ -270,12 +280,14 @@ def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, ds
     ctx.call_on_close(stdio.close)
     stdio.check_writer(writer)
     src, dst = stdio.source, stdio.destination
-    reader = engine.resolve_reader(src, src_format, registry)
+    fs_options = parse_storage_options(storage_options)
+    reader = engine.resolve_reader(src, src_format, registry, fs_options)
     read_opts, write_opts = split_options(_parse_pairs(options), reader, writer)
     progress = _Progress(not ctx.obj["quiet"])
     report = engine.convert(src, dst, src_format=reader.name, dst_format=writer.name,
                             read_options=read_opts, write_options=write_opts,
-                            overwrite=overwrite, workers=workers, progress=progress.callback,
+                            overwrite=overwrite, workers=workers, executor=executor,
+                            storage_options=fs_options, progress=progress.callback,
                             on_total=progress.total_callback, registry=registry,
                             task=task, things_only=things_only, overlap=overlap, stuff=stuff,
                             semantic_bits=int(semantic_bits), transform=label_step(ctx),

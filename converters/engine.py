@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Any
 
 from annobridge.core import derive as derivation
+from annobridge.core import storage
 from annobridge.core.errors import AnnobridgeError, FormatError, ReadError, WriteError
 from annobridge.core.formats import Capabilities, ConversionReport, Context, Format, parse_options
 from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem
 from annobridge.core.plugins import FormatRegistry, get_registry
+from annobridge.core.storage import StorageOptions
 
 logger = logging.getLogger(__name__)
 
@@ -32,9 +34,11 @@ def _registry(registry: FormatRegistry | None) -> FormatRegistry:
     return registry if registry is not None else get_registry()
 
 
-def resolve_reader(path: Path, name: str | None, registry: FormatRegistry) -> Format:
-    """The format to read ``path`` with: the named one, or the one detection finds."""
-    fmt = registry.get(name) if name else registry.detect_one(path)
+def resolve_reader(path: str | os.PathLike[str], name: str | None, registry: FormatRegistry,
+                   storage_options: StorageOptions | None = None) -> Format:
+    """The format to read ``path`` with: the named one, or the one detection finds (a remote
+    ``path`` is fetched for detection; the copy is reused by :func:`read_dataset`)."""
+    fmt = registry.get(name) if name else registry.detect_one(local_source(path, storage_options))
     if fmt.read is None:
         raise FormatError(f"format {fmt.name!r} cannot be read, only written")
     return fmt
@@ -61,17 +65,18 @@ def read_dataset(
     segmentation) and counted into ``context.report``.
     """
     reg = _registry(registry)
-    path = Path(path)
-    fmt = resolve_reader(path, format, reg)
     ctx = context or Context()
+    location = str(path)
+    fmt = resolve_reader(location, format, reg, ctx.storage_options)
     opts = parse_options(fmt, "read", options)
+    path = local_source(location, ctx.storage_options)
     if not path.exists():
         raise ReadError("input does not exist", file=path)
     try:
         dataset = fmt.read(path, opts, ctx)  # type: ignore[misc]
     except OSError as exc:
         raise ReadError(f"cannot read: {exc.strerror or exc}", file=getattr(exc, "filename", None) or path) from exc
-    ctx.report.source = str(path)
+    ctx.report.source = location if storage.is_remote(location) else str(path)
     ctx.report.source_format = fmt.name
     dataset.source = str(path)
     dataset.format = fmt.name
@@ -79,8 +84,30 @@ def read_dataset(
         dataset.total = len(dataset.items)
     if ctx.on_total is not None:
         ctx.on_total(dataset.total)
-    dataset.items = _checked(dataset.items, ctx, str(path))
+    items = _remote_media(dataset.items) if storage.is_remote(location) else dataset.items
+    dataset.items = _checked(items, ctx, str(path))
     return dataset
+
+
+def _remote_media(items: Iterable[DatasetItem]) -> Iterator[DatasetItem]:
+    """Image and point-cloud locations in the local copy of a remote source become the URLs they
+    came from (writers that copy media find the bytes through core.paths.media_file)."""
+    for item in items:
+        update = {}
+        for key in ("image_location", "pointcloud_location"):
+            value = getattr(item, key)
+            if value is not None and storage.as_url(value) != value:
+                update[key] = storage.as_url(value)
+        yield item.model_copy(update=update) if update else item
+
+
+def local_source(location: str | os.PathLike[str], storage_options: StorageOptions | None = None) -> Path:
+    """The local path to read ``location`` from: a remote source is fetched into a local cache
+    first (once per process and URL; :func:`annobridge.core.storage.release` removes it)."""
+    text = str(location)
+    if storage.is_remote(text):
+        return storage.fetched(text, storage_options)
+    return storage.local(text)
 
 
 def _checked(items: Iterable[DatasetItem], ctx: Context, source: str) -> Iterator[DatasetItem]:
@@ -251,12 +278,19 @@ def write_dataset(
         view = derivation.segmentation_view(fmt.capabilities)
         if view is not None:
             dataset = derivation.in_view(dataset, view, overlap, ctx.report)
-    dst = Path(destination)
-    ctx.final_destination = dst
-    ctx.report.destination = str(dst)
+    location = str(destination)
+    remote = storage.is_remote(location)
+    if remote:
+        parent_url, name = storage.split(location, ctx.storage_options)
+        dst = Path(name)
+    else:
+        dst = storage.local(location)
+    ctx.final_destination = None if remote else dst
+    ctx.report.destination = location if remote else str(dst)
     ctx.report.destination_format = fmt.name
-    if (dst.exists() or dst.is_symlink()) and not overwrite:  # a dangling link is taken too
-        raise WriteError("destination already exists", file=dst,
+    taken = storage.exists(location, ctx.storage_options) if remote else (dst.exists() or dst.is_symlink())
+    if taken and not overwrite:  # a dangling link is taken too
+        raise WriteError("destination already exists", file=location if remote else dst,
                          fix="pass --overwrite to replace it, or choose another path")
     if fmt.capabilities.scenes is False and dataset.header.scenes:
         n = sum(len(s.annotations) for s in dataset.header.scenes.values())
@@ -264,13 +298,18 @@ def write_dataset(
         if any(s.metadata for s in dataset.header.scenes.values()):
             ctx.report.drop("scene metadata", f"{fmt.name} holds no scenes",
                             sum(1 for s in dataset.header.scenes.values() if s.metadata))
-    parent = dst.parent if str(dst.parent) else Path(".")
-    created = _missing_ancestors(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_stages(parent, dst.name, ctx.report)
-    stage = Path(tempfile.mkdtemp(prefix=_stage_prefix(dst.name) + f"{os.getpid()}.", suffix=".partial",
-                                  dir=parent))
+    created: list[Path] = []
+    if remote:  # staged locally, uploaded by storage.publish once the writer is done
+        stage = Path(tempfile.mkdtemp(prefix="annobridge-stage."))
+    else:
+        parent = dst.parent if str(dst.parent) else Path(".")
+        created = _missing_ancestors(parent)
+        parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_stages(parent, dst.name, ctx.report)
+        stage = Path(tempfile.mkdtemp(prefix=_stage_prefix(dst.name) + f"{os.getpid()}.", suffix=".partial",
+                                      dir=parent))
     done = False
+    published: list[str] = []
     try:
         fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx, derive, geometry),
                          source=dataset.source, format=dataset.format, total=dataset.total)
@@ -279,12 +318,28 @@ def write_dataset(
         except OSError as exc:
             raise WriteError(f"cannot write: {exc.strerror or exc}",
                              file=getattr(exc, "filename", None) or dst) from exc
-        _commit(stage, parent, overwrite)
+        ctx.close()  # every worker is done before anything is published
+        if (ctx.workers > 1 or ctx.executor != "process") and not ctx.shared_out:
+            ctx.report.notes.append(f"ran in one process: {ctx.report.source_format or 'this source'} -> "
+                                    f"{fmt.name} has no per-item work for workers (--workers/--executor)")
+        for folder, url in ctx.side_outputs:
+            if any(folder.iterdir()):
+                published += storage.publish(folder, url, "annobridge", overwrite=overwrite,
+                                             storage_options=ctx.storage_options)
+        if remote:
+            storage.publish(stage, parent_url, dst.name, overwrite=overwrite, storage_options=ctx.storage_options)
+        else:
+            _commit(stage, parent, overwrite)
         done = True
     finally:
         ctx.close(cancel=not done)  # workers stop before their staging folder goes
         shutil.rmtree(stage, ignore_errors=True)
+        for folder, _ in ctx.side_outputs:
+            shutil.rmtree(folder, ignore_errors=True)
+        ctx.side_outputs.clear()
         if not done:
+            if published and not overwrite:
+                storage.remove(published, ctx.storage_options)
             for folder in created:  # deepest first: only folders this run made, only when empty
                 try:
                     folder.rmdir()
@@ -381,6 +436,8 @@ def convert(
     write_options: Options = None,
     overwrite: bool = False,
     workers: int = 1,
+    executor: str = "process",
+    storage_options: StorageOptions | None = None,
     progress: Callable[[int], None] | None = None,
     on_total: Callable[[int | None], None] | None = None,
     registry: FormatRegistry | None = None,
@@ -408,6 +465,11 @@ def convert(
     ``progress`` is called with the number of items just read; ``on_total`` once with the
     item count when the reader knows it (None otherwise).
 
+    ``source`` and ``destination`` may be URLs (``s3://``, ``gs://``, ``az://``, ``memory://``;
+    ``http(s)://`` to read), with fsspec ``storage_options``. ``executor`` runs the per-item
+    work on ``workers`` local processes (``"process"``), a Dask ``LocalCluster`` (``"dask"``) or
+    a Dask scheduler (``"dask://HOST:PORT"``).
+
     ``task`` (``"panoptic"``, ``"instance"``, ``"semantic"``) first maps the items to that
     segmentation view (:func:`annobridge.core.segmentation.consolidate`), with
     ``things_only``, ``stuff``, ``overlap``, ``semantic_bits`` and ``classes`` (the semantic
@@ -415,18 +477,24 @@ def convert(
     """
     reg = _registry(registry)
     _check_derive(derive, geometry)
-    ctx = Context(workers=workers, progress=progress, on_total=on_total)
-    dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
-    if transform is not None:
-        dataset = transform(dataset, ctx)
-    if task is not None:
-        from annobridge.core.segmentation import consolidate
+    ctx = Context(workers=workers, executor=executor, storage_options=dict(storage_options or {}),
+                  progress=progress, on_total=on_total)
+    try:
+        dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
+        if transform is not None:
+            dataset = transform(dataset, ctx)
+        if task is not None:
+            from annobridge.core.segmentation import consolidate
 
-        dataset = consolidate(dataset, task, things_only=things_only, stuff=stuff,
-                              overlap=overlap, bits=semantic_bits, classes=classes, context=ctx)
-        ctx.report.notes.append(f"segmentation converted to the {task} view (--task {task})")
-    return write_dataset(dataset, destination, dst_format, write_options, overwrite=overwrite, context=ctx,
-                         registry=reg, derive=derive, geometry=geometry, overlap=overlap)
+            dataset = consolidate(dataset, task, things_only=things_only, stuff=stuff,
+                                  overlap=overlap, bits=semantic_bits, classes=classes, context=ctx)
+            ctx.report.notes.append(f"segmentation converted to the {task} view (--task {task})")
+        return write_dataset(dataset, destination, dst_format, write_options, overwrite=overwrite, context=ctx,
+                             registry=reg, derive=derive, geometry=geometry, overlap=overlap)
+    finally:
+        ctx.close(cancel=True)  # a failed read stops the workers too (a no-op after a write)
+        if storage.is_remote(str(source)):
+            storage.release(str(source))
 
 
 DERIVE_MODES = ("auto", "none")

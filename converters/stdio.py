@@ -23,12 +23,12 @@ STDIO = "-"
 class StdioPaths:
     """Paths standing in for ``-``; call :meth:`close` when done (removes the temporary folder)."""
 
-    def __init__(self, source: Path, destination: Path) -> None:
+    def __init__(self, source: str | Path, destination: str | Path) -> None:
         self.from_stdin = str(source) == STDIO
         self.to_stdout = str(destination) == STDIO
         self._tmp: Path | None = None
-        self.source = self._stdin_file() if self.from_stdin else source
-        self.destination = self._folder() / "stdout" / "output" if self.to_stdout else destination
+        self.source: str | Path = self._stdin_file() if self.from_stdin else source
+        self.destination: str | Path = self._folder() / "stdout" / "output" if self.to_stdout else destination
 
     def _folder(self) -> Path:
         if self._tmp is None:
@@ -51,12 +51,12 @@ class StdioPaths:
         """Copy the written file to standard output (nothing when the destination is a path)."""
         if not self.to_stdout:
             return
-        folder = self.destination.parent
-        written = sorted(p.name for p in folder.iterdir())
-        if written != [self.destination.name]:
+        out = Path(self.destination)
+        written = sorted(p.name for p in out.parent.iterdir())
+        if written != [out.name]:
             raise WriteError(f"the writer produced {', '.join(written)}; standard output holds one file",
                              fix="give a destination path instead of '-'")
-        with open(self.destination, "rb") as fh:
+        with open(out, "rb") as fh:
             shutil.copyfileobj(fh, sys.stdout.buffer)
         sys.stdout.buffer.flush()
 

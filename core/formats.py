@@ -16,17 +16,19 @@ from __future__ import annotations
 
 import os
 import signal
+import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
+from annobridge.core.distributed import run_chunk
 from annobridge.core.errors import AnnobridgeError, FormatError
 from annobridge.core.model import ANNOTATION_TYPES, KNOWN_ATTRIBUTES, Dataset
 
@@ -222,10 +224,6 @@ class ConversionReport(BaseModel):
         return "\n".join(lines)
 
 
-def _run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
-    return [fn(x) for x in chunk]
-
-
 @dataclass
 class Context:
     """Handed to readers and writers while a conversion runs.
@@ -239,7 +237,12 @@ class Context:
         on_total: called once with the item count when the reader knows it, else None.
         final_destination: where the output will be once the engine moves it into place.
             Writers get a staging path; a reference from the output to a file outside it
-            must be made relative to this, not to the staging path.
+            must be made relative to this, not to the staging path. None when the output
+            goes to a URL (object storage).
+        executor: where :meth:`map` runs with more than one worker: ``"process"`` (local
+            processes), ``"dask"`` (a Dask ``LocalCluster`` of ``workers`` processes) or
+            ``"dask://HOST:PORT"`` (an existing Dask scheduler; needs ``annobridge[dask]``).
+        storage_options: keyword arguments for the fsspec filesystem of remote locations.
     """
 
     report: ConversionReport = field(default_factory=ConversionReport)
@@ -250,7 +253,13 @@ class Context:
     on_total: Callable[[int | None], None] | None = None
     final_destination: Path | None = None
     chunksize: int = 8
+    executor: str = "process"
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    side_outputs: list[tuple[Path, str]] = field(default_factory=list)
+    shared_out: bool = False
+    """Whether :meth:`map` handed any work to workers (else a conversion ran in one process)."""
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)
+    _dask: Any = field(default=None, repr=False)
 
     def error(self, err: AnnobridgeError) -> None:
         """Raise ``err``, or, when validating, record it so the caller can skip the record."""
@@ -262,32 +271,56 @@ class Context:
         """``map(fn, iterable)`` in order, on ``workers`` processes when more than one.
 
         ``fn`` must be a picklable module-level function. Inputs are submitted in a
-        bounded window, so a long stream is never held in memory at once.
+        bounded window, so a long stream is never held in memory at once. With a Dask
+        ``executor`` each chunk of inputs is one Dask task.
         """
-        if self.workers <= 1:
+        if self.executor != "process":
+            from annobridge.core.distributed import DaskRunner
+
+            if self._dask is None:
+                self._dask = DaskRunner(self.executor, self.workers)
+            submit: Callable[[Callable[[T], R], list[T]], Any] = self._dask.submit
+            limit = self._dask.window
+        elif self.workers <= 1:
             yield from map(fn, iterable)
             return
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_start,
-                                             initargs=(os.getpid(),))
-        window: deque[Future[list[R]]] = deque()
-        limit = self.workers * 4
+        else:
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_start,
+                                                 initargs=(os.getpid(),))
+            pool = self._pool
+
+            def submit(f: Callable[[T], R], c: list[T]) -> Any:
+                return pool.submit(run_chunk, f, c)
+            limit = self.workers * 4
+        self.shared_out = True
+        window: deque[Any] = deque()
         chunk: list[T] = []
         for x in iterable:
             chunk.append(x)
             if len(chunk) >= self.chunksize:
-                window.append(self._pool.submit(_run_chunk, fn, chunk))
+                window.append(submit(fn, chunk))
                 chunk = []
                 if len(window) >= limit:
                     yield from window.popleft().result()
         if chunk:
-            window.append(self._pool.submit(_run_chunk, fn, chunk))
+            window.append(submit(fn, chunk))
         while window:
             yield from window.popleft().result()
+
+    def side_output(self, url: str) -> Path:
+        """A new local folder whose files the engine uploads under ``url`` (any fsspec URL)
+        when the conversion succeeds, and removes otherwise (Nucleus ``mask-url``)."""
+        folder = Path(tempfile.mkdtemp(prefix="annobridge-side."))
+        self.side_outputs.append((folder, url))
+        return folder
 
     def close(self, cancel: bool = False) -> None:
         """Shut the worker pool down: wait for it, or (``cancel``, after an error or a signal)
         stop its processes at once so nothing writes into a staging folder being removed."""
+        if self._dask is not None:
+            runner, self._dask = self._dask, None
+            runner.close(cancel)
         if self._pool is None:
             return
         pool, self._pool = self._pool, None

@@ -21,6 +21,7 @@ from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import quote, unquote
 
 from annobridge.core.errors import AnnobridgeError, ReadError
+from annobridge.core.storage import cached_file
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -119,9 +120,13 @@ def media_file(location: str | None, root: Path | None) -> tuple[Path | None, st
     on paths they joined to their source already); a file that is reached outside ``root``
     (an absolute path elsewhere, ``..``, a symbolic link out) is not read, nor is a URL, and
     the caller reports it as a skip with the reason returned here (``"not a local file"``,
-    ``"missing"``, or one starting ``"outside the source folder"``).
+    ``"missing"``, or one starting ``"outside the source folder"``). The URL of a file in a
+    fetched remote source (core.storage) is read from its local copy.
     """
-    if not location or "://" in location:
+    if location and "://" in location:
+        copy = cached_file(location)
+        location = str(copy) if copy is not None else None
+    if not location:
         return None, "not a local file"
     if "\x00" in location:
         return None, "the path contains a NUL byte"

@@ -44,7 +44,10 @@ segmentation (``{"type": "mask", "mask_url", "annotations": [segments], "annotat
 ``mask_url`` as it is written, i.e. against its working directory (``is_local_path``: any
 scheme but http(s)/s3/gs): upload from the ``.jsonl`` folder, or use remote URLs. An index
 above 255 (Nucleus masks are 8-bit) and a mask of another size than its item are
-WriteErrors. Remote mask URLs are kept as they are.
+WriteErrors. Remote mask URLs are kept as they are. With the write option
+``mask-url=s3://bucket/prefix/`` (any fsspec URL) the PNGs are uploaded there instead, when
+the conversion succeeds, and ``mask_url`` holds their URLs, which the Nucleus service needs;
+``pointcloud-url`` does the same for the point-cloud files.
 
 ``NAME.pointclouds/``: Nucleus pointcloud JSON (``{"points": [{"x","y","z","i"}]}``) written
 for point-cloud items whose cloud is another file type (a KITTI ``.bin``); ``.json`` clouds
@@ -132,7 +135,7 @@ from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
-from annobridge.core.errors import ReadError, WriteError
+from annobridge.core.errors import FormatError, ReadError, WriteError
 from annobridge.core.formats import (
     Capabilities,
     Context,
@@ -170,6 +173,7 @@ from annobridge.core.model import (
 )
 from annobridge.core.paths import contained, media_file, source_root
 from annobridge.core.pointclouds import load_points, write_points_json
+from annobridge.core.storage import cached_file, filesystem, join_url, protocol
 
 logger = logging.getLogger(__name__)
 
@@ -211,6 +215,12 @@ class NucleusWriteOptions(BaseModel):
     booleans_as_strings: bool = False
     """Write metadata booleans as the strings ``"true"``/``"false"`` (reported; whether Nucleus
     needs this is not verified, see the format sheet)."""
+    mask_url: str | None = None
+    """A URL prefix (``s3://bucket/masks/``, any fsspec URL): the 8-bit mask PNGs are uploaded
+    there, when the conversion succeeds, and ``mask_url`` holds their URLs, as the Nucleus
+    service needs (it cannot read local files). Default: a ``NAME.masks/`` folder beside the output."""
+    pointcloud_url: str | None = None
+    """The same for the point-cloud JSON files (``pointcloud_url`` / frame ``url``)."""
     frame_rate: int = Field(default=1, ge=1)
     """The ``frame_rate`` of a VideoScene whose scene has none (the client's ``validate()``
     needs one for a scene of image frames); each use is noted in the report."""
@@ -939,6 +949,9 @@ class _Job:
     renumber_segments: bool
     media_root: str | None = None
     """Point clouds are copied only from inside this folder (the source's; None for in-memory items)."""
+    mask_url: str | None = None
+    """Where the masks will be uploaded (a URL prefix), or None for local paths."""
+    pointcloud_url: str | None = None
 
 
 @dataclass
@@ -999,8 +1012,8 @@ def _item_job(job: _Job) -> _Done:
         payload["height"] = item.height
     kind = "image"
     cloud = item.pointcloud_location
-    if cloud is not None and local_path(cloud) is not None:
-        kind = "pointcloud"
+    if cloud is not None and (local_path(cloud) is not None or (not cloud.endswith(".json") and cached_file(cloud))):
+        kind = "pointcloud"  # a local cloud, or one of a fetched remote source Nucleus cannot read (.bin)
         # copied into NAME.pointclouds/ only from inside the source (core.paths.media_file)
         src, skip = media_file(cloud, Path(job.media_root) if job.media_root else None)
         if src is None:
@@ -1016,7 +1029,7 @@ def _item_job(job: _Job) -> _Done:
                 except ReadError as exc:
                     raise WriteError(f"cannot convert the point cloud: {exc.problem}", file=src, item=ref,
                                      fix=exc.fix) from exc
-            cloud = relative_location(target, base)
+            cloud = join_url(job.pointcloud_url, target.name) if job.pointcloud_url else relative_location(target, base)
     elif cloud is not None:
         kind = "pointcloud"
     location = cloud if cloud is not None else item.image_location  # images: exactly as given
@@ -1275,6 +1288,8 @@ def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str) -> str:
     target = Path(job.masks_dir) / f"{job.seq:06d}-{_safe(ref)}{'-pred' if prediction else ''}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(array)).save(target, format="PNG")
+    if job.mask_url:
+        return join_url(job.mask_url, target.name)
     return relative_location(target, Path(job.base))
 
 
@@ -1467,6 +1482,16 @@ def _encode(line: dict[str, Any]) -> bytes:
     return out
 
 
+def _remote_folder(url: str | None, option: str, context: Context) -> Path | None:
+    """The local folder whose files the engine uploads to ``url`` on success (None without a URL)."""
+    if url is None:
+        return None
+    if protocol(url) is None:
+        raise FormatError(f"--option {option}={url} is not a URL",
+                          fix=f"give a URL prefix such as s3://bucket/prefix/ (Nucleus reads {option.split('-')[0]}s "
+                          "from remote storage); leave the option out to write them beside the output")
+    filesystem(url, context.storage_options)  # a missing package fails before any item is written
+    return context.side_output(url)
 def _drop_unplaced(item: DatasetItem, report: Any) -> None:
     """Report an item the writer leaves out, with its annotations per kind."""
     reason = "the item has no image or point cloud (the Nucleus client needs image_url or pointcloud_url)"
@@ -1483,8 +1508,8 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     base = destination.parent
     strict = options.strict
     report = context.report
-    masks_dir = base / f"{stem}.masks"
-    clouds_dir = base / f"{stem}.pointclouds"
+    masks_dir = _remote_folder(options.mask_url, "mask-url", context) or base / f"{stem}.masks"
+    clouds_dir = _remote_folder(options.pointcloud_url, "pointcloud-url", context) or base / f"{stem}.pointclouds"
     final_base = os.path.abspath((context.final_destination or destination).parent)
     root = source_root(dataset.source)
     media_root = str(root) if root is not None else None
@@ -1500,7 +1525,8 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
                 continue
             schema.add(item.reference_id, item.metadata)
             yield _Job(item, seq, str(base), str(masks_dir), str(clouds_dir), strict, item.scene is not None,
-                       final_base, options.renumber_segments, media_root)
+                       final_base, options.renumber_segments, media_root, options.mask_url,
+                       options.pointcloud_url)
 
     header = dataset.header
     written_scenes: set[str] = set()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,3 +24,42 @@ def fixtures() -> Path:
 @pytest.fixture
 def registry() -> FormatRegistry:
     return FormatRegistry.from_manager(get_plugin_manager())
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """A real S3-compatible server (moto's server mode) on a free 127.0.0.1 port, for the session."""
+    from moto.server import ThreadedMotoServer
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line a request otherwise
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """An s3fs filesystem on the test server; AWS_ENDPOINT_URL and fake credentials are set for
+    this test only (subprocesses inherit them), and every bucket is emptied afterwards."""
+    import s3fs
+
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_endpoint)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    s3fs.S3FileSystem.clear_instance_cache()
+    fs = s3fs.S3FileSystem(endpoint_url=s3_endpoint, skip_instance_cache=True)
+    try:
+        yield fs
+    finally:
+        for bucket in fs.ls(""):
+            fs.rm(bucket, recursive=True)
+        s3fs.S3FileSystem.clear_instance_cache()

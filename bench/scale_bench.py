@@ -1,0 +1,156 @@
+"""Scale-out benchmark: 1 vs 2 local worker processes, and local processes vs Dask, for
+COCO -> KITTI, COCO panoptic -> COCO and KITTI -> Nucleus; optionally the same COCO -> KITTI
+from one S3 bucket to another on a local moto server (``--s3``).
+
+Every case runs in a fresh interpreter on generated data (``coco_generate.py``,
+``panoptic_generate.py``, ``kitti_generate.py``; cached in ``bench/data/``), and every
+output is checked to be byte-identical to the one-process output. ``dask`` starts a
+``LocalCluster`` of ``--workers`` processes inside the case (its start-up is in the time).
+
+    python bench/scale_bench.py [--workers 2] [--coco-images 5000] [--panoptic-images 300]
+                                [--kitti-frames 200] [--s3]
+
+Needs ``annobridge[dask]`` (and ``annobridge[s3]`` + ``moto[server]`` for ``--s3``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from measure import Result, run_case  # noqa: E402
+
+DATA = HERE / "data"
+OUT = HERE / "out" / "scale"
+
+CONVERT = """
+from annobridge.converters import engine
+engine.convert({src!r}, {dst!r}, dst_format={fmt!r}, overwrite=True, workers={workers},
+               executor={executor!r})
+"""
+
+
+def _digest(root: Path) -> str:
+    """One hash of every file under ``root`` (names and bytes), to compare outputs."""
+    h = hashlib.sha256()
+    files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+    for p in files:
+        h.update(str(p.relative_to(root)).encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def coco(images: int) -> Path:
+    path = DATA / f"coco_scale_{images}.json"
+    if not path.exists():
+        subprocess.run([sys.executable, str(HERE / "coco_generate.py"), str(path), "--images", str(images),
+                        "--annotations", str(images * 8), "--seed", "0"], check=True)
+    return path
+
+
+def panoptic(images: int) -> Path:
+    out = DATA / f"panoptic_scale_{images}"
+    if not (out / "panoptic.json").exists():
+        subprocess.run([sys.executable, str(HERE / "panoptic_generate.py"), str(out), "--images", str(images),
+                        "--width", "640", "--height", "480"], check=True)
+    return out / "panoptic.json"
+
+
+def kitti(frames: int) -> Path:
+    out = DATA / f"kitti_scale_{frames}"
+    if not (out / "training").exists():
+        subprocess.run([sys.executable, str(HERE / "kitti_generate.py"), str(out), "--frames", str(frames),
+                        "--points", "20000"], check=True)
+    return out
+
+
+def run(title: str, src: Path, fmt: str, name: str, workers: int) -> None:
+    cases = [("1 process", 1, "process"), (f"{workers} processes", workers, "process"),
+             (f"dask LocalCluster x{workers}", workers, "dask")]
+    results: list[tuple[Result, str]] = []
+    for label, n, executor in cases:
+        out = OUT / f"{fmt}-{n}-{executor}"
+        shutil.rmtree(out, ignore_errors=True)
+        dst = out / name
+        r = run_case(label, CONVERT.format(src=str(src), dst=str(dst), fmt=fmt, workers=n, executor=executor))
+        results.append((r, _digest(out)))
+    base = results[0]
+    print(f"\n{title}")
+    print(f"{'case':<28} {'wall s':>8} {'peak MB':>8} {'speed-up':>9}  output")
+    for r, digest in results:
+        same = "identical" if digest == base[1] else "DIFFERS"
+        print(f"{r.name:<28} {r.wall:8.2f} {r.rss / 2**20:8.0f} {base[0].wall / r.wall:8.2f}x  {same}")
+        if digest != base[1]:
+            raise SystemExit(f"{title}: {r.name} wrote different bytes than one process")
+
+
+def s3_case(src: Path) -> None:
+    """COCO -> KITTI local folder to local folder vs bucket to bucket on a moto server."""
+    import socket
+
+    import logging
+
+    import s3fs
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    env = {"AWS_ENDPOINT_URL": f"http://127.0.0.1:{port}", "AWS_ACCESS_KEY_ID": "bench",
+           "AWS_SECRET_ACCESS_KEY": "bench", "AWS_DEFAULT_REGION": "us-east-1"}
+    try:
+        fs = s3fs.S3FileSystem(endpoint_url=env["AWS_ENDPOINT_URL"], key="bench", secret="bench")
+        fs.mkdir("bench-src")
+        fs.mkdir("bench-dst")
+        fs.put_file(str(src), "bench-src/coco.json")
+        local_out = OUT / "kitti-local"
+        shutil.rmtree(local_out, ignore_errors=True)
+        local = run_case("local -> local", CONVERT.format(src=str(src), dst=str(local_out / "kitti"), fmt="kitti",
+                                                          workers=1, executor="process"))
+        remote = run_case("s3 -> s3 (moto)", CONVERT.format(src="s3://bench-src/coco.json",
+                                                            dst="s3://bench-dst/kitti", fmt="kitti", workers=1,
+                                                            executor="process"), env=env)
+        written = sorted(fs.find("bench-dst/kitti"))
+        want = sorted(p for p in (local_out / "kitti").rglob("*") if p.is_file())
+        if len(written) != len(want) or fs.cat_file(written[0]) != want[0].read_bytes():
+            raise SystemExit("the bucket output differs from the local output")
+        print("\nCOCO -> KITTI, local folders vs S3 buckets (moto server on 127.0.0.1)")
+        for r in (local, remote):
+            print(f"{r.name:<28} {r.wall:8.2f} s  {len(written)} files")
+    finally:
+        server.stop()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--coco-images", type=int, default=5000)
+    ap.add_argument("--panoptic-images", type=int, default=300)
+    ap.add_argument("--kitti-frames", type=int, default=200)
+    ap.add_argument("--s3", action="store_true", help="also time COCO -> KITTI bucket to bucket")
+    a = ap.parse_args()
+    DATA.mkdir(parents=True, exist_ok=True)
+    print(f"{os.cpu_count()} CPU(s); {a.workers} workers")
+    run(f"COCO -> KITTI ({a.coco_images} images)", coco(a.coco_images), "kitti", "kitti", a.workers)
+    run(f"COCO panoptic -> COCO ({a.panoptic_images} images 640x480)", panoptic(a.panoptic_images), "coco",
+        "out.json", a.workers)
+    run(f"KITTI -> Nucleus ({a.kitti_frames} frames, 20,000 points)", kitti(a.kitti_frames), "nucleus",
+        "scans.jsonl", a.workers)
+    if a.s3:
+        s3_case(coco(a.coco_images))
+
+
+if __name__ == "__main__":
+    main()

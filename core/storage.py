@@ -1,0 +1,349 @@
+"""Remote locations (``s3://``, ``gs://``, ``az://``, ``memory://``, ``http(s)://``) through fsspec.
+
+Formats only ever see local paths. The engine bridges at its two ends:
+
+- **Reading**: :func:`fetch` copies a remote source into a local cache folder before the
+  reader runs: a folder is mirrored as a tree; a file is fetched together with its
+  siblings named after it (``NAME.json`` brings ``NAME/``, ``NAME.masks/``,
+  ``NAME.pointclouds/`` ...: where writers put masks and point clouds). HTTP(S) sources
+  are single files.
+- **Writing**: the writer stages locally as always; :func:`publish` uploads the staged
+  entries under a staging prefix ``PARENT/.NAME.<token>.partial/`` beside the destination
+  and, once every byte is up, copies them into place server-side and removes the prefix.
+
+Object storage has no atomic rename across many keys. What holds: a failed upload (or a
+failed conversion, which never reaches the upload) leaves nothing under the destination;
+the staging prefix is removed. The final server-side copy is not atomic: a reader listing
+the destination during it may see part of the output, and a process killed during it can
+leave part of the output and the ``.partial`` prefix behind. A failure the copy reports is
+cleaned up (objects it created are removed) unless ``overwrite`` replaced older objects,
+which cannot be restored.
+
+Credentials and endpoints come the way each filesystem finds them (``AWS_ENDPOINT_URL``,
+``AWS_PROFILE``, ``~/.aws``, ``GOOGLE_APPLICATION_CREDENTIALS``, ``AZURE_STORAGE_*``),
+plus ``storage_options`` passed to the filesystem (``--storage-option key=value``).
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import json
+import logging
+import posixpath
+import re
+import secrets
+import shutil
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from annobridge.core.errors import FormatError, ReadError, WriteError
+
+logger = logging.getLogger(__name__)
+
+StorageOptions = dict[str, Any]
+
+_PROTOCOL = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
+
+EXTRAS = {
+    "s3": ("s3", "s3fs"), "s3a": ("s3", "s3fs"),
+    "gs": ("gcs", "gcsfs"), "gcs": ("gcs", "gcsfs"),
+    "az": ("azure", "adlfs"), "abfs": ("azure", "adlfs"), "abfss": ("azure", "adlfs"), "adl": ("azure", "adlfs"),
+    "http": ("http", "aiohttp"), "https": ("http", "aiohttp"),
+}
+"""Protocol -> (annobridge extra, the package it installs)."""
+
+
+def protocol(location: str | Path) -> str | None:
+    """The lower-case protocol of a URL (``s3``), or None for a plain path."""
+    m = _PROTOCOL.match(str(location))
+    return m.group(1).lower() if m else None
+
+
+def is_remote(location: str | Path) -> bool:
+    """True for a URL that is not ``file://`` (those are local paths)."""
+    return protocol(location) not in (None, "file")
+
+
+def local(location: str | Path) -> Path:
+    """A local location as a Path: ``file:///x`` becomes ``/x``."""
+    text = str(location)
+    return Path(text[len("file://"):]) if protocol(text) == "file" else Path(text)
+
+
+def parse_storage_options(pairs: Iterable[str]) -> StorageOptions:
+    """``key=value`` pairs as filesystem keyword arguments.
+
+    Values are read as JSON when they parse (``true``, ``3``, ``{"a": 1}``), else kept as
+    text; a dotted key nests (``client_kwargs.region_name=eu-west-1``).
+    """
+    out: StorageOptions = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key.strip():
+            raise FormatError(f"storage option {pair!r} is not key=value",
+                              fix="e.g. --storage-option profile=prod or endpoint_url=http://host:9000")
+        try:
+            value: Any = json.loads(raw)
+        except ValueError:
+            value = raw
+        *parents, last = key.strip().split(".")
+        node = out
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[last] = value
+    return out
+
+
+def filesystem(url: str, storage_options: StorageOptions | None = None) -> tuple[Any, str]:
+    """The fsspec filesystem for ``url`` and the path inside it.
+
+    Raises:
+        FormatError: the protocol is unknown, or its package is not installed (naming the
+            annobridge extra that installs it).
+    """
+    proto = protocol(url) or "file"
+    try:
+        import fsspec
+    except ImportError as exc:  # pragma: no cover - fsspec is a dependency
+        raise FormatError(f"{url}: remote locations need fsspec", fix="pip install fsspec") from exc
+    try:
+        return fsspec.core.url_to_fs(url, **(storage_options or {}))
+    except ImportError as exc:
+        extra, package = EXTRAS.get(proto, (None, None))
+        fix = (f"pip install 'annobridge[{extra}]' (installs {package})" if extra
+               else f"install the fsspec implementation for {proto}://")
+        raise FormatError(f"{url}: {proto}:// locations need a package that is not installed ({exc})",
+                          fix=fix) from exc
+    except ValueError as exc:
+        raise FormatError(f"{url}: {exc}", fix="use s3://, gs://, az://, memory://, http(s):// or a local path") from exc
+    except TypeError as exc:
+        raise FormatError(f"{url}: a storage option is not accepted by the {proto} filesystem: {exc}",
+                          fix="check the --storage-option keys against the filesystem's documentation") from exc
+
+
+def _join(parent: str, name: str) -> str:
+    return f"{parent.rstrip('/')}/{name}" if parent else name
+
+
+def _tree(fs: Any, root: str) -> list[str]:
+    """Every file (object) under ``root``, sorted."""
+    return sorted(fs.find(root, withdirs=False))
+
+
+def fetch(url: str, storage_options: StorageOptions | None = None) -> tuple[Path, Path]:
+    """Copy a remote source into a new local cache folder.
+
+    Returns ``(path, cache)``: the local counterpart of ``url`` and the cache folder to remove
+    when the conversion is done. Raises ReadError when ``url`` does not exist or cannot be read.
+    """
+    fs, path = filesystem(url, storage_options)
+    path = path.rstrip("/")
+    name = posixpath.basename(path) or "input"
+    cache = Path(tempfile.mkdtemp(prefix="annobridge-fetch."))
+    try:
+        remote: list[str] = []
+        locals_: list[str] = []
+
+        def add_tree(root: str, into: Path) -> None:
+            for key in _tree(fs, root):
+                rel = key[len(root):].lstrip("/")
+                if any(part in ("..", ".") for part in rel.split("/")) or "\x00" in rel or "\\" in rel:
+                    raise ReadError("an object key leads outside its folder ('..', '.' or '\\' in it)",
+                                    file=_url(fs, key), fix="rename the object; keys are copied as paths")
+                remote.append(key)
+                locals_.append(str(into / rel))
+
+        http = protocol(url) in ("http", "https")
+        if not http and fs.isdir(path):
+            add_tree(path, cache / name)
+            if not remote:
+                (cache / name).mkdir()
+        elif fs.exists(path):
+            remote.append(path)
+            locals_.append(str(cache / name))
+            if not http:  # the siblings writers create next to a file, named after it
+                parent = posixpath.dirname(path)
+                stem = name.split(".", 1)[0]
+                for sibling in sorted(fs.glob(_join(parent, glob.escape(stem)) + "*")):
+                    sibling = sibling.rstrip("/")
+                    base = posixpath.basename(sibling)
+                    if sibling == path or not (base == stem or base.startswith(stem + ".")):
+                        continue  # not NAME/ or NAME.*: another dataset (train.json vs training/)
+                    if fs.isdir(sibling):
+                        add_tree(sibling, cache / posixpath.basename(sibling))
+                    else:
+                        remote.append(sibling)
+                        locals_.append(str(cache / posixpath.basename(sibling)))
+        else:
+            raise ReadError("input does not exist", file=url)
+        for target in locals_:
+            Path(target).parent.mkdir(parents=True, exist_ok=True)
+        logger.info("fetching %d object(s) from %s", len(remote), url)
+        if remote:
+            fs.get(remote, locals_)
+        return cache / name, cache
+    except ReadError:
+        shutil.rmtree(cache, ignore_errors=True)
+        raise
+    except Exception as exc:  # noqa: BLE001 - fsspec/botocore raise many kinds
+        shutil.rmtree(cache, ignore_errors=True)
+        raise ReadError(f"cannot fetch the input: {exc}", file=url,
+                        fix="check the URL, the credentials and --storage-option") from exc
+
+
+_FETCHED: dict[tuple[str, str], tuple[Path, Path]] = {}
+
+
+def fetched(url: str, storage_options: StorageOptions | None = None) -> Path:
+    """:func:`fetch`, once per process for a URL and options: detection and reading share the
+    copy. :func:`release` removes it; whatever is left is removed when the process exits."""
+    key = (url, json.dumps(storage_options or {}, sort_keys=True, default=str))
+    if key not in _FETCHED:
+        _FETCHED[key] = fetch(url, storage_options)
+    return _FETCHED[key][0]
+
+
+def _parent_url(url: str) -> str:
+    return url.rstrip("/").rsplit("/", 1)[0]
+
+
+def as_url(location: str) -> str:
+    """A location inside a fetched copy as the URL it was fetched from (media locations that
+    readers resolved into the cache); anything else as it is."""
+    for (url, _), (_, cache) in _FETCHED.items():
+        root = str(cache) + "/"
+        if location.startswith(root):
+            return f"{_parent_url(url)}/{location[len(root):]}"
+    return location
+
+
+def cached_file(url: str) -> Path | None:
+    """The local copy of a fetched URL (a media file writers copy), or None."""
+    for (source, _), (_, cache) in _FETCHED.items():
+        root = _parent_url(source) + "/"
+        if url.startswith(root):
+            path = cache / url[len(root):]
+            if path.is_file():
+                return path
+    return None
+
+
+def release(url: str) -> None:
+    """Remove the local copies of ``url`` made by :func:`fetched`."""
+    for key in [k for k in _FETCHED if k[0] == url]:
+        shutil.rmtree(_FETCHED.pop(key)[1], ignore_errors=True)
+
+
+@atexit.register
+def _release_all() -> None:
+    for url in {k[0] for k in _FETCHED}:
+        release(url)
+
+
+def exists(url: str, storage_options: StorageOptions | None = None) -> bool:
+    fs, path = filesystem(url, storage_options)
+    return bool(fs.exists(path.rstrip("/")))
+
+
+def publish(stage: Path, parent_url: str, name: str, *, overwrite: bool,
+            storage_options: StorageOptions | None = None) -> list[str]:
+    """Upload every entry of the local folder ``stage`` into ``parent_url`` (see the module doc).
+
+    ``name`` names the staging prefix (``.NAME.<token>.partial``). Returns the URLs of the
+    entries written. Raises WriteError when an entry exists and not ``overwrite``, or when
+    the upload fails (nothing is left under the destination).
+    """
+    fs, parent = filesystem(parent_url, storage_options)
+    parent = parent.rstrip("/")
+    entries = sorted(stage.iterdir())
+    if not entries:
+        raise WriteError("the writer produced no output", file=parent_url)
+    targets = [_join(parent, e.name) for e in entries]
+    if not overwrite:
+        for entry, target in zip(entries, targets):
+            if fs.exists(target):
+                raise WriteError("output already exists", file=_url(fs, target),
+                                 fix="pass --overwrite to replace it, or choose another path")
+    partial = _join(parent, f".{name}.{secrets.token_hex(4)}.partial")
+    sources: list[str] = []
+    uploads: list[str] = []
+    finals: list[str] = []
+    for entry in entries:
+        files = sorted(p for p in entry.rglob("*") if p.is_file()) if entry.is_dir() else [entry]
+        for f in files:
+            rel = f.relative_to(stage).as_posix()
+            sources.append(str(f))
+            uploads.append(_join(partial, rel))
+            finals.append(_join(parent, rel))
+    try:
+        try:
+            fs.put(sources, uploads)
+        except Exception as exc:  # noqa: BLE001
+            raise WriteError(f"cannot upload the output: {exc}", file=_url(fs, partial),
+                             fix="check the credentials, the endpoint and --storage-option") from exc
+        stale: list[str] = []
+        if overwrite:
+            keep = set(finals)
+            for target in targets:
+                if fs.isdir(target):
+                    stale.extend(k for k in _tree(fs, target) if k not in keep)
+        try:
+            fs.copy(uploads, finals)  # server-side copies, batched by async filesystems
+        except Exception as exc:  # noqa: BLE001
+            if not overwrite:  # nothing was there before: whatever exists now is ours
+                _remove_quietly(fs, finals)
+            raise WriteError(f"cannot move the output into place: {exc}", file=_url(fs, parent),
+                             fix="check the credentials and the free space, then run again") from exc
+        _remove_quietly(fs, stale)
+    finally:
+        try:
+            fs.rm(partial, recursive=True)
+        except (FileNotFoundError, OSError):
+            pass
+        except Exception:  # noqa: BLE001 - leave the prefix, say so
+            logger.warning("could not remove the staging prefix %s", _url(fs, partial))
+    return [_url(fs, t) for t in targets]
+
+
+def split(url: str, storage_options: StorageOptions | None = None) -> tuple[str, str]:
+    """``(parent URL, name)`` of a destination URL; WriteError for a bucket root."""
+    fs, path = filesystem(url, storage_options)
+    path = path.rstrip("/")
+    parent, name = posixpath.dirname(path), posixpath.basename(path)
+    if not name or (not parent and protocol(url) not in ("memory", "file")):
+        raise WriteError("the destination is a bucket or container root", file=url,
+                         fix="give a name inside it, e.g. s3://bucket/out")
+    return fs.unstrip_protocol(parent or "/"), name
+
+
+def remove(urls: list[str], storage_options: StorageOptions | None = None) -> None:
+    """Remove what :func:`publish` wrote (after a later step failed); problems are logged."""
+    for url in urls:
+        fs, path = filesystem(url, storage_options)
+        try:
+            fs.rm(path, recursive=True)
+        except Exception:  # noqa: BLE001
+            logger.warning("could not remove %s", url)
+
+
+def _remove_quietly(fs: Any, keys: list[str]) -> None:
+    if not keys:
+        return
+    try:
+        fs.rm(keys)
+    except Exception:  # noqa: BLE001
+        logger.warning("could not remove %d object(s) of a failed upload", len(keys))
+
+
+def _url(fs: Any, path: str) -> str:
+    """A path inside ``fs`` as a URL (``s3://b/k``); local paths stay plain."""
+    url = fs.unstrip_protocol(path)
+    return url[len("file://"):] if url.startswith("file://") else url
+
+
+def join_url(prefix: str, name: str) -> str:
+    """``prefix`` + ``/`` + ``name`` for a URL prefix given with or without its trailing slash."""
+    return prefix if not name else f"{prefix.rstrip('/')}/{name}"
