@@ -1,7 +1,8 @@
 """The ``annobridge`` command line (click only; the work is done by the engine).
 
 Exit codes: 0 success, 1 an annobridge error (bad input, existing output, a failed
-validation), 2 a usage error. Errors print as one line without a traceback.
+validation), 2 a usage error, 3 a drop under --fail-on-drop, 130 / 143 interrupted by SIGINT / SIGTERM (the engine removes
+its staging folder and stops its workers first). Errors print as one line without a traceback.
 """
 
 from __future__ import annotations
@@ -9,7 +10,9 @@ from __future__ import annotations
 import json
 import logging
 import re
+import signal
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -27,12 +30,28 @@ if TYPE_CHECKING:
 # use them, so ``annobridge --help`` and completion start fast.
 
 
+class Interrupted(BaseException):
+    """SIGINT or SIGTERM arrived: unwinds like KeyboardInterrupt, so the engine removes its
+    staging folder and stops its workers on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    for sig in (signal.SIGINT, signal.SIGTERM):  # a second signal must not cut the clean-up short
+        signal.signal(sig, signal.SIG_IGN)
+    raise Interrupted(signum)
+
+
 _LOUDNESS = re.compile(r"^(-q|--quiet|-v+|--verbose)$")
 
 
 class _Main(click.Group):
-    """Turns AnnobridgeError into a clean message and exit code 1, and takes ``-q``/``-v``
-    after the subcommand too (``annobridge convert a b --to coco -q``)."""
+    """Turns AnnobridgeError into a clean message and exit code 1; SIGINT and SIGTERM into one
+    line and exit code 128 + the signal number (130, 143); takes ``-q``/``-v`` after the
+    subcommand too (``annobridge convert a b --to coco -q``)."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
         args = list(args)
@@ -46,10 +65,20 @@ class _Main(click.Group):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
+        previous = ({sig: signal.signal(sig, _on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+                    if threading.current_thread() is threading.main_thread() else {})
         try:
             return super().invoke(ctx)
         except AnnobridgeError as exc:
             raise click.ClickException(str(exc)) from exc
+        except (Interrupted, KeyboardInterrupt) as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            click.echo(f"annobridge: interrupted by {signal.Signals(signum).name}; "
+                       "nothing was written (partial output removed)", err=True)
+            ctx.exit(128 + signum)
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 @click.group(cls=_Main)
@@ -299,11 +328,13 @@ def plugins() -> None:
         out.append({
             "name": name,
             "hooks": sorted(h.name for h in pm.get_hookcallers(plugin) or []),
-            "formats": sorted(f.name for f in registry.formats.values() if f.plugin == name),
+            "formats": sorted({f.name for f in registry.formats.values() if f.plugin == name}
+                              | {n for n, fs in registry.conflicts.items() if any(f.plugin == name for f in fs)}),
         })
     out.sort(key=lambda p: p["name"])
     failures = [{"name": f.name, "error": f.error} for f in pm.failures]
-    click.echo(json.dumps({"plugins": out, "failed": failures}, indent=2))
+    conflicts = [{"format": n, "plugins": [f.plugin for f in fs]} for n, fs in sorted(registry.conflicts.items())]
+    click.echo(json.dumps({"plugins": out, "failed": failures, "conflicts": conflicts}, indent=2))
 
 
 @main.command()

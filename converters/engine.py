@@ -7,6 +7,7 @@ Pure library code: no click, no printing. The CLI and the public ``load``/``save
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 import shutil
@@ -180,7 +181,7 @@ def write_dataset(
     ctx.final_destination = dst
     ctx.report.destination = str(dst)
     ctx.report.destination_format = fmt.name
-    if dst.exists() and not overwrite:
+    if (dst.exists() or dst.is_symlink()) and not overwrite:  # a dangling link is taken too
         raise WriteError("destination already exists", file=dst,
                          fix="pass --overwrite to replace it, or choose another path")
     if fmt.capabilities.scenes is False and dataset.header.scenes:
@@ -190,8 +191,12 @@ def write_dataset(
             ctx.report.drop("scene metadata", f"{fmt.name} holds no scenes",
                             sum(1 for s in dataset.header.scenes.values() if s.metadata))
     parent = dst.parent if str(dst.parent) else Path(".")
+    created = _missing_ancestors(parent)
     parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=".partial", dir=parent))
+    _remove_stale_stages(parent, dst.name, ctx.report)
+    stage = Path(tempfile.mkdtemp(prefix=_stage_prefix(dst.name) + f"{os.getpid()}.", suffix=".partial",
+                                  dir=parent))
+    done = False
     try:
         fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx),
                          source=dataset.source, format=dataset.format, total=dataset.total)
@@ -201,10 +206,57 @@ def write_dataset(
             raise WriteError(f"cannot write: {exc.strerror or exc}",
                              file=getattr(exc, "filename", None) or dst) from exc
         _commit(stage, parent, overwrite)
+        done = True
     finally:
+        ctx.close(cancel=not done)  # workers stop before their staging folder goes
         shutil.rmtree(stage, ignore_errors=True)
-        ctx.close()
+        if not done:
+            for folder in created:  # deepest first: only folders this run made, only when empty
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
     return ctx.report
+
+
+def _stage_prefix(name: str) -> str:
+    """Staging folders are ``.NAME.annobridge-PID.XXXX.partial`` beside the destination."""
+    return f".{name}.annobridge-"
+
+
+def _missing_ancestors(folder: Path) -> list[Path]:
+    """The folders ``folder.mkdir(parents=True)`` would create, deepest first."""
+    out = []
+    while not folder.exists() and folder != folder.parent:
+        out.append(folder)
+        folder = folder.parent
+    return out
+
+
+def _remove_stale_stages(parent: Path, name: str, report: ConversionReport) -> None:
+    """Remove staging folders of earlier runs to the same destination whose process is gone
+    (killed with SIGKILL, or a power cut), and say so in the report and the log."""
+    prefix = _stage_prefix(name)
+    for entry in parent.glob(f"{glob.escape(prefix)}*.partial"):
+        pid = entry.name[len(prefix):].split(".", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)) or not entry.is_dir() or entry.is_symlink():
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        message = f"removed {entry}, the staging folder of an interrupted earlier run"
+        logger.warning(message)
+        report.notes.append(message)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def _commit(stage: Path, parent: Path, overwrite: bool) -> None:
@@ -214,7 +266,7 @@ def _commit(stage: Path, parent: Path, overwrite: bool) -> None:
         raise WriteError("the writer produced no output", file=stage)
     for entry in entries:
         target = parent / entry.name
-        if target.exists() and not overwrite:
+        if (target.exists() or target.is_symlink()) and not overwrite:
             raise WriteError("output already exists", file=target,
                              fix="pass --overwrite to replace it, or choose another path")
     backup = Path(tempfile.mkdtemp(prefix=".annobridge-old.", dir=parent))

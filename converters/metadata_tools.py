@@ -18,6 +18,7 @@ from typing import Any
 from annobridge.converters import engine
 from annobridge.core.errors import FormatError, MetadataTypeError, ReadError
 from annobridge.core.formats import ConversionReport, Context
+from annobridge.core.limits import open_image
 from annobridge.core.metadata import (
     UPDATE_MODES,
     check_consistent,
@@ -25,7 +26,7 @@ from annobridge.core.metadata import (
     read_metadata_table,
 )
 from annobridge.core.model import Dataset, DatasetItem, item_path
-from annobridge.core.plugins import FormatRegistry, get_plugin_manager
+from annobridge.core.plugins import FormatRegistry, call_each, get_plugin_manager
 
 
 @dataclass
@@ -158,7 +159,7 @@ def available_stats(registry_pm: Any | None = None) -> list[str]:
     """Every stat name offered by a plugin's ``metadata_stats`` hook."""
     pm = registry_pm or get_plugin_manager()
     names: list[str] = []
-    for offered in pm.hook.metadata_stats():
+    for _, offered in call_each(pm, "metadata_stats"):
         for name in offered or []:
             if name not in names:
                 names.append(name)
@@ -183,7 +184,6 @@ def compute_metadata(
         FormatError: a stat name no plugin offers.
         MetadataTypeError: a computed key clashes in type with existing metadata.
     """
-    from PIL import Image
 
     pm = plugin_manager or get_plugin_manager()
     known = available_stats(pm)
@@ -200,12 +200,10 @@ def compute_metadata(
         if p is None or not p.is_file():
             result.skipped_no_image.append(item.reference_id)
         else:
-            try:
-                with Image.open(p) as img:
-                    img.load()
-                    outputs = pm.hook.compute_metadata(item=item, image=img, stats=list(stats))
-            except OSError as exc:
-                raise ReadError(f"cannot read image: {exc}", file=p, item=item.reference_id) from exc
+            with open_image(p, item=item.reference_id) as img:
+                img.load()
+                outputs = [out for _, out in call_each(pm, "compute_metadata", item=item, image=img,
+                                                         stats=list(stats))]
             computed: dict[str, Any] = {}
             for out in reversed(outputs):  # trylast built-ins come last: others win
                 if out:

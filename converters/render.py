@@ -43,7 +43,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from annobridge.core.errors import AnnobridgeError, ReadError, WriteError
 from annobridge.core.model import DatasetHeader, DatasetItem
-from annobridge.core.paths import contained, safe_name
+from annobridge.core.paths import contained, media_file, safe_name
 
 logger = logging.getLogger(__name__)
 
@@ -80,24 +80,16 @@ def resolve_local(location: str | None, root: Path, what: str, item: str) -> tup
 
     A relative location is tried against ``root`` and then as given (readers such as KITTI
     already join their source folder); either way the path must lie inside ``root``
-    (:func:`annobridge.core.paths.contained`).
+    (:func:`annobridge.core.paths.media_file`).
     """
     if location is None:
         return None, f"no {what}"
-    if "://" in location:
+    path, why = media_file(location, root)
+    if path is not None:
+        return path, None
+    if why == "not a local file":
         return None, f"{what} is a URL (not fetched)"
-    candidates = [Path(location)] if os.path.isabs(location) else [root / location, Path(location)]
-    outside = False
-    for path in candidates:
-        rel = os.path.relpath(os.path.abspath(path), os.path.abspath(root))
-        try:
-            checked = contained(root, rel, what=what, item=item)
-        except AnnobridgeError:
-            outside = outside or path.exists()
-            continue
-        if checked.is_file():
-            return checked, None
-    if outside:
+    if why.startswith("outside"):
         logger.warning("item %r: %s %r is outside %s, not read", item, what, location, root)
         return None, f"{what} {location!r} is outside the root {str(root)!r} (not read)"
     return None, f"{what} {location!r} not found"

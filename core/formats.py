@@ -15,6 +15,9 @@ themselves on import: a plugin returns its formats from the ``register_formats``
 from __future__ import annotations
 
 import os
+import signal
+import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -242,7 +245,8 @@ class Context:
             yield from map(fn, iterable)
             return
         if self._pool is None:
-            self._pool = ProcessPoolExecutor(max_workers=self.workers)
+            self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_start,
+                                             initargs=(os.getpid(),))
         window: deque[Future[list[R]]] = deque()
         limit = self.workers * 4
         chunk: list[T] = []
@@ -258,10 +262,37 @@ class Context:
         while window:
             yield from window.popleft().result()
 
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(cancel_futures=True)
-            self._pool = None
+    def close(self, cancel: bool = False) -> None:
+        """Shut the worker pool down: wait for it, or (``cancel``, after an error or a signal)
+        stop its processes at once so nothing writes into a staging folder being removed."""
+        if self._pool is None:
+            return
+        pool, self._pool = self._pool, None
+        if not cancel:
+            pool.shutdown(cancel_futures=True)
+            return
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        pool.shutdown(wait=False, cancel_futures=True)
+        for proc in processes:
+            proc.terminate()
+        for proc in processes:
+            proc.join(timeout=5)
+            if proc.is_alive():
+                proc.kill()
+
+
+def _worker_start(parent: int) -> None:
+    """In each worker: leave Ctrl-C to the parent (which stops the workers itself, so no worker
+    prints a traceback), die on SIGTERM, and exit when the parent is gone (killed with SIGKILL)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+
+
+def _exit_with_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
 
 
 def local_path(location: str, base: Path | None = None) -> Path | None:

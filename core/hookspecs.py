@@ -25,8 +25,9 @@ def register_formats() -> list[Format]:
     after every plugin has been registered. Takes no arguments.
 
     Returns a list of :class:`~annobridge.core.formats.Format`; return ``None`` or an empty
-    list to provide none. Two plugins providing the same format name is an error that names
-    both plugins.
+    list to provide none. Two plugins providing the same format name fail the commands that
+    use that name, with an error naming both; a hook that raises is a warning naming the
+    plugin, and the other plugins keep working.
     """
 
 

@@ -19,45 +19,45 @@ import numpy as np
 from PIL import Image
 
 from annobridge.core.errors import ReadError, WriteError
+from annobridge.core.limits import open_image
 
 
-def read_mask_png(path: str | os.PathLike[str], encoding: str = "index") -> np.ndarray:
+def read_mask_png(path: str | os.PathLike[str] | io.BytesIO, encoding: str = "index", *,
+                  expected: tuple[int | None, int | None] | None = None,
+                  item: str | None = None) -> np.ndarray:
     """Read an index mask PNG as a ``(height, width)`` uint32 array.
 
+    The header is checked before decoding (:func:`annobridge.core.limits.check_pixels`): no
+    more pixels than the cap, nor than ``expected`` (the item's width, height) when given.
+
     Raises:
-        ReadError: the file is missing, not an image, or not in the declared encoding.
+        ReadError: the file is missing, not an image, too large, or not in the declared encoding.
     """
-    try:
-        with Image.open(path) as img:
-            mode = img.mode
-            if encoding == "rgb":
-                if mode not in ("RGB", "RGBA"):
-                    raise ReadError(
-                        f"panoptic PNG has mode {mode}, expected RGB (id = R + 256*G + 65536*B)",
-                        file=path,
-                    )
-                rgb = np.asarray(img, dtype=np.uint32)[..., :3]
-                return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-            if mode == "P":
-                arr = np.asarray(img)  # palette indices are the values
-            elif mode in ("L", "I;16", "I;16B", "I;16L", "I", "1"):
-                arr = np.asarray(img)
-            else:
+    with open_image(path, what="mask file", expected=expected, item=item) as img:
+        mode = img.mode
+        if encoding == "rgb":
+            if mode not in ("RGB", "RGBA"):
                 raise ReadError(
-                    f"index mask PNG has mode {mode}, expected one channel (8- or 16-bit)",
+                    f"panoptic PNG has mode {mode}, expected RGB (id = R + 256*G + 65536*B)",
                     file=path,
-                    fix="save the mask as a greyscale PNG whose pixel value is the segment index",
                 )
-            if arr.ndim != 2:
-                raise ReadError(f"index mask has shape {arr.shape}, expected 2D", file=path)
-            if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
-                raise ReadError("index mask has negative values", file=path)
-            return arr.astype(np.uint32)
-    except FileNotFoundError as exc:
-        raise ReadError("mask file does not exist", file=path,
-                        fix="put the PNG beside the annotations or fix its path") from exc
-    except OSError as exc:
-        raise ReadError(f"cannot read mask PNG: {exc}", file=path) from exc
+            rgb = np.asarray(img, dtype=np.uint32)[..., :3]
+            return rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+        if mode == "P":
+            arr = np.asarray(img)  # palette indices are the values
+        elif mode in ("L", "I;16", "I;16B", "I;16L", "I", "1"):
+            arr = np.asarray(img)
+        else:
+            raise ReadError(
+                f"index mask PNG has mode {mode}, expected one channel (8- or 16-bit)",
+                file=path,
+                fix="save the mask as a greyscale PNG whose pixel value is the segment index",
+            )
+        if arr.ndim != 2:
+            raise ReadError(f"index mask has shape {arr.shape}, expected 2D", file=path)
+        if arr.dtype.kind == "i" and arr.size and arr.min() < 0:
+            raise ReadError("index mask has negative values", file=path)
+        return arr.astype(np.uint32)
 
 
 def narrow_mask(array: np.ndarray, max_bits: Literal[8, 16]) -> np.ndarray:

@@ -48,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from annobridge.core.errors import MetadataTypeError, ReadError
+from annobridge.core.limits import MAX_INT_DIGITS, load_json
 
 TEXT_THRESHOLD = 250
 """A string field with more than this many distinct values is ``text`` (Nucleus)."""
@@ -377,7 +378,7 @@ def parse_cell(text: str) -> Any:
     low = s.lower()
     if low in ("true", "false"):
         return low == "true"
-    if _INT.fullmatch(s):
+    if _INT.fullmatch(s) and len(s) <= MAX_INT_DIGITS:  # longer: kept as text (core.limits)
         return int(s)
     if _FLOAT.fullmatch(s):
         value = float(s)
@@ -445,10 +446,7 @@ def read_metadata_table(path: str | Path, key: str, kind: str | None = None) -> 
         except UnicodeDecodeError as exc:
             raise ReadError(f"not UTF-8 text: {exc}", file=path) from exc
     else:
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ReadError(f"not valid JSON: {exc}", file=path) from exc
+        data = load_json(path.read_bytes(), file=path)  # finite numbers, bounded ints and depth
         if isinstance(data, dict):
             for name, md in data.items():
                 if not isinstance(md, dict):

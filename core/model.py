@@ -76,7 +76,7 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "cvat_outside": "CVAT video item: the outside keyframes of tracks on this frame, verbatim",
 }
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=False)
+_STRICT = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
 
 Number = Union[int, float]
 """A number kept as int or float as given, so ids built with ``str()`` match Nucleus's."""
@@ -554,6 +554,12 @@ class IndexMask(BaseModel):
     encoding: MaskEncoding = "index"
     _array: np.ndarray | None = PrivateAttr(default=None)
     _png: bytes | None = PrivateAttr(default=None)
+    _expected: tuple[int | None, int | None] | None = PrivateAttr(default=None)
+
+    def expect_size(self, width: int | None, height: int | None) -> None:
+        """The item's size: :meth:`load` refuses a PNG whose header declares more pixels
+        (before decoding it; see :func:`annobridge.core.limits.check_pixels`)."""
+        self._expected = (width, height)
 
     @classmethod
     def encoded(cls, array: np.ndarray) -> IndexMask:
@@ -598,7 +604,7 @@ class IndexMask(BaseModel):
             if self._png is not None:
                 self._array = read_mask_png(io.BytesIO(self._png), self.encoding)
             elif self.location is not None:
-                self._array = read_mask_png(self.location, self.encoding)
+                self._array = read_mask_png(self.location, self.encoding, expected=self._expected)
             else:
                 raise ValueError("index mask has neither an array nor a location")
         return self._array

@@ -78,11 +78,8 @@ def contained(
     problem = path_problem(location)
     root_path = Path(root)
     path = root_path / location.replace("\\", "/") if problem is None else None
-    if path is not None:
-        real_root = os.path.realpath(root_path)
-        real = os.path.realpath(path)
-        if real != real_root and not real.startswith(real_root.rstrip(os.sep) + os.sep):
-            problem = "the path leads outside its folder through a symbolic link"
+    if path is not None and not _inside(root_path, path):
+        problem = "the path leads outside its folder through a symbolic link"
     if problem is not None:
         raise error(
             f"{what} {location!r} is not inside {str(root_path)!r}: {problem}",
@@ -100,6 +97,50 @@ def is_contained(root: str | os.PathLike[str], location: str) -> bool:
     except AnnobridgeError:
         return False
     return True
+
+
+def source_root(source: str | os.PathLike[str] | None) -> Path | None:
+    """The folder a dataset's media must lie in: ``source`` when it is a folder, else its folder.
+
+    None for items built in memory (no source): their paths are the caller's own.
+    """
+    if source is None:
+        return None
+    path = Path(source)
+    return path if path.is_dir() else path.parent
+
+
+def media_file(location: str | None, root: Path | None) -> tuple[Path | None, str]:
+    """The local file a writer may read to copy ``location``, or None and why not.
+
+    A writer copying media (KITTI ``media=copy``, Nucleus point clouds) or drawing them
+    (``annobridge render``) reads only files inside ``root`` (see :func:`source_root`): a
+    relative location is tried under ``root`` and then as given (readers such as KITTI hand
+    on paths they joined to their source already); a file that is reached outside ``root``
+    (an absolute path elsewhere, ``..``, a symbolic link out) is not read, nor is a URL, and
+    the caller reports it as a skip with the reason returned here (``"not a local file"``,
+    ``"missing"``, or one starting ``"outside the source folder"``).
+    """
+    if not location or "://" in location:
+        return None, "not a local file"
+    if "\x00" in location:
+        return None, "the path contains a NUL byte"
+    candidates = [Path(location)]
+    if root is not None and path_problem(location) is None:
+        candidates.insert(0, root / location)
+    for path in candidates:
+        if not path.is_file():
+            continue
+        if root is not None and not _inside(root, path):
+            return None, f"outside the source folder {str(root)!r}"
+        return path, ""
+    return None, "missing"
+
+
+def _inside(root: Path, path: Path) -> bool:
+    real_root = os.path.realpath(root)
+    real = os.path.realpath(path)
+    return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)
 
 
 _SAFE = "-_.,+=@()[]{}~!$&' "

@@ -12,6 +12,7 @@ import pkgutil
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import pluggy
 
@@ -76,35 +77,71 @@ def get_plugin_manager(*, load_entry_points: bool = True) -> PluginManager:
     return pm
 
 
+def call_each(pm: pluggy.PluginManager, hook: str, **kwargs: Any) -> list[tuple[str, Any]]:
+    """Call every implementation of ``hook`` in pluggy's order, one at a time.
+
+    A plugin whose hook raises is logged as a warning by plugin name and recorded in
+    ``pm.failures`` (``annobridge plugins`` lists it); the others still run.
+
+    Returns:
+        ``(plugin name, result)`` for each implementation that returned normally.
+    """
+    out = []
+    for impl in reversed(getattr(pm.hook, hook).get_hookimpls()):
+        name = pm.get_name(impl.plugin) or repr(impl.plugin)
+        try:
+            out.append((name, impl.function(*[kwargs[a] for a in impl.argnames])))
+        except Exception as exc:  # a broken plugin must not take the others down
+            logger.warning("plugin %r: hook %s raised %s: %s", name, hook, type(exc).__name__, exc)
+            failures = getattr(pm, "failures", None)
+            if failures is not None:
+                failures.append(PluginFailure(name, f"{hook} raised {type(exc).__name__}: {exc}"))
+    return out
+
+
 @dataclass
 class FormatRegistry:
-    """The formats every registered plugin provides, by name."""
+    """The formats every registered plugin provides, by name.
+
+    A format name claimed by two plugins is in ``conflicts`` (name -> the plugins' formats),
+    not in ``formats``: only commands that use that name fail.
+    """
 
     formats: dict[str, Format] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
+    conflicts: dict[str, list[Format]] = field(default_factory=dict)
 
     @classmethod
     def from_manager(cls, pm: pluggy.PluginManager) -> FormatRegistry:
+        results = call_each(pm, "register_formats")
         registry = cls(failures=list(getattr(pm, "failures", [])))
-        for impl in pm.hook.register_formats.get_hookimpls():
-            plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
-            provided = impl.function() or []
+        for plugin_name, provided in reversed(results):  # registration order: built-ins first
+            if not isinstance(provided, (list, tuple)):
+                provided = [] if provided is None else [provided]
             for fmt in provided:
                 if not isinstance(fmt, Format):
-                    raise PluginError(
-                        f"plugin {plugin_name!r} returned {type(fmt).__name__} from register_formats, "
-                        "expected annobridge.Format"
-                    )
-                if fmt.name in registry.formats:
-                    other = registry.formats[fmt.name].plugin
-                    raise PluginError(
-                        f"format {fmt.name!r} is provided by both {other!r} and {plugin_name!r}",
-                        fix="uninstall one of the plugins",
-                    )
-                registry.formats[fmt.name] = _with_plugin(fmt, plugin_name)
+                    problem = f"returned {type(fmt).__name__} from register_formats, expected annobridge.Format"
+                    logger.warning("plugin %r %s", plugin_name, problem)
+                    registry.failures.append(PluginFailure(plugin_name, problem))
+                    continue
+                fmt = _with_plugin(fmt, plugin_name)
+                if fmt.name in registry.conflicts:
+                    registry.conflicts[fmt.name].append(fmt)
+                elif fmt.name in registry.formats:
+                    registry.conflicts[fmt.name] = [registry.formats.pop(fmt.name), fmt]
+                    logger.warning("format %r is provided by both %r and %r; commands using it will fail",
+                                   fmt.name, registry.conflicts[fmt.name][0].plugin, plugin_name)
+                else:
+                    registry.formats[fmt.name] = fmt
+        if hasattr(pm, "failures"):
+            pm.failures.extend(registry.failures[len(pm.failures):])  # for `annobridge plugins`
         return registry
 
     def get(self, name: str) -> Format:
+        if name in self.conflicts:
+            plugins = " and ".join(repr(f.plugin) for f in self.conflicts[name])
+            raise PluginError(f"format {name!r} is provided by both {plugins}",
+                              fix="uninstall one of the plugins (annobridge plugins lists them)")
         try:
             return self.formats[name]
         except KeyError:

@@ -6,10 +6,13 @@ The matrices' meaning and the box geometry built on them live in
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
-from annobridge.core.camera import Calib
+import numpy as np
+
+from annobridge.core.camera import Calib, Transform
 from annobridge.core.errors import ReadError
 
 CALIB_SIZES: dict[str, int] = {
@@ -90,6 +93,9 @@ def read_calib(path: Path) -> Calib:
                                     where=f"line {lineno}",
                                     fix="a calibration line is 'KEY: v1 v2 ...' with numbers only")
                 values.append(float(tok))
+                if not math.isfinite(values[-1]):
+                    raise ReadError(f"value {col - 1} of {key} is {tok!r}, out of range for a double",
+                                    file=path, where=f"line {lineno}", fix="calibration values must be finite")
             expected = CALIB_SIZES.get(key)
             if expected is not None and len(values) != expected:
                 raise ReadError(f"{key} has {len(values)} values, expected {expected}", file=path,
@@ -97,7 +103,21 @@ def read_calib(path: Path) -> Calib:
             if key in calib:
                 raise ReadError(f"key {key} appears twice", file=path, where=f"line {lineno}")
             calib[key] = values
+    if not missing_3d_keys(calib):
+        _check_invertible(calib, path)
     return calib
+
+
+def _check_invertible(calib: Calib, path: Path) -> None:
+    """A LiDAR frame needs R0_rect x Tr_velo_to_cam to be invertible with finite numbers."""
+    try:
+        t = Transform(calib)
+        ok = bool(np.isfinite(t.rect_to_velo).all() and np.isfinite(t.velo_to_rect).all())
+    except np.linalg.LinAlgError:
+        ok = False
+    if not ok:
+        raise ReadError("R0_rect x Tr_velo_to_cam is singular (no LiDAR frame can be derived)", file=path,
+                        fix="check the calibration's R0_rect and Tr_velo_to_cam")
 
 
 def missing_3d_keys(calib: Calib) -> list[str]:

@@ -84,6 +84,7 @@ from pydantic import BaseModel, ConfigDict
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
+from annobridge.core.limits import load_json
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
@@ -178,26 +179,9 @@ def _load_json(path: Path) -> Any:
     built would walk all of them again (three times the whole conversion on 40k objects).
     :func:`_items` unfreezes when it is done.
     """
-    raw = path.read_bytes()
-    try:
-        data = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        data = _MISSING  # integers beyond 64 bits and NaN are valid for Python's json
-    if data is not _MISSING:
-        del raw
-        gc.freeze()
-        return data
-    try:
-        data = json.loads(raw)
-        gc.freeze()
-        return data
-    except json.JSONDecodeError as exc:
-        raise ReadError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                        file=path, where=f"line {exc.lineno}",
-                        fix="the file may be truncated or not JSON; re-export it") from exc
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"not UTF-8 text: {exc.reason}", file=path,
-                        fix="COCO files are UTF-8 JSON") from exc
+    data = load_json(path.read_bytes(), file=path)  # finite numbers, bounded ints and depth
+    gc.freeze()
+    return data
 
 
 def _dumps(obj: Any) -> bytes:

@@ -54,6 +54,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import shutil
 import zlib
@@ -70,6 +71,7 @@ from pydantic import BaseModel, ConfigDict
 from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.formats import Capabilities, Context, Format, local_path
 from annobridge.core.hookspecs import hookimpl
+from annobridge.core.limits import json_decoder, load_json, open_image
 from annobridge.core.masks import read_mask_png
 from annobridge.core.model import (
     Category,
@@ -80,6 +82,7 @@ from annobridge.core.model import (
     Segment,
     SegmentationAnnotation,
 )
+from annobridge.core.paths import contained
 from annobridge.core.segmentation import mask_runs, mask_stats, relabel
 
 logger = logging.getLogger(__name__)
@@ -119,7 +122,7 @@ def _masks_dir(path: Path) -> Path:
 # --------------------------------------------------------------------------- reading
 
 
-_DECODER = json.JSONDecoder()
+_DECODER = json_decoder()  # refuses NaN, Infinity, 1e400 and huge integers
 _WS = re.compile(r"[ \t\n\r]*")
 
 
@@ -190,7 +193,7 @@ def _scan(text: str) -> dict[str, Any] | None:
                 return out if i == len(text) else None
             if c != ",":
                 return None
-    except (json.JSONDecodeError, IndexError):
+    except (json.JSONDecodeError, IndexError, RecursionError):
         return None
 
 
@@ -202,14 +205,8 @@ def _load(path: Path) -> Any:
     except UnicodeDecodeError:
         text = None
     data = _scan(text) if text is not None else None
-    if data is None:  # not a plain object: let json report the problem (or parse odd encodings)
-        try:
-            data = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise ReadError(f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}",
-                            file=path) from exc
-        except UnicodeDecodeError as exc:
-            raise ReadError(f"not UTF-8 text: {exc}", file=path) from exc
+    if data is None:  # not a plain object: let the strict loader report the problem
+        data = load_json(raw, file=path)
     return data
 
 
@@ -359,7 +356,12 @@ def _plan_annotation(path: Path, masks: Path, plan: _ImagePlan, k: int, ann: dic
         context.error(ReadError("segments_info is missing or not a list", file=path,
                                 where=f"{where}/segments_info", item=plan.reference_id))
         return
-    plan.ann_index, plan.ann, plan.png = k, ann, str(masks / fname)
+    try:
+        png = contained(masks, fname, what="file_name", file=path, where=where, item=plan.reference_id)
+    except ReadError as exc:
+        context.error(exc)
+        return
+    plan.ann_index, plan.ann, plan.png = k, ann, str(png)
     seen: dict[int, int] = {}
     for j, info in enumerate(infos):
         w = f"{where}/segments_info/{j}"
@@ -394,16 +396,17 @@ def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:
         return plan, None
     if not plan.check:
         return plan, {"unchecked": True}
-    try:
-        with Image.open(plan.png) as img:
-            mode, size, fmt = img.mode, img.size, img.format
-            if mode not in ("RGB", "RGBA"):
-                return plan, {"mode": mode, "size": size}
-            rgb = np.asarray(img, dtype=np.uint32)
-    except FileNotFoundError:
+    if not os.path.lexists(plan.png):
         return plan, {"missing": True}
-    except OSError as exc:
-        return plan, {"unreadable": str(exc)}
+    try:
+        with open_image(plan.png, what="panoptic PNG", item=plan.reference_id) as img:
+            mode, size, fmt = img.mode, img.size, img.format
+            iw, ih = plan.image.get("width"), plan.image.get("height")
+            if mode not in ("RGB", "RGBA") or (iw is not None and iw != size[0]) or (ih is not None and ih != size[1]):
+                return plan, {"mode": mode, "size": size}  # refused by _check_png, never decoded
+            rgb = np.asarray(img, dtype=np.uint32)
+    except ReadError as exc:
+        return plan, {"unreadable": exc.problem}
     ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
     _LAST_DECODED.clear()
     _LAST_DECODED[plan.png] = (ids, mode == "RGB" and fmt == "PNG")
@@ -449,12 +452,7 @@ def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
                                 fix=f"put {plan.ann['file_name']} in the PNG folder or pass --option masks=DIR"))
         return None
     if "unreadable" in result:
-        context.error(ReadError(f"cannot read panoptic PNG: {result['unreadable']}", file=png, item=ref))
-        return None
-    if "ids" not in result:
-        context.error(ReadError(f"PNG has mode {result['mode']}, expected RGB (id = R + 256*G + 65536*B)",
-                                file=png, where=where, item=ref,
-                                fix="save panoptic masks as 8-bit RGB PNGs"))
+        context.error(ReadError(result["unreadable"], file=png, item=ref))
         return None
     w, h = result["size"]
     iw, ih = plan.image.get("width"), plan.image.get("height")
@@ -462,6 +460,11 @@ def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
         context.error(ReadError(f"PNG is {w}x{h}, the image entry says {iw}x{ih} (width x height)",
                                 file=png, where=f"#/images/{plan.n}", item=ref,
                                 fix="panoptic PNGs have the size of their image"))
+        return None
+    if "ids" not in result:
+        context.error(ReadError(f"PNG has mode {result['mode']}, expected RGB (id = R + 256*G + 65536*B)",
+                                file=png, where=where, item=ref,
+                                fix="save panoptic masks as 8-bit RGB PNGs"))
         return None
     counts: dict[int, int] = result["ids"]
     listed = {s.index for s in plan.segments}
@@ -545,6 +548,7 @@ class _PngJob:
     segments: list[tuple[int, int, tuple[int, int, int]]]  # (index, isthing, colour)
     generate: bool
     stuff_colors: frozenset[tuple[int, int, int]]
+    expected: tuple[int | None, int | None] | None = None  # the item's size: a larger PNG is refused undecoded
 
 
 def _write_png(job: _PngJob) -> dict[str, Any]:
@@ -557,7 +561,7 @@ def _write_png(job: _PngJob) -> dict[str, Any]:
         arr = cached[0]
         copy_from = job.location if cached[1] and not job.generate else None
     elif job.encoding == "rgb" and not job.generate and job.location is not None:
-        with Image.open(job.location) as img:
+        with open_image(job.location, what="panoptic PNG", item=job.reference_id, expected=job.expected) as img:
             if img.mode not in ("RGB", "RGBA"):
                 raise ReadError(f"panoptic PNG has mode {img.mode}, expected RGB", file=job.location,
                                 item=job.reference_id)
@@ -565,7 +569,8 @@ def _write_png(job: _PngJob) -> dict[str, Any]:
             rgb = np.asarray(img, dtype=np.uint32)
         arr = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
     else:
-        arr = read_mask_png(job.location, job.encoding)  # type: ignore[arg-type]
+        arr = read_mask_png(job.location, job.encoding, expected=job.expected,  # type: ignore[arg-type]
+                            item=job.reference_id)
     stats = mask_stats(arr).as_dict()
     mapping: dict[int, int] = {}
     out_segments: dict[int, tuple[int, int, list[int]]] = {}
@@ -686,11 +691,13 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
             if location is not None and not seg.mask.is_loaded and local_path(location) is None:
                 raise WriteError(f"mask {location} is a URL; coco-panoptic needs local PNGs",
                                  item=item.reference_id, fix="download the masks first")
+            dst = contained(masks, png, what="segmentation file_name", item=item.reference_id, error=WriteError)
             job = _PngJob(
-                reference_id=item.reference_id, file_name=png, dst=str(masks / png),
+                reference_id=item.reference_id, file_name=png, dst=str(dst),
                 location=location if not seg.mask.is_loaded else None,
                 encoding=seg.mask.encoding, array=seg.mask.load() if seg.mask.is_loaded else None,
                 segments=segs, generate=generate, stuff_colors=state.stuff_colors,
+                expected=(item.width, item.height),
             )
             yield item, seg, job
 

@@ -35,8 +35,10 @@ from annobridge.core.formats import (
     relative_location,
 )
 from annobridge.core.hookspecs import hookimpl
+from annobridge.core.limits import load_json
 from annobridge.core.masks import write_mask_png
 from annobridge.core.model import Dataset, DatasetHeader, DatasetItem, IndexMask, SegmentationAnnotation
+from annobridge.core.paths import contained
 
 HEADER_KEY = "annobridge_header"
 VERSION = 1
@@ -49,22 +51,21 @@ def _validation_problem(exc: ValidationError) -> str:
     return f"{loc}: {msg}" if loc else msg
 
 
-def _reference_id(line: str) -> str | None:
-    """The item's reference id for an error message, when the line parses at all."""
-    try:
-        ref = json.loads(line).get("reference_id")
-    except (ValueError, AttributeError):
-        return None
+def _reference_id(raw: object) -> str | None:
+    """The item's reference id for an error message, when the line holds one."""
+    ref = raw.get("reference_id") if isinstance(raw, dict) else None
     return ref if isinstance(ref, str) else None
 
 
 def read(path: Path, options: NoOptions, context: Context) -> Dataset:
     """Read a canonical JSONL file; items are parsed lazily, line by line."""
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:
         first = fh.readline()
     try:
-        head = json.loads(first)[HEADER_KEY]
+        head = load_json(first, file=path, where="line 1")[HEADER_KEY]
         header = DatasetHeader.model_validate(head["header"])
+    except ReadError:
+        raise
     except (ValueError, KeyError, TypeError) as exc:
         raise ReadError(f"line 1 is not an annobridge header: {exc}", file=path, where="line 1",
                         fix=f'the first line must be {{"{HEADER_KEY}": {{"version": 1, "header": ...}}}}') from exc
@@ -75,27 +76,35 @@ def read(path: Path, options: NoOptions, context: Context) -> Dataset:
 
 def _items(path: Path, context: Context) -> Iterator[DatasetItem]:
     base = path.parent
-    with open(path, encoding="utf-8") as fh:
+    with open(path, "rb") as fh:  # bytes: a line that is not UTF-8 is one error, not the end
         fh.readline()
         for lineno, line in enumerate(fh, start=2):
             if not line.strip():
                 continue
+            where = f"line {lineno}"
             try:
-                item = DatasetItem.model_validate_json(line)
+                raw = load_json(line, file=path, where=where)  # finite numbers, bounded ints and depth
+                item = DatasetItem.model_validate(raw)
+                for ann in item.annotations + item.predictions:
+                    if isinstance(ann, SegmentationAnnotation) and ann.mask.location:
+                        ann.mask.location = _resolve(ann.mask.location, base, path, where, item.reference_id)
+                        ann.mask.expect_size(item.width, item.height)
+            except ReadError as exc:
+                context.error(exc)
+                continue
             except ValidationError as exc:
-                context.error(ReadError(_validation_problem(exc), file=path, where=f"line {lineno}",
-                                        item=_reference_id(line),
+                context.error(ReadError(_validation_problem(exc), file=path, where=where,
+                                        item=_reference_id(raw),
                                         fix="each line must be one DatasetItem as JSON"))
                 continue
-            for ann in item.annotations + item.predictions:
-                if isinstance(ann, SegmentationAnnotation) and ann.mask.location:
-                    ann.mask.location = _resolve(ann.mask.location, base)
             yield item
 
 
-def _resolve(location: str, base: Path) -> str:
-    resolved = local_path(location, base)
-    return location if resolved is None else os.path.normpath(resolved)
+def _resolve(location: str, base: Path, path: Path, where: str, item: str) -> str:
+    """A mask location resolved against the file's folder, which it must stay inside."""
+    if local_path(location, base) is None:
+        return location  # a URL
+    return os.path.normpath(contained(base, location, what="mask location", file=path, where=where, item=item))
 
 
 

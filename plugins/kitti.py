@@ -149,6 +149,7 @@ from annobridge.core import camera
 from annobridge.core.errors import FormatError, ReadError, WriteError
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
+from annobridge.core.limits import MAX_INT_DIGITS, open_image
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
@@ -160,6 +161,7 @@ from annobridge.core.model import (
     Point3D,
     Scene,
 )
+from annobridge.core.paths import contained, media_file, safe_name, source_root
 from annobridge.core.pointclouds import load_points
 from annobridge.plugins import _kitti_calib as kitti_calib
 
@@ -218,8 +220,8 @@ def load_label_map(path: Path | None) -> dict[str, str | None]:
         return {}
     try:
         text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise FormatError(f"cannot read label map: {exc.strerror or exc}", file=path) from exc
+    except (OSError, UnicodeDecodeError) as exc:
+        raise FormatError(f"cannot read label map: {getattr(exc, 'strerror', None) or exc}", file=path) from exc
     if text.lstrip().startswith("{"):
         try:
             data = json.loads(text)
@@ -276,7 +278,7 @@ def parse_row(line: str, path: Path, lineno: int, *, prefix: int = 0) -> Row:
     where = f"line {lineno}"
     head = tokens[:prefix]
     for i, tok in enumerate(head):
-        if not re.fullmatch(r"-?\d+", tok):
+        if not re.fullmatch(r"-?\d+", tok) or len(tok) > MAX_INT_DIGITS:
             what = ("frame", "track id")[i]
             raise ReadError(f"column {i + 1} ({what}) is not an integer: {tok!r}", file=path, where=where,
                             fix="tracking rows start with 'frame track_id type ...'")
@@ -292,7 +294,13 @@ def parse_row(line: str, path: Path, lineno: int, *, prefix: int = 0) -> Row:
         if n - k >= 1 and not kitti_calib.is_number(rest[n - k - 1]):
             nums = rest[n - k:]
             if kitti_calib.all_numbers(nums):
-                return Row(" ".join(rest[: n - k]) if n - k > 1 else rest[0], nums, [float(t) for t in nums], head)
+                values = [float(t) for t in nums]
+                for col, (tok, v) in enumerate(zip(nums, values), start=prefix + n - k + 1):
+                    if not math.isfinite(v) or len(tok) > MAX_INT_DIGITS:
+                        raise ReadError(f"column {col} is {tok[:40]!r}, out of range", file=path, where=where,
+                                        fix="every number in a KITTI row must be finite and at most "
+                                            f"{MAX_INT_DIGITS} characters long")
+                return Row(" ".join(rest[: n - k]) if n - k > 1 else rest[0], nums, values, head)
     if n in (15, 16):
         for col, tok in enumerate(rest[1:], start=1):
             if not kitti_calib.is_number(tok):
@@ -480,6 +488,8 @@ def _names(folder: Path | None, exts: tuple[str, ...]) -> dict[str, str]:
         for e in it:
             stem, ext = os.path.splitext(e.name)
             if ext.lower() in exts and stem not in out and e.is_file():
+                if e.is_symlink():  # a link out of the folder is refused (core.paths.contained)
+                    contained(folder, e.name, what="file", file=e.path)
                 out[stem] = e.path
     return out
 
@@ -491,14 +501,9 @@ def _stems(folder: Path | None, exts: tuple[str, ...]) -> dict[str, Path]:
 def _image_size(path: Path | None) -> tuple[int | None, int | None]:
     if path is None:
         return None, None
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-        return int(w), int(h)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ReadError(f"cannot read the image header: {exc}", file=path) from exc
+    with open_image(path) as im:  # header only; a broken or oversized file is a ReadError
+        w, h = im.size
+    return int(w), int(h)
 
 
 def _imagesets(layout: Layout) -> dict[str, list[str]]:
@@ -954,6 +959,7 @@ class FrameJob:
     tracking: tuple[str, int] | None = None  # (sequence, frame)
     write_label_file: bool = True
     track_ids: dict[str, int] = field(default_factory=dict)  # track_reference_id -> KITTI track id
+    media_root: Path | None = None  # media are copied only from inside it (core.paths.media_file)
 
 
 @dataclass
@@ -1185,8 +1191,9 @@ def write_frame(job: FrameJob) -> FrameResult:
         if extra:
             drops.append(("item metadata", "KITTI holds no item metadata (camera_params become calib)", 1))
     size = (image.width, image.height) if image is not None else (None, None)
-    if image is not None and size[0] is None and image.image_location and os.path.isfile(image.image_location):
-        size = _image_size(Path(image.image_location))
+    image_src, image_skip = media_file(image.image_location if image is not None else None, job.media_root)
+    if image is not None and size[0] is None and image_src is not None:
+        size = _image_size(image_src)
     members = [i for i in (image, cloud) if i is not None]
     gt_boxes = [a for i in members for a in i.annotations if a.type == "box"]
     gt_cubs = [a for i in members for a in i.annotations if a.type == "cuboid"]
@@ -1209,14 +1216,17 @@ def write_frame(job: FrameJob) -> FrameResult:
             seq, f = job.tracking
             img_dir, velo_dir, name = sd / "image_02" / seq, sd / "velodyne" / seq, f"{f:06d}"
         if image is not None and image.image_location:
-            src = Path(image.image_location)
-            if "://" not in image.image_location and src.is_file():
+            if image_src is not None:
                 img_dir.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(src, img_dir / f"{name}{src.suffix.lower() or '.png'}")
-            else:
+                shutil.copyfile(image_src, img_dir / f"{name}{image_src.suffix.lower() or '.png'}")
+            elif image_skip == "missing" or image_skip == "not a local file":
                 drops.append(("image file", "missing or not a local file; not copied into image_2/", 1))
-        if cloud is not None:
-            src = Path(cloud.pointcloud_location)  # type: ignore[arg-type]
+            else:
+                drops.append(("image file", f"{image_skip}; not copied into image_2/", 1))
+        src, cloud_skip = media_file(cloud.pointcloud_location if cloud is not None else None, job.media_root)
+        if cloud is not None and src is None:
+            drops.append(("point cloud file", f"{cloud_skip}; not copied into velodyne/", 1))
+        elif cloud is not None and src is not None:
             velo_dir.mkdir(parents=True, exist_ok=True)
             if src.suffix == ".bin":
                 shutil.copyfile(src, velo_dir / f"{name}.bin")
@@ -1256,7 +1266,8 @@ def _frames(items: Iterator[DatasetItem]) -> Iterator[list[DatasetItem]]:
 
 
 def _safe_stem(name: str) -> str:
-    return name.replace("/", "_").replace("\\", "_").replace("\n", "_")
+    """A frame or sequence file name from an id: one component, never ``..`` (core.paths)."""
+    return safe_name(name.replace("/", "_").replace("\\", "_").replace("\n", "_"))
 
 
 class _CalibSource:
@@ -1292,6 +1303,7 @@ def write(dataset: Dataset, destination: Path, options: KittiWriteOptions, conte
     """Write the KITTI object layout under ``destination``."""
     mapping = load_label_map(options.label_map)
     calibs = _CalibSource(options.calib)
+    media_root = source_root(dataset.source)
     destination.mkdir(parents=True, exist_ok=True)
     used: set[str] = set()
     imagesets: dict[str, list[str]] = {}
@@ -1320,7 +1332,7 @@ def write(dataset: Dataset, destination: Path, options: KittiWriteOptions, conte
                           if i.attributes.get("kitti_split") in ("training", "testing")), options.split)
             label_file = all(i.attributes.get("kitti_label_file", True) is not False for i in group)
             yield FrameJob(stem, group, calibs.get(stem, group), destination / split, options.media, mapping,
-                           OBJECT_STYLE, None, label_file)
+                           OBJECT_STYLE, None, label_file, media_root=media_root)
 
     for res in context.map(write_frame, jobs()):
         _record(context, res)
@@ -1343,6 +1355,7 @@ def write_tracking(dataset: Dataset, destination: Path, options: KittiWriteOptio
     """Write the KITTI tracking layout: ``label_02/SSSS.txt`` per scene."""
     mapping = load_label_map(options.label_map)
     calibs = _CalibSource(options.calib)
+    media_root = source_root(dataset.source)
     destination.mkdir(parents=True, exist_ok=True)
     seq_names: dict[str, str] = {}
     loose = [0]
@@ -1389,7 +1402,7 @@ def write_tracking(dataset: Dataset, destination: Path, options: KittiWriteOptio
                 (destination / split / "calib").mkdir(parents=True, exist_ok=True)
                 (destination / split / "calib" / f"{seq}.txt").write_text(kitti_calib.format_calib(calib), encoding="utf-8")
             yield FrameJob(f"{seq}/{f:06d}", group, calib, destination / split, options.media,
-                           mapping, TRACKING_STYLE, (seq, f), track_ids=frame_ids)
+                           mapping, TRACKING_STYLE, (seq, f), track_ids=frame_ids, media_root=media_root)
 
     try:
         for res in context.map(write_frame, jobs()):

@@ -122,6 +122,7 @@ from pydantic import BaseModel, ConfigDict, field_validator
 from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
+from annobridge.core.limits import load_json, open_image
 from annobridge.core.metadata import (
     MISSING,
     FieldStats,
@@ -146,6 +147,7 @@ from annobridge.core.model import (
     Segment,
     SegmentationAnnotation,
 )
+from annobridge.core.paths import contained, path_problem, safe_name
 
 logger = logging.getLogger(__name__)
 
@@ -358,13 +360,7 @@ class LightlyTaskWriteOptions(BaseModel):
 
 
 def _load_json(path: Path, base: Path | None = None) -> Any:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise ReadError(f"not UTF-8 text: {exc}", file=path) from exc
-    except json.JSONDecodeError as exc:
-        raise ReadError(f"not valid JSON: {exc.msg}", file=path, where=f"line {exc.lineno}",
-                        fix="remove comments, trailing commas and placeholders such as [...]") from exc
+    return load_json(path.read_bytes(), file=path)  # finite numbers, bounded ints and depth
 
 
 def _json_files(folder: Path, skip_top: frozenset[str] = frozenset()) -> dict[str, Path]:
@@ -741,14 +737,13 @@ def _prediction_file(path: Path, task: TaskSchema) -> tuple[str, list[Any]]:
 
 
 def _image_size(path: Path | None) -> tuple[int, int] | None:
+    """The image's header size; None when it is missing or unreadable (the size is informative)."""
     if path is None or not path.is_file():
         return None
     try:
-        from PIL import Image
-
-        with Image.open(path) as img:
+        with open_image(path) as img:
             return img.size
-    except OSError:
+    except ReadError:
         return None
 
 
@@ -800,6 +795,7 @@ def read(path: Path, options: LightlyReadOptions, context: Context) -> Dataset:
         if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
             raise ReadError("tasks.json must be a list of task names", file=tasks_path)
         for name in names:
+            contained(pred_dir, name, what="task name", file=tasks_path)
             if not (pred_dir / name).is_dir():
                 raise ReadError(f"task {name!r} is listed but has no folder", file=tasks_path,
                                 fix=f"create {pred_dir / name}/schema.json or remove the task")
@@ -950,9 +946,10 @@ def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOp
             scene.attributes["n_frames"] = n
         header.scenes[ref] = scene
         return None
-    size = _image_size(base / file_name) if kind == "image" else None
+    image = contained(base, file_name, what="file_name", file=entry.metadata_file, item=entry.stem)
+    size = _image_size(image) if kind == "image" else None
     item = _build(DatasetItem, 
-        reference_id=entry.stem, image_location=str(base / file_name), pointcloud_location=None,
+        reference_id=entry.stem, image_location=str(image), pointcloud_location=None,
         width=size[0] if size else None, height=size[1] if size else None,
         metadata=metadata, attributes={"file_name": file_name}, annotations=[], predictions=[], scene=None)
     if kind == "frame":
@@ -1019,6 +1016,9 @@ class _Tasks:
             name = self.force_name
         elif not isinstance(name, str) or not name:
             name = self.default_name or DEFAULT_TASK_NAMES[tt]
+        if path_problem(name) is not None:  # a task name is a folder under predictions/
+            raise WriteError(f"task name {name!r} is not inside predictions/: {path_problem(name)}",
+                             item=ann.reference_id, fix="task names are plain folder names")
         task = self.tasks.get(name)
         if task is None:
             given = self.known.get(name)
@@ -1235,9 +1235,10 @@ class _PredictionWriter:
     def finish(self, folder: Path) -> list[str]:
         """Write each task's schema.json; returns the task names."""
         for task in self.tasks.tasks.values():
-            (folder / task.name).mkdir(parents=True, exist_ok=True)
+            task_dir = contained(folder, task.name, what="task name", error=WriteError)
+            task_dir.mkdir(parents=True, exist_ok=True)
             cats = sorted(task.categories, key=lambda c: c["id"])
-            _write_json(folder / task.name / "schema.json", {"task_type": task.task_type, "categories": cats})
+            _write_json(task_dir / "schema.json", {"task_type": task.task_type, "categories": cats})
         if self.clipped:
             self.context.report.drop("prediction:box:clipped",
                                      "box clipped to x, y >= 0 and the image (Lightly refuses values outside)",
@@ -1262,7 +1263,21 @@ def _write_json(path: Path, data: Any) -> None:
         fh.write(json.dumps(data, ensure_ascii=False) + "\n")
 
 
+def _staged(root: Path, rel: str) -> Path:
+    """``root / rel`` for a file the writer makes; never outside ``root`` (core.paths)."""
+    return contained(root, rel, what="file name", error=WriteError)
+
+
 def _item_file_name(item: DatasetItem, root: Path | None) -> str:
+    """The item's Lightly file name; an id that is no safe relative path goes through safe_name."""
+    name = _item_file_name_as_given(item, root)
+    if path_problem(name) is None:
+        return name
+    ext = split_ext(name)[1]
+    return safe_name(item.reference_id) + (ext if ext.lower() in IMAGE_EXTENSIONS else ".png")
+
+
+def _item_file_name_as_given(item: DatasetItem, root: Path | None) -> str:
     if root is not None and item.image_location and "://" not in item.image_location:
         try:
             rel = os.path.relpath(Path(item.image_location).resolve(), root.resolve())
@@ -1311,7 +1326,7 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
     for fn, per_task, clipped in context.map(_encode_job, jobs()):
         preds.clipped += clipped
         for task, rows in per_task.items():
-            _write_json(pred_dir / task / _json_rel(fn), {"file_name": fn, "predictions": rows})
+            _write_json(_staged(pred_dir, f"{task}/{_json_rel(fn)}"), {"file_name": fn, "predictions": rows})
     # videos and frames
     scenes = header.scenes
     for ref, scene in scenes.items():
@@ -1346,7 +1361,7 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
     for fn, per_task, clipped in context.map(_encode_job, frame_jobs):
         preds.clipped += clipped
         for task, rows in per_task.items():
-            _write_json(pred_dir / task / _json_rel(fn), {"file_name": fn, "predictions": rows})
+            _write_json(_staged(pred_dir, f"{task}/{_json_rel(fn)}"), {"file_name": fn, "predictions": rows})
     task_names = preds.finish(pred_dir)
     if task_names:
         _write_json(pred_dir / "tasks.json", task_names)
@@ -1403,7 +1418,7 @@ class MetadataBuffer:
             with open(self.path, encoding="utf-8") as fh:
                 for line in fh:
                     fn, kind, md = json.loads(line)
-                    _write_json(folder / _json_rel(fn),
+                    _write_json(_staged(folder, _json_rel(fn)),
                                 {"file_name": fn, "type": kind, "metadata": _widened(md, floats)})
         finally:
             self.path.unlink(missing_ok=True)
@@ -1442,6 +1457,7 @@ def _task_items(files: dict[str, Path], task: TaskSchema, images: Path, options:
     for p in files.values():
         try:
             fn, singles = _prediction_file(p, task)
+            contained(images, fn, what="file_name", file=p, item=split_ext(fn)[0])
             if check and not (images / fn).is_file():
                 raise ReadError(f"image {fn!r} does not exist in {images}", file=p, where="#/file_name",
                                 fix="fix file_name or pass --option images=DIR")
@@ -1499,7 +1515,7 @@ def write_task_folder(dataset: Dataset, destination: Path, options: LightlyTaskW
     for fn, per_task, clipped in context.map(_encode_job, jobs()):
         preds.clipped += clipped
         rows = per_task.get(name, [])
-        _write_json(destination / _json_rel(fn), {"file_name": fn, "predictions": rows})
+        _write_json(_staged(destination, _json_rel(fn)), {"file_name": fn, "predictions": rows})
     if not preds.tasks.tasks:
         preds.tasks.tasks[name] = TaskSchema(name, only, [
             {"id": c.id, "name": c.name} for c in dataset.header.categories])

@@ -116,6 +116,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import re
 from collections import Counter
 from collections.abc import Iterator
@@ -124,7 +125,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
@@ -138,6 +138,7 @@ from annobridge.core.formats import (
     relative_location,
 )
 from annobridge.core.hookspecs import hookimpl
+from annobridge.core.limits import load_json
 from annobridge.core.masks import narrow_mask
 from annobridge.core.model import (
     Annotation,
@@ -163,6 +164,7 @@ from annobridge.core.model import (
     annotation_id_problem,
     auto_annotation_id,
 )
+from annobridge.core.paths import contained, media_file, source_root
 from annobridge.core.pointclouds import load_points, write_points_json
 
 logger = logging.getLogger(__name__)
@@ -360,19 +362,20 @@ class _Reader:
     # ---------------------------------------------------------------- items
 
     def items(self) -> Iterator[DatasetItem]:
-        with open(self.path, encoding="utf-8") as fh:
+        with open(self.path, "rb") as fh:  # bytes: a line that is not UTF-8 is one error, not the end
             for self.lineno, line in enumerate(fh, start=1):
                 if not line.strip():
                     continue
                 try:
                     obj = _loads(line)
-                except ValueError as exc:
-                    truncated = not line.endswith("\n")
-                    raise ReadError(
-                        f"invalid JSON: {exc}" + (" (the line is cut short)" if truncated else ""),
+                except ReadError as exc:
+                    truncated = not line.endswith(b"\n")
+                    self.context.error(ReadError(
+                        f"invalid JSON: {exc.problem}" + (" (the line is cut short)" if truncated else ""),
                         file=self.path, where=self.where(),
-                        fix="each line must be one complete JSON object (a Nucleus item or scene payload)",
-                    ) from exc
+                        fix=exc.fix or "each line must be one complete JSON object (a Nucleus item or scene payload)",
+                    ))
+                    continue
                 if not isinstance(obj, dict):
                     self.context.error(ReadError(f"a line must be a JSON object, got {_tname(obj)}",
                                                  file=self.path, where=self.where()))
@@ -417,6 +420,7 @@ class _Reader:
                     image = url
             if image and cloud:
                 raise _Bad(ptr or "/", "an item has image_url or pointcloud_url, not both")
+            self._contain(cloud, f"{ptr}/url" if url else f"{ptr}/pointcloud_url", "pointcloud_url")
             if "camera_params" in obj and "camera_params" not in metadata:
                 metadata["camera_params"] = _dict(obj, "camera_params", ptr)
             width = _num(obj, "width", ptr, required=False)
@@ -450,12 +454,24 @@ class _Reader:
             width=width, height=height, metadata=metadata, attributes=attributes,
             annotations=anns, predictions=preds, scene=scene,
         )
+        for ann in (*anns, *preds):
+            if ann.type == "segmentation":  # a mask may not declare more pixels than its item
+                ann.mask.expect_size(width, height)
         problem = annotation_id_problem(item)
         if problem:
             self.context.error(ReadError(problem, file=self.path, where=self.where(ptr), item=ref,
                                          fix="give every annotation of an item its own annotation_id"))
             return None
         return item
+
+    def _contain(self, loc: str | None, ptr: str, what: str) -> None:
+        """A local path must stay inside the .jsonl file's folder (core.paths.contained)."""
+        if loc is None or "://" in loc:
+            return
+        try:
+            contained(self.base, loc, what=what)
+        except ReadError as exc:
+            raise _Bad(ptr, exc.problem, fix=exc.fix) from exc
 
     def _check_file(self, loc: str, ptr: str, what: str) -> None:
         p = local_path(loc, self.base)
@@ -594,6 +610,7 @@ class _Reader:
         else:  # mask
             url = _str(payload, "mask_url", ptr, required=True)
             assert url is not None
+            self._contain(url, f"{ptr}/mask_url", "mask_url")
             if self.check_files:
                 self._check_file(url, f"{ptr}/mask_url", "mask")
             segments = []
@@ -684,13 +701,9 @@ class _Reader:
         return SceneCategoryAnnotation.model_construct(**f)
 
 
-def _loads(line: str) -> Any:
-    """orjson's parse (Rust); the standard library for what orjson refuses (ints above 64 bits),
-    which also gives the error message of a line that is not JSON."""
-    try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return json.loads(line)
+def _loads(line: str | bytes) -> Any:
+    """One payload line, parsed under core.limits (finite numbers, bounded ints and depth)."""
+    return load_json(line)
 
 
 def _escape(token: str) -> str:
@@ -837,11 +850,7 @@ def _sidecar_for(jsonl: Path) -> Path:
 
 
 def _read_sidecar(path: Path, header: DatasetHeader) -> None:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            data = json.load(fh)
-    except ValueError as exc:
-        raise ReadError(f"invalid JSON: {exc}", file=path) from exc
+    data = load_json(path.read_bytes(), file=path)  # finite numbers, bounded ints and depth
     try:
         _obj(data, "/", "dataset sidecar", frozenset({"name", "taxonomies", EXT}))
         name = _str(data, "name", "")
@@ -921,6 +930,8 @@ class _Job:
     final_base: str
     """The output's final folder (the engine stages elsewhere): outside references are relative to it."""
     renumber_segments: bool
+    media_root: str | None = None
+    """Point clouds are copied only from inside this folder (the source's; None for in-memory items)."""
 
 
 @dataclass
@@ -981,22 +992,26 @@ def _item_job(job: _Job) -> _Done:
         payload["height"] = item.height
     kind = "image"
     cloud = item.pointcloud_location
-    if cloud is not None:
+    if cloud is not None and local_path(cloud) is not None:
         kind = "pointcloud"
-        src = local_path(cloud)
-        if src is not None and src.suffix != ".json":
+        # copied into NAME.pointclouds/ only from inside the source (core.paths.media_file)
+        src, skip = media_file(cloud, Path(job.media_root) if job.media_root else None)
+        if src is None:
+            drops.add("point cloud file", f"{skip}; not copied, its location is kept as given")
+        else:
             target = Path(job.clouds_dir) / f"{job.seq:06d}-{_safe(ref)}.json"
             target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                write_points_json(load_points(src), target)
-            except ReadError as exc:
-                raise WriteError(f"cannot convert the point cloud: {exc.problem}", file=src, item=ref,
-                                 fix=exc.fix) from exc
+            if src.suffix == ".json":
+                shutil.copyfile(src, target)
+            else:
+                try:
+                    write_points_json(load_points(src), target)
+                except ReadError as exc:
+                    raise WriteError(f"cannot convert the point cloud: {exc.problem}", file=src, item=ref,
+                                     fix=exc.fix) from exc
             cloud = relative_location(target, base)
-    if cloud is not None and cloud == item.pointcloud_location:
-        src = local_path(cloud)  # a .json cloud outside the output, referenced where it is
-        if src is not None:
-            cloud = relative_location(Path(os.path.abspath(src)), Path(job.final_base))
+    elif cloud is not None:
+        kind = "pointcloud"
     location = cloud if cloud is not None else item.image_location  # images: exactly as given
     if job.in_scene:
         if location is not None:
@@ -1440,11 +1455,13 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     masks_dir = base / f"{stem}.masks"
     clouds_dir = base / f"{stem}.pointclouds"
     final_base = os.path.abspath((context.final_destination or destination).parent)
+    root = source_root(dataset.source)
+    media_root = str(root) if root is not None else None
 
     def jobs() -> Iterator[_Job]:
         for seq, item in enumerate(dataset.items):
             yield _Job(item, seq, str(base), str(masks_dir), str(clouds_dir), strict, item.scene is not None,
-                       final_base, options.renumber_segments)
+                       final_base, options.renumber_segments, media_root)
 
     header = dataset.header
     written_scenes: set[str] = set()

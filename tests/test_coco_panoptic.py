@@ -376,7 +376,7 @@ def test_not_a_panoptic_json(tmp_path: Path) -> None:
     with pytest.raises(ReadError, match=r"x\.json#/annotations: 'annotations' is missing or not a list"):
         annobridge.load(p, "coco-panoptic")
     p.write_text('{"images": [')
-    with pytest.raises(ReadError, match=r"x\.json: not valid JSON"):
+    with pytest.raises(ReadError, match=r"x\.json:line 1: not valid JSON"):
         annobridge.load(p, "coco-panoptic")
 
 

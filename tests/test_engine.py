@@ -137,7 +137,7 @@ def test_truncated_jsonl_names_file_and_line(tmp_path: Path) -> None:
     annobridge.save(_items(), tmp_path / "d.jsonl", "jsonl")
     path = tmp_path / "d.jsonl"
     path.write_text(path.read_text()[:-40])
-    with pytest.raises(ReadError, match=r"d\.jsonl:line 3: .*Invalid JSON|d\.jsonl:line 3: .*EOF"):
+    with pytest.raises(ReadError, match=r"d\.jsonl:line 3: .*Invalid JSON|d\.jsonl:line 3: .*EOF|d\.jsonl:line 3: not valid JSON"):
         annobridge.load(path)
     problems = annobridge.validate(path)
     assert len(problems) == 1 and "line 3" in str(problems[0])
@@ -221,8 +221,11 @@ def test_duplicate_format_names_name_both_plugins() -> None:
 
     pm = get_plugin_manager()
     pm.register(Again(), name="again")
+    registry = FormatRegistry.from_manager(pm)  # builds: only the commands that use "jsonl" fail
     with pytest.raises(annobridge.PluginError, match="'jsonl' is provided by both .* and 'again'"):
-        FormatRegistry.from_manager(pm)
+        registry.get("jsonl")
+    assert [f.plugin for f in registry.conflicts["jsonl"]] == ["annobridge.plugins.jsonl", "again"]
+    assert registry.get("coco").plugin == "annobridge.plugins.coco"  # every other format works
 
 
 def test_outputs_use_relative_mask_paths(tmp_path: Path) -> None:

@@ -32,10 +32,6 @@ def test_register_formats_returning_none_provides_nothing() -> None:
 
 
 def test_register_formats_rejects_non_formats() -> None:
-    import pytest
-
-    from annobridge import PluginError
-
     class Wrong:
         @hookimpl
         def register_formats(self):
@@ -43,8 +39,10 @@ def test_register_formats_rejects_non_formats() -> None:
 
     pm = get_plugin_manager()
     pm.register(Wrong(), name="wrong")
-    with pytest.raises(PluginError, match="plugin 'wrong' returned str from register_formats"):
-        FormatRegistry.from_manager(pm)
+    registry = FormatRegistry.from_manager(pm)  # the others keep working
+    assert "coco" in registry.formats and registry.get("coco").plugin == "annobridge.plugins.coco"
+    assert [(f.name, f.error) for f in pm.failures] == [
+        ("wrong", "returned str from register_formats, expected annobridge.Format")]
 
 
 def test_builtins_are_discovered_not_imported_at_package_import() -> None:
@@ -55,3 +53,41 @@ def test_builtins_are_discovered_not_imported_at_package_import() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout.strip()
     assert out == "False"  # no import-time side effects: plugins load when a manager is built
     assert "annobridge.plugins.jsonl" in builtin_plugin_modules()
+
+
+def test_register_formats_that_raises_is_reported_by_plugin_name_and_the_rest_work() -> None:
+    class Broken:
+        @hookimpl
+        def register_formats(self):
+            raise RuntimeError("boom")
+
+    pm = get_plugin_manager()
+    pm.register(Broken(), name="broken-plugin")
+    registry = FormatRegistry.from_manager(pm)
+    assert "jsonl" in registry.formats and "coco" in registry.formats
+    assert [(f.name, f.error) for f in pm.failures] == [("broken-plugin", "register_formats raised RuntimeError: boom")]
+
+
+def test_metadata_stats_and_compute_metadata_that_raise_leave_the_builtins_working(tmp_path) -> None:
+    from PIL import Image
+
+    from annobridge.converters.metadata_tools import available_stats
+    from annobridge.core.plugins import call_each
+
+    class Broken:
+        @hookimpl
+        def metadata_stats(self):
+            raise ValueError("no stats today")
+
+        @hookimpl
+        def compute_metadata(self, item, image, stats):
+            raise KeyError("bad")
+
+    pm = get_plugin_manager()
+    pm.register(Broken(), name="broken-stats")
+    assert "luminance" in available_stats(pm)
+    with Image.new("L", (2, 2), 255) as img:
+        out = dict(call_each(pm, "compute_metadata", item=None, image=img, stats=["luminance"]))
+    assert out["annobridge.core.defaults"] == {"luminance": 1.0}
+    assert {f.name for f in pm.failures} == {"broken-stats"}
+    assert any("metadata_stats raised ValueError" in f.error for f in pm.failures)

@@ -1,0 +1,202 @@
+"""Limits on hostile input: JSON numbers and nesting, image sizes, and the errors they raise.
+
+A converter reads files from strangers. Whatever the file holds, a reader raises a
+:class:`~annobridge.core.errors.ReadError` naming the file and the place, never a raw
+traceback, and never builds a value the rest of the pipeline cannot trust:
+
+* **JSON numbers** must be finite: ``NaN``, ``Infinity`` and numbers that overflow a double
+  (``1e400``) are refused with their line and column. An integer too long for a double
+  (over 308 digits) may have at most :data:`MAX_INT_DIGITS` digits, so a 5,000-digit one is
+  refused before Python spends quadratic time converting it. (orjson reads integers beyond
+  64 bits but within a double's range as floats, as annobridge always has.)
+* **JSON nesting** is limited to :data:`MAX_JSON_DEPTH` levels (orjson's limit; the
+  standard library would hit Python's recursion limit).
+* **Images and masks**: the header is read first; an image declaring more pixels than
+  :func:`max_pixels` (default :data:`DEFAULT_MAX_PIXELS`, set ``ANNOBRIDGE_MAX_PIXELS`` to
+  change it) or more than the item's own ``width x height`` is refused before any pixel is
+  decoded. Broken chunks, truncated files and Pillow's decompression-bomb check all become
+  ReadErrors.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import warnings
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+
+from annobridge.core.errors import AnnobridgeError, ReadError
+
+MAX_INT_DIGITS = 100
+"""Digits an integer may have where annobridge parses it as an integer (JSON past orjson, KITTI
+rows, metadata CSV cells)."""
+
+MAX_JSON_DEPTH = 1024
+"""Levels of arrays and objects a JSON document may nest."""
+
+DEFAULT_MAX_PIXELS = 100_000_000
+"""Pixels an image or mask header may declare (10000 x 10000) unless ``ANNOBRIDGE_MAX_PIXELS``
+says otherwise."""
+
+
+def max_pixels() -> int:
+    """The pixel cap: ``ANNOBRIDGE_MAX_PIXELS`` when set to a positive integer, else the default."""
+    raw = os.environ.get("ANNOBRIDGE_MAX_PIXELS", "").strip()
+    if raw.isdigit() and int(raw) > 0:
+        return int(raw)
+    return DEFAULT_MAX_PIXELS
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+class _Refused(json.JSONDecodeError):
+    """A number the decoder hooks refuse; a JSONDecodeError so lenient callers treat it alike."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem, "", 0)
+        self.problem = problem
+
+
+def _constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a number JSON allows")
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"number {text[:40]} is out of range for a double")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_INT_DIGITS:
+        raise _Refused(f"an integer of {len(text.lstrip('-'))} digits is longer than "
+                       f"{MAX_INT_DIGITS} digits")
+    return int(text)
+
+
+def json_decoder() -> json.JSONDecoder:
+    """A standard-library decoder that refuses NaN, Infinity, overflowing floats and huge ints
+    (raising :class:`json.JSONDecodeError` subclasses, so ``raw_decode`` callers catch them)."""
+    return json.JSONDecoder(parse_constant=_constant, parse_float=_float, parse_int=_int)
+
+
+_DECODER = json_decoder()
+_ORJSON_PLACE = re.compile(r"line (\d+) column (\d+)")
+
+
+def load_json(raw: bytes | str, *, file: str | os.PathLike[str] | None = None,
+              where: str | None = None, item: str | None = None) -> Any:
+    """Parse JSON text or bytes under the limits above.
+
+    orjson parses first (fast, strict); what it refuses is parsed again by the standard
+    library with checking hooks, which accepts integers beyond 64 bits and names the problem.
+
+    Args:
+        raw: the document (bytes must be UTF-8).
+        file, where, item: the place, for the error (``where`` is a line for JSON lines;
+            the line and column inside the document are added).
+
+    Raises:
+        ReadError: not UTF-8, not JSON, a non-finite or overflowing number, an integer longer
+            than :data:`MAX_INT_DIGITS` digits, or nesting deeper than :data:`MAX_JSON_DEPTH`.
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        first = exc
+    m = _ORJSON_PLACE.search(str(first))
+    place = f"line {m.group(1)}, column {m.group(2)}" if m else None
+    number_where = where if where is not None or not m else f"line {m.group(1)}"
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+    except UnicodeDecodeError as exc:
+        raise ReadError(f"not UTF-8 text: {exc.reason} at byte {exc.start}", file=file, where=where,
+                        item=item, fix="save the file as UTF-8") from exc
+    if "depth limit" in str(first):
+        raise ReadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels ({place})", file=file,
+                        where=where, item=item) from first
+    try:
+        obj, end = _DECODER.raw_decode(text, len(text) - len(text.lstrip()))
+        if text[end:].strip():
+            raise json.JSONDecodeError("extra data after the JSON value", text, end)
+        return obj
+    except _Refused as exc:
+        problem = f"{exc.problem} ({place})" if place else exc.problem
+        raise ReadError(problem, file=file, where=number_where, item=item,
+                        fix="numbers must be finite (write null for a missing value)") from exc
+    except json.JSONDecodeError as exc:
+        raise ReadError(f"not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})", file=file,
+                        where=where or f"line {exc.lineno}", item=item,
+                        fix="the file may be truncated or not JSON; re-export it") from exc
+    except RecursionError as exc:
+        raise ReadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", file=file, where=where,
+                        item=item) from exc
+
+
+# --------------------------------------------------------------------------- images
+
+
+def _image_errors() -> tuple[type[BaseException], ...]:
+    from PIL import Image
+
+    return (OSError, SyntaxError, ValueError, EOFError, zlib.error, Image.DecompressionBombError)
+
+
+def check_pixels(size: tuple[int, int], *, expected: tuple[int | None, int | None] | None = None,
+                 what: str = "image", file: str | os.PathLike[str] | None = None,
+                 item: str | None = None) -> None:
+    """Refuse an image whose header declares too many pixels (before decoding it).
+
+    Args:
+        size: ``(width, height)`` from the header.
+        expected: the item's ``(width, height)``; the image may not hold more pixels than that.
+
+    Raises:
+        ReadError: over :func:`max_pixels`, or over ``expected``'s area.
+    """
+    w, h = size
+    cap = max_pixels()
+    if w * h > cap:
+        raise ReadError(f"{what} header declares {w}x{h} = {w * h} pixels, more than the limit of {cap}",
+                        file=file, item=item,
+                        fix="set ANNOBRIDGE_MAX_PIXELS to a larger number if the image is genuine")
+    if expected is not None and expected[0] and expected[1] and w * h > expected[0] * expected[1]:
+        raise ReadError(f"{what} header declares {w}x{h} pixels, more than its item's "
+                        f"{expected[0]}x{expected[1]}", file=file, item=item,
+                        fix="the mask must have the size of its image")
+
+
+@contextmanager
+def open_image(path: Any, *, what: str = "image", file: str | os.PathLike[str] | None = None,
+               item: str | None = None,
+               expected: tuple[int | None, int | None] | None = None) -> Iterator[Any]:
+    """``PIL.Image.open(path)`` with the header checked by :func:`check_pixels` first; any
+    Pillow failure inside the block (broken chunk, truncated data, decompression bomb) becomes
+    a ReadError naming ``file`` (default ``path``) and ``item``."""
+    from PIL import Image
+
+    name = file if file is not None else (path if isinstance(path, (str, os.PathLike)) else None)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(path)
+        with img:
+            check_pixels(img.size, expected=expected, what=what, file=name, item=item)
+            yield img
+    except AnnobridgeError:
+        raise
+    except FileNotFoundError as exc:
+        raise ReadError(f"{what} does not exist", file=name, item=item,
+                        fix="put the file where the annotations say, or fix its path") from exc
+    except _image_errors() as exc:
+        raise ReadError(f"{what} is not a readable image: {type(exc).__name__}: {exc}", file=name,
+                        item=item) from exc
