@@ -17,7 +17,8 @@ from annobridge.core.model import Dataset, DatasetItem
 
 
 def _r(v: float | None) -> float | None:
-    return None if v is None else round(float(v), 6)
+    """Round to 6 decimals; ``+ 0.0`` turns -0.0 (a tiny negative rounding error) into 0.0."""
+    return None if v is None else round(float(v), 6) + 0.0
 
 
 def _geometry(ann: Any) -> Any:

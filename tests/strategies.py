@@ -64,6 +64,8 @@ class Limits:
     polygon_rings: int = 2  # rings per polygon the format holds as one annotation
     image_folder_options: tuple[str | None, str | None] = (None, None)  # (write, read) option
     # keys given the folder of the source images, for formats that keep media paths only
+    single_point_keypoints: bool = False  # keypoints objects of one point named after the label
+    nonzero_rotation: bool = False  # an oriented box at rotation 0 reads back as an axis-aligned box
 
 
 _KITTI_REASONS = (
@@ -91,6 +93,16 @@ FORMAT_LIMITS: dict[str, Limits] = {
         ground_truth=False, kinds=frozenset({"box"}), image_folder_options=("input", "images"),
         reasons=("a single-task folder holds predictions of one task type (labelformat: detection)",
                  "sizes come from the images folder"),
+    ),
+    "label-studio": Limits(
+        polygon_rings=1, single_point_keypoints=True, nonzero_rotation=True,
+        image_folder_options=(None, "images"),
+        reasons=("a task keeps its image size only in its regions: an item without regions takes its "
+                 "size from the image (read option images=DIR)",
+                 "a Label Studio polygon region is one ring",
+                 "Label Studio keypoints are single labelled points (keypointlabels): no objects, "
+                 "skeletons or hidden points",
+                 "a rectangle at rotation 0 is read as an axis-aligned box"),
     ),
     "cvat": Limits(
         polygon_rings=1, image_folder_options=("images", "images"),
@@ -226,15 +238,21 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
         if kind == "box":
             out.append(BoxAnnotation(label=label, **c, **draw(_box(w, h))))
         elif kind == "oriented_box":
+            rotation = hundredths(-179.99, 180)
+            if limits.nonzero_rotation:
+                rotation = rotation.filter(lambda r: r != 0)
             out.append(OrientedBoxAnnotation(label=label, cx=draw(hundredths(0, w)), cy=draw(hundredths(0, h)),
                                              width=draw(hundredths(0.01, w)), height=draw(hundredths(0.01, h)),
-                                             rotation=draw(hundredths(-179.99, 180)), **c))
+                                             rotation=draw(rotation), **c))
         elif kind == "polygon":
             rings = draw(st.lists(_ring(w, h), min_size=1, max_size=limits.polygon_rings))
             out.append(PolygonAnnotation(label=label, rings=rings, **c))
         elif kind == "line":
             ring = draw(_ring(w, h))
             out.append(LineAnnotation(label=label, vertices=ring, **c))
+        elif kind == "keypoints" and limits.single_point_keypoints:
+            point = [draw(hundredths(0, w)), draw(hundredths(0, h)), 2]
+            out.append(KeypointsAnnotation(label=label, keypoints=point, names=[label], **c))
         elif kind == "keypoints":
             out.append(KeypointsAnnotation(label=KEYPOINT_LABEL, keypoints=draw(_keypoints(w, h, limits.keypoint_visibilities)),
                                            names=KEYPOINT_NAMES, skeleton=KEYPOINT_SKELETON, **c))
