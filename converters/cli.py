@@ -244,12 +244,18 @@ class _Progress:
                    "background mask, or none.")
 @click.option("--semantic-bits", type=click.Choice(["8", "16"]), default="8", show_default=True,
               help="With --task semantic: 8-bit (at most 255 classes) or 16-bit class values.")
+@click.option("--derive", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+              help="auto: convert what the target cannot hold into a kind it holds (polygon -> box, "
+                   "mask -> polygon, ...); none: drop it and report.")
+@click.option("--geometry", type=click.Choice(["box", "polygon", "mask"]), default=None,
+              help="Preferred kind to derive where the target holds several.")
 @pipeline_options
 @click.pass_context
 def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, dst_format: str,
             overwrite: bool, options: tuple[str, ...], workers: int, as_json: bool,
             task: str | None = None, things_only: bool = False, overlap: str = "error",
-            stuff: str | None = None, semantic_bits: str = "8") -> None:
+            stuff: str | None = None, semantic_bits: str = "8", derive: str = "auto",
+            geometry: str | None = None) -> None:
     """Convert SRC to DST in format --to."""
     from annobridge.converters import engine
     from annobridge.converters.stdio import StdioPaths
@@ -272,7 +278,8 @@ def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, ds
                             overwrite=overwrite, workers=workers, progress=progress.callback,
                             on_total=progress.total_callback, registry=registry,
                             task=task, things_only=things_only, overlap=overlap, stuff=stuff,
-                            semantic_bits=int(semantic_bits), transform=label_step(ctx))
+                            semantic_bits=int(semantic_bits), transform=label_step(ctx),
+                            derive=derive, geometry=geometry)
     progress.done()
     stdio.send()
     if as_json:
