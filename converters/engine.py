@@ -13,6 +13,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -243,6 +244,8 @@ def write_dataset(
     fmt = resolve_writer(format, reg)
     _check_derive(derive, geometry)
     opts = parse_options(fmt, "write", options)
+    if fmt.capabilities_for is not None:  # what this write holds depends on its options
+        fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
     ctx = context or Context()
     if derive == "auto":
         view = derivation.segmentation_view(fmt.capabilities)

@@ -108,6 +108,9 @@ class Format:
         output: what ``write`` creates at ``destination``: a ``"file"`` or a ``"directory"``.
             Writers may also create siblings of ``destination`` (mask folders); the engine
             stages everything in a temporary folder and moves it into place at the end.
+        capabilities_for: for a format whose holdings depend on its write options (a YOLO
+            folder of one task): the capabilities of a write with these parsed options. The
+            engine fits items to them instead of ``capabilities``, which stays the union.
     """
 
     name: str
@@ -119,6 +122,7 @@ class Format:
     read_options: type[BaseModel] = NoOptions
     write_options: type[BaseModel] = NoOptions
     output: Literal["file", "directory"] = "file"
+    capabilities_for: Callable[[BaseModel], Capabilities] | None = None
     plugin: str = field(default="", compare=False)
 
 

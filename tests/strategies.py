@@ -67,6 +67,8 @@ class Limits:
     single_point_keypoints: bool = False  # keypoints objects of one point named after the label
     nonzero_rotation: bool = False  # an oriented box at rotation 0 reads back as an axis-aligned box
     keypoints_with_box: bool = False  # ground-truth keypoints come with their object's box
+    predictions: bool = True  # False: the format's default output holds ground truth only
+    pair_boxes_with_keypoints: bool = False  # keypoints come with a box of their group (YOLO pose rows)
 
 
 _KITTI_REASONS = (
@@ -93,6 +95,14 @@ FORMAT_LIMITS: dict[str, Limits] = {
                  "a Lightly keypoint's third number is a score, so visibility 1 cannot be told from 2",
                  "reading fills schema defaults for keys an item lacks (as the Lightly Worker does)",
                  "Lightly files hold media paths, not sizes: sizes come from the input datasource"),
+    ),
+    "yolo": Limits(
+        kinds=frozenset({"polygon"}), predictions=False, polygon_rings=1, image_folder_options=(None, "images"),
+        reasons=("one task per YOLO folder: the generic test draws segment data; tests/test_yolo.py draws "
+                 "each task (detect, segment, pose, obb) and predictions",
+                 "a YOLO folder holds ground truth or predictions (--option predictions=true), not both",
+                 "a YOLO polygon row is one ring (several are joined, as Ultralytics does: reported)",
+                 "YOLO labels hold no sizes and media=none copies no image: sizes come from the images"),
     ),
     "lightly-task": Limits(
         ground_truth=False, kinds=frozenset({"box"}), image_folder_options=("input", "images"),
@@ -211,6 +221,8 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
     out: list[Any] = []
     if not predictions and not limits.ground_truth:
         return out
+    if predictions and not limits.predictions:
+        return out
     if limits.kinds is not None:
         kinds = kinds & limits.kinds
     n = draw(st.integers(0, 4))
@@ -265,7 +277,14 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
                                            names=KEYPOINT_NAMES, skeleton=KEYPOINT_SKELETON, group_id=group,
                                            **dict(c, annotation_id=group + ":keypoints")))
         elif kind == "keypoints":
-            out.append(KeypointsAnnotation(label=KEYPOINT_LABEL, keypoints=draw(_keypoints(w, h, limits.keypoint_visibilities)),
+            kps = draw(_keypoints(w, h, limits.keypoint_visibilities))
+            if limits.pair_boxes_with_keypoints:
+                c["group_id"] = c["annotation_id"]
+                if not any(kps[2::3]):
+                    kps[2] = 2  # an object whose points are all unlabelled is a plain box
+                out.append(BoxAnnotation(label=KEYPOINT_LABEL, **dict(c, annotation_id=c["annotation_id"] + ":box"),
+                                         **draw(_box(w, h))))
+            out.append(KeypointsAnnotation(label=KEYPOINT_LABEL, keypoints=kps,
                                            names=KEYPOINT_NAMES, skeleton=KEYPOINT_SKELETON, **c))
         elif kind == "cuboid":
             out.append(CuboidAnnotation(label=label, **c, **draw(_cuboid_fields(limits.cuboid_frames))))
@@ -290,9 +309,9 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
 
 
 @st.composite
-def datasets(draw: st.DrawFn, caps: Capabilities, format_name: str = "") -> Dataset:
-    """A small dataset holding only what ``caps`` (and the format's limits) allow."""
-    limits = limits_for(format_name)
+def datasets(draw: st.DrawFn, caps: Capabilities, format_name: str = "", limits: Limits | None = None) -> Dataset:
+    """A small dataset holding only what ``caps`` (and the format's limits, or ``limits``) allow."""
+    limits = limits or limits_for(format_name)
     refs = draw(st.lists(_ref_ids(), min_size=1, max_size=4, unique=True))
     if limits.frames_of_one_scene:
         refs = [f"0000-{i:06d}" for i in range(len(refs))]

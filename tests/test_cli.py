@@ -22,37 +22,43 @@ def run(*args: str, cwd: Path | None = None, env: dict | None = None, check_code
     return proc
 
 
-def test_formats_lists_builtins_and_the_installed_yolo_plugin() -> None:
+CSV = FIXTURES / "box-csv/basic/boxes.csv"
+
+
+def test_formats_lists_builtins_and_the_installed_box_csv_plugin() -> None:
     rows = json.loads(run("formats", "--json").stdout)
     by_name = {r["name"]: r for r in rows}
     assert by_name["jsonl"]["plugin"] == "annobridge.plugins.jsonl"
-    assert by_name["yolo"]["plugin"] == "yolo"  # the entry-point name of the separate package
-    assert by_name["yolo"]["annotations"] == ["box"]
+    assert by_name["yolo"]["plugin"] == "annobridge.plugins.yolo"  # built in
+    assert by_name["box-csv"]["plugin"] == "box-csv"  # the entry-point name of the separate package
+    assert by_name["box-csv"]["annotations"] == ["box"]
     table = run("formats").stdout
-    assert "yolo" in table and "jsonl" in table
+    assert "box-csv" in table and "jsonl" in table
 
 
 def test_convert_uses_the_plugin_both_ways(tmp_path: Path) -> None:
-    out = run("convert", str(FIXTURES / "yolo/basic"), str(tmp_path / "d.jsonl"), "--to", "jsonl").stdout
-    assert "read 2 items (yolo)" in out and "nothing was dropped" in out
+    out = run("convert", str(CSV), str(tmp_path / "d.jsonl"), "--to", "jsonl").stdout
+    assert "read 2 items (box-csv)" in out and "nothing was dropped" in out
     lines = (tmp_path / "d.jsonl").read_text().splitlines()
     first = json.loads(lines[1])
     box = first["annotations"][0]
     assert (first["reference_id"], first["width"], first["height"]) == ("street_001", 64, 48)
     assert (box["label"], box["x"], box["y"], box["width"], box["height"]) == ("car", 24.0, 12.0, 16.0, 24.0)
-    run("convert", str(tmp_path / "d.jsonl"), str(tmp_path / "yolo"), "--to", "yolo")
-    for name in ("street_001", "street_002"):
-        assert (tmp_path / "yolo/labels" / f"{name}.txt").read_text().split() == \
-            (FIXTURES / "yolo/basic/labels" / f"{name}.txt").read_text().split()
-    assert (tmp_path / "yolo/classes.txt").read_text() == "car\nperson\nbicycle\n"
+    run("convert", str(tmp_path / "d.jsonl"), str(tmp_path / "back.csv"), "--to", "box-csv")
+    assert (tmp_path / "back.csv").read_text() == CSV.read_text()
+
+
+def test_plugin_and_builtin_agree_on_the_same_boxes(tmp_path: Path) -> None:
+    """The built-in yolo reader and the box-csv plugin read the same three boxes."""
+    run("convert", str(FIXTURES / "yolo/basic"), str(tmp_path / "y.csv"), "--to", "box-csv")
+    assert (tmp_path / "y.csv").read_text() == CSV.read_text()
 
 
 def test_lossy_conversion_is_reported(tmp_path: Path) -> None:
     src = tmp_path / "src.jsonl"
     from annobridge import DatasetItem, PolygonAnnotation, save
 
-    png = FIXTURES / "yolo/basic/images/street_001.png"
-    save([DatasetItem(reference_id="a", image_location=str(png), width=64, height=48, metadata={"k": 1},
+    save([DatasetItem(reference_id="a", image_location="a.png", width=64, height=48, metadata={"k": 1},
                       annotations=[PolygonAnnotation(label="car", vertices=[(0, 0), (4, 0), (4, 4)])])], src, "jsonl")
     report = json.loads(run("convert", str(src), str(tmp_path / "y"), "--to", "yolo", "--json").stdout)
     assert report["converted"] == {"polygon -> box": 1}
@@ -65,33 +71,33 @@ def test_lossy_conversion_is_reported(tmp_path: Path) -> None:
     assert report["converted"] == {}
     assert report["dropped"] == {"polygon": {"yolo cannot hold polygon ground truth (--derive none)": 1},
                                  "item metadata": {"yolo holds no item metadata": 1}}
+    report = json.loads(run("convert", str(src), str(tmp_path / "y.csv"), "--to", "box-csv", "--json").stdout)
+    assert report["dropped"] == {"polygon": {"box-csv cannot hold polygon ground truth": 1},
+                                 "item metadata": {"box-csv holds no item metadata": 1}}
 
 
 def test_existing_destination_exits_1_without_traceback(tmp_path: Path) -> None:
     dst = tmp_path / "d.jsonl"
     dst.write_text("precious")
-    proc = run("convert", str(FIXTURES / "yolo/basic"), str(dst), "--to", "jsonl", check_code=1)
+    proc = run("convert", str(CSV), str(dst), "--to", "jsonl", check_code=1)
     assert "destination already exists; pass --overwrite" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert dst.read_text() == "precious"
-    assert run("-q", "convert", str(FIXTURES / "yolo/basic"), str(dst), "--to", "jsonl", "--overwrite").stdout == ""
+    assert run("-q", "convert", str(CSV), str(dst), "--to", "jsonl", "--overwrite").stdout == ""
     assert dst.read_text().startswith('{"annobridge_header"')
 
 
 def test_bad_input_exits_1_naming_file_and_line(tmp_path: Path) -> None:
     bad = tmp_path / "bad"
-    (bad / "labels").mkdir(parents=True)
-    (bad / "images").mkdir()
-    (bad / "classes.txt").write_text("car\n")
-    (bad / "images/x.png").write_bytes((FIXTURES / "yolo/basic/images/street_001.png").read_bytes())
-    (bad / "labels/x.txt").write_text("0 0.5 0.5 0.1 0.1\n3 0.5 0.5\n")
-    proc = run("convert", str(bad), str(tmp_path / "o.jsonl"), "--to", "jsonl", check_code=1)
-    assert "x.txt:line 2 (item \"x\"): 3 columns, expected 5" in proc.stderr
+    bad.mkdir()
+    (bad / "b.csv").write_text(CSV.read_text().splitlines()[0] + "\nx.png,8,8,car,1,1,2,2\nx.png,8,8,car,1\n")
+    proc = run("convert", str(bad / "b.csv"), str(tmp_path / "o.jsonl"), "--to", "jsonl", check_code=1)
+    assert "b.csv:line 3: 5 columns, expected 8" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "o.jsonl").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]  # no partial output
-    proc = run("validate", str(bad), "--format", "yolo", check_code=1)
-    assert "line 2" in proc.stdout and "1 problem(s) found" in proc.stderr
+    proc = run("validate", str(bad / "b.csv"), "--format", "box-csv", check_code=1)
+    assert "line 3" in proc.stdout and "1 problem(s) found" in proc.stderr
 
 
 def test_usage_errors_exit_2() -> None:
@@ -100,14 +106,15 @@ def test_usage_errors_exit_2() -> None:
 
 
 def test_unknown_option_names_accepted_ones(tmp_path: Path) -> None:
-    proc = run("convert", str(FIXTURES / "yolo/basic"), str(tmp_path / "o"), "--to", "jsonl",
+    proc = run("convert", str(CSV), str(tmp_path / "o"), "--to", "jsonl",
                "--option", "colour=red", check_code=1)
-    assert "option 'colour' is not known to yolo and jsonl" in proc.stderr
+    assert "option 'colour' is not known to box-csv and jsonl" in proc.stderr
 
 
 def test_inspect_and_validate_a_fixture() -> None:
-    out = run("inspect", str(FIXTURES / "yolo/basic")).stdout
+    out = run("inspect", str(CSV)).stdout
     assert "2 items" in out and "box" in out and "car" in out
+    assert "valid box-csv" in run("validate", str(CSV)).stdout
     assert "valid yolo" in run("validate", str(FIXTURES / "yolo/basic")).stdout
 
 
@@ -132,6 +139,6 @@ def test_a_broken_plugin_is_reported_and_others_still_load(tmp_path: Path) -> No
     report = json.loads(run("plugins", env=env).stdout)
     assert report["failed"] == [{"name": "broken", "error": "ImportError: needs libfoo"}]
     names = {p["name"] for p in report["plugins"]}
-    assert {"yolo", "annobridge.plugins.jsonl"} <= names
+    assert {"box-csv", "annobridge.plugins.jsonl"} <= names
     rows = json.loads(run("formats", "--json", env=env).stdout)
-    assert {"jsonl", "yolo"} <= {r["name"] for r in rows}
+    assert {"jsonl", "box-csv"} <= {r["name"] for r in rows}
