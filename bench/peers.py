@@ -164,7 +164,8 @@ def commands(tool: str, task: str, src: Path, out: Path) -> tuple[list[str], Pat
     """The command that makes ``tool`` do ``task``, and its output path; None when it cannot."""
     if tool == "annobridge":
         target = out / ("coco.json" if task == "coco" else task)
-        opts = ["--option", "media=none"] if task == "kitti" else []
+        # detection labels, as the peers write: polygons and masks become their COCO boxes
+        opts = {"kitti": ["--option", "media=none"], "yolo": ["--option", "task=detect"]}.get(task, [])
         return [sys.executable, "-m", "annobridge", "-q", "convert", str(src), str(target), "--from", "coco",
                 "--to", task, "--overwrite", *opts], target
     if tool == "labelformat":

@@ -223,6 +223,13 @@ def test_polygon_becomes_a_minimum_area_oriented_box(tmp_path: Path, toys) -> No
 # --------------------------------------------------------------------------- the pair table
 
 
+WRITER_NEEDS_MORE = {("keypoints", "yolo")}
+"""Kinds a format holds only with more than the kind alone: a YOLO pose row needs its object's
+box (``pair_boxes_with_keypoints`` in tests/strategies.py), so a lone keypoints object is
+dropped by the writer, with a report. Open between the geometry bridge and the yolo plugin:
+deriving that box from the keypoints' extent would keep it."""
+
+
 def test_pair_table_is_generated_from_real_conversions_and_current() -> None:
     """docs/derivation.md states, per (source kind, built-in format), what comes back; the
     table is regenerated here, so it cannot drift from what the engine does."""
@@ -239,7 +246,9 @@ def test_pair_table_is_generated_from_real_conversions_and_current() -> None:
             caps = registry.get(fmt_name).capabilities
             held = caps.annotation_types | caps.prediction_types
             # a kind the format holds comes back as itself, never converted
-            if kind in held:
+            if (kind, fmt_name) in WRITER_NEEDS_MORE:
+                assert cell == "dropped", (kind, fmt_name, cell)  # the writer's own rule, reported
+            elif kind in held:
                 assert kind in cell and "(derived)" not in cell, (kind, fmt_name, cell)
             # a kind the ladder can turn into a held kind is never dropped
             elif derive.candidates(kind, held):
@@ -255,20 +264,22 @@ SYNTHETIC = FIXTURES / "coco/synthetic/instances.json"
 
 
 def test_coco_to_yolo_boxes_writes_every_object_with_its_own_bbox(tmp_path: Path) -> None:
-    """The YOLO test plugin (``tests/yolo_plugin``) declares boxes only, like a third-party format;
-    it reads image sizes from the image files, so the items get real PNGs of their size."""
+    """The built-in YOLO writer with task=detect holds boxes only; polygons and masks become
+    their COCO boxes. Real PNGs of each item's size stand beside the items."""
+    import yaml
     from PIL import Image
 
     dataset = annobridge.load(SYNTHETIC)
     for item in dataset.items:
         item.image_location = str(tmp_path / f"{item.reference_id}.png")
         Image.new("RGB", (item.width, item.height)).save(item.image_location)
-    report = annobridge.save(dataset, tmp_path / "y", "yolo")
+    report = annobridge.save(dataset, tmp_path / "y", "yolo", {"task": "detect"})
     data = json.loads(SYNTHETIC.read_text())
     sizes = {i["id"]: (i["width"], i["height"]) for i in data["images"]}
     names = {c["id"]: c["name"] for c in data["categories"]}
-    classes = (tmp_path / "y/classes.txt").read_text().split("\n")
-    rows = sorted(tuple(round(float(v), 5) for v in line.split()) for p in (tmp_path / "y/labels").glob("*.txt")
+    declared = yaml.safe_load((tmp_path / "y/data.yaml").read_text())["names"]
+    classes = [declared[k] for k in sorted(declared)] if isinstance(declared, dict) else declared
+    rows = sorted(tuple(round(float(v), 5) for v in line.split()) for p in (tmp_path / "y/labels").rglob("*.txt")
                   for line in p.read_text().splitlines())
     want = []
     for a in data["annotations"]:
