@@ -58,6 +58,7 @@ def test_facade_exports_every_public_name() -> None:
     for name in annobridge.__all__:
         assert getattr(annobridge, name) is not None, name
     assert set(annobridge.__all__) <= set(dir(annobridge))
+    assert set(annobridge._LAZY) == set(annobridge.__all__)  # the lazy map and __all__ agree
     assert isinstance(annobridge.__version__, str)
     from annobridge import Format, convert  # the from-import form goes through __getattr__ too
 
