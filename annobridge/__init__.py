@@ -29,6 +29,7 @@ if TYPE_CHECKING:  # type checkers and IDEs see the real names
         relabel,
         save,
         split,
+        update_scene_metadata,
         validate,
     )
     from annobridge.core.errors import (
@@ -80,6 +81,7 @@ _LAZY: dict[str, str] = {
     "relabel": "annobridge.converters.api",
     "save": "annobridge.converters.api",
     "split": "annobridge.converters.api",
+    "update_scene_metadata": "annobridge.converters.api",
     "validate": "annobridge.converters.api",
     "AnnobridgeError": "annobridge.core.errors",
     "FormatError": "annobridge.core.errors",
@@ -131,7 +133,7 @@ __all__ = [
     "PolygonAnnotation", "ReadError", "Scene", "SceneCategoryAnnotation", "Segment",
     "SegmentationAnnotation", "Taxonomy", "UnsupportedAnnotationError", "WriteError",
     "consolidate", "convert", "hookimpl", "load", "merge", "read_label_map", "relabel", "save",
-    "split", "validate",
+    "split", "update_scene_metadata", "validate",
 ]
 
 

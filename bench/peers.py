@@ -10,6 +10,8 @@ Tasks, each run by every tool that has it:
 * ``coco``:  COCO -> COCO
 * ``kitti``: COCO -> KITTI label files (no images)
 * ``yolo``:  COCO -> YOLO detection labels (no images)
+* ``voc``:   COCO -> Pascal VOC XML (no images); annobridge writes the bbox-only objects (the
+  polygon and mask objects need the engine's derivation stage, polygon/mask -> box)
 
 Every command runs in a fresh process pinned to one core (``taskset -c 0`` where it exists),
 ``--repeat`` times; the table shows the median wall time, the peak RSS, and the objects the
@@ -20,7 +22,7 @@ issue calls the floor) and ``orjson`` loads + dumps.
 Usage (from the checkout root, after the README's install)::
 
     python bench/peers.py [--images 50000 --annotations 400000] [--repeat 3]
-                          [--tools annobridge labelformat globox datumaro] [--tasks coco kitti yolo]
+                          [--tools annobridge labelformat globox datumaro] [--tasks coco kitti yolo voc]
 """
 
 from __future__ import annotations
@@ -165,9 +167,11 @@ def commands(tool: str, task: str, src: Path, out: Path) -> tuple[list[str], Pat
     if tool == "annobridge":
         target = out / ("coco.json" if task == "coco" else task)
         # detection labels, as the peers write: polygons and masks become their COCO boxes
-        opts = {"kitti": ["--option", "media=none"], "yolo": ["--option", "task=detect"]}.get(task, [])
+        opts = {"kitti": ["--option", "media=none"], "voc": ["--option", "media=none"],
+                "yolo": ["--option", "task=detect"]}.get(task, [])
+        fmt = {"voc": "pascal-voc"}.get(task, task)
         return [sys.executable, "-m", "annobridge", "-q", "convert", str(src), str(target), "--from", "coco",
-                "--to", task, "--overwrite", *opts], target
+                "--to", fmt, "--overwrite", *opts], target
     if tool == "labelformat":
         lf = str(peer_python("labelformat").parent / "labelformat")
         base = [lf, "convert", "--task", "object-detection", "--input-format", "coco", "--input-file", str(src)]
@@ -175,6 +179,8 @@ def commands(tool: str, task: str, src: Path, out: Path) -> tuple[list[str], Pat
             return [*base, "--output-format", "coco", "--output-file", str(out / "coco.json")], out / "coco.json"
         if task == "kitti":
             return [*base, "--output-format", "kitti", "--output-folder", str(out / "kitti")], out / "kitti"
+        if task == "voc":
+            return [*base, "--output-format", "pascalvoc", "--output-folder", str(out / "voc")], out / "voc"
         return [*base, "--output-format", "yolov8", "--output-file", str(out / "yolo/data.yaml"),
                 "--output-split", "train"], out / "yolo"
     if tool == "globox":
@@ -185,15 +191,29 @@ def commands(tool: str, task: str, src: Path, out: Path) -> tuple[list[str], Pat
         if task == "yolo":  # globox writes into an existing folder
             return [gb, "convert", str(src), str(out / "yolo"), "--format", "coco", "--save_fmt", "yolov5"], \
                 out / "yolo"
+        if task == "voc":
+            return [gb, "convert", str(src), str(out / "voc"), "--format", "coco", "--save_fmt", "pascalvoc"], \
+                out / "voc"
         return None
     if tool == "datumaro":
-        fmt = {"coco": "coco_instances", "kitti": "kitti_detection", "yolo": "yolo"}[task]
+        fmt = {"coco": "coco_instances", "kitti": "kitti_detection", "yolo": "yolo", "voc": "voc_detection"}[task]
         return [str(peer_python("datumaro")), "-c", _DATUMARO, str(datumaro_layout(src)), fmt,
                 str(out / task)], out / task
     raise ValueError(tool)
 
 
+def count_voc_objects(folder: Path) -> int:
+    """``<object>`` elements in every VOC XML file below ``folder``."""
+    n = 0
+    for path in folder.rglob("*.xml"):
+        with open(path, "rb") as fh:
+            n += fh.read().count(b"<object>")
+    return n
+
+
 def objects_in(task: str, output: Path) -> tuple[int, str]:
+    if task == "voc":
+        return count_voc_objects(output), ""
     if task == "coco":
         path = output if output.is_file() else next(output.rglob("*.json"))
         n, with_seg = count_coco(path)
@@ -207,7 +227,7 @@ def main() -> None:
     parser.add_argument("--annotations", type=int, default=400_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--tools", nargs="+", default=["annobridge", "labelformat", "globox", "datumaro"])
-    parser.add_argument("--tasks", nargs="+", default=["coco", "kitti", "yolo"], choices=["coco", "kitti", "yolo"])
+    parser.add_argument("--tasks", nargs="+", default=["coco", "kitti", "yolo"], choices=["coco", "kitti", "yolo", "voc"])
     args = parser.parse_args()
 
     src = dataset(args.images, args.annotations)
@@ -229,7 +249,7 @@ def main() -> None:
                 print(f"{tool}: no {task} writer", flush=True)
                 continue
             cmd, output = made
-            folder = output if (tool, task) == ("globox", "yolo") else None
+            folder = output if tool == "globox" and task in ("yolo", "voc") else None
             walls, rss, _ = measure(cmd, args.repeat, output, folder)
             n, note = objects_in(task, output)
             runs.append(Run(task, tool, walls, rss, n, note))

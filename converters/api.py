@@ -16,7 +16,14 @@ from typing import Any, Literal, overload
 from pydantic import BaseModel
 
 from annobridge.converters import engine
-from annobridge.converters.datasetops import LabelMap, merge, read_label_map, relabel, split
+from annobridge.converters.datasetops import (
+    LabelMap,
+    merge,
+    read_label_map,
+    relabel,
+    split,
+    update_scene_metadata,
+)
 from annobridge.core.errors import AnnobridgeError
 from annobridge.core.formats import ConversionReport, Context
 from annobridge.core.model import Dataset, DatasetItem, MaterializedDataset
@@ -160,11 +167,15 @@ def validate(
     options: Options = None,
     *,
     format: str | None = None,
+    write_to: str | None = None,
+    write_options: Options = None,
 ) -> list[AnnobridgeError]:
-    """Every problem found reading ``path``, in one run (empty when it is valid).
+    """Every problem found reading ``path``, in one run (empty when it is valid), and what
+    writing it in ``write_to`` (default: its own format; ``""``: reading only) would refuse.
     ``format`` is the old name of ``from_format``."""
-    return engine.validate(path, _one(from_format, format, "from_format", "format"), options)
+    return engine.validate(path, _one(from_format, format, "from_format", "format"), options,
+                           write_to=write_to, write_options=write_options)
 
 
 __all__ = ["AnnobridgeError", "consolidate", "convert", "load", "merge", "read_label_map", "relabel",
-           "save", "split", "validate"]
+           "save", "split", "update_scene_metadata", "validate"]

@@ -244,6 +244,9 @@ class _Progress:
                    "background mask, or none.")
 @click.option("--semantic-bits", type=click.Choice(["8", "16"]), default="8", show_default=True,
               help="With --task semantic: 8-bit (at most 255 classes) or 16-bit class values.")
+@click.option("--classes", default=None, metavar="A,B,...",
+              help="With --task semantic: the class order (values 1, 2, ...; 'background' is 0); "
+                   "default: the dataset's categories.")
 @click.option("--derive", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
               help="auto: convert what the target cannot hold into a kind it holds (polygon -> box, "
                    "mask -> polygon, ...); none: drop it and report.")
@@ -254,14 +257,16 @@ class _Progress:
 def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, dst_format: str,
             overwrite: bool, options: tuple[str, ...], workers: int, as_json: bool,
             task: str | None = None, things_only: bool = False, overlap: str = "error",
-            stuff: str | None = None, semantic_bits: str = "8", derive: str = "auto",
-            geometry: str | None = None) -> None:
+            stuff: str | None = None, semantic_bits: str = "8", classes: str | None = None,
+            derive: str = "auto", geometry: str | None = None) -> None:
     """Convert SRC to DST in format --to."""
     from annobridge.converters import engine
     from annobridge.converters.stdio import StdioPaths
     from annobridge.core.plugins import get_registry
     if (things_only or stuff) and task != "instance":
         raise click.UsageError("--things-only and --stuff need --task instance")
+    if classes is not None and task != "semantic":
+        raise click.UsageError("--classes needs --task semantic")
     if str(src) == "-" and src_format is None:
         raise click.UsageError("reading standard input (SRC -) needs --from FMT")
     registry = get_registry()
@@ -279,6 +284,7 @@ def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, ds
                             on_total=progress.total_callback, registry=registry,
                             task=task, things_only=things_only, overlap=overlap, stuff=stuff,
                             semantic_bits=int(semantic_bits), transform=label_step(ctx),
+                            classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
                             derive=derive, geometry=geometry)
     progress.done()
     stdio.send()
@@ -369,7 +375,7 @@ def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_jso
     figures = DatasetFigures(measure=plots_dir is not None)
     # scenes as a live view: streaming readers fill header.scenes while items are read
     scopes = infer_schema(figures.counted(dataset.items), dataset.header.scenes.values())
-    items, kinds, labels = figures.items, figures.kinds, figures.labels
+    items, kinds, labels = figures.items, figures.kinds, figures.object_labels
     if plots_dir is not None:
         written = write_plots(figures.summary(scopes), plots_dir)
         click.echo(f"wrote {len(written)} file(s) to {plots_dir}", err=True)
@@ -410,16 +416,25 @@ def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_jso
 @click.option("--format", "--from", "src_format", shell_complete=complete_formats,
               help="Format (detected when omitted).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE")
+@click.option("--to", "dst_format", default=None,
+              help="Also check that this format's writer accepts the data (default: the format "
+                   "read; 'none' checks reading only).")
 @click.option("--json", "as_json", is_flag=True,
               help="Print {valid, format, problems: [{message, file, where, item, fix}]}.")
-def validate(path: Path, src_format: str | None, options: tuple[str, ...], as_json: bool) -> None:
-    """Read PATH and list every problem found, with its location; exit 1 if any."""
+def validate(path: Path, src_format: str | None, options: tuple[str, ...], dst_format: str | None,
+             as_json: bool) -> None:
+    """Read PATH and list every problem found, with its location, and what writing it would
+    refuse; exit 1 if any."""
     from annobridge.converters import engine
     from annobridge.core.plugins import get_registry
+
     registry = get_registry()
     reader = engine.resolve_reader(path, src_format, registry)
-    read_opts, _ = split_options(_parse_pairs(options), reader, None)
-    problems = engine.validate(path, reader.name, read_opts, registry=registry)
+    writer = (registry.get(dst_format) if dst_format not in (None, "none")
+              else reader if dst_format is None and reader.write is not None else None)
+    read_opts, write_opts = split_options(_parse_pairs(options), reader, writer)
+    problems = engine.validate(path, reader.name, read_opts, write_to="" if dst_format == "none" else dst_format,
+                               write_options=write_opts, registry=registry)
     if as_json:
         click.echo(json.dumps({
             "path": str(path), "format": reader.name, "valid": not problems,
@@ -453,12 +468,13 @@ def metadata() -> None:
 @click.option("--key", default="file_name", show_default=True, help="Column naming each row's file.")
 @click.option("--replace", is_flag=True, help="Replace each item's metadata (default: merge top-level keys).")
 @click.option("--skip-unknown", is_flag=True, help="Skip rows naming no item (counted) instead of failing.")
+@click.option("--scenes", is_flag=True, help="Rows name scenes by reference id (scene metadata) instead of items.")
 @click.option("--format", "--from", "src_format", help="Dataset format (detected when omitted).")
 @click.option("--option", "-o", "options", multiple=True, metavar="KEY=VALUE",
               help="A reader or writer option of the dataset's format (repeatable).")
 @click.pass_context
 def metadata_import(ctx: click.Context, dataset: Path, csv_file: Path | None, json_file: Path | None,
-                    key: str, replace: bool, skip_unknown: bool, src_format: str | None,
+                    key: str, replace: bool, skip_unknown: bool, scenes: bool, src_format: str | None,
                     options: tuple[str, ...]) -> None:
     """Import per-file metadata from a CSV or JSON table into DATASET (nothing is written on any error)."""
     from annobridge.converters import engine
@@ -472,11 +488,11 @@ def metadata_import(ctx: click.Context, dataset: Path, csv_file: Path | None, js
     read_opts, write_opts = split_options(_parse_pairs(options), fmt, fmt)
     table = csv_file or json_file
     result = import_metadata(dataset, table, key=key, table_kind="csv" if csv_file else "json",  # type: ignore[arg-type]
-                             replace=replace, skip_unknown=skip_unknown, format=fmt.name,
+                             replace=replace, skip_unknown=skip_unknown, scenes=scenes, format=fmt.name,
                              read_options=read_opts, write_options=write_opts, registry=registry)
     if not ctx.obj["quiet"]:
         click.echo(f"{dataset} ({result.format}): metadata {'replaced' if replace else 'merged'} on "
-                   f"{result.updated} of {result.items} items")
+                   f"{result.updated} of {result.items} {'scenes' if scenes else 'items'}")
         if result.skipped_unknown:
             click.echo(f"skipped {len(result.skipped_unknown)} row(s) naming no item: "
                        + ", ".join(result.skipped_unknown[:5]) + (" ..." if len(result.skipped_unknown) > 5 else ""))
@@ -588,18 +604,22 @@ def render(ctx: click.Context, dataset: Path, out_dir: Path, src_format: str | N
 @click.option("--from", "src_format", shell_complete=complete_formats,
               help="Format of every source (each detected when omitted).")
 @click.option("--overwrite", is_flag=True, help="Replace DST if it exists.")
+@click.option("--update", is_flag=True,
+              help="Nucleus update=True: a later source's item replaces an earlier one's metadata "
+                   "(absent keys deleted), upserts its annotations by annotation_id and replaces "
+                   "its ground-truth segmentation (default: annotations added, metadata merged).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @pipeline_options
 @click.pass_context
 def merge(ctx: click.Context, sources: tuple[Path, ...], dst: Path, dst_format: str,
-          src_format: str | None, overwrite: bool, as_json: bool) -> None:
+          src_format: str | None, overwrite: bool, update: bool, as_json: bool) -> None:
     """Merge SOURCES into one dataset DST (items with the same reference id become one item)."""
     from annobridge.converters.datasetops import merge_files
 
     if len(sources) < 2:
         raise click.UsageError("merge needs at least two SOURCES and a DST")
     report = merge_files(sources, dst, dst_format, from_format=src_format, overwrite=overwrite,
-                         transform=label_step(ctx))
+                         transform=label_step(ctx), update=update)
     if as_json:
         click.echo(json.dumps(report.model_dump() | {"written": report.written}, indent=2))
     elif not ctx.obj["quiet"]:

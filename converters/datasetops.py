@@ -18,6 +18,7 @@ from typing import Any
 
 from annobridge.core.errors import AnnobridgeError, ReadError
 from annobridge.core.formats import ConversionReport
+from annobridge.core.metadata import UPDATE_MODES
 from annobridge.core.model import Category, Dataset, DatasetHeader, DatasetItem, Taxonomy
 
 LabelMap = Mapping[str, str | None]
@@ -181,12 +182,16 @@ def relabel(dataset: Dataset, mapping: LabelMap | None = None, keep: Iterable[st
 # --------------------------------------------------------------------------- merge
 
 
-def merge(datasets: Sequence[Dataset]) -> Dataset:
+def merge(datasets: Sequence[Dataset], *, update: bool = False) -> Dataset:
     """One dataset holding the items of all ``datasets``, in order.
 
     Items with the same reference id are one item: annotations and predictions are
     concatenated and metadata merged key by key (later datasets win on a key both have);
-    their image or point cloud must be the same. Categories are merged by name (the first
+    their image or point cloud must be the same. With ``update`` a later item follows
+    Nucleus's ``update=True`` instead (:func:`merge_items`): its
+    metadata replaces the earlier one's, its annotations are upserted by ``annotation_id``
+    and its ground-truth segmentation replaces the earlier one; a later scene's metadata
+    replaces the earlier one's too. Categories are merged by name (the first
     id of a name is kept; a new name whose id is taken gets the next free id), taxonomies and
     scenes by name.
 
@@ -211,6 +216,9 @@ def merge(datasets: Sequence[Dataset]) -> Dataset:
             else:
                 old.labels = list(dict.fromkeys([*old.labels, *tax.labels]))
         for ref, scene in d.header.scenes.items():
+            if update and ref in header.scenes:
+                scene = header.scenes[ref].model_copy(update={"metadata": dict(scene.metadata)})
+                header.scenes[ref] = scene
             header.scenes.setdefault(ref, scene)
         for key, value in d.header.info.items():
             header.info.setdefault(key, value)
@@ -227,6 +235,9 @@ def merge(datasets: Sequence[Dataset]) -> Dataset:
                     f"item {item.reference_id!r} is {old.image_location or old.pointcloud_location!r} in one "
                     f"dataset and {item.image_location or item.pointcloud_location!r} in another",
                     fix="rename the items of one dataset, or merge datasets of the same images")
+            if update:
+                merged[item.reference_id] = merge_items(old, item)
+                continue
             try:
                 merged[item.reference_id] = DatasetItem.model_validate({
                     **old.model_dump(exclude={"annotations", "predictions"}),
@@ -312,9 +323,62 @@ def split(dataset: Dataset, ratios: Mapping[str, float], *, seed: int = 0,
 # --------------------------------------------------------------------------- on files
 
 
+def _upsert(current: list[Any], incoming: list[Any]) -> list[Any]:
+    """``current`` with ``incoming`` upserted by ``annotation_id`` (Nucleus ``annotate(update=True)``);
+    an item keeps one segmentation: a new one replaces the old one."""
+    out = list(current)
+    position = {a.annotation_id: n for n, a in enumerate(out) if a.annotation_id is not None}
+    seg = next((n for n, a in enumerate(out) if a.type == "segmentation"), None)
+    for ann in incoming:
+        n = position.get(ann.annotation_id) if ann.annotation_id is not None else None
+        if n is None and ann.type == "segmentation":
+            n = seg
+        if n is None:
+            if ann.annotation_id is not None:
+                position[ann.annotation_id] = len(out)
+            if ann.type == "segmentation":
+                seg = len(out)
+            out.append(ann)
+        else:
+            out[n] = ann
+    return out
+
+
+def merge_items(current: DatasetItem, incoming: DatasetItem) -> DatasetItem:
+    """``incoming`` appended onto ``current`` with Nucleus's ``update=True``: the metadata is
+    replaced (keys absent from ``incoming`` are deleted), annotations and predictions are
+    upserted by ``annotation_id``, the ground-truth segmentation is replaced."""
+    return current.model_copy(update={
+        "metadata": json.loads(json.dumps(incoming.metadata)),
+        "attributes": {**current.attributes, **incoming.attributes},
+        "annotations": _upsert(current.annotations, incoming.annotations),
+        "predictions": _upsert(current.predictions, incoming.predictions),
+        "width": incoming.width if incoming.width is not None else current.width,
+        "height": incoming.height if incoming.height is not None else current.height})
+
+
+def update_scene_metadata(header: DatasetHeader, mapping: dict[str, dict[str, Any]], *,
+                          replace: bool = False) -> list[str]:
+    """Nucleus ``Dataset.update_scene_metadata``: merge the top-level keys of each named
+    scene's new metadata into ``header.scenes`` (``replace``: the new metadata replaces it,
+    absent keys deleted); returns the scene ids updated.
+
+    Raises:
+        ReadError: a scene id the dataset does not have.
+    """
+    unknown = [ref for ref in mapping if ref not in header.scenes]
+    if unknown:
+        raise ReadError(f"no scene {unknown[0]!r} in the dataset ({len(unknown)} unknown)",
+                        fix=f"known scenes: {', '.join(sorted(header.scenes)[:5])}")
+    mode = UPDATE_MODES["replace" if replace else "merge"]
+    for ref, metadata in mapping.items():
+        header.scenes[ref].metadata = mode(header.scenes[ref].metadata, metadata)
+    return list(mapping)
+
+
 def merge_files(sources: Sequence[str | os.PathLike[str]], destination: str | os.PathLike[str],
                 to_format: str, *, from_format: str | None = None, overwrite: bool = False,
-                transform: Any = None) -> ConversionReport:
+                transform: Any = None, update: bool = False) -> ConversionReport:
     """Read every source (each format detected unless ``from_format``), :func:`merge` them
     and write ``destination`` atomically; ``transform(dataset, context)`` runs on the merged
     dataset (label mapping). Returns the write report (reads counted over all sources)."""
@@ -331,7 +395,7 @@ def merge_files(sources: Sequence[str | os.PathLike[str]], destination: str | os
         for kind, n in read_ctx.report.read.items():
             ctx.report.read[kind] = ctx.report.read.get(kind, 0) + n
         ctx.report.items_read += read_ctx.report.items_read
-    merged = merge(datasets)
+    merged = merge(datasets, update=update)
     ctx.report.source = ", ".join(str(s) for s in sources)
     ctx.report.source_format = ", ".join(dict.fromkeys(d.format or "?" for d in datasets))
     ctx.report.notes.append(f"merged {len(sources)} datasets into {len(merged.items)} items")  # type: ignore[arg-type]

@@ -389,6 +389,7 @@ def convert(
     overlap: str = "error",
     stuff: str | None = None,
     semantic_bits: int = 8,
+    classes: list[str] | None = None,
     derive: str = "auto",
     geometry: str | None = None,
     transform: Callable[[Dataset, Context], Dataset] | None = None,
@@ -409,7 +410,8 @@ def convert(
 
     ``task`` (``"panoptic"``, ``"instance"``, ``"semantic"``) first maps the items to that
     segmentation view (:func:`annobridge.core.segmentation.consolidate`), with
-    ``things_only``, ``stuff``, ``overlap`` and ``semantic_bits`` passed on to it.
+    ``things_only``, ``stuff``, ``overlap``, ``semantic_bits`` and ``classes`` (the semantic
+    class order) passed on to it.
     """
     reg = _registry(registry)
     _check_derive(derive, geometry)
@@ -421,7 +423,7 @@ def convert(
         from annobridge.core.segmentation import consolidate
 
         dataset = consolidate(dataset, task, things_only=things_only, stuff=stuff,
-                              overlap=overlap, bits=semantic_bits, context=ctx)
+                              overlap=overlap, bits=semantic_bits, classes=classes, context=ctx)
         ctx.report.notes.append(f"segmentation converted to the {task} view (--task {task})")
     return write_dataset(dataset, destination, dst_format, write_options, overwrite=overwrite, context=ctx,
                          registry=reg, derive=derive, geometry=geometry, overlap=overlap)
@@ -443,14 +445,38 @@ def validate(
     format: str | None = None,
     options: Options = None,
     *,
+    write_to: str | None = None,
+    write_options: Options = None,
     registry: FormatRegistry | None = None,
 ) -> list[AnnobridgeError]:
-    """Every problem found reading ``path``, in one run (empty when it is valid)."""
+    """Every problem found reading ``path``, in one run (empty when it is valid); then, when
+    reading found none, what a conversion would fail on: the dataset is written into a
+    temporary folder in ``write_to`` (default: its own format, when that can be written), so
+    that whatever the writer refuses (metadata keys with two types, masks it cannot hold,
+    ...) is found too.
+
+    Args:
+        write_to: the format to check writing into; ``""`` checks reading only.
+    """
+    reg = registry if registry is not None else get_registry()
     ctx = Context(collect_errors=True)
     try:
-        dataset = read_dataset(path, format, options, context=ctx, registry=registry)
+        fmt = resolve_reader(Path(path), format, reg)
+        dataset = read_dataset(path, fmt.name, options, context=ctx, registry=reg)
         for _ in dataset.items:
             pass
     except AnnobridgeError as exc:  # a problem the reader cannot go past (truncated JSON)
         ctx.errors.append(exc)
+        return ctx.errors
+    target = fmt.name if write_to is None else write_to
+    if ctx.errors or not target or reg.get(target).write is None:
+        return ctx.errors
+    scratch = Path(tempfile.mkdtemp(prefix="annobridge-validate-"))
+    try:
+        convert(path, scratch / "out", src_format=fmt.name, dst_format=target, read_options=options,
+                write_options=write_options, registry=reg)
+    except AnnobridgeError as exc:
+        ctx.errors.append(exc)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return ctx.errors

@@ -86,6 +86,7 @@ def import_metadata(
     table_kind: str | None = None,
     replace: bool = False,
     skip_unknown: bool = False,
+    scenes: bool = False,
     format: str | None = None,
     read_options: dict[str, Any] | None = None,
     write_options: dict[str, Any] | None = None,
@@ -104,6 +105,8 @@ def import_metadata(
         replace: replace each matched item's metadata (keys not in the row are deleted);
             default merge (top-level keys added or overwritten).
         skip_unknown: skip rows naming no item (counted) instead of failing.
+        scenes: rows name scenes by reference id (Nucleus ``update_scene_metadata``) instead
+            of items.
 
     Raises:
         ReadError: a bad row, an unknown or ambiguous file name (nothing is written).
@@ -113,6 +116,9 @@ def import_metadata(
     path = Path(path)
     rows = read_metadata_table(table, key, table_kind)
     dataset, fmt = _load(path, format, read_options, reg)
+    if scenes:
+        return _import_scene_metadata(dataset, fmt, path, rows, key, table, replace, skip_unknown,
+                                      write_options, reg)
     items: list[DatasetItem] = dataset.items  # type: ignore[assignment]
     root = path if path.is_dir() else path.parent
     index: dict[str, list[int]] = {}
@@ -143,6 +149,32 @@ def import_metadata(
         items[i] = items[i].model_copy(update={"metadata": md})
     _check_items(items)
     result.updated = len(planned)
+    result.report = _save(dataset, path, fmt, write_options, reg)
+    return result
+
+
+def _import_scene_metadata(dataset: Dataset, fmt: str, path: Path, rows: list[Any], key: str,
+                           table: str | os.PathLike[str], replace: bool, skip_unknown: bool,
+                           write_options: dict[str, Any] | None, reg: FormatRegistry) -> MetadataResult:
+    """:func:`import_metadata` for scenes: each row names a scene reference id."""
+    from annobridge.converters.datasetops import update_scene_metadata
+
+    result = MetadataResult(format=fmt, items=len(dataset.header.scenes))
+    mapping: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.key not in dataset.header.scenes:
+            if skip_unknown:
+                result.skipped_unknown.append(row.key)
+                continue
+            raise ReadError(f"{key} {row.key!r} names no scene of the dataset {path}", file=table,
+                            where=row.where, fix="use the scene's reference id, or pass --skip-unknown")
+        if row.key in mapping:
+            raise ReadError(f"{key} {row.key!r} names a scene already set by another row", file=table,
+                            where=row.where)
+        mapping[row.key] = row.metadata
+    result.updated = len(update_scene_metadata(dataset.header, mapping, replace=replace))
+    fields = infer_fields((ref, sc.metadata) for ref, sc in dataset.header.scenes.items())
+    check_consistent(fields, "scene")
     result.report = _save(dataset, path, fmt, write_options, reg)
     return result
 

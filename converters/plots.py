@@ -82,15 +82,23 @@ class DatasetFigures:
     polygon_area: list[float] = field(default_factory=list)
     keypoints: dict[str, Counter[str]] = field(default_factory=dict)
     latlon: list[tuple[float, float]] = field(default_factory=list)
+    object_labels: Counter[str] = field(default_factory=Counter)  # a KITTI row's box and cuboid: one
+    objects: set[tuple[str, str, str]] = field(default_factory=set)
 
     def add(self, item: DatasetItem) -> None:
         self.items += 1
         self.per_item[len(item.annotations) + len(item.predictions)] += 1
+        owner = item.scene.scene_reference_id if item.scene is not None else item.reference_id
         for group, prefix in ((item.annotations, ""), (item.predictions, "prediction:")):
             for ann in group:
                 self.kinds[prefix + ann.type] += 1
+                key = (owner, prefix, ann.group_id)
+                one_object = ann.group_id is None or key not in self.objects
+                self.objects.add(key)
                 for label in labels_of(ann):
                     self.labels[prefix + label] += 1
+                    if one_object:
+                        self.object_labels[prefix + label] += 1
                 if self.measure:
                     self._measure(ann)
         if self.measure and item.metadata:

@@ -2,7 +2,7 @@
 camera <-> LiDAR box transforms, cuboid corners, projection to image boxes, and the
 Nucleus ``camera_params`` <-> calibration conversions.
 
-Frames (``formats/kitti.md`` §3-§5):
+Frames (the KITTI object devkit ``readme.txt``):
 
 * rectified camera 0 ("camera"): x right, y down, z forward, metres. A KITTI label
   ``location`` is the **bottom-face centre** of the box in this frame, ``dimensions`` are
@@ -117,7 +117,7 @@ def wrap_angle(a: float) -> float:
 
 
 def alpha_of(loc: tuple[float, float, float], ry: float) -> float:
-    """Observation angle ``ry - atan2(x, z)`` wrapped to [-pi, pi) (kitti.md §5)."""
+    """Observation angle ``ry - atan2(x, z)`` wrapped to [-pi, pi) (devkit ``readme.txt``)."""
     return wrap_angle(ry - math.atan2(loc[0], loc[2]))
 
 

@@ -4,12 +4,12 @@ plugin can override them.
 
 Image statistics (``annobridge metadata compute --stats ...``):
 
-* ``luminance`` -> metadata ``luminance``: mean of Pillow's ``L`` conversion (ITU-R 601-2
-  luma, ``L = R*299/1000 + G*587/1000 + B*114/1000``) divided by 255, so 0.0 (black) .. 1.0
-  (white), rounded to 6 decimals.
-* ``rgb-ratios`` -> ``red_ratio``, ``green_ratio``, ``blue_ratio``: each channel's mean
-  divided by the sum of the three means (they sum to 1). An all-black image has no colour:
-  each ratio is 1/3 (neutral), never a division by zero.
+* ``luminance`` -> metadata ``luminance``: mean of Pillow's ``L`` band (ITU-R 601-2 luma,
+  ``L = R*299/1000 + G*587/1000 + B*114/1000``), 0 (black) .. 255 (white), as
+  LightlyStudio's metadata recipe computes it.
+* ``rgb-ratios`` -> ``red_ratio``, ``green_ratio``, ``blue_ratio``: each channel's pixel
+  sum divided by the sum of the three (they sum to 1); on an all-black image the total is
+  taken as 1, so each ratio is 0.0, as in the same recipe.
 """
 
 from __future__ import annotations
@@ -28,18 +28,14 @@ def metadata_stats() -> list[str]:
 
 @hookimpl(trylast=True)
 def compute_metadata(item: Any, image: Any, stats: list[str]) -> dict[str, Any] | None:
-    from PIL import ImageStat
+    import numpy as np
 
     out: dict[str, Any] = {}
     if "luminance" in stats:
-        mean = ImageStat.Stat(image.convert("L")).mean[0]
-        out["luminance"] = round(mean / 255.0, 6)
+        out["luminance"] = float(np.asarray(image.convert("L"), dtype=np.float64).mean())
     if "rgb-ratios" in stats:
-        r, g, b = ImageStat.Stat(image.convert("RGB")).mean[:3]
-        total = r + g + b
-        if total <= 0:
-            out.update(red_ratio=round(1 / 3, 6), green_ratio=round(1 / 3, 6), blue_ratio=round(1 / 3, 6))
-        else:
-            out.update(red_ratio=round(r / total, 6), green_ratio=round(g / total, 6),
-                       blue_ratio=round(b / total, 6))
+        sums = np.asarray(image.convert("RGB"), dtype=np.int64).sum(axis=(0, 1))
+        r, g, b = (int(v) for v in sums)
+        total = (r + g + b) or 1
+        out.update(red_ratio=r / total, green_ratio=g / total, blue_ratio=b / total)
     return out or None

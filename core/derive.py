@@ -411,23 +411,24 @@ def segmentation_view(caps: Capabilities) -> str | None:
     """The segmentation view a target needs, or None when it holds what it gets.
 
     A target without index masks but with objects gets per-object masks (``instance``,
-    from which the engine derives polygons or boxes); a target with index masks but
-    without object masks or polygons gets one panoptic index mask per item.
+    from which the engine derives polygons or boxes); a target with index masks and no
+    object kind at all (no mask, polygon or box) gets one panoptic index mask per item.
     """
     kinds = caps.annotation_types | caps.prediction_types
     objects = {"object_mask", "polygon", "box", "oriented_box"} & kinds
     if "segmentation" not in kinds and objects:
         return "instance"
-    if "segmentation" in kinds and not {"object_mask", "polygon"} & kinds:
+    if "segmentation" in kinds and not objects:
         return "panoptic"
     return None
 
 
 def _needs_view(anns: list[Any], view: str) -> bool:
     has_index = any(a.type == "segmentation" for a in anns)
-    if view == "instance":
-        return has_index
-    return not has_index and any(a.type in ("object_mask", "polygon") for a in anns)
+    has_objects = any(a.type in ("object_mask", "polygon") for a in anns)
+    if view == "instance":  # an item whose objects are there already keeps them, not copies
+        return has_index and not has_objects
+    return not has_index and has_objects
 
 
 def in_view(dataset: Dataset, view: str, overlap: str, report: ConversionReport) -> Dataset:

@@ -55,8 +55,8 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "num_keypoints": "COCO: the file's num_keypoints when it disagrees with the count of v > 0",
     "coco_absent": "COCO: standard keys (bbox, area, iscrowd, num_keypoints) the source left out",
     "isthing": "panoptic: 1 = countable thing, 0 = stuff",
-    "truncated": "KITTI: 0..1 fraction outside the image (or the tracking variants), kept as written",
-    "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written; CVAT: 0 or 1",
+    "truncated": "KITTI: 0..1 fraction outside the image (or the tracking variants); VOC: 0/1; kept as written",
+    "occluded": "KITTI: 0..3 occlusion state (-1 in some result files), kept as written; CVAT and VOC: 0 or 1",
     "alpha": "KITTI: observation angle in radians (-10 = not set), kept as written",
     "dont_care": "KITTI: the row is a DontCare region",
     "score": "KITTI: a prediction's raw score as written (any range; confidence is it clipped to 0..1)",
@@ -74,6 +74,14 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "cvat_xml": "CVAT: XML attributes of a shape the mapping does not read, kept verbatim and written back",
     "cvat": "CVAT item: <image> attributes other than name/width/height (id, subset, task_id), as text",
     "cvat_outside": "CVAT video item: the outside keyframes of tracks on this frame, verbatim",
+    "difficult": "Pascal VOC: 1 = hard to recognise (left out of the devkit's evaluation), kept as written",
+    "pose": "Pascal VOC: the object's view (Frontal, Left, Rear, Right, Unspecified), as written",
+    "actions": "Pascal VOC: {action: 0/1} of a person (jumping, phoning, ...), in file order",
+    "part": "Pascal VOC: the box is a <part> (head, hand, foot) of the object box with its group_id",
+    "voc_text": "Pascal VOC: bndbox corner text the writer would print differently, kept verbatim",
+    "voc_extra": "Pascal VOC: unknown XML elements (tag, attrib, text, children, position) kept for writing",
+    "voc_instance": "Pascal VOC: SegmentationObject value of a mask that has no XML object",
+    "split": "the dataset split the item belongs to (YOLO train/val/test folders, VOC ImageSets/Main)",
 }
 
 _STRICT = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
@@ -106,21 +114,41 @@ def _flatten_points(value: Any, *, dims: int = 2) -> Any:
 # --------------------------------------------------------------------------- points
 
 
+def _positional(names: tuple[str, ...], args: tuple[Any, ...], data: dict[str, Any]) -> dict[str, Any]:
+    """Merge positional arguments into keyword data, so ``Point(100, 100)`` works as the
+    Nucleus SDK writes it (pydantic models take keywords only)."""
+    if len(args) > len(names):
+        raise TypeError(f"takes at most {len(names)} positional arguments ({', '.join(names)}), "
+                        f"{len(args)} given")
+    for name, value in zip(names, args):
+        if name in data:
+            raise TypeError(f"got {name!r} both as a positional and as a keyword argument")
+        data[name] = value
+    return data
+
+
 class Point(BaseModel):
-    """A 2D point in pixels, origin top-left, y down."""
+    """A 2D point in pixels, origin top-left, y down. ``Point(x, y)`` or keywords."""
 
     model_config = _STRICT
     x: float
     y: float
 
+    def __init__(self, *args: Any, **data: Any) -> None:
+        super().__init__(**_positional(("x", "y"), args, data))
+
 
 class Point3D(BaseModel):
-    """A 3D point in metres, in the frame of the annotation that holds it."""
+    """A 3D point in metres, in the frame of the annotation that holds it.
+    ``Point3D(x, y, z)`` or keywords."""
 
     model_config = _STRICT
     x: float
     y: float
     z: float
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        super().__init__(**_positional(("x", "y", "z"), args, data))
 
 
 class LidarPoint(BaseModel):
@@ -149,6 +177,11 @@ class Keypoint(BaseModel):
     x: float | None = None
     y: float | None = None
     visibility: Visibility = 2
+
+    def __init__(self, *args: Any, **data: Any) -> None:
+        """``Keypoint(x, y)``, ``Keypoint(x, y, visible)``, ``Keypoint(visible=False)`` (the
+        Nucleus SDK's order) or keywords."""
+        super().__init__(**_positional(("x", "y", "visible"), args, data))
 
     @model_validator(mode="before")
     @classmethod
@@ -620,6 +653,18 @@ class SegmentationAnnotation(_AnnotationBase):
     type: Literal["segmentation"] = "segmentation"
     mask: IndexMask
     annotations: list[Segment] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_mask_url(cls, data: Any) -> Any:
+        """Accept the Nucleus SDK's ``mask_url=...`` for ``mask=IndexMask(location=...)``."""
+        if isinstance(data, dict) and "mask_url" in data:
+            data = dict(data)
+            url = data.pop("mask_url")
+            if "mask" in data:
+                raise ValueError("give mask or mask_url, not both")
+            data["mask"] = IndexMask(location=url)
+        return data
 
     @field_validator("annotations")
     @classmethod

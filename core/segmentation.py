@@ -1,6 +1,7 @@
 """The three views of segmentation masks, and one operation that maps between them.
 
-Views (as in Nucleus's segmentation guide, ``formats/nucleus.md`` and ``formats/coco_panoptic.md``):
+Views (as in Nucleus's segmentation guide — scaleapi/nucleus-python-client
+``nucleus/annotation.py``, ``SegmentationAnnotation`` — and cocodataset/panopticapi ``README.md``):
 
 * **panoptic**: the item's one :class:`SegmentationAnnotation` whose index mask holds one
   value per *segment* (every thing instance and every stuff region its own value) with a
@@ -14,8 +15,10 @@ Views (as in Nucleus's segmentation guide, ``formats/nucleus.md`` and ``formats/
   pycocotools matching). ``area`` and ``bbox`` are recomputed from the pixels.
 * **semantic**: a :class:`SegmentationAnnotation` with one value per *class* and a
   :class:`Segment` per class present in the item: value = 1-based position of the class in
-  ``header.categories`` (or in ``classes`` when given), 0 = void/unlabelled. Instance
-  identity is lost. ``bits=8`` (Nucleus-style, at most 255 classes besides void; more is an
+  ``header.categories`` (or in ``classes`` when given), 0 = ``background`` (a Segment
+  ``background`` at index 0 labels unlabelled pixels, as in Nucleus's example; a class
+  named ``background`` is that value). Instance identity is lost; the metadata of a
+  class's segments is carried when they agree, else reported. ``bits=8`` (Nucleus-style, at most 255 classes besides void; more is an
   error) or ``bits=16`` (up to 65535 classes).
 
 What "background merged" means (the Nucleus guide's example: a COCO image with 11 segments,
@@ -283,13 +286,16 @@ def make_plan(header: DatasetHeader, task: str, *, things_only: bool = False,
     class_index: dict[str, int] = {}
     if task == "semantic":
         limit = (1 << bits) - 1
-        if len(names) > limit:
+        if len([n for n in names if n != BACKGROUND]) > limit:
             raise FormatError(
                 f"{len(names)} classes do not fit in an {bits}-bit semantic mask "
                 f"(at most {limit} classes; 0 is void)",
                 fix="ask for 16-bit semantic masks (bits=16)" if bits == 8 else "merge classes",
             )
-        class_index = {name: i for i, name in enumerate(names, start=1)}
+        # 0 is background, as in Nucleus's example ({"label": "bg", "index": 0})
+        class_index = {name: i for i, name in enumerate((n for n in names if n != BACKGROUND), start=1)}
+        if BACKGROUND in names:
+            class_index[BACKGROUND] = 0
     return ConsolidationPlan(task=task, stuff=stuff, overlap=overlap, bits=bits,  # type: ignore[arg-type]
                              categories_by_id=by_id, categories_by_name=by_name,
                              class_index=class_index)
@@ -331,7 +337,7 @@ def _convert_list(item: DatasetItem, anns: list[Any], plan: ConsolidationPlan,
         rest = [a for a in anns if a is not seg]
         if plan.task == "instance":
             return rest + _segmentation_to_instances(item, seg, plan, drops)
-        return rest + [_segmentation_to_semantic(item, seg, plan)]
+        return rest + [_segmentation_to_semantic(item, seg, plan, drops)]
     if plan.task == "instance" and plan.stuff == "drop" and objects:
         kept = [a for a in anns if a.type not in ("object_mask", "polygon")
                 or plan.category_of(a.label, a.attributes)[1]]
@@ -406,13 +412,22 @@ def _segmentation_to_instances(item: DatasetItem, seg: SegmentationAnnotation,
 
 
 def _segmentation_to_semantic(item: DatasetItem, seg: SegmentationAnnotation,
-                              plan: ConsolidationPlan) -> SegmentationAnnotation:
+                              plan: ConsolidationPlan, drops: Counter[str]) -> SegmentationAnnotation:
     array = _pixels(seg.mask)
     mapping: dict[int, int] = {}
+    by_class: dict[int, list[dict[str, Any]]] = {}
     for s in seg.annotations:
         mapping[s.index] = _class_of(item, s.label, plan)
+        by_class.setdefault(mapping[s.index], []).append(s.metadata)
+    # a class's segments become one: their metadata is carried when they agree
+    metadata = {}
+    for idx, mds in by_class.items():
+        if all(md == mds[0] for md in mds):
+            metadata[idx] = mds[0]
+        else:
+            drops["segment metadata"] += sum(1 for md in mds if md)
     semantic, present = relabel(array, mapping)
-    return _semantic_annotation(item, seg, semantic, present, plan)
+    return _semantic_annotation(item, seg, semantic, present, plan, metadata)
 
 
 def _class_of(item: DatasetItem, label: str, plan: ConsolidationPlan) -> int:
@@ -427,8 +442,12 @@ def _class_of(item: DatasetItem, label: str, plan: ConsolidationPlan) -> int:
 
 
 def _semantic_annotation(item: DatasetItem, like: Any, semantic: np.ndarray, present: set[int],
-                         plan: ConsolidationPlan) -> SegmentationAnnotation:
+                         plan: ConsolidationPlan,
+                         metadata: dict[int, dict[str, Any]] | None = None) -> SegmentationAnnotation:
     names = {i: n for n, i in plan.class_index.items()}
+    names[0] = BACKGROUND
+    if not semantic.all():  # unlabelled pixels are background, index 0
+        present = {0} | present
     segments = []
     for idx in sorted(present):
         name = names[idx]
@@ -438,7 +457,8 @@ def _semantic_annotation(item: DatasetItem, like: Any, semantic: np.ndarray, pre
             attrs["category_id"] = cat[0]
             if cat[1] is not None:
                 attrs["isthing"] = cat[1]
-        segments.append(Segment.model_construct(label=name, index=idx, attributes=attrs))
+        segments.append(Segment.model_construct(label=name, index=idx, attributes=attrs,
+                                                metadata=dict((metadata or {}).get(idx) or {})))
     return SegmentationAnnotation.model_construct(
         # encoded here, in the worker with --workers: the main process only writes bytes
         mask=IndexMask.encoded(semantic), annotations=segments,
@@ -605,4 +625,5 @@ _REASONS = {
     "pixel:overlap": "overlapping objects: a single index mask keeps one object per pixel",
     "object_mask:hidden by overlap": "every pixel of the object was taken by another object",
     "polygon:hidden by overlap": "every pixel of the object was taken by another object",
+    "segment metadata": "the semantic view merges a class's segments, whose metadata differ",
 }

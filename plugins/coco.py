@@ -49,8 +49,14 @@ Writing:
     results list, which the report notes). Predictions written into a ground-truth file go
     under the extra top-level key ``annobridge_predictions`` as a results list (pycocotools
     and other COCO readers ignore it; this reader reads it back as predictions), so
-    nothing is lost. Annotation ids are kept when ``group_id`` is an integer
-    not used yet; other groups get new ids from 1 up, skipping used ids. For annotations
+    nothing is lost. Ids are integers, as pycocotools ``COCOeval`` and datumaro expect:
+    an image's id is its reference id when that is an integer (``"000123"`` -> 123), else
+    the next unused integer from 1 up in item order, the reference id kept under the image
+    key ``annobridge_reference_id`` (a string id read from COCO stays a string). Annotation
+    ids are kept when ``group_id`` is an integer not used yet; other groups get new ids
+    from 1 up, skipping used ids, the group id kept under ``annobridge_group_id``. The
+    reader restores both (reference id, group id) and keeps the COCO id in
+    ``attributes["id"]``, so COCO -> COCO writes the same ids again. For annotations
     that did not come from COCO, the writer adds ``bbox`` to polygons and masks (polygon
     vertex extents, RLE ``toBbox``; ``core/derive.py``) and to keypoint-only objects (the
     extent of the labelled keypoints), so ``COCOeval`` finds a ``bbox`` on every object
@@ -115,6 +121,8 @@ _GT_SPECIAL = frozenset({ABSENT, "category_id", "bbox", "segmentation", "keypoin
 _RES_SPECIAL = _GT_SPECIAL - {"id"}
 _DEFAULT_TOP = ["info", "licenses", "images", "annotations", "categories"]
 PREDICTIONS_KEY = "annobridge_predictions"
+REFERENCE_KEY = "annobridge_reference_id"  # image key: the item's non-integer reference id
+GROUP_KEY = "annobridge_group_id"  # annotation key: the object's non-integer group id
 
 
 class CocoReadOptions(BaseModel):
@@ -123,19 +131,32 @@ class CocoReadOptions(BaseModel):
     Args:
         gt: for a results file, the ground-truth JSON giving image file names, sizes and
             category names (results are then checked against it, as ``loadRes`` does).
-        bad_skeleton_edges: ``error`` (default) reports a skeleton edge whose index is
-            outside 1..k; ``drop`` drops such edges and reports them as dropped (the
-            CrowdPose files ship a 17-point skeleton with 14 keypoints).
-        short_keypoints: ``error`` (default) reports keypoints whose length is not 3 x the
-            category's keypoint count; ``prefix`` reads a shorter list as the first names
-            of the category (Human-Art stores the 17 COCO points in ``keypoints`` under a
-            21-name category, the 21 points in ``keypoints_21``).
+        bad_skeleton_edges: a skeleton edge whose index is outside 1..k (CrowdPose ships a
+            17-point skeleton with 14 keypoints; datumaro writes 0-based edges under an
+            empty name list): ``keep`` (default) keeps the category's skeleton verbatim in
+            ``Category.attributes["skeleton"]`` (written back as given), leaves such edges
+            out of the canonical skeleton and notes it in the report; ``drop`` drops them
+            (reported as dropped); ``error`` refuses the file.
+        short_keypoints: keypoints whose length is not 3 x the category's keypoint count:
+            ``keep`` (default) reads a shorter list as the first names of the category
+            (Human-Art stores 17 COCO points under a 21-name category) and names the points
+            beyond the category's names ``"k"`` (their 0-based index; datumaro's
+            ``coco_person_keypoints`` export has categories with ``keypoints: []``), noted
+            in the report; ``prefix`` reads shorter lists only; ``error`` refuses the file.
+        strict: refuse what the file leaves inconsistent instead of keeping it: both
+            options above become ``error`` unless given otherwise.
     """
 
     model_config = ConfigDict(extra="forbid")
     gt: Path | None = None
-    bad_skeleton_edges: Literal["error", "drop"] = "error"
-    short_keypoints: Literal["error", "prefix"] = "error"
+    bad_skeleton_edges: Literal["keep", "error", "drop"] = "keep"
+    short_keypoints: Literal["keep", "error", "prefix"] = "keep"
+    strict: bool = False
+
+    def mode(self, option: str) -> str:
+        """The effective mode of ``bad_skeleton_edges`` or ``short_keypoints``."""
+        given = option in self.model_fields_set
+        return "error" if self.strict and not given else getattr(self, option)
 
 
 class CocoWriteOptions(BaseModel):
@@ -197,7 +218,7 @@ def _dumps(obj: Any) -> bytes:
 
 
 class _Cat:
-    __slots__ = ("label", "names", "skeleton", "k", "shared", "free", "prefixes")
+    __slots__ = ("label", "names", "skeleton", "k", "shared", "free", "extend", "adapted", "prefixes")
 
     def __init__(self, label: str, names: list[str] | None, skeleton: list[tuple[int, int]] | None):
         self.label = label
@@ -206,6 +227,8 @@ class _Cat:
         self.k = len(names) if names is not None else 0
         self.shared = False  # another category has the same name: keep category_id
         self.free = False  # results without ground truth: any keypoint count, names "0", "1"...
+        self.extend = False  # short_keypoints=keep: more points than names get names "k", "k+1"...
+        self.adapted = 0  # annotations read with a prefix or an extension of the names
         self.prefixes: dict[int, list[str]] = {}
 
     def names_for(self, m: int) -> list[str] | None:
@@ -214,11 +237,20 @@ class _Cat:
             if m not in self.prefixes:
                 self.prefixes[m] = [str(j) for j in range(m)]
             return self.prefixes[m]
+        if m > self.k and self.extend:
+            if m not in self.prefixes:
+                self.prefixes[m] = generated_names(self.names or [], m)
+            return self.prefixes[m]
         if self.names is None or m > self.k:
             return None
         if m not in self.prefixes:
             self.prefixes[m] = self.names[:m]
         return self.prefixes[m]
+
+
+def generated_names(names: list[str], m: int) -> list[str]:
+    """``names`` completed to ``m`` names with the 0-based index of each missing point."""
+    return [*names, *(str(j) for j in range(len(names), m))]
 
 
 def _is_int(v: Any) -> bool:
@@ -237,6 +269,7 @@ def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
     index: dict[int, _Cat] = {}
     names_used: dict[str, int] = {}
     dropped = 0
+    edge_mode = options.mode("bad_skeleton_edges")
     for i, c in enumerate(raw):
         where = f"#/categories/{i}"
         if type(c) is not dict:
@@ -271,6 +304,7 @@ def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
                 context.error(ReadError("skeleton must be a list of [a, b] pairs", file=path,
                                         where=f"{where}/skeleton"))
                 continue
+            kept_raw = False
             for j, edge in enumerate(skeleton_raw):
                 if (type(edge) is not list or len(edge) != 2
                         or not all(_is_int(e) for e in edge)):
@@ -279,27 +313,37 @@ def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
                     continue
                 a, b = edge
                 if not (1 <= a <= k and 1 <= b <= k):
-                    if options.bad_skeleton_edges == "drop":
+                    if edge_mode == "drop":
                         dropped += 1
+                        continue
+                    if edge_mode == "keep":
+                        kept_raw = True
                         continue
                     context.error(ReadError(
                         f"skeleton edge {edge} is out of range: COCO skeleton indices are "
                         f"1-based, 1..{k} for the {k} keypoint names of category {cid}",
                         file=path, where=f"{where}/skeleton/{j}",
                         fix="fix the edge (0-based skeletons must be shifted by 1), or read "
-                            "with --option bad-skeleton-edges=drop"))
+                            "with --option bad-skeleton-edges=drop or keep"))
                     continue
                 skeleton.append((a - 1, b - 1))
             # after a bad edge the category stays, with its valid edges, so that validate
             # checks its annotations too (a normal read has raised already)
         sup = c.get("supercategory")
         attrs = {key: v for key, v in c.items() if key not in _CATEGORY_CORE}
+        if skeleton_raw is not None and kept_raw:
+            attrs["skeleton"] = skeleton_raw  # written back verbatim by the writer
+            context.report.notes.append(
+                f"warning: category {cid} ({name!r}) has skeleton edges outside 1..{k}; the skeleton "
+                "is kept verbatim for COCO and only its valid edges reach other formats "
+                "(--option strict=true refuses it)")
         if "supercategory" in c and type(sup) is not str:
             attrs["supercategory"] = sup
             sup = None
         cats.append(Category(id=cid, name=name, supercategory=sup, keypoints=names,
                              skeleton=skeleton, attributes=attrs))
         index[cid] = _Cat(name, names, skeleton)
+        index[cid].extend = options.mode("short_keypoints") == "keep"
         names_used[name] = names_used.get(name, 0) + 1
     if dropped:
         context.report.drop("skeleton edge", "index out of range 1..k (bad-skeleton-edges=drop)",
@@ -332,6 +376,9 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
                                     file=path, where=where))
             continue
         ref = str(iid)
+        spelled = img.get(REFERENCE_KEY)
+        if type(spelled) is str and spelled:
+            ref = spelled
         if ref in refs:
             context.error(ReadError(f"image id {iid!r} is used twice: #/images/{refs[ref]} and "
                                     f"{where}", file=path, where=where,
@@ -357,8 +404,9 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
             attrs[ABSENT] = ["file_name"]
         else:
             del attrs["file_name"]
-        if type(iid) is str:
+        if type(iid) is str or ref != str(iid):
             attrs["id"] = iid
+            attrs.pop(REFERENCE_KEY, None)
         item = _make(DatasetItem, {
             "reference_id": ref, "image_location": file_name, "pointcloud_location": None,
             "width": width, "height": height, "metadata": {}, "attributes": attrs,
@@ -408,7 +456,7 @@ def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
     top.pop(PREDICTIONS_KEY, None)
     del data
     return Dataset(header=header, items=_items(path, images, sources, cats, context,
-                                               options.short_keypoints == "prefix"),
+                                               options.mode("short_keypoints") != "error"),
                    total=len(images))  # one item per image: the progress bar's total
 
 
@@ -524,7 +572,7 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
     header = DatasetHeader(categories=categories,
                            info={"coco": {"top": top, "keys": keys, "results": True}})
     return Dataset(header=header, items=_items(path, images, [_Source(data, buckets, True, "#")],
-                                               cats, context, options.short_keypoints == "prefix"),
+                                               cats, context, options.mode("short_keypoints") != "error"),
                    total=len(images))
 
 
@@ -546,6 +594,12 @@ def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Sou
     gc.disable()  # the records and models built here are acyclic: reference counting frees them
     try:
         yield from _convert_items(path, images, sources, cats, context, short)
+        for cid, cat in cats.items():
+            if cat.adapted and not cat.free:
+                context.report.notes.append(
+                    f"warning: {cat.adapted} annotations of category {cid} ({cat.label!r}) have another "
+                    f"number of keypoints than its {cat.k} names: read with the first names, points "
+                    "beyond the names named by their 0-based index (--option strict=true refuses them)")
     finally:
         gc.unfreeze()
         if enabled:
@@ -641,7 +695,10 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         aid = attrs.pop("id")
         gid = str(aid)
         conf = None
-        if type(aid) is str:
+        spelled = attrs.pop(GROUP_KEY, None)
+        if type(spelled) is str and spelled:
+            gid = spelled
+        if type(aid) is str or gid != str(aid):
             attrs["id"] = aid
         if "area" not in attrs or "iscrowd" not in attrs or bbox_raw is _MISSING or (
                 kps is not _MISSING and num is _MISSING):
@@ -731,8 +788,9 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         k = cat.k
         names, skeleton = cat.names, cat.skeleton
         if type(kps) is list and len(kps) != 3 * k and len(kps) % 3 == 0 and (
-                cat.free or (short and len(kps) < 3 * k)):
+                cat.free or (short and len(kps) < 3 * k) or cat.extend):
             names = cat.names_for(len(kps) // 3)
+            cat.adapted += 1
             m = len(names)  # type: ignore[arg-type]
             skeleton = None if skeleton is None else [e for e in skeleton if max(e) < m]
             k = m
@@ -743,7 +801,7 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
                         "each keypoint is x, y, v in the order of the category's keypoint names"
                         + ("" if results or len(kps) > 3 * k else
                            "; to read a shorter list as the first names (Human-Art), use "
-                           "--option short-keypoints=prefix"))
+                           "--option short-keypoints=prefix or keep"))
         try:
             sum(kps)
         except TypeError:
@@ -814,13 +872,21 @@ def _int_id(text: str | None) -> int | None:
     return int(text)
 
 
-def _image_id(item: DatasetItem) -> Any:
+def _image_id_candidate(item: DatasetItem) -> Any:
+    """The COCO id an item asks for: its string id read from COCO, its integer reference
+    id, the integer id COCO gave it before (``attributes["id"]``), or None."""
     ref = item.reference_id
     orig = item.attributes.get("id")
     if type(orig) is str and orig == ref:
-        return orig
+        return orig  # a string id read from COCO: pycocotools accepts it, kept as read
     n = _int_id(ref)
-    return ref if n is None else n
+    if n is not None:
+        return n
+    if _is_int(orig):
+        return orig
+    if ref.isascii() and ref.isdigit():
+        return int(ref)  # "000123" (KITTI frame names): the number, the name kept
+    return None
 
 
 class _Writer:
@@ -837,6 +903,28 @@ class _Writer:
         self.used_ids: set[Any] = set()
         self.drops: dict[tuple[str, str], int] = {}
         self.renumbered = 0  # annotation ids COCO cannot keep (not integers, or used twice)
+        self.image_ids: set[Any] = set()
+        self.next_image = 1
+        self.mapped_refs = 0  # reference ids written as REFERENCE_KEY beside a new integer id
+
+    def image_id(self, item: DatasetItem) -> tuple[Any, str | None]:
+        """The item's COCO image id, and its reference id when that id does not spell it.
+
+        Integers (or a string id read from COCO) are kept; any other reference id gets the
+        next unused integer from 1 up, in item order, so the same input always gets the
+        same ids, and the reference id is written beside it to be restored on reading.
+        """
+        ref = item.reference_id
+        cand = _image_id_candidate(item)
+        if cand is None or cand in self.image_ids:
+            while self.next_image in self.image_ids:
+                self.next_image += 1
+            cand = self.next_image
+        self.image_ids.add(cand)
+        if str(cand) == ref:
+            return cand, None
+        self.mapped_refs += 1
+        return cand, ref
 
     def drop(self, what: str, reason: str, n: int = 1) -> None:
         self.drops[(what, reason)] = self.drops.get((what, reason), 0) + n
@@ -865,6 +953,8 @@ class _Writer:
         if cat.keypoints is names or cat.keypoints == names or (
                 len(names) < len(cat.keypoints) and cat.keypoints[:len(names)] == names):
             return True
+        if len(names) > len(cat.keypoints) and names == generated_names(cat.keypoints, len(names)):
+            return True  # read with names made up beyond the category's (short-keypoints=keep)
         self.drop("keypoints", f"keypoint names differ from category {cat.name!r}'s")
         return False
 
@@ -920,6 +1010,8 @@ class _Writer:
             else:
                 attr_id = attrs.get("id")
                 oid = attr_id if type(attr_id) is str and attr_id == gid else _int_id(gid)
+                if oid is None and _is_int(attr_id):
+                    oid = attr_id  # the integer id COCO gave this group before
             if oid is None or oid in self.used_ids:
                 if gid is not None or any(a.annotation_id is not None for a in group):
                     self.renumbered += 1
@@ -932,6 +1024,8 @@ class _Writer:
                         if aid is not None and aid != gid and aid != gid + ":keypoints":
                             self.renumbered += 1
                 rec = {"id": oid, "image_id": image_id, "category_id": cid}
+            if gid is not None and str(rec.get("id")) != gid:
+                rec[GROUP_KEY] = gid  # restored as the group id on reading
         absent = attrs.get(ABSENT, ())
         mtype = main.type if main is not None else None
         if mtype == "polygon":
@@ -1113,8 +1207,10 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
             nonlocal n_gt, n_pred, n_items, n_meta
             for item in dataset.items:
                 n_items += 1
-                image_id = _image_id(item)
+                image_id, spelled = w.image_id(item)
                 rec = {"id": image_id}
+                if spelled is not None:
+                    rec[REFERENCE_KEY] = spelled
                 if item.image_location is not None:
                     rec["file_name"] = item.image_location
                 elif "file_name" not in item.attributes.get(ABSENT, ()):
@@ -1151,6 +1247,11 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
             context.report.drop(what, reason, n)
         if n_meta:
             context.report.drop("item metadata", "COCO images hold no metadata", n_meta)
+        if w.mapped_refs:
+            context.report.notes.append(
+                f"{w.mapped_refs} item reference ids are not COCO integer ids: the images got "
+                f"integer ids and keep the reference id under {REFERENCE_KEY!r} (read back as the "
+                "reference id)")
         if w.renumbered:
             context.report.notes.append(
                 f"{w.renumbered} annotation ids were not unused integers (COCO ids are integers "

@@ -1,6 +1,6 @@
 """``coco-panoptic``: COCO panoptic segmentation, a JSON file plus a folder of RGB PNGs.
 
-Files (``formats/coco_panoptic.md``):
+Files (cocodataset/panopticapi ``README.md`` and ``panopticapi/utils.py``):
     ``NAME.json``: ``images``, ``annotations`` (one per image: ``image_id``, ``file_name``,
     ``segments_info``), ``categories`` (``id``, ``name``, ``supercategory``, ``isthing``,
     ``color``), and ``info``/``licenses``/any other top-level keys.
@@ -246,6 +246,11 @@ def _read_categories(path: Path, raw: list[Any], context: Context) -> list[Categ
             context.error(ReadError(f"category id {cat['id']} appears twice", file=path, where=where))
             continue
         seen.add(cat["id"])
+        isthing = cat.get("isthing", 0)
+        if isthing not in (0, 1) or isinstance(isthing, float):
+            context.error(ReadError(f"isthing is {cat['isthing']!r}, expected 0 or 1", file=path,
+                                    where=f"{where}/isthing", fix="1 = countable thing, 0 = stuff"))
+            continue
         attrs = {k: v for k, v in cat.items() if k not in ("id", "name", "supercategory")}
         sup = cat.get("supercategory")
         if sup is not None and not isinstance(sup, str):
@@ -383,11 +388,33 @@ def _plan_annotation(path: Path, masks: Path, plan: _ImagePlan, k: int, ann: dic
                                     file=path, where=w, item=plan.reference_id,
                                     fix="add the category or fix the category_id"))
             continue
+        problem = _segment_field_problem(info)
+        if problem:
+            context.error(ReadError(f"segment {sid}: {problem}", file=path, where=w, item=plan.reference_id))
+            continue
         seen[sid] = j
         attrs = {key: v for key, v in info.items() if key != "id"}
         if "isthing" not in attrs and "isthing" in cat.attributes:
             attrs["isthing"] = cat.attributes["isthing"]
         plan.segments.append(Segment.model_construct(label=cat.name, index=sid, attributes=attrs))
+
+
+def _segment_field_problem(info: dict[str, Any]) -> str | None:
+    """What is wrong with the types of a segment's ``bbox``, ``area``, ``iscrowd``, or None."""
+    bbox = info.get("bbox")
+    if bbox is not None and bbox != [] and not (isinstance(bbox, list) and len(bbox) == 4
+                                                and all(_is_number(v) for v in bbox)):
+        # [] is what Mapillary Vistas (via datumaro) writes: kept as given
+        return f"bbox is {bbox!r}, expected 4 numbers [x, y, width, height] (or [])"
+    if "area" in info and not _is_number(info["area"]):
+        return f"area is {info['area']!r}, expected a number of pixels"
+    if "iscrowd" in info and (info["iscrowd"] not in (0, 1) or isinstance(info["iscrowd"], (bool, float))):
+        return f"iscrowd is {info['iscrowd']!r}, expected 0 or 1"
+    return None
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:

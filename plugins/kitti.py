@@ -1,13 +1,17 @@
 """``kitti`` (object benchmark) and ``kitti-tracking``: 2D boxes, 3D cuboids, calibration,
-velodyne point clouds, tracks. Spec: ``formats/kitti.md``.
+velodyne point clouds, tracks. Spec: the KITTI object and tracking devkits' ``readme.txt``
+(label columns, calibration files), as summarised below.
 
 Both formats live in this module (they share the row parser, the geometry in
 ``_kitti_calib.py``, ``core/camera.py`` and the writer); ``kitti-tracking`` is a second :class:`Format`.
 
 Files read (object benchmark, ``kitti``)
     ``PATH`` is a KITTI root holding ``training/`` and/or ``testing/`` (option ``split``,
-    default ``training`` when present), a split folder itself, or a bare folder of label
-    ``.txt`` files (e.g. a results folder; only with ``--from kitti``). In a split folder:
+    default ``training`` when present), a split folder itself, or label ``.txt`` files
+    without that layout: a folder of them (a results/submission folder), a folder holding
+    ``labels/`` (labelformat: ``labels/`` + ``images/``), or one label file. Those are
+    detected when their first row is a KITTI row; their images are found by stem anywhere
+    under read option ``images``, else under an ``images/`` folder beside the labels. In a split folder:
     ``label_2/NNNNNN.txt`` (``label_02/`` accepted), ``results/NNNNNN.txt`` (16-column
     prediction files, optional), ``calib/NNNNNN.txt``, ``image_2/NNNNNN.png`` (any image
     extension; the size comes from the header, the image is never decoded),
@@ -188,6 +192,8 @@ class KittiReadOptions(BaseModel):
             ``lidar`` (missing calibration is an error) or ``camera`` (never transform).
         velodyne: emit pointcloud items for ``velodyne/*.bin`` (default true).
         label_map: a class-name mapping file (see the module docstring).
+        images: for a folder of label files (or one file) without the KITTI layout, the
+            folder holding the images, found by stem (default: ``images/`` beside it).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -195,6 +201,7 @@ class KittiReadOptions(BaseModel):
     frame: Literal["auto", "lidar", "camera"] = "auto"
     velodyne: bool = True
     label_map: Path | None = None
+    images: Path | None = None
 
 
 class KittiWriteOptions(BaseModel):
@@ -440,6 +447,7 @@ class Layout:
     image_dir: Path | None
     velodyne_dir: Path | None
     calib_dir: Path | None
+    only: str | None = None  # a single label file was given: its stem
 
 
 def _first_dir(base: Path, names: tuple[str, ...]) -> Path | None:
@@ -452,11 +460,21 @@ def _first_dir(base: Path, names: tuple[str, ...]) -> Path | None:
 _SPLIT_DIRS = ("label_2", "label_02", "image_2", "image_02", "velodyne", "calib", "results")
 
 
-def resolve_layout(path: Path, split: str | None) -> Layout:
+def _loose(labels: Path, images: Path | None, only: str | None = None) -> Layout:
+    """A folder of label files without the KITTI layout (a results/submission folder,
+    labelformat's ``labels/``): images by stem in ``images``, else an ``images/`` beside it."""
+    if images is None and labels.name != "images":
+        images = _first_dir(labels.parent, ("images",))
+    return Layout(labels, None, labels, labels, None, images, None, None, only)
+
+
+def resolve_layout(path: Path, split: str | None, images: Path | None = None) -> Layout:
     """Find the split folder and its subfolders under ``path``."""
+    if path.is_file() and path.suffix.lower() == ".txt":
+        return _loose(path.parent, images, path.stem)
     if not path.is_dir():
-        raise ReadError("a KITTI dataset is a folder", file=path,
-                        fix="pass the KITTI root, its training/ folder or a folder of label files")
+        raise ReadError("a KITTI dataset is a folder or a label file", file=path,
+                        fix="pass the KITTI root, its training/ folder, a folder of label files or one")
     if any((path / d).is_dir() for d in _SPLIT_DIRS):
         split_dir = path
     elif split is not None:
@@ -468,7 +486,9 @@ def resolve_layout(path: Path, split: str | None) -> Layout:
     elif (path / "testing").is_dir():
         split_dir = path / "testing"
     elif any(p.suffix == ".txt" for p in path.iterdir()):
-        return Layout(path, None, path, path, None, None, None, None)
+        return _loose(path, images)
+    elif (path / "labels").is_dir():  # labelformat: labels/ + images/
+        return _loose(path / "labels", images or _first_dir(path, ("images",)))
     else:
         raise ReadError("no KITTI folders found (label_2/, image_2/, velodyne/, calib/, training/)",
                         file=path, fix="pass the KITTI root or its training/ folder")
@@ -491,6 +511,19 @@ def _names(folder: Path | None, exts: tuple[str, ...]) -> dict[str, str]:
                 if e.is_symlink():  # a link out of the folder is refused (core.paths.contained)
                     contained(folder, e.name, what="file", file=e.path)
                 out[stem] = e.path
+    return out
+
+
+def _images_by_stem(folder: Path, stems: set[str]) -> dict[str, str]:
+    """Images of the given label stems anywhere under ``folder`` (labelformat keeps them in
+    subfolders); the first by sorted path wins."""
+    out: dict[str, str] = {}
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        for name in sorted(files):
+            stem, ext = os.path.splitext(name)
+            if ext.lower() in IMAGE_EXTS and stem in stems and stem not in out:
+                out[stem] = os.path.join(root, name)
     return out
 
 
@@ -584,8 +617,13 @@ def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: c
     name = row.name
     if name in state.mapping:
         mapped = state.mapping[name]
-        if mapped is None:
-            state.context.report.drop("box", f"label map drops class {name!r}")
+        if mapped is None:  # read, then dropped: counted as both, per kind, so written = read - dropped
+            report = state.context.report
+            prefix = "prediction:" if row.is_prediction else ""
+            kinds = ["box"] + (["cuboid"] if name.lower() != "dontcare" and _valid_3d(row.values) else [])
+            for kind in kinds:
+                report.read[prefix + kind] = report.read.get(prefix + kind, 0) + 1
+                report.drop(prefix + kind, f"label map drops class {name!r}")
             return None
         name = mapped
     v = row.values
@@ -672,13 +710,18 @@ def _read_rows(path: Path, prefix: int, context: Context) -> list[tuple[int, Row
 def read(path: Path, options: KittiReadOptions, context: Context) -> Dataset:
     """Read a KITTI object-benchmark folder; items are built lazily, frame by frame."""
     mapping = load_label_map(options.label_map)
-    layout = resolve_layout(path, options.split)
+    layout = resolve_layout(path, options.split, options.images)
     labels = _names(layout.label_dir, (".txt",))
+    if layout.only is not None:
+        labels = {layout.only: labels[layout.only]}
     results = _names(layout.results_dir, (".txt",))
-    images = _names(layout.image_dir, IMAGE_EXTS)
+    loose = layout.image_dir is not None and layout.label_dir == layout.split_dir
+    images = _images_by_stem(layout.image_dir, set(labels)) if loose else _names(layout.image_dir, IMAGE_EXTS)
     velodyne = _names(layout.velodyne_dir, (".bin",)) if options.velodyne else {}
     calibs = _names(layout.calib_dir, (".txt",))
     stems = sorted(set(labels) | set(results) | set(images) | set(velodyne))
+    if layout.only is not None:
+        stems = [layout.only]
     header = DatasetHeader(categories=_scan_names([Path(labels[s]) for s in sorted(labels)]
                                                   + [Path(results[s]) for s in sorted(results)], 0, mapping),
                            info={"kitti": {"split": layout.split}})
@@ -792,9 +835,18 @@ def _velodyne_ok(path: Path, context: Context) -> bool:
 
 
 def detect(path: Path) -> bool:
-    """A folder with ``label_2``/``image_2``+``calib``/``velodyne`` (or such a ``training/``)."""
+    """A folder with ``label_2``/``image_2``+``calib``/``velodyne`` (or such a ``training/``),
+    or label files without that layout whose first row is a KITTI row: a ``.txt`` file, a
+    folder of them, or a folder holding ``labels/`` (labelformat)."""
+    if path.is_file():
+        return path.suffix.lower() == ".txt" and _kitti_rows(path)
     if not path.is_dir():
         return False
+    if not any((path / d).is_dir() for d in (*_SPLIT_DIRS, "training", "testing", "label_02")):
+        folder = path / "labels" if (path / "labels").is_dir() else path
+        first = next((e for e in sorted(os.scandir(folder), key=lambda e: e.name)
+                      if e.name.endswith(".txt") and e.is_file()), None)
+        return first is not None and _kitti_rows(Path(first.path))
     for base in (path, path / "training", path / "testing"):
         if _looks_tracking(base):
             continue
@@ -805,6 +857,21 @@ def detect(path: Path) -> bool:
         if lab.is_dir() and not _looks_tracking(base):
             return True
     return False
+
+
+def _kitti_rows(path: Path) -> bool:
+    """The file's first non-empty line is an object row: a class name, then 14 numbers
+    (15 with a score)."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as fh:
+            line = next((t for t in fh if t.strip()), "")
+    except OSError:
+        return False
+    toks = line.split()
+    if len(toks) < 15 or kitti_calib.is_number(toks[0]):
+        return False
+    tail = 15 if len(toks) >= 16 and all(kitti_calib.is_number(t) for t in toks[-15:]) else 14
+    return all(kitti_calib.is_number(t) for t in toks[-tail:])
 
 
 def _looks_tracking(base: Path) -> bool:

@@ -22,7 +22,13 @@ and/or ``predictions/``)::
   exact ``file_name`` is kept in ``attributes["file_name"]`` and written back from there.
   Writing picks ``file_name`` as: the image path relative to the ``input`` write option
   (when the image lies under it), else ``attributes["file_name"]`` when its stem is the
-  reference id, else the reference id plus the image's extension (``.png`` by default);
+  reference id, else the reference id when it ends in an image extension (``image_1.png``
+  -> ``metadata/image_1.json``), else the reference id plus the image's extension (``.png``
+  by default). What the Lightly files cannot say — a remote image location (Nucleus
+  ``image_url``), a reference id that is not ``file_name`` without its extension, the image
+  size of an item with masks (Lightly RLE has none) — goes to ``.lightly/annobridge-origins.json``
+  (``{"items": {file_name: {...}}}``; Lightly reads only ``metadata/`` and ``predictions/``)
+  and is restored on reading;
   ``attributes["lightly_tasks"]`` lists the tasks that have a file for the item, so an
   empty ``predictions`` list is written back.
 * ``type`` is ``image``, ``video`` or ``frame``. A video is a :class:`Scene` (its
@@ -111,6 +117,7 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -499,8 +506,10 @@ def _misfit(value_type: str, fs: FieldStats) -> tuple[str, str] | None:
     return None
 
 
-def fill_defaults(metadata: dict[str, Any], schema: list[SchemaEntry]) -> dict[str, Any]:
-    """``metadata`` with every unresolvable or null schema path set to its default."""
+def fill_defaults(metadata: dict[str, Any], schema: list[SchemaEntry],
+                  filled: Counter[str] | None = None) -> dict[str, Any]:
+    """``metadata`` with every unresolvable or null schema path set to its default; each
+    path filled is counted in ``filled``."""
     out = metadata
     for e in schema:
         if e.default is None:
@@ -511,6 +520,8 @@ def fill_defaults(metadata: dict[str, Any], schema: list[SchemaEntry]) -> dict[s
                 out = json.loads(json.dumps(metadata))
             try:
                 set_path(out, e.path, e.default)
+                if filled is not None:
+                    filled[e.path] += 1
             except ValueError:
                 logger.debug("schema path %s cannot be set in %r", e.path, metadata)
     return out
@@ -706,9 +717,14 @@ def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str
                 skeleton=[tuple(e) for e in skeleton] if skeleton else None,
                 confidence=conf, annotation_id=f"{task.name}-{n}", **common))
     if seg_mask is not None:
+        scores = {seg.attributes.get("score") for seg in segments}
+        seg_conf = scores.pop() if len(scores) == 1 else None
+        if seg_conf is not None:  # one score for every segment: the segmentation's confidence
+            for seg in segments:
+                del seg.attributes["score"]
         out.append(_build(
             SegmentationAnnotation, mask=IndexMask.from_array(seg_mask), annotations=segments, reference_id=ref,
-            annotation_id=f"{task.name}-seg", attributes={"lightly_task": task.name}))
+            annotation_id=f"{task.name}-seg", attributes={"lightly_task": task.name}, confidence=seg_conf))
     return out
 
 
@@ -823,7 +839,9 @@ def read(path: Path, options: LightlyReadOptions, context: Context) -> Dataset:
             entries.setdefault(stem, _Entry(stem))
     header = DatasetHeader(categories=_header_categories(tasks), info={"lightly": info} if info else {})
     base = input_root if input_root is not None else folder.parent
-    return Dataset(header=header, items=_read_items(folder, entries, schema, tasks, options, base, header, context))
+    origins = _load_json(folder / ORIGINS_FILE).get("items", {}) if (folder / ORIGINS_FILE).is_file() else {}
+    return Dataset(header=header, items=_read_items(folder, entries, schema, tasks, options, base, header, context,
+                                                    origins))
 
 
 def _media_files(root: Path, skip: Path) -> Iterator[tuple[str, str]]:
@@ -854,18 +872,26 @@ def _header_categories(tasks: list[TaskSchema]) -> list[Category]:
 
 def _read_items(folder: Path, entries: dict[str, _Entry], schema: list[SchemaEntry],
                 tasks: list[TaskSchema], options: LightlyReadOptions, base: Path,
-                header: DatasetHeader, context: Context) -> Iterator[DatasetItem]:
+                header: DatasetHeader, context: Context,
+                origins: dict[str, dict[str, Any]]) -> Iterator[DatasetItem]:
     frame_widths: dict[str, tuple[int, str]] = {}
+    filled: Counter[str] = Counter()
     for stem in sorted(entries):
         entry = entries[stem]
         try:
-            result = _read_entry(entry, schema, options, base, header, frame_widths)
+            result = _read_entry(entry, schema, options, base, header, frame_widths, filled)
         except ReadError as exc:
             context.error(exc)
             continue
         if result is None:
             continue
         item, predictions = result
+        origin = origins.get(item.attributes.get("file_name")) if item.scene is None else None
+        if isinstance(origin, dict):  # written by annobridge: what file_name cannot say
+            item.reference_id = origin.get("reference_id", item.reference_id)
+            item.image_location = origin.get("image_location", item.image_location)
+            if item.width is None and _is_int(origin.get("width")) and _is_int(origin.get("height")):
+                item.width, item.height = origin["width"], origin["height"]  # decodes mask RLE
         if predictions:
             size = (item.width, item.height) if item.width is not None and item.height is not None else None
             anns: list[Any] = []
@@ -883,6 +909,10 @@ def _read_items(folder: Path, entries: dict[str, _Entry], schema: list[SchemaEnt
             field_name = "annotations" if options.as_annotations else "predictions"
             setattr(item, field_name, anns)
         yield item
+    if filled:  # the Worker's behaviour, but not what the files say: counted
+        context.report.notes.append(
+            f"filled schema defaults (fill-defaults=true) for {sum(filled.values())} values: "
+            + ", ".join(f"{path} {n}" for path, n in sorted(filled.items())))
 
 
 def _check_mirror(path: Path, stem: str, file_name: str) -> None:
@@ -895,7 +925,8 @@ def _check_mirror(path: Path, stem: str, file_name: str) -> None:
 
 
 def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOptions, base: Path,
-                header: DatasetHeader, frame_widths: dict[str, tuple[int, str]]
+                header: DatasetHeader, frame_widths: dict[str, tuple[int, str]],
+                filled: Counter[str] | None = None
                 ) -> tuple[DatasetItem, list[tuple[TaskSchema, Path]]] | None:
     kind = None
     metadata: dict[str, Any] = {}
@@ -935,7 +966,7 @@ def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOp
                             file=entry.metadata_file or entry.prediction_files[0][1], where="#/file_name",
                             fix="remove the stale file or fix file_name")
     if options.fill_defaults:
-        metadata = fill_defaults(metadata, schema)
+        metadata = fill_defaults(metadata, schema, filled)
     if kind == "video":
         ref = split_ext(file_name)[0]
         scene = header.scenes.get(ref) or Scene(reference_id=ref)
@@ -1288,6 +1319,8 @@ def _item_file_name_as_given(item: DatasetItem, root: Path | None) -> str:
     fn = item.attributes.get("file_name") if isinstance(item.attributes, dict) else None
     if isinstance(fn, str) and fn and split_ext(fn)[0] == item.reference_id:
         return fn
+    if split_ext(item.reference_id)[1].lower() in IMAGE_EXTENSIONS:
+        return item.reference_id  # the id names the image already: image_1.png -> image_1.json
     ext = Path(item.image_location).suffix if item.image_location else ""
     if not ext or ext.lower() not in IMAGE_EXTENSIONS:
         ext = ".png"
@@ -1310,6 +1343,7 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
     frames: list[tuple[str, str, int, dict[str, Any], Any]] = []
     names_seen: dict[str, str] = {}
     scene_frames: dict[str, int] = {}
+    origins: dict[str, dict[str, Any]] = {}
 
     def jobs() -> Iterator[_Job]:
         for item in dataset.items:
@@ -1321,6 +1355,9 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
                 continue
             fn = _item_file_name(item, options.input)
             _claim(names_seen, fn, item.reference_id)
+            origin = _origin(item, fn, options.input)
+            if origin:
+                origins[fn] = origin
             md_records.add(item.reference_id, fn, "image", item.metadata)  # a file keeps the item
             job = preds.job(item, fn)
             if job.singles:
@@ -1372,6 +1409,29 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
         SchemaEntry(e.get("name", e["path"]), e["path"], e["valueDataType"], e.get("defaultValue"))
         for e in lightly_info.get("metadata_schema", []) if e.get("valueDataType") in READ_VALUE_TYPES]
     md_records.finish(destination / "metadata", given)
+    if origins:
+        _write_json(destination / ORIGINS_FILE, {"items": origins})
+
+
+def _origin(item: DatasetItem, file_name: str, root: Path | None) -> dict[str, Any]:
+    """What the reader cannot derive from ``file_name``: a remote image location (Nucleus
+    ``image_url``), a reference id other than ``file_name`` without its extension, and the
+    image size of an item with masks (to decode their RLE without the ``input`` option)."""
+    out: dict[str, Any] = {}
+    if item.reference_id != split_ext(file_name)[0]:
+        out["reference_id"] = item.reference_id
+    loc = item.image_location
+    if loc and ("://" in loc or (root is None and not os.path.isabs(loc))):
+        out["image_location"] = loc
+    if item.width is not None and item.height is not None and any(
+            p.type in ("segmentation", "object_mask") for p in (*item.predictions, *item.annotations)):
+        out.update(width=item.width, height=item.height)  # Lightly RLE has no size
+    return out
+
+
+ORIGINS_FILE = "annobridge-origins.json"
+"""Beside ``metadata/`` and ``predictions/`` (Lightly reads neither it nor other extra files):
+per ``file_name``, the remote image location and reference id the Lightly files cannot hold."""
 
 
 def _claim(seen: dict[str, str], file_name: str, owner: str) -> None:

@@ -40,8 +40,11 @@ segmentation (``{"type": "mask", "mask_url", "annotations": [segments], "annotat
 ``item_id`` and ``dataset_id`` are kept as annotation ``attributes`` under those names.
 
 ``NAME.masks/``: segmentation index masks, 8-bit single-channel PNGs, pixel = ``Segment.index``;
-``mask_url`` is relative to the ``.jsonl`` folder. An index above 255 is a WriteError
-(Nucleus masks are 8-bit). Remote mask URLs are kept as they are.
+``mask_url`` is relative to the ``.jsonl`` folder. The Nucleus client opens a local
+``mask_url`` as it is written, i.e. against its working directory (``is_local_path``: any
+scheme but http(s)/s3/gs): upload from the ``.jsonl`` folder, or use remote URLs. An index
+above 255 (Nucleus masks are 8-bit) and a mask of another size than its item are
+WriteErrors. Remote mask URLs are kept as they are.
 
 ``NAME.pointclouds/``: Nucleus pointcloud JSON (``{"points": [{"x","y","z","i"}]}``) written
 for point-cloud items whose cloud is another file type (a KITTI ``.bin``); ``.json`` clouds
@@ -126,7 +129,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic_core import PydanticSerializationError, to_json
 
 from annobridge.core.errors import ReadError, WriteError
@@ -140,6 +143,7 @@ from annobridge.core.formats import (
 from annobridge.core.hookspecs import hookimpl
 from annobridge.core.limits import load_json
 from annobridge.core.masks import narrow_mask
+from annobridge.core.metadata import ScopeSchema
 from annobridge.core.model import (
     Annotation,
     BoxAnnotation,
@@ -207,6 +211,9 @@ class NucleusWriteOptions(BaseModel):
     booleans_as_strings: bool = False
     """Write metadata booleans as the strings ``"true"``/``"false"`` (reported; whether Nucleus
     needs this is not verified, see the format sheet)."""
+    frame_rate: int = Field(default=1, ge=1)
+    """The ``frame_rate`` of a VideoScene whose scene has none (the client's ``validate()``
+    needs one for a scene of image frames); each use is noted in the report."""
 
 
 # --------------------------------------------------------------------------- reading
@@ -1243,7 +1250,12 @@ def _renumbered(ann: SegmentationAnnotation, ref: str, drops: _Drops, prefix: st
 
 
 def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str) -> str:
-    """Write the mask as an 8-bit PNG in the masks folder; a remote URL is kept as it is."""
+    """Write the mask as an 8-bit PNG in the masks folder; a remote URL is kept as it is.
+
+    Raises:
+        WriteError: the mask is not the item's size or needs more than 8 bits. (Values no
+            segment labels are void in the model and written as they are.)
+    """
     if mask.location is not None and not mask.is_loaded and local_path(mask.location) is None:
         return mask.location
     try:
@@ -1255,6 +1267,11 @@ def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str) -> str:
                          "with wider masks") from exc
     except ReadError:
         raise
+    item = job.item
+    if item.width is not None and item.height is not None and array.shape != (item.height, item.width):
+        raise WriteError(f"segmentation mask is {array.shape[1]}x{array.shape[0]} but the image is "
+                         f"{item.width}x{item.height}", item=ref, file=mask.location,
+                         fix="a Nucleus mask has the image's size: resize it (nearest neighbour)")
     target = Path(job.masks_dir) / f"{job.seq:06d}-{_safe(ref)}{'-pred' if prediction else ''}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(array)).save(target, format="PNG")
@@ -1278,7 +1295,7 @@ def _with_ext(payload: dict[str, Any], ext: dict[str, Any]) -> dict[str, Any]:
 
 
 def _scene_payload(buf: _SceneBuffer, scene: Scene | None, strict: bool, report: Any,
-                   incomplete: bool = False) -> dict[str, Any]:
+                   incomplete: bool = False, frame_rate: int | None = None) -> dict[str, Any]:
     indices = sorted(buf.frames)
     frames = [buf.frames[i] for i in indices]
     lidar = any(d.kind == "pointcloud" for f in frames for d in f)
@@ -1306,6 +1323,10 @@ def _scene_payload(buf: _SceneBuffer, scene: Scene | None, strict: bool, report:
     if video:
         if "frame_rate" in native:
             payload["frame_rate"] = native["frame_rate"]
+        elif frames and frame_rate is not None:
+            payload["frame_rate"] = frame_rate
+            report.notes.append(f"video scene {buf.ref!r} has no frame rate: wrote frame_rate={frame_rate} "
+                                "(Nucleus needs one for a scene of image frames; set it with --option frame-rate=N)")
         if metadata:
             payload["metadata"] = metadata
         for k in ("video_url", "upload_to_scale"):
@@ -1446,6 +1467,16 @@ def _encode(line: dict[str, Any]) -> bytes:
     return out
 
 
+def _drop_unplaced(item: DatasetItem, report: Any) -> None:
+    """Report an item the writer leaves out, with its annotations per kind."""
+    reason = "the item has no image or point cloud (the Nucleus client needs image_url or pointcloud_url)"
+    report.drop("item", reason)
+    for ann in item.annotations:
+        report.drop(ann.type, reason)
+    for ann in item.predictions:
+        report.drop("prediction:" + ann.type, reason)
+
+
 def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, context: Context) -> None:
     """Write one payload a line; masks, point clouds and the sidecar go beside ``destination``."""
     stem = destination.stem if destination.suffix == ".jsonl" else destination.name
@@ -1458,8 +1489,16 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     root = source_root(dataset.source)
     media_root = str(root) if root is not None else None
 
+    schema = ScopeSchema("items")
+    unplaced: list[str] = []
+
     def jobs() -> Iterator[_Job]:
         for seq, item in enumerate(dataset.items):
+            if item.scene is None and item.image_location is None and item.pointcloud_location is None:
+                _drop_unplaced(item, report)  # the client refuses an item without a location
+                unplaced.append(item.reference_id)
+                continue
+            schema.add(item.reference_id, item.metadata)
             yield _Job(item, seq, str(base), str(masks_dir), str(clouds_dir), strict, item.scene is not None,
                        final_base, options.renumber_segments, media_root)
 
@@ -1482,7 +1521,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
             nonlocal buf
             if buf is not None:
                 out.write(dumps(_scene_payload(buf, header.scenes.get(buf.ref), strict, report,
-                                               options.incomplete_lidar_scenes)))
+                                               options.incomplete_lidar_scenes, options.frame_rate)))
                 written_scenes.add(buf.ref)
                 buf = None
 
@@ -1506,6 +1545,11 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
         for ref, scene in header.scenes.items():
             if ref not in written_scenes:  # a scene without frames in the stream
                 out.write(dumps(_scene_payload(_SceneBuffer(ref), scene, strict, report)))
+    schema.check()  # a key with two types: Nucleus indexes one type per key (nothing is kept)
+    if unplaced:
+        report.items_written -= len(unplaced)
+        report.notes.append(f"{len(unplaced)} items have no image or point cloud and were not written "
+                            f"(the Nucleus client refuses them), e.g. {unplaced[0]!r}")
     _write_sidecar(header, base / f"{stem}{SIDECAR_SUFFIX}", strict, report)
 
 

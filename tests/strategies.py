@@ -64,11 +64,12 @@ class Limits:
     polygon_rings: int = 2  # rings per polygon the format holds as one annotation
     image_folder_options: tuple[str | None, str | None] = (None, None)  # (write, read) option
     # keys given the folder of the source images, for formats that keep media paths only
-    single_point_keypoints: bool = False  # keypoints objects of one point named after the label
-    nonzero_rotation: bool = False  # an oriented box at rotation 0 reads back as an axis-aligned box
-    keypoints_with_box: bool = False  # ground-truth keypoints come with their object's box
     predictions: bool = True  # False: the format's default output holds ground truth only
     pair_boxes_with_keypoints: bool = False  # keypoints come with a box of their group (YOLO pose rows)
+    keypoints_with_box: bool = False  # ground-truth keypoints come with their object's box
+    single_point_keypoints: bool = False  # keypoints objects of one point named after the label
+    nonzero_rotation: bool = False  # an oriented box at rotation 0 reads back as an axis-aligned box
+    one_segment_per_label: bool = False  # semantic masks: a class mask holds one value per label
 
 
 _KITTI_REASONS = (
@@ -124,6 +125,14 @@ FORMAT_LIMITS: dict[str, Limits] = {
         reasons=("a CVAT polygon has one ring (further rings are written as polygons of the same group)",
                  "CVAT names an image by its file name: names relative to the images folder keep the "
                  "reference ids"),
+    ),
+    "pascal-voc": Limits(
+        kinds=frozenset({"box", "segmentation"}), one_segment_per_label=True,
+        reasons=("SegmentationClass holds one value per class: two segments of one label merge "
+                 "(reported as lost instance identity)",
+                 "a SegmentationObject value is the position of its object's XML box: object masks "
+                 "round-trip only tied to a box of the same group_id and without overlaps, which the "
+                 "generator's free masks are not (tests/test_pascal_voc.py covers tied masks)",),
     ),
 }
 """Per-format generation limits; formats not listed take the defaults."""
@@ -267,15 +276,15 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
         elif kind == "line":
             ring = draw(_ring(w, h))
             out.append(LineAnnotation(label=label, vertices=ring, **c))
-        elif kind == "keypoints" and limits.single_point_keypoints:
-            point = [draw(hundredths(0, w)), draw(hundredths(0, h)), 2]
-            out.append(KeypointsAnnotation(label=label, keypoints=point, names=[label], **c))
         elif kind == "keypoints" and limits.keypoints_with_box and not predictions:
             group = c["annotation_id"]
             out.append(BoxAnnotation(label=KEYPOINT_LABEL, group_id=group, **c, **draw(_box(w, h))))
             out.append(KeypointsAnnotation(label=KEYPOINT_LABEL, keypoints=draw(_keypoints(w, h, limits.keypoint_visibilities)),
                                            names=KEYPOINT_NAMES, skeleton=KEYPOINT_SKELETON, group_id=group,
                                            **dict(c, annotation_id=group + ":keypoints")))
+        elif kind == "keypoints" and limits.single_point_keypoints:
+            point = [draw(hundredths(0, w)), draw(hundredths(0, h)), 2]
+            out.append(KeypointsAnnotation(label=label, keypoints=point, names=[label], **c))
         elif kind == "keypoints":
             kps = draw(_keypoints(w, h, limits.keypoint_visibilities))
             if limits.pair_boxes_with_keypoints:
@@ -301,8 +310,12 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
     if "segmentation" in kinds and not predictions and draw(st.booleans()):
         n_seg = draw(st.integers(1, min(4, limits.max_segments)))
         arr = draw(_mask(w, h, n_seg))
-        segments = [Segment(label=draw(st.sampled_from(LABELS)), index=i) for i in range(1, n_seg + 1)
-                    if (arr == i).any()]
+        if limits.one_segment_per_label:
+            labels = draw(st.permutations(LABELS))
+            segments = [Segment(label=labels[i - 1], index=i) for i in range(1, n_seg + 1) if (arr == i).any()]
+        else:
+            segments = [Segment(label=draw(st.sampled_from(LABELS)), index=i) for i in range(1, n_seg + 1)
+                        if (arr == i).any()]
         out.append(SegmentationAnnotation(mask=IndexMask.from_array(arr), annotations=segments,
                                           reference_id=ref, annotation_id=f"{ref}-seg"))
     return out

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 
@@ -60,10 +61,10 @@ def test_lossy_conversion_is_reported(tmp_path: Path) -> None:
 
     save([DatasetItem(reference_id="a", image_location="a.png", width=64, height=48, metadata={"k": 1},
                       annotations=[PolygonAnnotation(label="car", vertices=[(0, 0), (4, 0), (4, 4)])])], src, "jsonl")
-    # box-csv (the test plugin) holds boxes only: the polygon becomes its extent, reported
     report = json.loads(run("convert", str(src), str(tmp_path / "y.csv"), "--to", "box-csv", "--json").stdout)
     assert report["converted"] == {"polygon -> box": 1}
     assert report["dropped"] == {"item metadata": {"box-csv holds no item metadata": 1}}
+    # the polygon's tight extent (0, 0, 4, 4) in pixels
     assert (tmp_path / "y.csv").read_text().splitlines()[1] == "a.png,64,48,car,0.0,0.0,4.0,4.0"
     report = json.loads(run("convert", str(src), str(tmp_path / "n.csv"), "--to", "box-csv", "--json",
                             "--derive", "none").stdout)
@@ -112,6 +113,16 @@ def test_inspect_and_validate_a_fixture() -> None:
     assert "2 items" in out and "box" in out and "car" in out
     assert "valid box-csv" in run("validate", str(CSV)).stdout
     assert "valid yolo" in run("validate", str(FIXTURES / "yolo/basic")).stdout
+
+
+def test_inspect_counts_each_kitti_object_once(tmp_path: Path) -> None:
+    """A KITTI row is a box and a cuboid of one object (one group id): one label count."""
+    src = FIXTURES / "kitti/openpcdet-sample"
+    rows = [line.split()[0] for p in sorted((src / "training/label_2").glob("*.txt"))
+            for line in p.read_text().splitlines() if line.strip()]
+    data = json.loads(run("inspect", str(src), "--json").stdout)
+    assert data["labels"] == dict(Counter(rows))
+    assert data["annotations"]["box"] == len(rows) and data["annotations"]["cuboid"] < len(rows)
 
 
 def test_python_dash_m_and_import_namespace(tmp_path: Path) -> None:

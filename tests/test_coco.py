@@ -101,11 +101,14 @@ def test_results_files_round_trip_exactly(rel: str, tmp_path: Path) -> None:
     assert not any(k for k in report.read if not k.startswith("prediction:"))
 
 
-def test_crowdpose_skeleton_edges_error_or_drop(tmp_path: Path) -> None:
+def test_crowdpose_skeleton_edges_keep_error_or_drop(tmp_path: Path) -> None:
     src = FIX / "crowdpose/test_crowdpose.json"
     with pytest.raises(ReadError, match=r"test_crowdpose\.json#/categories/0/skeleton/0: skeleton "
                                         r"edge \[16, 14\] is out of range"):
-        _convert(src, tmp_path / "a.json")
+        _convert(src, tmp_path / "a.json", {"strict": "true"})
+    report = _convert(src, tmp_path / "kept.json")  # the default keeps it as given, with a warning
+    assert report.lossless and any("skeleton edges outside 1..14" in n for n in report.notes)
+    assert json.loads((tmp_path / "kept.json").read_text())["categories"] == json.loads(src.read_text())["categories"]
     report = _convert(src, tmp_path / "b.json", {"bad_skeleton_edges": "drop"})
     assert report.dropped == {"skeleton edge": {"index out of range 1..k (bad-skeleton-edges=drop)": 3}}
     a, b = json.loads(src.read_text()), json.loads((tmp_path / "b.json").read_text())
@@ -114,10 +117,28 @@ def test_crowdpose_skeleton_edges_error_or_drop(tmp_path: Path) -> None:
     assert b["categories"][0]["skeleton"] == kept
 
 
-def test_humanart_needs_prefix_option(tmp_path: Path) -> None:
+def test_humanart_reads_by_default_and_strict_refuses(tmp_path: Path) -> None:
     with pytest.raises(ReadError, match=r"test_humanart\.json#/annotations/0 \(item "
                                         r"\"2000000001648\"\): keypoints has 51 numbers, expected 3 x 21"):
-        _convert(FIX / "humanart/test_humanart.json", tmp_path / "a.json")
+        _convert(FIX / "humanart/test_humanart.json", tmp_path / "a.json", {"strict": "true"})
+    report = _convert(FIX / "humanart/test_humanart.json", tmp_path / "b.json")
+    assert any("another number of keypoints than its 21 names" in n for n in report.notes)
+    ds = engine.read_dataset(FIX / "humanart/test_humanart.json", "coco").materialize()
+    kps = [a for it in ds.items for a in it.annotations if a.type == "keypoints"]
+    assert kps and all(len(k.names) == 17 for k in kps)
+
+
+def test_datumaro_person_keypoints_export_reads_as_given(tmp_path: Path) -> None:
+    """datumaro's coco_person_keypoints export: `keypoints: []`, a 0-based skeleton, 3 points."""
+    src = FIX / "datumaro_keypoints_malformed/person_keypoints_train.json"
+    report = _convert(src, tmp_path / "o.json")
+    assert report.lossless and json.loads((tmp_path / "o.json").read_text()) == json.loads(src.read_text())
+    assert sum(n.startswith("warning:") for n in report.notes) == 3  # two skeletons, one annotation
+    [item] = engine.read_dataset(src, "coco").materialize().items
+    [kp] = [a for a in item.annotations if a.type == "keypoints"]
+    assert kp.names == ["0", "1", "2"] and kp.keypoints == [0, 0, 0, 0, 2, 1, 4, 1, 2]
+    with pytest.raises(ReadError, match="skeleton edge"):
+        _convert(src, tmp_path / "s.json", {"strict": "true"})
 
 
 def test_canonical_view_of_a_crowd_keypoint_object() -> None:
@@ -430,7 +451,7 @@ def _bad_file(tmp_path: Path, ann: dict | None = None, **top) -> Path:
 def test_bad_annotation(tmp_path: Path, ann: dict, message: str) -> None:
     path = _bad_file(tmp_path, ann)
     with pytest.raises(ReadError, match=r"bad\.json#/annotations/1\b.*" + message):
-        _convert(path, tmp_path / "o.json")
+        _convert(path, tmp_path / "o.json", {"strict": "true"} if "keypoints has" in message else None)
     assert not (tmp_path / "o.json").exists()
 
 
@@ -439,7 +460,7 @@ def test_skeleton_out_of_range(tmp_path: Path) -> None:
                                                   "skeleton": [[1, 2]]}])
     with pytest.raises(ReadError, match=r"bad\.json#/categories/0/skeleton/0: skeleton edge \[1, 2\] "
                                         r"is out of range: COCO skeleton indices are 1-based, 1\.\.1"):
-        _convert(path, tmp_path / "o.json")
+        _convert(path, tmp_path / "o.json", {"strict": "true"})
 
 
 def test_duplicate_annotation_ids_name_both(tmp_path: Path) -> None:
@@ -474,7 +495,8 @@ def test_validate_lists_every_problem_in_one_run(tmp_path: Path) -> None:
     data["annotations"].append({"id": 100, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]})
     path = tmp_path / "all.json"
     path.write_text(json.dumps(data))
-    proc = subprocess.run([sys.executable, "-m", "annobridge", "validate", "--format", "coco", str(path)],
+    proc = subprocess.run([sys.executable, "-m", "annobridge", "validate", "--format", "coco", str(path),
+                           "-o", "strict=true"],
                           capture_output=True, text=True)
     assert proc.returncode == 1
     lines = proc.stdout.strip().splitlines()
@@ -487,7 +509,9 @@ def test_validate_lists_every_problem_in_one_run(tmp_path: Path) -> None:
 
 
 def test_validate_real_malformed_files() -> None:
-    errors = engine.validate(FIX / "datumaro_keypoints_malformed/person_keypoints_train.json", "coco")
+    kp_file = FIX / "datumaro_keypoints_malformed/person_keypoints_train.json"
+    assert engine.validate(kp_file, "coco") == []  # readable as given by default
+    errors = engine.validate(kp_file, "coco", {"strict": "true"})
     text = "\n".join(map(str, errors))
     assert "#/categories/0/skeleton/0: skeleton edge [0, 1] is out of range" in text
     assert "#/annotations/0" in text and "keypoints has 9 numbers, expected 3 x 0" in text

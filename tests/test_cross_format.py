@@ -27,8 +27,11 @@ def test_kitti_to_coco_writes_every_2d_box_and_reports_the_cuboids(tmp_path: Pat
     # each cuboid's object already has its 2D box in COCO: the cuboid is not projected into a second one
     assert report.dropped["cuboid"] == {"coco cannot hold cuboid ground truth; its object already has a box": valid_3d}
     names = {c["id"]: c["name"] for c in coco.dataset["categories"]}
+    # frame "000001" is image id 1, its name kept beside it
+    image_ids = {img["annobridge_reference_id"]: img["id"] for img in coco.dataset["images"]}
+    assert all(type(i) is int and i == int(ref) for ref, i in image_ids.items())
     for frame, frame_rows in rows.items():
-        anns = coco.loadAnns(coco.getAnnIds(imgIds=[frame]))
+        anns = coco.loadAnns(coco.getAnnIds(imgIds=[image_ids[frame]]))
         got = sorted((names[a["category_id"]], *a["bbox"]) for a in anns)
         want = sorted((r[0], float(r[4]), float(r[5]), float(r[6]) - float(r[4]), float(r[7]) - float(r[5]))
                       for r in frame_rows)

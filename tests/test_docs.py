@@ -52,3 +52,16 @@ def test_readme_quick_start_converts_a_bundled_fixture() -> None:
     assert "pip install ." in demo
     src = demo.split("annobridge convert ")[1].split()[0]
     assert (ROOT / src).exists() and src.startswith("fixtures/")
+
+
+def test_docstrings_point_only_at_files_in_the_repository() -> None:
+    """A ``something.md`` named in library code exists in the repository (the team's format
+    sheets are not shipped with it)."""
+    root = ROOT
+    named = set()
+    for folder in ("core", "plugins", "converters", "annobridge"):
+        for path in (root / folder).rglob("*.py"):
+            named.update((path, m) for m in re.findall(r"[\w./-]+\.md\b", path.read_text(encoding="utf-8")))
+    missing = [f"{p.relative_to(root)}: {m}" for p, m in named
+               if not (root / m).is_file() and m != "SOURCES.md"]
+    assert not missing, missing

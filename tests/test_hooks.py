@@ -88,6 +88,6 @@ def test_metadata_stats_and_compute_metadata_that_raise_leave_the_builtins_worki
     assert "luminance" in available_stats(pm)
     with Image.new("L", (2, 2), 255) as img:
         out = dict(call_each(pm, "compute_metadata", item=None, image=img, stats=["luminance"]))
-    assert out["annobridge.core.defaults"] == {"luminance": 1.0}
+    assert out["annobridge.core.defaults"] == {"luminance": 255.0}  # Pillow's L band, 0..255
     assert {f.name for f in pm.failures} == {"broken-stats"}
     assert any("metadata_stats raised ValueError" in f.error for f in pm.failures)

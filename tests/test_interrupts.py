@@ -34,7 +34,8 @@ def _dataset(folder: Path, n: int = 20, block: bool = True) -> Path:
             os.mkfifo(folder / name)
         else:
             Image.fromarray(np.full((4, 4), 1, np.uint8)).save(folder / name)
-        lines.append(json.dumps({"reference_id": f"i{i}", "width": 4, "height": 4, "annotations": [
+        lines.append(json.dumps({"reference_id": f"i{i}", "width": 4, "height": 4,
+                                 "image_location": f"https://e.com/i{i}.png", "annotations": [  # Nucleus needs an image
             {"type": "segmentation", "mask": {"location": name, "encoding": "index"},
              "annotations": [{"label": "a", "index": 1}]}]}))
     path = folder / "d.jsonl"

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,7 @@ def _convert(src: Path, dst: Path, fmt: str = "kitti", **kw) -> annobridge.Conve
     ("openpcdet-sample", "training/label_2", "training/label_2"),
     ("datumaro", "training/label_2", "training/label_2"),
     ("mmdet3d-results", "", "training/results"),
-    ("labelformat/labels", "", "training/label_2"),
+    ("labelformat", "labels", "training/label_2"),  # labels/ + images/: the image is copied too
 ])
 def test_real_label_files_round_trip_byte_for_byte(tmp_path: Path, case: str, label_sub: str, out_sub: str) -> None:
     src = FIX / case
@@ -437,6 +438,22 @@ def test_label_map_json_and_text(tmp_path: Path) -> None:
     assert (tmp_path / "o/training/label_2/x.txt").read_text().startswith("Auto mobile -1 -1 -10 0.00 ")
 
 
+def test_label_map_report_counts_what_was_read_and_written(tmp_path: Path) -> None:
+    """6 rows (1 Pedestrian with a valid 3D box): a dropped class counts as read and dropped,
+    box and cuboid alike, so written = read - dropped is what the output holds."""
+    (tmp_path / "map.json").write_text(json.dumps({"Car": "vehicle", "Pedestrian": None}))
+    rows = [line.split() for p in sorted((FIX / "openpcdet-sample/training/label_2").glob("*.txt"))
+            for line in p.read_text().splitlines() if line.strip()]
+    report = annobridge.convert(FIX / "openpcdet-sample", tmp_path / "o.jsonl", dst_format="jsonl",
+                                read_options={"label_map": str(tmp_path / "map.json")})
+    assert report.read["box"] == len(rows) == 6
+    assert report.dropped["box"] == report.dropped["cuboid"] == {"label map drops class 'Pedestrian'": 1}
+    out = annobridge.load(tmp_path / "o.jsonl", "jsonl")
+    written = Counter(a.type for i in out.items for a in i.annotations)
+    assert report.written["box"] == written["box"] == 5
+    assert report.written["cuboid"] == written["cuboid"] == report.read["cuboid"] - 1
+
+
 def test_cli_subprocess_converts_and_reports(tmp_path: Path) -> None:
     exe = Path(sys.executable).with_name("annobridge")
     out = subprocess.run([str(exe), "convert", str(FIX / "openpcdet-sample"), str(tmp_path / "o"),
@@ -688,3 +705,31 @@ def test_testing_split_without_labels_round_trips_without_label_files(tmp_path: 
     annobridge.save(Dataset.of(items, ds.header), tmp_path / "out", "kitti")
     assert sorted(p.name for p in (tmp_path / "out/testing").iterdir()) == ["calib", "image_2", "velodyne"]
     assert len(list(annobridge.load(tmp_path / "k", "kitti").items)) == 2  # default split: training
+
+
+def test_loose_label_folders_read_with_images_by_stem_and_are_detected(tmp_path: Path) -> None:
+    """labelformat's labels/ + images/ layout (class names with spaces, the image in a
+    subfolder), the labels folder alone, one label file, and a results folder."""
+    from annobridge.core.plugins import get_registry
+
+    root = ROOT / "fixtures/kitti/labelformat"
+    label = root / "labels/a-weird Filename.asdf.txt"
+    rows = [line.split() for line in label.read_text().splitlines() if line.strip()]
+    want = sorted(" ".join(r[:-14]) for r in rows)
+    for path in (root, root / "labels", label):
+        assert get_registry().detect_one(path).name == "kitti", path
+        [item] = annobridge.load(path, "kitti").items
+        assert sorted(a.label for a in item.annotations) == want  # "bicycle with space"
+        assert item.image_location.endswith("images/a-difficult subfolder/a-weird Filename.asdf.jpg")
+        assert (item.width, item.height) == (640, 416)  # read from the image header
+    # a labels folder elsewhere: the images folder given as an option
+    shutil.copytree(root / "labels", tmp_path / "lab")
+    [item] = annobridge.load(tmp_path / "lab", "kitti").items
+    assert item.image_location is None
+    [item] = annobridge.load(tmp_path / "lab", "kitti", {"images": str(root / "images")}).items
+    assert (item.width, item.height) == (640, 416)
+    results = ROOT / "fixtures/kitti/mmdet3d-results"
+    assert get_registry().detect_one(results).name == "kitti"
+    [one] = annobridge.load(results / "000001.txt", "kitti").items
+    assert one.reference_id == "000001" and len(one.predictions) > 0
+    assert get_registry().detect(ROOT / "fixtures/yolo/basic") == ["yolo"]

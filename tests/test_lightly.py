@@ -642,3 +642,60 @@ def test_coco_results_to_lightly_and_back_keep_categories_boxes_and_scores(tmp_p
         return (int(r["image_id"]), r["category_id"], tuple(r["bbox"]), r["score"])
 
     assert sorted(map(key, written)) == sorted(map(key, original))
+
+
+def test_nucleus_to_lightly_to_nucleus_keeps_image_urls_and_names_files_by_the_image(tmp_path: Path) -> None:
+    """The client-written Nucleus file: reference ids are image names (``airplane.jpeg``),
+    images are URLs."""
+    src = ROOT / "fixtures/nucleus/client-testdata/items.jsonl"
+    annobridge.convert(src, tmp_path / ".lightly", dst_format="lightly")
+    data = json.loads((tmp_path / ".lightly/metadata/airplane.json").read_text())
+    assert data["file_name"] == "airplane.jpeg"  # image_1.png -> metadata/image_1.json
+    assert not list((tmp_path / ".lightly/metadata").glob("*.jpeg.json"))
+    annobridge.convert(tmp_path / ".lightly", tmp_path / "back.jsonl", dst_format="nucleus")
+    want = {line["reference_id"]: line["image_url"] for line in map(json.loads, src.read_text().splitlines())
+            if "image_url" in line}
+    back = [json.loads(line) for line in (tmp_path / "back.jsonl").read_text().splitlines()]
+    assert {line["reference_id"]: line["image_url"] for line in back if "image_url" in line} == want
+
+
+def test_a_segmentation_task_we_wrote_reads_back_without_input_and_keeps_its_confidence(tmp_path: Path) -> None:
+    mask = np.zeros((6, 8), dtype=np.uint8)
+    mask[1:3, 2:5] = 1
+    mask[4:, :] = 2
+    seg = SegmentationAnnotation(mask=IndexMask.from_array(mask), confidence=0.75,
+                                 annotations=[Segment(label="court", index=1), Segment(label="net", index=2)])
+    item = DatasetItem(reference_id="frame.png", image_location="https://e.com/frame.png", width=8, height=6,
+                       predictions=[seg])
+    annobridge.save([item], tmp_path / ".lightly", "lightly")
+    [back] = annobridge.load(tmp_path / ".lightly", "lightly").items  # no input option
+    [pred] = back.predictions
+    assert pred.confidence == 0.75 and all("score" not in s.attributes for s in pred.annotations)
+    assert (back.reference_id, back.image_location, back.width, back.height) == (
+        "frame.png", "https://e.com/frame.png", 8, 6)
+    labels = {s.index: s.label for s in pred.annotations}
+    got = pred.mask.load()
+    assert {labels[v] for v in np.unique(got[mask == 1])} == {"court"}
+    assert {labels[v] for v in np.unique(got[mask == 2])} == {"net"}
+
+
+def test_schema_defaults_filled_on_reading_are_counted_in_the_report(tmp_path: Path) -> None:
+    schema = json.loads((DATASOURCE / ".lightly/metadata/schema.json").read_text())
+    sparse = annobridge.load(DATASOURCE / ".lightly", "lightly", {**DS_OPTIONS, "fill_defaults": "false"})
+    owners = [i.metadata for i in sparse.items] + [s.metadata for s in sparse.header.scenes.values()]
+
+    def missing(md: dict[str, Any], path: str) -> bool:
+        for part in path.split("."):
+            if not isinstance(md, dict) or md.get(part) is None:
+                return True
+            md = md[part]
+        return False
+
+    want = {e["path"]: sum(missing(md, e["path"]) for md in owners) for e in schema
+            if e.get("defaultValue") is not None}
+    want = {p: n for p, n in want.items() if n}
+    report = annobridge.convert(DATASOURCE / ".lightly", tmp_path / "o.jsonl", src_format="lightly",
+                                dst_format="jsonl", read_options=DS_OPTIONS)
+    [note] = [n for n in report.notes if n.startswith("filled schema defaults")]
+    assert note.endswith(", ".join(f"{p} {n}" for p, n in sorted(want.items())))
+    assert f"for {sum(want.values())} values" in note

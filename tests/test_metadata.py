@@ -202,10 +202,15 @@ def test_compute_metadata_builtins_are_safe_on_black_and_exact_on_colours() -> N
 
     item = DatasetItem(reference_id="x")
     black = defaults.compute_metadata(item, Image.new("RGB", (3, 3)), ["luminance", "rgb-ratios"])
-    assert black == {"luminance": 0.0, "red_ratio": 0.333333, "green_ratio": 0.333333, "blue_ratio": 0.333333}
+    # LightlyStudio's recipe: total = 1 on black, so every ratio is 0.0
+    assert black == {"luminance": 0.0, "red_ratio": 0.0, "green_ratio": 0.0, "blue_ratio": 0.0}
     blue = defaults.compute_metadata(item, Image.new("RGBA", (2, 2), (0, 0, 255, 255)), ["rgb-ratios"])
     assert blue == {"red_ratio": 0.0, "green_ratio": 0.0, "blue_ratio": 1.0}
     grey = defaults.compute_metadata(item, Image.new("L", (2, 2), 51), ["luminance"])
-    assert grey == {"luminance": 0.2}
+    assert grey == {"luminance": 51.0}  # Pillow's L band, 0..255
+    half = Image.new("RGB", (2, 1), (200, 100, 0))
+    half.putpixel((1, 0), (0, 0, 100))  # sums R 200, G 100, B 100 over 2 pixels
+    mixed = defaults.compute_metadata(item, half, ["luminance", "rgb-ratios"])
+    assert mixed == {"luminance": (118 + 11) / 2, "red_ratio": 0.5, "green_ratio": 0.25, "blue_ratio": 0.25}
     assert defaults.compute_metadata(item, Image.new("L", (2, 2)), ["sharpness"]) is None
     assert defaults.metadata_stats() == ["luminance", "rgb-ratios"]

@@ -121,11 +121,11 @@ def test_compute_luminance_and_rgb_ratios_safe_on_black(jsonl_dataset: Path) -> 
     assert "computed luminance, rgb-ratios for 3 of 3 items" in res.stdout
     assert "computing" not in res.stderr  # no progress bar when stderr is not a terminal
     md = _metadata(jsonl_dataset)
-    assert md["black"] == {"keep": "black", "luminance": 0.0, "red_ratio": 0.333333,
-                           "green_ratio": 0.333333, "blue_ratio": 0.333333}
+    assert md["black"] == {"keep": "black", "luminance": 0.0, "red_ratio": 0.0,
+                           "green_ratio": 0.0, "blue_ratio": 0.0}  # total = 1 on black
     assert md["red"]["red_ratio"] == 1.0 and md["red"]["green_ratio"] == 0.0
-    assert md["red"]["luminance"] == round(76 / 255, 6)  # Pillow L of pure red = 76
-    assert md["grey"]["luminance"] == round(100 / 255, 6)
+    assert md["red"]["luminance"] == 76.0  # Pillow L of pure red = 76, on 0..255
+    assert md["grey"]["luminance"] == 100.0
 
 
 def test_compute_unknown_stat_is_an_error(jsonl_dataset: Path) -> None:

@@ -163,3 +163,69 @@ def test_oriented_box_corners_turn_clockwise_on_screen_and_invert() -> None:
     for key, value in {"cx": 10, "cy": 20, "width": 4, "height": 2, "rotation": 90}.items():
         assert math.isclose(back[key], value, abs_tol=1e-9), key
     assert OrientedBoxAnnotation(label="a", cx=5, cy=5, width=2, height=2).corners() == [4, 4, 6, 4, 6, 6, 4, 6]
+
+
+def test_the_nucleus_sdk_reference_examples_construct_as_written() -> None:
+    """The examples of the scale-nucleus docstrings (nucleus/annotation.py, MIT, Scale AI),
+    with the names imported from annobridge instead."""
+    from annobridge.core.model import (
+        CuboidAnnotation,
+        Keypoint,
+        KeypointsAnnotation,
+        LineAnnotation,
+        Point,
+        Point3D,
+        Segment,
+        SegmentationAnnotation,
+    )
+
+    line = LineAnnotation(
+        label="face",
+        vertices=[Point(100, 100), Point(200, 300), Point(300, 200)],
+        reference_id="person_image_1",
+        annotation_id="person_image_1_line_1",
+        metadata={"camera_mode": "portrait"},
+        track_reference_id="face_human",
+    )
+    assert line.vertices == [100, 100, 200, 300, 300, 200]
+    keypoints = KeypointsAnnotation(
+        label="face",
+        keypoints=[Keypoint(100, 100), Keypoint(120, 120), Keypoint(visible=False), Keypoint(0, 0)],
+        names=["point1", "point2", "point3", "point4"],
+        skeleton=[[0, 1], [1, 2], [1, 3], [2, 3]],
+        reference_id="image_2",
+        annotation_id="image_2_face_keypoints_1",
+        metadata={"face_direction": "forward"},
+        track_reference_id="face_1",
+    )
+    assert [(k.x, k.y, k.visible) for k in keypoints.points] == [
+        (100, 100, True), (120, 120, True), (None, None, False), (0, 0, True)]
+    assert Keypoint(5, 6, False).visibility == 1  # the SDK's third argument is `visible`
+    cuboid = CuboidAnnotation(
+        label="car",
+        position=Point3D(100, 100, 10),
+        dimensions=Point3D(5, 10, 5),
+        yaw=0,
+        reference_id="pointcloud_1",
+        annotation_id="pointcloud_1_car_cuboid_1",
+        metadata={"vehicle_color": "green"},
+        track_reference_id="red_car",
+    )
+    assert (cuboid.position.z, cuboid.dimensions.y) == (10, 10)
+    segmentation = SegmentationAnnotation(
+        mask_url="s3://your-bucket-name/segmentation-masks/image_2_mask_id_1.png",
+        annotations=[
+            Segment(label="grass", index="1"),
+            Segment(label="road", index="2"),
+            Segment(label="bus", index="3", metadata={"vehicle_color": "yellow"}),
+            Segment(label="tree", index="4")
+        ],
+        reference_id="image_2",
+        annotation_id="image_2_mask_1",
+    )
+    assert segmentation.mask.location.endswith("image_2_mask_id_1.png")
+    assert [s.index for s in segmentation.annotations] == [1, 2, 3, 4]
+    with pytest.raises(TypeError, match="at most 2 positional"):
+        Point(1, 2, 3)
+    with pytest.raises(TypeError, match="both"):
+        Point(1, x=2)

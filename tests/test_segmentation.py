@@ -120,9 +120,11 @@ def test_guide_semantic_view_9_classes_birds_merged() -> None:
     assert [s.label for s in seg.annotations] == [n for n, _ in GUIDE_CLASSES]  # 9
     sem = seg.mask.load()
     bird = next(s for s in seg.annotations if s.label == "bird")
-    assert bird.index == 9 and bird.attributes["category_id"] == 9
-    assert np.array_equal(sem == 9, np.isin(guide_mask(), [9, 10, 11]))
-    assert sem.max() <= 255 and set(np.unique(sem).tolist()) == set(range(1, 10))
+    # 0 is background, as in Nucleus's example: the other classes count from 1
+    assert seg.annotations[0].label == "background" and seg.annotations[0].index == 0
+    assert bird.index == 8 and bird.attributes["category_id"] == 9
+    assert np.array_equal(sem == 8, np.isin(guide_mask(), [9, 10, 11]))
+    assert sem.max() <= 255 and set(np.unique(sem).tolist()) == set(range(0, 9))
 
 
 def test_guide_views_through_the_cli(tmp_path: Path) -> None:
@@ -202,7 +204,8 @@ def test_instance_to_panoptic_written_and_read_back(tmp_path: Path) -> None:
 def test_instance_to_semantic_same_class_overlap_is_fine_other_class_is_not() -> None:
     item, _ = consolidate_item(_instances_item(), make_plan(GUIDE_HEADER, "semantic"))
     sem = item.annotations[0].mask.load()
-    assert sem[3, 3] == 7 and sem[7, 9] == 9 and sem[7, 0] == 0
+    assert sem[3, 3] == 6 and sem[7, 9] == 8 and sem[7, 0] == 0  # "background" is 0
+    assert [(s.label, s.index) for s in item.annotations[0].annotations][0] == ("background", 0)
     clash = DatasetItem(reference_id="c", width=10, height=8, annotations=[
         _obj("person", _square(8, 10, 0, 4, 0, 4), "p"), _obj("bird", _square(8, 10, 3, 5, 3, 5), "b")])
     with pytest.raises(UnsupportedAnnotationError, match=r"annotation 'p' .* and annotation 'b' .* overlap on 1 pixels"):
@@ -315,3 +318,30 @@ def test_consolidation_leaves_lazy_source_masks_lazy(tmp_path: Path) -> None:
     for task in ("instance", "semantic"):
         list(consolidate(ds, task).items)
         assert not any(i.annotations[0].mask.is_loaded for i in ds.items)
+
+
+def test_semantic_view_carries_segment_metadata_and_takes_the_class_list_from_the_cli(tmp_path: Path) -> None:
+    """The Nucleus all-kinds fixture: segments bg 0, car 1 ({"c": "red"}), sign 2."""
+    src = Path(__file__).resolve().parent.parent / "fixtures/nucleus/all-kinds/items.jsonl"
+    r = subprocess.run([sys.executable, "-m", "annobridge", "convert", str(src), str(tmp_path / "s.jsonl"),
+                        "--to", "jsonl", "--task", "semantic", "--classes", "sign,car,bg", "--json"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "segment metadata" not in json.loads(r.stdout)["dropped"]
+    item = next(i for i in annobridge.load(tmp_path / "s.jsonl").items if i.reference_id == "img-1")
+    seg = next(a for a in item.annotations if a.type == "segmentation")
+    got = {s.label: (s.index, s.metadata) for s in seg.annotations}
+    assert got["sign"][0] == 1 and got["car"] == (2, {"c": "red"}) and got["bg"][0] == 3
+    # two segments of one class with different metadata: merged, and the loss reported
+    mask = np.array([[1, 2], [0, 0]], dtype=np.uint8)
+    two = DatasetItem(reference_id="t", width=2, height=2, annotations=[SegmentationAnnotation(
+        mask=IndexMask.from_array(mask), annotations=[Segment(label="car", index=1, metadata={"c": "red"}),
+                                                      Segment(label="car", index=2, metadata={"c": "blue"})])])
+    header = DatasetHeader(categories=[Category(id=1, name="car")])
+    out, drops = consolidate_item(two, make_plan(header, "semantic"))
+    [merged] = out.annotations
+    assert [(s.label, s.index, s.metadata) for s in merged.annotations] == [("background", 0, {}), ("car", 1, {})]
+    assert drops == {"segment metadata": 2}
+    with pytest.raises(subprocess.CalledProcessError):
+        subprocess.run([sys.executable, "-m", "annobridge", "convert", str(src), str(tmp_path / "x.jsonl"),
+                        "--to", "jsonl", "--classes", "a"], check=True, capture_output=True)

@@ -440,11 +440,8 @@ def test_a_write_holds_only_its_task_so_the_engine_reports_the_rest(tmp_path: Pa
     pred = BoxAnnotation(label="car", x=1, y=1, width=5, height=5, confidence=0.25)
     items = [DatasetItem(reference_id="a", width=100, height=50, annotations=[box, poly], predictions=[pred])]
     report = annobridge.save(items, tmp_path / "det", "yolo", {"task": "detect"})
-    assert report.dropped == {"prediction:box": {"yolo cannot hold box predictions": 1}}
-    assert report.converted == {"polygon -> box": 1}  # the geometry bridge (core/derive.py)
-    report = annobridge.save(items, tmp_path / "det-none", "yolo", {"task": "detect"}, derive="none")
-    assert report.dropped == {"polygon": {"yolo cannot hold polygon ground truth (--derive none)": 1},
-                              "prediction:box": {"yolo cannot hold box predictions (--derive none)": 1}}
+    assert report.dropped == {"polygon": {"yolo cannot hold polygon ground truth": 1},
+                              "prediction:box": {"yolo cannot hold box predictions": 1}}
     report = annobridge.save(items, tmp_path / "pred", "yolo", {"predictions": "true"})
     assert report.dropped == {"box": {"yolo cannot hold box ground truth": 1},
                               "polygon": {"yolo cannot hold polygon ground truth": 1}}
