@@ -15,64 +15,114 @@ Typical use::
     print(report.summary())
 """
 
-from importlib.metadata import PackageNotFoundError, version
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
 
-from annobridge.converters.api import (
-    consolidate,
-    convert,
-    load,
-    merge,
-    read_label_map,
-    relabel,
-    save,
-    split,
-    update_scene_metadata,
-    validate,
-)
-from annobridge.core.errors import (
-    AnnobridgeError,
-    FormatError,
-    MetadataTypeError,
-    PluginError,
-    ReadError,
-    UnsupportedAnnotationError,
-    WriteError,
-)
-from annobridge.core.formats import Capabilities, ConversionReport, Context, Format
-from annobridge.core.hookspecs import hookimpl
-from annobridge.core.model import (
-    Annotation,
-    BoxAnnotation,
-    Category,
-    CategoryAnnotation,
-    CuboidAnnotation,
-    Dataset,
-    DatasetHeader,
-    DatasetItem,
-    FrameRef,
-    IndexMask,
-    Keypoint,
-    KeypointsAnnotation,
-    LidarPoint,
-    LineAnnotation,
-    MaterializedDataset,
-    MultiCategoryAnnotation,
-    ObjectMaskAnnotation,
-    OrientedBoxAnnotation,
-    Point,
-    Point3D,
-    PolygonAnnotation,
-    Scene,
-    SceneCategoryAnnotation,
-    Segment,
-    SegmentationAnnotation,
-    Taxonomy,
-)
+if TYPE_CHECKING:  # type checkers and IDEs see the real names
+    __version__: str
+    from annobridge.converters.api import (
+        consolidate,
+        convert,
+        load,
+        merge,
+        read_label_map,
+        relabel,
+        save,
+        split,
+        update_scene_metadata,
+        validate,
+    )
+    from annobridge.core.errors import (
+        AnnobridgeError,
+        FormatError,
+        MetadataTypeError,
+        PluginError,
+        ReadError,
+        UnsupportedAnnotationError,
+        WriteError,
+    )
+    from annobridge.core.formats import Capabilities, ConversionReport, Context, Format
+    from annobridge.core.hookspecs import hookimpl
+    from annobridge.core.model import (
+        Annotation,
+        BoxAnnotation,
+        Category,
+        CategoryAnnotation,
+        CuboidAnnotation,
+        Dataset,
+        DatasetHeader,
+        DatasetItem,
+        FrameRef,
+        IndexMask,
+        Keypoint,
+        KeypointsAnnotation,
+        LidarPoint,
+        LineAnnotation,
+        MaterializedDataset,
+        MultiCategoryAnnotation,
+        ObjectMaskAnnotation,
+        OrientedBoxAnnotation,
+        Point,
+        Point3D,
+        PolygonAnnotation,
+        Scene,
+        SceneCategoryAnnotation,
+        Segment,
+        SegmentationAnnotation,
+        Taxonomy,
+    )
 
-try:
-    __version__ = version("annobridge")  # the one place is pyproject.toml
-except PackageNotFoundError:  # imported from a source tree that was never installed
-    __version__ = "0+unknown"
+_LAZY: dict[str, str] = {
+    "consolidate": "annobridge.converters.api",
+    "convert": "annobridge.converters.api",
+    "load": "annobridge.converters.api",
+    "merge": "annobridge.converters.api",
+    "read_label_map": "annobridge.converters.api",
+    "relabel": "annobridge.converters.api",
+    "save": "annobridge.converters.api",
+    "split": "annobridge.converters.api",
+    "update_scene_metadata": "annobridge.converters.api",
+    "validate": "annobridge.converters.api",
+    "AnnobridgeError": "annobridge.core.errors",
+    "FormatError": "annobridge.core.errors",
+    "MetadataTypeError": "annobridge.core.errors",
+    "PluginError": "annobridge.core.errors",
+    "ReadError": "annobridge.core.errors",
+    "UnsupportedAnnotationError": "annobridge.core.errors",
+    "WriteError": "annobridge.core.errors",
+    "Capabilities": "annobridge.core.formats",
+    "ConversionReport": "annobridge.core.formats",
+    "Context": "annobridge.core.formats",
+    "Format": "annobridge.core.formats",
+    "hookimpl": "annobridge.core.hookspecs",
+    "Annotation": "annobridge.core.model",
+    "BoxAnnotation": "annobridge.core.model",
+    "Category": "annobridge.core.model",
+    "CategoryAnnotation": "annobridge.core.model",
+    "CuboidAnnotation": "annobridge.core.model",
+    "Dataset": "annobridge.core.model",
+    "DatasetHeader": "annobridge.core.model",
+    "DatasetItem": "annobridge.core.model",
+    "FrameRef": "annobridge.core.model",
+    "IndexMask": "annobridge.core.model",
+    "Keypoint": "annobridge.core.model",
+    "KeypointsAnnotation": "annobridge.core.model",
+    "LidarPoint": "annobridge.core.model",
+    "LineAnnotation": "annobridge.core.model",
+    "MaterializedDataset": "annobridge.core.model",
+    "MultiCategoryAnnotation": "annobridge.core.model",
+    "ObjectMaskAnnotation": "annobridge.core.model",
+    "OrientedBoxAnnotation": "annobridge.core.model",
+    "Point": "annobridge.core.model",
+    "Point3D": "annobridge.core.model",
+    "PolygonAnnotation": "annobridge.core.model",
+    "Scene": "annobridge.core.model",
+    "SceneCategoryAnnotation": "annobridge.core.model",
+    "Segment": "annobridge.core.model",
+    "SegmentationAnnotation": "annobridge.core.model",
+    "Taxonomy": "annobridge.core.model",
+}
+"""Public name -> the module that defines it, imported on first use (PEP 562)."""
 
 __all__ = [
     "AnnobridgeError", "Annotation", "BoxAnnotation", "Capabilities", "Category",
@@ -85,3 +135,25 @@ __all__ = [
     "consolidate", "convert", "hookimpl", "load", "merge", "read_label_map", "relabel", "save",
     "split", "update_scene_metadata", "validate",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name's module on first use, so ``import annobridge`` (and the CLI's
+    start-up) does not pay for numpy, pydantic models and every plugin."""
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            value = version("annobridge")  # the one place is pyproject.toml
+        except PackageNotFoundError:  # imported from a source tree that was never installed
+            value = "0+unknown"
+    elif name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+    else:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    globals()[name] = value  # later look-ups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__) | {"__version__"})

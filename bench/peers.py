@@ -166,7 +166,9 @@ def commands(tool: str, task: str, src: Path, out: Path) -> tuple[list[str], Pat
     """The command that makes ``tool`` do ``task``, and its output path; None when it cannot."""
     if tool == "annobridge":
         target = out / ("coco.json" if task == "coco" else task)
-        opts = ["--option", "media=none"] if task in ("kitti", "voc") else []
+        # detection labels, as the peers write: polygons and masks become their COCO boxes
+        opts = {"kitti": ["--option", "media=none"], "voc": ["--option", "media=none"],
+                "yolo": ["--option", "task=detect"]}.get(task, [])
         fmt = {"voc": "pascal-voc"}.get(task, task)
         return [sys.executable, "-m", "annobridge", "-q", "convert", str(src), str(target), "--from", "coco",
                 "--to", fmt, "--overwrite", *opts], target

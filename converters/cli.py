@@ -17,17 +17,17 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from annobridge.converters import engine
-from annobridge.converters.stdio import StdioPaths
 from annobridge.core.errors import AnnobridgeError, FormatError
-from annobridge.core.formats import Context, Format
-from annobridge.core.metadata import infer_schema
-from annobridge.core.plugins import FormatRegistry, get_plugin_manager, get_registry
-from annobridge.core.storage import parse_storage_options
+
+if TYPE_CHECKING:
+    from annobridge.core.formats import Format
+
+# Heavy modules (the engine, the model, every plugin) are imported inside the commands that
+# use them, so ``annobridge --help`` and completion start fast.
 
 
 class Interrupted(BaseException):
@@ -129,6 +129,7 @@ def split_options(pairs: dict[str, str], reader: Format | None, writer: Format |
 
 def complete_formats(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
     """Shell completion of format names (``--from``, ``--to``, ``formats FMT``)."""
+    from annobridge.core.plugins import get_registry
     try:
         names = get_registry().formats
     except AnnobridgeError:
@@ -268,6 +269,10 @@ def convert(ctx: click.Context, src: str, dst: str, src_format: str | None, dst_
     """Convert SRC to DST in format --to.
 
     SRC and DST are paths or URLs (s3://, gs://, az://, memory://; http(s):// for SRC)."""
+    from annobridge.converters import engine
+    from annobridge.converters.stdio import StdioPaths
+    from annobridge.core.plugins import get_registry
+    from annobridge.core.storage import parse_storage_options
     if (things_only or stuff) and task != "instance":
         raise click.UsageError("--things-only and --stuff need --task instance")
     if classes is not None and task != "semantic":
@@ -309,6 +314,7 @@ def convert(ctx: click.Context, src: str, dst: str, src_format: str | None, dst_
 def formats(name: str | None, as_json: bool) -> None:
     """List the formats every installed plugin provides, or one format NAME and its options."""
     from annobridge.converters.describe import describe_format
+    from annobridge.core.plugins import get_registry
 
     registry = get_registry()
     chosen = [registry.get(name)] if name else [f for _, f in sorted(registry.formats.items())]
@@ -338,6 +344,7 @@ def formats(name: str | None, as_json: bool) -> None:
 @main.command()
 def plugins() -> None:
     """List installed plugins as JSON, with any that failed to load."""
+    from annobridge.core.plugins import FormatRegistry, get_plugin_manager
     pm = get_plugin_manager()
     registry = FormatRegistry.from_manager(pm)
     out = []
@@ -365,7 +372,11 @@ def plugins() -> None:
 def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_json: bool,
             plots_dir: Path | None) -> None:
     """Summarise a dataset: items, annotations per kind and label, metadata fields and types."""
+    from annobridge.converters import engine
     from annobridge.converters.plots import DatasetFigures, pyplot, write_plots
+    from annobridge.core.formats import Context
+    from annobridge.core.metadata import infer_schema
+    from annobridge.core.plugins import get_registry
 
     if plots_dir is not None:
         pyplot()  # fail before reading when matplotlib is missing
@@ -426,6 +437,9 @@ def validate(path: Path, src_format: str | None, options: tuple[str, ...], dst_f
              as_json: bool) -> None:
     """Read PATH and list every problem found, with its location, and what writing it would
     refuse; exit 1 if any."""
+    from annobridge.converters import engine
+    from annobridge.core.plugins import get_registry
+
     registry = get_registry()
     reader = engine.resolve_reader(path, src_format, registry)
     writer = (registry.get(dst_format) if dst_format not in (None, "none")
@@ -475,7 +489,9 @@ def metadata_import(ctx: click.Context, dataset: Path, csv_file: Path | None, js
                     key: str, replace: bool, skip_unknown: bool, scenes: bool, src_format: str | None,
                     options: tuple[str, ...]) -> None:
     """Import per-file metadata from a CSV or JSON table into DATASET (nothing is written on any error)."""
+    from annobridge.converters import engine
     from annobridge.converters.metadata_tools import import_metadata
+    from annobridge.core.plugins import get_registry
 
     if (csv_file is None) == (json_file is None):
         raise click.UsageError("give exactly one of --from-csv FILE or --from-json FILE")
@@ -506,7 +522,9 @@ def metadata_import(ctx: click.Context, dataset: Path, csv_file: Path | None, js
 def metadata_compute(ctx: click.Context, dataset: Path, stats: str, src_format: str | None,
                      options: tuple[str, ...]) -> None:
     """Compute image statistics into each item's metadata and save DATASET back."""
+    from annobridge.converters import engine
     from annobridge.converters.metadata_tools import compute_metadata
+    from annobridge.core.plugins import FormatRegistry, get_plugin_manager
 
     names = [s.strip() for s in stats.split(",") if s.strip()]
     if not names:
@@ -566,7 +584,9 @@ def render(ctx: click.Context, dataset: Path, out_dir: Path, src_format: str | N
            compare: Path | None, compare_format: str | None, compare_images_root: Path | None,
            workers: int, overwrite: bool) -> None:
     """Draw DATASET's annotations on its images: one PNG per item in OUT_DIR."""
+    from annobridge.converters import engine
     from annobridge.converters.render import render_dataset
+    from annobridge.core.plugins import get_registry
 
     if count is not None and ids:
         raise click.UsageError("give --items N or --ids a,b, not both")

@@ -24,18 +24,29 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from annobridge.core.distributed import run_chunk
 from annobridge.core.errors import AnnobridgeError, FormatError
-from annobridge.core.model import ANNOTATION_TYPES, KNOWN_ATTRIBUTES, Dataset
+
+if TYPE_CHECKING:
+    from annobridge.core.model import Dataset
+
+# core.model (numpy, every pydantic model) is imported where it is used, not here: plugins
+# import this module to declare their formats, and ``annobridge formats`` must stay cheap.
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-ALL_ANNOTATION_TYPES = frozenset(ANNOTATION_TYPES) - {"scene_category"}
+
+ALL_ANNOTATION_TYPES = frozenset({
+    "box", "oriented_box", "line", "polygon", "keypoints", "cuboid", "category",
+    "multicategory", "object_mask", "segmentation",
+})
+"""Every item-level kind: the keys of ``core.model.ANNOTATION_TYPES`` less ``scene_category``,
+written out so that declaring a format does not import the model (a test keeps them equal)."""
 
 
 class Capabilities(BaseModel):
@@ -66,6 +77,8 @@ class Capabilities(BaseModel):
     @classmethod
     def full(cls) -> Capabilities:
         """Holds everything the model holds (the canonical JSONL, Nucleus with its extension)."""
+        from annobridge.core.model import KNOWN_ATTRIBUTES
+
         return cls(annotation_types=ALL_ANNOTATION_TYPES, prediction_types=ALL_ANNOTATION_TYPES,
                    item_metadata=True, annotation_metadata=True, scenes=True, pointclouds=True,
                    attributes=frozenset(KNOWN_ATTRIBUTES))
@@ -77,8 +90,8 @@ class NoOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-Reader = Callable[[Path, Any, "Context"], Dataset]
-Writer = Callable[[Dataset, Path, Any, "Context"], None]
+Reader = Callable[[Path, Any, "Context"], "Dataset"]
+Writer = Callable[["Dataset", Path, Any, "Context"], None]
 Detector = Callable[[Path], bool]
 
 

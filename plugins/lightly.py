@@ -1347,7 +1347,9 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
     preds = _PredictionWriter(header, options, context, options.task)
     pred_dir = destination / "predictions"
     md_records = MetadataBuffer(destination / ".annobridge-metadata-buffer.jsonl")
-    frames: list[tuple[DatasetItem, Any]] = []  # frames wait for their video's frame count
+    # frames wait for their video's frame count (it sets the width of their file names); they
+    # wait as (reference id, scene, frame index, metadata, job), not as whole items
+    frames: list[tuple[str, str, int, dict[str, Any], Any]] = []
     names_seen: dict[str, str] = {}
     scene_frames: dict[str, int] = {}
     origins: dict[str, dict[str, Any]] = {}
@@ -1357,7 +1359,8 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
             if item.scene is not None:
                 scene_frames[item.scene.scene_reference_id] = max(
                     scene_frames.get(item.scene.scene_reference_id, 0), item.scene.index + 1)
-                frames.append((item, preds.job(item, "")))
+                frames.append((item.reference_id, item.scene.scene_reference_id, item.scene.index,
+                               item.metadata, preds.job(item, "")))
                 continue
             fn = _item_file_name(item, options.input)
             _claim(names_seen, fn, item.reference_id)
@@ -1396,11 +1399,11 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
         _claim(names_seen, vfn, ref)
         md_records.add(ref, vfn, "video", scene.metadata if scene is not None else {})
     frame_jobs = []
-    for item, job in frames:
-        vfn, n = video_names[item.scene.scene_reference_id]  # type: ignore[union-attr]
-        fn = frame_file_name(vfn, item.scene.index, n or item.scene.index + 1)  # type: ignore[union-attr]
-        _claim(names_seen, fn, item.reference_id)
-        md_records.add(item.reference_id, fn, "frame", item.metadata)
+    for ref, scene_ref, index, metadata, job in frames:
+        vfn, n = video_names[scene_ref]
+        fn = frame_file_name(vfn, index, n or index + 1)
+        _claim(names_seen, fn, ref)
+        md_records.add(ref, fn, "frame", metadata)
         if job.singles:
             job.file_name = fn
             frame_jobs.append(job)

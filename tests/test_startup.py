@@ -1,0 +1,80 @@
+"""Start-up stays cheap: what the real CLI and ``import annobridge`` import, checked in a fresh
+interpreter (times are measured by bench/startup_bench.py, never here)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import annobridge
+from annobridge.core.formats import ALL_ANNOTATION_TYPES
+from annobridge.core.model import ANNOTATION_TYPES
+
+HEAVY = ("numpy", "PIL", "pydantic", "orjson", "pycocotools", "annobridge.core.model",
+         "annobridge.converters.engine")
+
+
+def loaded_after(code: str) -> set[str]:
+    """Top modules (and annobridge modules) in sys.modules after running ``code`` in a fresh
+    interpreter with the cwd off sys.path (the checkout's annobridge/ would shadow the install)."""
+    probe = (
+        "import sys\nsys.path = [p for p in sys.path if p not in ('', '.')]\n"
+        f"{code}\n"
+        "import json\n"
+        "print(json.dumps(sorted(sys.modules)), file=sys.__stderr__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    return set(json.loads(done.stderr.strip().splitlines()[-1]))
+
+
+def run_cli(*args: str) -> str:
+    return (
+        "from annobridge.converters.cli import main\n"
+        f"try:\n    main([{', '.join(repr(a) for a in args)}])\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+    )
+
+
+def test_help_imports_no_model_numpy_or_pydantic() -> None:
+    loaded = loaded_after(run_cli("--help"))
+    assert "annobridge.converters.cli" in loaded  # the probe really ran the CLI
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_subcommand_help_imports_no_engine() -> None:
+    loaded = loaded_after(run_cli("convert", "--help"))
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+
+
+def test_import_annobridge_is_lazy_until_a_name_is_used() -> None:
+    loaded = loaded_after("import annobridge")
+    assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
+    used = loaded_after("from annobridge import BoxAnnotation\nBoxAnnotation(x=0, y=0, width=1, height=1, label='a')")
+    assert "annobridge.core.model" in used
+
+
+def test_facade_exports_every_public_name() -> None:
+    for name in annobridge.__all__:
+        assert getattr(annobridge, name) is not None, name
+    assert set(annobridge.__all__) <= set(dir(annobridge))
+    assert set(annobridge._LAZY) == set(annobridge.__all__)  # the lazy map and __all__ agree
+    assert isinstance(annobridge.__version__, str)
+    from annobridge import Format, convert  # the from-import form goes through __getattr__ too
+
+    assert Format.__module__ == "annobridge.core.formats"
+    assert convert.__module__ == "annobridge.converters.api"
+
+
+def test_unknown_facade_name_is_an_attribute_error() -> None:
+    try:
+        annobridge.no_such_name  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_format_declarations_know_every_model_kind() -> None:
+    # core.formats spells the kinds out so declaring a format does not import the model
+    assert ALL_ANNOTATION_TYPES == frozenset(ANNOTATION_TYPES) - {"scene_category"}
