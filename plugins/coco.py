@@ -97,7 +97,6 @@ from pydantic import BaseModel, ConfigDict
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Capabilities, Context, Format
-from annobridge.core.paths import path_problem, source_root
 from annobridge.core.hookspecs import hookimpl
 from annobridge.core.limits import load_json
 from annobridge.core.model import (
@@ -112,6 +111,7 @@ from annobridge.core.model import (
     PolygonAnnotation,
     construct,
 )
+from annobridge.core.paths import path_problem, source_root
 
 logger = logging.getLogger(__name__)
 
