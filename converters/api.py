@@ -89,10 +89,15 @@ def save(
     *,
     overwrite: bool = False,
     workers: int = 1,
+    derive: str = "auto",
+    geometry: str | None = None,
     format: str | None = None,
 ) -> ConversionReport:
-    """Write a dataset (or plain items) atomically in ``to_format``; returns what was dropped.
+    """Write a dataset (or plain items) atomically in ``to_format``; returns what was
+    converted and dropped.
 
+    ``derive="auto"`` converts annotations the format cannot hold into a kind it holds
+    (``geometry`` = ``"box"``, ``"polygon"`` or ``"mask"`` prefers one); ``"none"`` drops them.
     ``format`` is the old name of ``to_format``.
 
     Raises:
@@ -104,7 +109,8 @@ def save(
         raise TypeError("save() needs to_format, the format to write")
     dataset = data if isinstance(data, Dataset) else Dataset(items=list(data))
     ctx = Context(workers=workers)
-    return engine.write_dataset(dataset, path, fmt, options, overwrite=overwrite, context=ctx)
+    return engine.write_dataset(dataset, path, fmt, options, overwrite=overwrite, context=ctx,
+                                derive=derive, geometry=geometry)
 
 
 def convert(

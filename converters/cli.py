@@ -245,12 +245,18 @@ class _Progress:
 @click.option("--classes", default=None, metavar="A,B,...",
               help="With --task semantic: the class order (values 1, 2, ...; 'background' is 0); "
                    "default: the dataset's categories.")
+@click.option("--derive", type=click.Choice(["auto", "none"]), default="auto", show_default=True,
+              help="auto: convert what the target cannot hold into a kind it holds (polygon -> box, "
+                   "mask -> polygon, ...); none: drop it and report.")
+@click.option("--geometry", type=click.Choice(["box", "polygon", "mask"]), default=None,
+              help="Preferred kind to derive where the target holds several.")
 @pipeline_options
 @click.pass_context
 def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, dst_format: str,
             overwrite: bool, options: tuple[str, ...], workers: int, as_json: bool,
             task: str | None = None, things_only: bool = False, overlap: str = "error",
-            stuff: str | None = None, semantic_bits: str = "8", classes: str | None = None) -> None:
+            stuff: str | None = None, semantic_bits: str = "8", classes: str | None = None,
+            derive: str = "auto", geometry: str | None = None) -> None:
     """Convert SRC to DST in format --to."""
     if (things_only or stuff) and task != "instance":
         raise click.UsageError("--things-only and --stuff need --task instance")
@@ -273,7 +279,8 @@ def convert(ctx: click.Context, src: Path, dst: Path, src_format: str | None, ds
                             on_total=progress.total_callback, registry=registry,
                             task=task, things_only=things_only, overlap=overlap, stuff=stuff,
                             semantic_bits=int(semantic_bits), transform=label_step(ctx),
-                            classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None)
+                            classes=[c.strip() for c in classes.split(",") if c.strip()] if classes else None,
+                            derive=derive, geometry=geometry)
     progress.done()
     stdio.send()
     if as_json:

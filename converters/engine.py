@@ -17,6 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from annobridge.core import derive as derivation
 from annobridge.core.errors import AnnobridgeError, FormatError, ReadError, WriteError
 from annobridge.core.formats import Capabilities, ConversionReport, Context, Format, parse_options
 from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem
@@ -104,8 +105,15 @@ def _checked(items: Iterable[DatasetItem], ctx: Context, source: str) -> Iterato
                         file=getattr(exc, "filename", None) or source) from exc
 
 
-def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: ConversionReport) -> DatasetItem | None:
-    """Drop from ``item`` what a format with ``caps`` cannot hold, recording each drop.
+def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: ConversionReport,
+           *, derive: str = "auto", geometry: str | None = None) -> DatasetItem | None:
+    """Fit ``item`` to what a format with ``caps`` holds, recording each conversion and drop.
+
+    An annotation of a kind the format cannot hold is converted to the richest kind it
+    does hold (``core/derive.py``; ``geometry`` prefers one kind where several fit) and
+    counted in ``report.converted``; with ``derive="none"``, or when no conversion applies,
+    it is dropped and reported. Parts of one object (``group_id``) stay together: a
+    conversion never gives an object a second annotation of a kind it already has there.
 
     Returns None when the item itself cannot be held (a point cloud in an image format).
     """
@@ -122,19 +130,22 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
         ("annotations", anns, caps.annotation_types, ""),
         ("predictions", preds, caps.prediction_types, "prediction:"),
     ):
-        kept = [a for a in group if a.type in allowed]  # one pass; the common case keeps all
-        if len(kept) != len(group):
-            what = "ground truth" if not prefix else "predictions"
+        if all(a.type in allowed for a in group):  # the common case keeps all
+            continue
+        what = "ground truth" if not prefix else "predictions"
+        if derive == "none":
             for a in group:
                 if a.type not in allowed:
-                    report.drop(prefix + a.type, f"{fmt_name} cannot hold {a.type} {what}")
-            update[field] = kept
+                    report.drop(prefix + a.type, f"{fmt_name} cannot hold {a.type} {what} (--derive none)")
+            update[field] = [a for a in group if a.type in allowed]
+        else:
+            update[field] = _derived(item, group, allowed, caps, fmt_name, report, prefix, what, geometry)
     if item.metadata and not caps.item_metadata:
         report.drop("item metadata", f"{fmt_name} holds no item metadata")
         update["metadata"] = {}
     if not caps.annotation_metadata:
         n = 0
-        for group in (anns, preds):
+        for group in (update.get("annotations", anns), update.get("predictions", preds)):
             for a in group:
                 if a.metadata:
                     n += 1
@@ -148,11 +159,59 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
     return item.model_copy(update=update) if update else item
 
 
-def _fitted(items: Iterable[DatasetItem], fmt: Format, ctx: Context) -> Iterator[DatasetItem]:
+def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps: Capabilities, fmt_name: str,
+             report: ConversionReport, prefix: str, what: str, geometry: str | None) -> list[Any]:
+    """``group`` with each annotation the format cannot hold converted (or dropped)."""
+    held: dict[str, set[str]] = {}  # group_id -> kinds the object already has in the output
+    for a in group:
+        if a.type in allowed and a.group_id is not None:
+            held.setdefault(a.group_id, set()).add(a.type)
+    out: list[Any] = []
+    converted: dict[tuple[str, str], int] = {}
+    for a in group:
+        if a.type in allowed:
+            out.append(a)
+            continue
+        kinds = held.setdefault(a.group_id, set()) if a.group_id is not None else set()
+        options = derivation.candidates(a.type, allowed, geometry)
+        fresh = [k for k in options if k not in kinds]
+        made = None
+        losses: derivation.Losses = []
+        for kind in fresh:
+            made = derivation.DERIVATIONS[(a.type, kind)](a, item, losses)
+            if made is not None:
+                break
+        if made is None:
+            if not options:
+                reason = f"{fmt_name} cannot hold {a.type} {what}"
+            elif not fresh:
+                reason = f"{fmt_name} cannot hold {a.type} {what}; its object already has a {options[0]}"
+            else:
+                why = derivation.WHY_NOT.get((a.type, fresh[-1]), "nothing to derive")
+                reason = f"{fmt_name} cannot hold {a.type} {what}; no {'/'.join(fresh)} derived: {why}"
+            report.drop(prefix + a.type, reason)
+            continue
+        kinds.add(made.type)
+        key = (prefix + a.type, made.type)
+        converted[key] = converted.get(key, 0) + 1
+        if made.type != "object_mask" and a.attributes.get("iscrowd") and "iscrowd" not in caps.attributes:
+            report.drop("attribute:iscrowd", f"{a.type} -> {made.type}: {fmt_name} has no crowd flag; "
+                        "the crowd region is written as one plain object")
+            made.attributes = {k: v for k, v in made.attributes.items() if k != "iscrowd"}
+        for lost, reason, n in losses:
+            report.drop(lost, reason, n)
+        out.append(made)
+    for (source, target), n in converted.items():
+        report.convert(source, target, n)
+    return out
+
+
+def _fitted(items: Iterable[DatasetItem], fmt: Format, ctx: Context,
+            derive: str = "auto", geometry: str | None = None) -> Iterator[DatasetItem]:
     if ctx.report.source_format is None:  # items did not come through read_dataset: count them here
         items = _checked(items, ctx, "<items>")
     for item in items:
-        fitted = fit_to(item, fmt.capabilities, fmt.name, ctx.report)
+        fitted = fit_to(item, fmt.capabilities, fmt.name, ctx.report, derive=derive, geometry=geometry)
         if fitted is not None:
             ctx.report.items_written += 1
             yield fitted
@@ -167,8 +226,15 @@ def write_dataset(
     overwrite: bool = False,
     context: Context | None = None,
     registry: FormatRegistry | None = None,
+    derive: str = "auto",
+    geometry: str | None = None,
+    overlap: str = "error",
 ) -> ConversionReport:
     """Write ``dataset`` to ``destination`` atomically and return the report.
+
+    ``derive`` and ``geometry`` are passed to :func:`fit_to`; with ``derive="auto"`` the
+    segmentations are first mapped to the view the format needs
+    (:func:`annobridge.core.derive.segmentation_view`; ``overlap`` as in ``consolidate``).
 
     The writer works in a temporary folder beside the destination; only when it finishes
     are its outputs moved into place. A failure leaves nothing behind, and an existing
@@ -176,10 +242,15 @@ def write_dataset(
     """
     reg = _registry(registry)
     fmt = resolve_writer(format, reg)
+    _check_derive(derive, geometry)
     opts = parse_options(fmt, "write", options)
     if fmt.capabilities_for is not None:  # what this write holds depends on its options
         fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
     ctx = context or Context()
+    if derive == "auto":
+        view = derivation.segmentation_view(fmt.capabilities)
+        if view is not None:
+            dataset = derivation.in_view(dataset, view, overlap, ctx.report)
     dst = Path(destination)
     ctx.final_destination = dst
     ctx.report.destination = str(dst)
@@ -201,7 +272,7 @@ def write_dataset(
                                   dir=parent))
     done = False
     try:
-        fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx),
+        fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx, derive, geometry),
                          source=dataset.source, format=dataset.format, total=dataset.total)
         try:
             fmt.write(fitted, stage / dst.name, opts, ctx)  # type: ignore[misc]
@@ -319,9 +390,16 @@ def convert(
     stuff: str | None = None,
     semantic_bits: int = 8,
     classes: list[str] | None = None,
+    derive: str = "auto",
+    geometry: str | None = None,
     transform: Callable[[Dataset, Context], Dataset] | None = None,
 ) -> ConversionReport:
     """Convert ``source`` to ``destination`` in one streaming pass; returns the report.
+
+    ``derive="auto"`` converts what the target cannot hold into a kind it holds
+    (:func:`fit_to`, ``core/derive.py``; ``geometry`` = ``"box"``, ``"polygon"`` or
+    ``"mask"`` prefers that kind where several fit) and maps segmentations to the view the
+    target needs (:func:`write_dataset`); ``derive="none"`` drops and reports instead.
 
     ``transform`` maps the dataset read before anything else happens to it (label mapping
     and filtering: :func:`annobridge.converters.api.label_transform`); it records its own
@@ -336,6 +414,7 @@ def convert(
     class order) passed on to it.
     """
     reg = _registry(registry)
+    _check_derive(derive, geometry)
     ctx = Context(workers=workers, progress=progress, on_total=on_total)
     dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
     if transform is not None:
@@ -346,8 +425,19 @@ def convert(
         dataset = consolidate(dataset, task, things_only=things_only, stuff=stuff,
                               overlap=overlap, bits=semantic_bits, classes=classes, context=ctx)
         ctx.report.notes.append(f"segmentation converted to the {task} view (--task {task})")
-    return write_dataset(dataset, destination, dst_format, write_options,
-                         overwrite=overwrite, context=ctx, registry=reg)
+    return write_dataset(dataset, destination, dst_format, write_options, overwrite=overwrite, context=ctx,
+                         registry=reg, derive=derive, geometry=geometry, overlap=overlap)
+
+
+DERIVE_MODES = ("auto", "none")
+
+
+def _check_derive(derive: str, geometry: str | None) -> None:
+    if derive not in DERIVE_MODES:
+        raise FormatError(f"unknown derive mode {derive!r}", fix="choose auto or none")
+    if geometry is not None and geometry not in derivation.GEOMETRIES:
+        raise FormatError(f"unknown geometry {geometry!r}",
+                          fix=f"choose one of {', '.join(derivation.GEOMETRIES)}")
 
 
 def validate(

@@ -25,10 +25,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from annobridge.core.errors import AnnobridgeError, FormatError
-from annobridge.core.model import ANNOTATION_TYPES, Dataset
+from annobridge.core.model import ANNOTATION_TYPES, KNOWN_ATTRIBUTES, Dataset
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,6 +47,9 @@ class Capabilities(BaseModel):
         annotation_metadata: whether annotation and segment metadata survive.
         scenes: whether scene structure (frames, scene metadata, scene categories) survives.
         pointclouds: whether point-cloud items survive.
+        attributes: format attribute keys (``KNOWN_ATTRIBUTES`` in ``core/model.py``, such
+            as ``iscrowd``) the format keeps; a conversion that would need one the format
+            lacks reports it lost.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -56,12 +59,14 @@ class Capabilities(BaseModel):
     annotation_metadata: bool = False
     scenes: bool = False
     pointclouds: bool = False
+    attributes: frozenset[str] = frozenset()
 
     @classmethod
     def full(cls) -> Capabilities:
         """Holds everything the model holds (the canonical JSONL, Nucleus with its extension)."""
         return cls(annotation_types=ALL_ANNOTATION_TYPES, prediction_types=ALL_ANNOTATION_TYPES,
-                   item_metadata=True, annotation_metadata=True, scenes=True, pointclouds=True)
+                   item_metadata=True, annotation_metadata=True, scenes=True, pointclouds=True,
+                   attributes=frozenset(KNOWN_ATTRIBUTES))
 
 
 class NoOptions(BaseModel):
@@ -137,11 +142,13 @@ def parse_options(fmt: Format, which: Literal["read", "write"],
 
 
 class ConversionReport(BaseModel):
-    """What a conversion read, wrote and dropped, counted per annotation kind.
+    """What a conversion read, converted, wrote and dropped, counted per annotation kind.
 
     Kinds are the model's ``type`` names; predictions are counted as ``"prediction:<type>"``.
-    ``dropped`` maps a kind (or a field such as ``"attribute:truncated"``, ``"item metadata"``)
-    to ``{reason: count}``.
+    ``converted`` maps ``"<from> -> <to>"`` (``"polygon -> box"``, ``"prediction:polygon ->
+    box"``) to the number of annotations the target got in another kind than they were read
+    in (``core/derive.py``). ``dropped`` maps a kind (or a field such as
+    ``"attribute:truncated"``, ``"item metadata"``) to ``{reason: count}``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -152,8 +159,10 @@ class ConversionReport(BaseModel):
     items_read: int = 0
     items_written: int = 0
     read: dict[str, int] = {}
+    converted: dict[str, int] = {}
     dropped: dict[str, dict[str, int]] = {}
     notes: list[str] = []
+    _delta: dict[str, int] = PrivateAttr(default_factory=dict)  # written - (read - dropped), per kind
 
     def drop(self, what: str, reason: str, count: int = 1) -> None:
         """Record that ``count`` of ``what`` could not be kept, and why."""
@@ -161,12 +170,30 @@ class ConversionReport(BaseModel):
             reasons = self.dropped.setdefault(what, {})
             reasons[reason] = reasons.get(reason, 0) + count
 
+    def convert(self, source: str, target: str, count: int = 1, *, consumed: int | None = None,
+                made: int | None = None) -> None:
+        """Record that ``count`` annotations of kind ``target`` were made from ``source``.
+
+        Conversions are one to one except between an index mask and its objects: pass
+        ``consumed`` (annotations of ``source`` used up) and ``made`` (annotations of
+        ``target`` added) when they differ from ``count``; :attr:`written` uses them.
+        """
+        if count:
+            key = f"{source} -> {target}"
+            self.converted[key] = self.converted.get(key, 0) + count
+        target = ("prediction:" if source.startswith("prediction:") else "") + target
+        self._delta[source] = self._delta.get(source, 0) - (count if consumed is None else consumed)
+        self._delta[target] = self._delta.get(target, 0) + (count if made is None else made)
+
     @property
     def written(self) -> dict[str, int]:
-        """Annotations written per kind: what was read less what was dropped."""
+        """Annotations written per kind: what was read, less what was dropped or converted
+        away, plus what was converted into the kind."""
         out = {}
         for kind, n in self.read.items():
             out[kind] = n - sum(self.dropped.get(kind, {}).values())
+        for kind, n in self._delta.items():
+            out[kind] = out.get(kind, 0) + n
         return out
 
     @property
@@ -181,8 +208,11 @@ class ConversionReport(BaseModel):
         ]
         if self.read:
             written = self.written
-            parts = ", ".join(f"{k} {written[k]}/{n}" for k, n in sorted(self.read.items()))
+            parts = ", ".join(f"{k} {written.get(k, 0)}/{self.read.get(k, 0)}"
+                              for k in sorted(set(self.read) | {k for k, n in written.items() if n}))
             lines.append(f"annotations written/read: {parts}")
+        for key, n in sorted(self.converted.items()):
+            lines.append(f"converted {n:,} {key}")
         for what, reasons in sorted(self.dropped.items()):
             for reason, n in sorted(reasons.items()):
                 lines.append(f"dropped {n} x {what}: {reason}")

@@ -609,8 +609,13 @@ def _stream(items: Iterable[DatasetItem], plan: ConsolidationPlan, ctx: Context)
                         ann.group_id = ann.annotation_id
                     next_id += 1
         for what, n in drops.items():
-            report.drop(what, _REASONS.get(what, f"not kept in the {plan.task} view"), n)
+            report.drop(what, drop_reason(what, plan.task), n)
         yield item
+
+
+def drop_reason(what: str, task: str) -> str:
+    """Why :func:`consolidate_item` could not keep ``what`` (a key of its drop counts)."""
+    return _REASONS.get(what, f"not kept in the {task} view")
 
 
 _REASONS = {

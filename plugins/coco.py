@@ -58,10 +58,11 @@ Writing:
     reader restores both (reference id, group id) and keeps the COCO id in
     ``attributes["id"]``, so COCO -> COCO writes the same ids again. For annotations
     that did not come from COCO, the writer adds ``bbox`` to polygons and masks (polygon
-    vertex extents, RLE ``toBbox``), ``area`` (pycocotools pixel count of the rasterised
-    polygon or RLE; ``w*h`` for boxes; the extent of the labelled keypoints for
-    keypoint-only objects, which get no ``bbox`` because reading it back would add a box)
-    and ``iscrowd = 0``.
+    vertex extents, RLE ``toBbox``; ``core/derive.py``) and to keypoint-only objects (the
+    extent of the labelled keypoints), so ``COCOeval`` finds a ``bbox`` on every object
+    (reading such a file back gives the object a box beside its keypoints), ``area``
+    (pycocotools pixel count of the rasterised polygon or RLE; ``w*h`` of the box
+    otherwise) and ``iscrowd = 0``.
     Labels missing from the header's categories get new category ids.
 
 What is lost: item and annotation ``metadata``, ``track_reference_id``, ``class_pdf``,
@@ -95,6 +96,7 @@ import numpy as np
 import orjson
 from pydantic import BaseModel, ConfigDict
 
+from annobridge.core import derive
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
@@ -1066,9 +1068,9 @@ class _Writer:
             if conf is not None:
                 rec["score"] = conf
         elif (mtype is not None and mtype != "category") or "bbox" in rec or kp is not None:
-            if "bbox" not in rec and "bbox" not in absent and mtype is not None and mtype != "category":
-                # keypoint-only objects get no bbox: reading it back would add a box
-                jobs.append(("bbox", rec, main, None, item.height, item.width))
+            if "bbox" not in rec and "bbox" not in absent and mtype != "category" and (
+                    mtype is not None or "keypoints" in rec):
+                jobs.append(("bbox", rec, main, rec.get("keypoints"), item.height, item.width))
             if "area" not in attrs and "area" not in absent:
                 jobs.append(("area", rec, main, item.height, item.width))
             if "iscrowd" not in attrs and "iscrowd" not in absent:
@@ -1129,18 +1131,13 @@ def _compute(job: tuple[Any, ...]) -> Any:
 
     if job[0] == "bbox":
         _, _rec, main, kps, h, w = job
-        if main is None or main.type not in ("polygon", "object_mask"):
-            xs = [kps[j] for j in range(0, len(kps), 3) if kps[j + 2] > 0]
-            ys = [kps[j + 1] for j in range(0, len(kps), 3) if kps[j + 2] > 0]
-        elif main.type == "polygon":
-            xs = [v for ring in main.rings for v in ring[0::2]]
-            ys = [v for ring in main.rings for v in ring[1::2]]
+        if main is not None and main.type == "polygon":
+            box = derive.polygon_box(main.rings)
+        elif main is not None and main.type == "object_mask":
+            box = derive.mask_box(main)
         else:
-            return [float(v) for v in mask_utils.toBbox(main.rle())]
-        if not xs:
-            return [0, 0, 0, 0]
-        x0, y0 = min(xs), min(ys)
-        return [x0, y0, max(xs) - x0, max(ys) - y0]
+            box = derive.keypoints_box(kps or [])
+        return list(box) if box is not None else [0, 0, 0, 0]
     _, rec, main, h, w = job
     if main is not None and main.type == "polygon":
         if not h or not w:
@@ -1391,7 +1388,8 @@ def detect(path: Path) -> bool:
 FORMAT = Format(
     name="coco",
     description="COCO detection / instance segmentation / keypoints / stuff JSON and results lists",
-    capabilities=Capabilities(annotation_types=KINDS, prediction_types=KINDS),
+    capabilities=Capabilities(annotation_types=KINDS, prediction_types=KINDS,
+                              attributes=frozenset({"iscrowd", "area", "bbox", "category_id", "num_keypoints"})),
     read=read,
     write=write,
     detect=detect,

@@ -66,6 +66,7 @@ class Limits:
     # keys given the folder of the source images, for formats that keep media paths only
     predictions: bool = True  # False: the format's default output holds ground truth only
     pair_boxes_with_keypoints: bool = False  # keypoints come with a box of their group (YOLO pose rows)
+    keypoints_with_box: bool = False  # ground-truth keypoints come with their object's box
     single_point_keypoints: bool = False  # keypoints objects of one point named after the label
     nonzero_rotation: bool = False  # an oriented box at rotation 0 reads back as an axis-aligned box
     one_segment_per_label: bool = False  # semantic masks: a class mask holds one value per label
@@ -78,6 +79,10 @@ _KITTI_REASONS = (
 )
 
 FORMAT_LIMITS: dict[str, Limits] = {
+    "coco": Limits(keypoints_with_box=True, reasons=(
+        "COCO gives every ground-truth object a bbox (COCOeval needs one): a keypoint-only object is "
+        "written with the extent of its keypoints and reads back with that box, so keypoints are drawn "
+        "with their object's box",)),
     "kitti": Limits(cuboid_frames=("camera",), pair_boxes_with_cuboids=True, metadata_kinds=(),
                     reasons=_KITTI_REASONS),
     "kitti-tracking": Limits(cuboid_frames=("camera",), pair_boxes_with_cuboids=True, metadata_kinds=(),
@@ -271,6 +276,12 @@ def annotations_for(draw: st.DrawFn, kinds: frozenset[str], ref: str, w: int, h:
         elif kind == "line":
             ring = draw(_ring(w, h))
             out.append(LineAnnotation(label=label, vertices=ring, **c))
+        elif kind == "keypoints" and limits.keypoints_with_box and not predictions:
+            group = c["annotation_id"]
+            out.append(BoxAnnotation(label=KEYPOINT_LABEL, group_id=group, **c, **draw(_box(w, h))))
+            out.append(KeypointsAnnotation(label=KEYPOINT_LABEL, keypoints=draw(_keypoints(w, h, limits.keypoint_visibilities)),
+                                           names=KEYPOINT_NAMES, skeleton=KEYPOINT_SKELETON, group_id=group,
+                                           **dict(c, annotation_id=group + ":keypoints")))
         elif kind == "keypoints" and limits.single_point_keypoints:
             point = [draw(hundredths(0, w)), draw(hundredths(0, h)), 2]
             out.append(KeypointsAnnotation(label=label, keypoints=point, names=[label], **c))

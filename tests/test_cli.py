@@ -63,7 +63,14 @@ def test_lossy_conversion_is_reported(tmp_path: Path) -> None:
     save([DatasetItem(reference_id="a", image_location="a.png", width=64, height=48, metadata={"k": 1},
                       annotations=[PolygonAnnotation(label="car", vertices=[(0, 0), (4, 0), (4, 4)])])], src, "jsonl")
     report = json.loads(run("convert", str(src), str(tmp_path / "y.csv"), "--to", "box-csv", "--json").stdout)
-    assert report["dropped"] == {"polygon": {"box-csv cannot hold polygon ground truth": 1},
+    assert report["converted"] == {"polygon -> box": 1}
+    assert report["dropped"] == {"item metadata": {"box-csv holds no item metadata": 1}}
+    # the polygon's tight extent (0, 0, 4, 4) in pixels
+    assert (tmp_path / "y.csv").read_text().splitlines()[1] == "a.png,64,48,car,0.0,0.0,4.0,4.0"
+    report = json.loads(run("convert", str(src), str(tmp_path / "n.csv"), "--to", "box-csv", "--json",
+                            "--derive", "none").stdout)
+    assert report["converted"] == {}
+    assert report["dropped"] == {"polygon": {"box-csv cannot hold polygon ground truth (--derive none)": 1},
                                  "item metadata": {"box-csv holds no item metadata": 1}}
 
 

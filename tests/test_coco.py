@@ -291,10 +291,36 @@ def test_loads_in_pycocotools_and_ids_of_created_annotations(tmp_path: Path) -> 
     assert dog["area"] == 12 and dog["bbox"] == [2.0, 1.0, 4.0, 3.0]
     assert np.array_equal(c.annToMask(dog), rect)
     person = by_cat["person"]
-    assert person["num_keypoints"] == 2 and "bbox" not in person and person["area"] == 6
+    # a keypoint-only object gets the extent of its labelled keypoints as bbox (COCOeval needs one)
+    assert person["num_keypoints"] == 2 and person["bbox"] == [1, 1, 2, 3] and person["area"] == 6
+    assert all("bbox" in a and "area" in a for a in c.anns.values() if c.cats[a["category_id"]]["name"] != "outdoor")
     assert c.cats[person["category_id"]]["skeleton"] == [[1, 2], [2, 3]]
     assert [a["id"] for a in c.anns.values() if c.cats[a["category_id"]]["name"] == "outdoor"]
     assert "annotation ids were not unused integers" in report.summary()  # auto ids not kept
+
+
+def test_keypoint_only_objects_from_another_format_evaluate_with_cocoeval(tmp_path: Path) -> None:
+    """COCOeval indexes ``bbox`` of every ground-truth object (KeyError without it)."""
+    from pycocotools.cocoeval import COCOeval
+
+    names = ["nose", "l_eye", "r_eye"]
+    items = [DatasetItem(reference_id=str(i), image_location=f"{i}.png", width=40, height=30, annotations=[
+        KeypointsAnnotation(label="person", keypoints=[5 + i, 5, 2, 9 + i, 6, 2, 12, 20 + i, 1], names=names)])
+        for i in range(3)]
+    engine.write_dataset(Dataset.of(items), tmp_path / "gt.json", "coco")
+    gt = COCO(str(tmp_path / "gt.json"))
+    dets = gt.loadRes([{"image_id": a["image_id"], "category_id": a["category_id"], "bbox": a["bbox"], "score": 1.0}
+                       for a in gt.anns.values()])
+    for iou_type in ("bbox", "keypoints"):
+        if iou_type == "keypoints":
+            dets = gt.loadRes([{"image_id": a["image_id"], "category_id": a["category_id"],
+                                "keypoints": a["keypoints"], "score": 1.0} for a in gt.anns.values()])
+        ev = COCOeval(gt, dets, iou_type)
+        ev.params.kpt_oks_sigmas = np.array([0.26, 0.25, 0.25]) / 10.0
+        ev.evaluate()
+        ev.accumulate()
+        ev.summarize()
+        assert ev.stats[0] == pytest.approx(1.0)
 
 
 def test_duplicate_box_group_ids_across_items_get_new_ids(tmp_path: Path) -> None:

@@ -24,7 +24,8 @@ def test_kitti_to_coco_writes_every_2d_box_and_reports_the_cuboids(tmp_path: Pat
     coco = COCO(str(tmp_path / "c.json"))
     rows = _kitti_rows()
     valid_3d = sum(1 for frame in rows.values() for r in frame if r[0] != "DontCare")
-    assert report.dropped["cuboid"] == {"coco cannot hold cuboid ground truth": valid_3d}
+    # each cuboid's object already has its 2D box in COCO: the cuboid is not projected into a second one
+    assert report.dropped["cuboid"] == {"coco cannot hold cuboid ground truth; its object already has a box": valid_3d}
     names = {c["id"]: c["name"] for c in coco.dataset["categories"]}
     # frame "000001" is image id 1, its name kept beside it
     image_ids = {img["annobridge_reference_id"]: img["id"] for img in coco.dataset["images"]}
@@ -64,13 +65,22 @@ def test_coco_to_kitti_writes_2d_rows_with_the_3d_sentinels(tmp_path: Path) -> N
     assert "attribute:area" in report.dropped  # COCO's area has no KITTI column: reported
 
 
-def test_coco_polygons_and_keypoints_to_kitti_are_reported_per_kind(tmp_path: Path) -> None:
-    report = annobridge.convert(FIXTURES / "coco/synthetic/instances.json", tmp_path / "k", dst_format="kitti")
+def test_coco_polygons_and_masks_to_kitti_become_boxes_keypoints_are_reported(tmp_path: Path) -> None:
+    src = FIXTURES / "coco/synthetic/instances.json"
+    report = annobridge.convert(src, tmp_path / "k", dst_format="kitti", write_options={"media": "none"})
     assert report.read["keypoints"] > 0 and report.read["polygon"] > 0 and report.read["object_mask"] > 0
-    assert report.dropped["keypoints"] == {"kitti cannot hold keypoints ground truth": report.read["keypoints"]}
-    assert report.dropped["object_mask"] == {"kitti cannot hold object_mask ground truth": report.read["object_mask"]}
-    assert report.dropped["polygon"] == {"kitti cannot hold polygon ground truth": report.read["polygon"]}
-    assert report.written["polygon"] == 0 and report.written["keypoints"] == 0
+    assert report.converted == {"polygon -> box": report.read["polygon"],
+                                "object_mask -> box": report.read["object_mask"]}
+    assert "polygon" not in report.dropped and "object_mask" not in report.dropped
+    assert report.dropped["keypoints"] == {
+        "kitti cannot hold keypoints ground truth; its object already has a box": report.read["keypoints"]}
+    data = json.loads(src.read_text())
+    rows = [line.split() for p in (tmp_path / "k/training/label_2").glob("*.txt") for line in p.read_text().splitlines()]
+    assert len(rows) == len(data["annotations"]) == report.written["box"]
+    # every row's box is the object's own COCO bbox, kept exactly (to KITTI's 2 decimals)
+    want = sorted((round(a["bbox"][0], 2), round(a["bbox"][1], 2), round(a["bbox"][0] + a["bbox"][2], 2),
+                   round(a["bbox"][1] + a["bbox"][3], 2)) for a in data["annotations"])
+    assert sorted(tuple(float(v) for v in r[-11:-7]) for r in rows) == want
 
 
 def test_panoptic_to_nucleus_needs_renumbering_or_says_so(tmp_path: Path) -> None:

@@ -96,14 +96,25 @@ def test_failed_overwrite_keeps_the_old_output(tmp_path: Path, toy_registry) -> 
 
 
 def test_drops_are_reported_per_kind(tmp_path: Path, toy_registry) -> None:
-    report = engine.write_dataset(Dataset(items=_items()), tmp_path / "out", "toy-boxes", registry=toy_registry)
+    report = engine.write_dataset(Dataset(items=_items()), tmp_path / "out", "toy-boxes", registry=toy_registry,
+                                  derive="none")
     assert report.read == {"box": 1, "polygon": 2, "keypoints": 1}
-    assert report.dropped["polygon"] == {"toy-boxes cannot hold polygon ground truth": 2}
-    assert report.dropped["keypoints"] == {"toy-boxes cannot hold keypoints ground truth": 1}
+    assert report.dropped["polygon"] == {"toy-boxes cannot hold polygon ground truth (--derive none)": 2}
+    assert report.dropped["keypoints"] == {"toy-boxes cannot hold keypoints ground truth (--derive none)": 1}
     assert report.dropped["item metadata"] == {"toy-boxes holds no item metadata": 1}
     assert report.written == {"box": 1, "polygon": 0, "keypoints": 0}
     assert "dropped 2 x polygon" in report.summary()
     assert (tmp_path / "out" / "a.txt").read_text() == "car\n"
+
+
+def test_kinds_the_target_lacks_are_converted_and_counted_apart_from_drops(tmp_path: Path, toy_registry) -> None:
+    report = engine.write_dataset(Dataset(items=_items()), tmp_path / "out", "toy-boxes", registry=toy_registry)
+    assert report.converted == {"polygon -> box": 2, "keypoints -> box": 1}
+    assert set(report.dropped) == {"item metadata"}
+    assert report.written == {"box": 4, "polygon": 0, "keypoints": 0}
+    assert "converted 2 polygon -> box" in report.summary()
+    assert (tmp_path / "out" / "a.txt").read_text() == "car\ncar\np\n"
+    assert (tmp_path / "out" / "b.txt").read_text() == "bus\n"
 
 
 def test_jsonl_round_trip_is_lossless_and_reports_nothing(tmp_path: Path) -> None:

@@ -285,8 +285,10 @@ def test_cli_converts_label_studio_to_coco_that_pycocotools_loads(tmp_path: Path
     assert proc.returncode == 0, proc.stderr
     assert "kept 2 Label Studio results with no model kind" in proc.stdout
     coco = COCO(str(tmp_path / "c.json"))
-    # ground truth of both annotators: 2 + 1 boxes, the rotated one, polygon, point, brush, unlabelled box
-    assert len(coco.getImgIds()) == 2 and len(coco.getAnnIds()) == 7
+    # ground truth of both annotators: 2 + 1 boxes, the rotated one, polygon, point, brush, unlabelled box;
+    # the rotated box reaches COCO as its 4-corner polygon (core/derive.py)
+    assert len(coco.getImgIds()) == 2 and len(coco.getAnnIds()) == 8
+    assert "converted 1 oriented_box -> polygon" in proc.stdout
 
 
 def test_losses_are_reported(tmp_path: Path) -> None:

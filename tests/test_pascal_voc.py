@@ -454,7 +454,9 @@ def test_voc_to_coco_joins_each_box_with_its_object_mask(tmp_path: Path) -> None
     names = {c["id"]: c["name"] for c in coco.dataset["categories"]}
     item = _items(annobridge.load(VOC / "devkit"))["2007_000032"]
     masks = {m.group_id: m.to_array() for m in item.annotations if m.type == "object_mask"}
-    anns = [a for a in coco.dataset["annotations"] if a["image_id"] == "2007_000032" and "segmentation" in a]
+    image_id = next(i["id"] for i in coco.dataset["images"]  # COCO ids are integers; the VOC id is kept beside
+                    if i.get("annobridge_reference_id", i["id"]) == "2007_000032")
+    anns = [a for a in coco.dataset["annotations"] if a["image_id"] == image_id and "segmentation" in a]
     assert len(anns) == 2
     for ann, (gid, box) in zip(anns, [(g, b) for g, b in _boxes(item).items() if g in masks]):
         assert ann["bbox"] == [box.x, box.y, box.width, box.height] and names[ann["category_id"]] == box.label

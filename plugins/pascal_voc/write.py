@@ -18,6 +18,7 @@ from xml.sax.saxutils import escape, quoteattr
 import numpy as np
 from PIL import Image
 
+from annobridge.core.derive import object_mask_to_box
 from annobridge.core.errors import WriteError
 from annobridge.core.formats import Context
 from annobridge.core.model import (
@@ -191,6 +192,23 @@ class Writer:
     def path(self, folder: str, name: str, item: str) -> Path:
         return contained(self.dest / folder, name, what=f"{folder} file name", item=item, error=WriteError)
 
+    def with_box(self, mask: ObjectMaskAnnotation, n: int, heads: list[BoxAnnotation], head_groups: set[Any],
+                 item: DatasetItem) -> ObjectMaskAnnotation:
+        """A SegmentationObject value is the position of its object's XML box: a mask with no box
+        in its group gets one derived from it (its COCO bbox, else its extent) and appended to
+        ``heads``, so the object is written whole (reported as converted)."""
+        if mask.group_id is not None and mask.group_id in head_groups:
+            return mask
+        group = mask.group_id if mask.group_id is not None else f"{item.reference_id}:mask{n}"
+        mask = mask.model_copy(update={"group_id": group})
+        box = object_mask_to_box(mask, item, [])
+        if box is None:  # an empty mask: nothing to box; write_object_png reports it
+            return mask
+        heads.append(box)
+        head_groups.add(group)
+        self.context.report.convert("object_mask", "box", 1, consumed=0, made=1)
+        return mask
+
     def write_item(self, item: DatasetItem) -> None:
         ref = item.reference_id
         if any(c in ref for c in "\n\r\t") or ref != ref.strip():
@@ -208,7 +226,8 @@ class Writer:
                 else:
                     self.drop("box", "a <part> box whose object box (same group_id) is missing")
         seg = next((a for a in item.annotations if isinstance(a, SegmentationAnnotation)), None)
-        masks = [a for a in item.annotations if isinstance(a, ObjectMaskAnnotation)]
+        masks = [self.with_box(m, n, heads, head_groups, item)
+                 for n, m in enumerate(a for a in item.annotations if isinstance(a, ObjectMaskAnnotation))]
         class_arr = self.write_class_png(item, seg) if seg is not None else None
         wrote_objects = self.write_object_png(item, heads, masks, class_arr) if masks else False
         attrs = item.attributes

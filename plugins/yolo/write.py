@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from annobridge.core.derive import keypoints_box
 from annobridge.core.errors import WriteError
 from annobridge.core.formats import ConversionReport, Context
 from annobridge.core.model import Category, Dataset, DatasetItem, KeypointsAnnotation
@@ -305,9 +306,12 @@ class _Writer:
             xywh = tuple(a.attributes["bbox"])
         elif a.group_id is not None and a.group_id in bboxes and len(bboxes[a.group_id]) == 4:
             xywh = tuple(bboxes[a.group_id])
+        elif (extent := keypoints_box(a.keypoints)) is not None:  # a pose row needs a box: the points' extent
+            xywh = extent
+            self.report.convert("keypoints", "box", 1, consumed=0, made=1)
         else:
-            self.report.drop("keypoints", "a YOLO pose row needs the object's box: give the keypoints a box "
-                             "with the same group_id")
+            self.report.drop("keypoints", "a YOLO pose row needs the object's box, and no keypoint is labelled "
+                             "to take its extent from")
             return None
         x, y, bw, bh = (float(v) for v in xywh)
         if not any(a.keypoints[2::3]):
