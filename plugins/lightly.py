@@ -1099,8 +1099,9 @@ class _Tasks:
             if c["name"] == label:
                 return c["id"]
         if task.name in self.pdf_written and self._vectors.get(task.name):
-            raise WriteError(f"label {label!r} appears after probabilities of task {task.name!r} were "
-                             "written for fewer categories", fix="list every label in the header categories")
+            raise _LateLabel(f"label {label!r} is not among the categories of task {task.name!r}, whose "
+                             "probability vectors were already written; list every label in the header "
+                             "categories to keep it")
         used = {c["id"] for c in task.categories}
         cid = self.header_ids.get(label)
         if cid is None or cid in used:
@@ -1179,6 +1180,10 @@ def _clip_box(b: list[float], size: tuple[int, int] | None) -> tuple[list[float]
     return [nx, ny, max(x1 - nx, 0), max(y1 - ny, 0)], 1
 
 
+class _LateLabel(Exception):
+    """A label that would extend a task's categories after probability vectors were written."""
+
+
 class _PredictionWriter:
     """Turns items' predictions (and ground truth, with a score) into per-task files."""
 
@@ -1210,8 +1215,12 @@ class _PredictionWriter:
                 task = self.tasks.task_for(ann)
                 conf = ann.confidence if source == "pred" and ann.confidence is not None else (
                     score_opt if source == "gt" else None)
-                for kind, fields, payload in self._singles(ann, task, conf, item):
-                    singles.setdefault(task.name, []).append((kind, fields, payload))
+                try:
+                    made = list(self._singles(ann, task, conf, item))
+                except _LateLabel as exc:  # Lightly vectors have one entry per category, fixed once written
+                    report.drop(prefix + ann.type, str(exc))
+                    continue
+                singles.setdefault(task.name, []).extend(made)
         tasks_seen = item.attributes.get("lightly_tasks") if isinstance(item.attributes, dict) else None
         if self.only is None and isinstance(tasks_seen, list):  # files with an empty list stay
             for name in tasks_seen:

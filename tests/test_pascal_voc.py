@@ -235,7 +235,8 @@ def test_losses_are_reported(tmp_path: Path) -> None:
     item.annotations[0].attributes["tags"] = ["a", "b"]
     item.annotations[0].attributes["iscrowd"] = 0
     report = annobridge.save(ds, tmp_path / "out", "pascal-voc")
-    assert set(report.dropped) >= {"object_mask", "box", "attribute:tags", "attribute:iscrowd type"}
+    assert set(report.dropped) >= {"object_mask pixel", "box", "attribute:tags", "attribute:iscrowd type"}
+    assert report.converted == {"object_mask -> box": 1}  # the lone mask is written with a derived box
 
 
 def test_class_lists_option_writes_devkit_flags(tmp_path: Path) -> None:

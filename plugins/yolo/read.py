@@ -102,8 +102,33 @@ def detect(path: Path) -> bool:
     if (path / "obj.data").is_file() or _yaml_in(path) is not None:
         return True
     labels = path / "labels"
-    return labels.is_dir() and ((path / "images").is_dir() or (path / "classes.txt").is_file()
-                                or (path / "obj.names").is_file())
+    if (path / "classes.txt").is_file() or (path / "obj.names").is_file():
+        return labels.is_dir()
+    # labels/ + images/ alone is also labelformat's KITTI layout: look at the first row
+    return labels.is_dir() and (path / "images").is_dir() and _first_row_is_yolo(labels)
+
+
+def _first_row_is_yolo(labels: Path, files: int = 20) -> bool:
+    """Whether the first label row found (in at most ``files`` files) is a YOLO row: an integer
+    class id, then numbers (a KITTI row starts with a class name). No rows at all: True."""
+    for n, file in enumerate(labels.rglob("*.txt")):
+        if n >= files:
+            break
+        try:
+            with open(file, encoding="utf-8") as fh:
+                line = next((ln for ln in fh if ln.strip()), None)
+        except (OSError, UnicodeDecodeError):
+            return False
+        if line is None:
+            continue
+        head, *rest = line.split()
+        try:
+            int(head)
+            [float(v) for v in rest]
+        except ValueError:
+            return False
+        return True
+    return True
 
 
 # --------------------------------------------------------------------------- layout
