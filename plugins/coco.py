@@ -70,6 +70,14 @@ What is lost: item and annotation ``metadata``, ``track_reference_id``, ``class_
 order of annotations in the file (written grouped by image, in image order), the key
 order inside records, and prediction ids (results have none). ``file_name`` is kept as
 written (COCO does not record the image root it is relative to) and is not resolved.
+
+Image locations that ``file_name`` cannot hold: a location that is absolute or climbs out of
+its folder with ``..`` (a KITTI or Nucleus source read from an absolute path) is written as
+``file_name`` relative to the source's folder when it lies under it, else as its base name
+(COCO readers such as datumaro join ``file_name`` to an images folder and refuse absolute
+paths); the full location goes under the image key ``annobridge_image_location``, which
+the reader restores as ``image_location`` — so COCO -> COCO keeps every location. URLs and
+relative paths are written as given.
 """
 
 from __future__ import annotations
@@ -105,6 +113,7 @@ from annobridge.core.model import (
     PolygonAnnotation,
     construct,
 )
+from annobridge.core.paths import path_problem, source_root
 
 logger = logging.getLogger(__name__)
 
@@ -122,6 +131,7 @@ _RES_SPECIAL = _GT_SPECIAL - {"id"}
 _DEFAULT_TOP = ["info", "licenses", "images", "annotations", "categories"]
 PREDICTIONS_KEY = "annobridge_predictions"
 REFERENCE_KEY = "annobridge_reference_id"  # image key: the item's non-integer reference id
+LOCATION_KEY = "annobridge_image_location"  # image key: a location file_name cannot hold
 GROUP_KEY = "annobridge_group_id"  # annotation key: the object's non-integer group id
 
 
@@ -407,6 +417,9 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
         if type(iid) is str or ref != str(iid):
             attrs["id"] = iid
             attrs.pop(REFERENCE_KEY, None)
+        location = attrs.pop(LOCATION_KEY, None)
+        if type(location) is str and location:  # the file_name is kept for writing back
+            attrs["file_name"], file_name = file_name, location
         item = _make(DatasetItem, {
             "reference_id": ref, "image_location": file_name, "pointcloud_location": None,
             "width": width, "height": height, "metadata": {}, "attributes": attrs,
@@ -1192,6 +1205,19 @@ class _Stream:
         self.path.unlink(missing_ok=True)
 
 
+def _file_name(location: str, root: Path | None) -> str:
+    """``file_name`` for an image location: as given when it is a URL or a relative path that
+    stays inside its folder; else (absolute, ``..`` out) the path relative to the source folder
+    when it lies under it, else the base name (datumaro refuses absolute ``file_name``)."""
+    if "://" in location or path_problem(location) is None:
+        return location
+    if root is not None and os.path.isabs(location):
+        rel = os.path.relpath(location, os.path.abspath(root)).replace(os.sep, "/")
+        if path_problem(rel) is None:
+            return rel
+    return os.path.basename(location.replace("\\", "/")) or location
+
+
 def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, context: Context) -> None:
     """Write a COCO ground-truth file or a results list (see the module docstring)."""
     header = dataset.header
@@ -1201,10 +1227,11 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
     gt = _Stream(destination.parent, destination.name + ".gt")
     preds = _Stream(destination.parent, destination.name + ".results")
     pending: list[dict[str, Any]] = []
-    n_gt = n_pred = n_items = n_meta = 0
+    n_gt = n_pred = n_items = n_meta = n_located = 0
+    root = source_root(dataset.source)
     try:
         def prepared() -> Iterator[tuple[Any, ...]]:
-            nonlocal n_gt, n_pred, n_items, n_meta
+            nonlocal n_gt, n_pred, n_items, n_meta, n_located
             for item in dataset.items:
                 n_items += 1
                 image_id, spelled = w.image_id(item)
@@ -1212,7 +1239,7 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 if spelled is not None:
                     rec[REFERENCE_KEY] = spelled
                 if item.image_location is not None:
-                    rec["file_name"] = item.image_location
+                    rec["file_name"] = _file_name(item.image_location, root)
                 elif "file_name" not in item.attributes.get(ABSENT, ()):
                     rec["file_name"] = item.reference_id
                 if item.width is not None:
@@ -1220,8 +1247,11 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 if item.height is not None:
                     rec["height"] = item.height
                 for key, v in item.attributes.items():
-                    if key not in ("id", ABSENT):
-                        rec[key] = v
+                    if key not in ("id", ABSENT) and (key != "file_name" or _file_name(v, None) == v):
+                        rec[key] = v  # a kept file_name (Lightly's, COCO's own) wins when it is relative
+                if item.image_location is not None and rec["file_name"] != item.image_location:
+                    rec[LOCATION_KEY] = item.image_location
+                    n_located += 1
                 if item.metadata:
                     n_meta += 1
                 jobs: list[tuple[Any, ...]] = []
@@ -1252,6 +1282,11 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 f"{w.mapped_refs} item reference ids are not COCO integer ids: the images got "
                 f"integer ids and keep the reference id under {REFERENCE_KEY!r} (read back as the "
                 "reference id)")
+        if n_located:
+            context.report.notes.append(
+                f"{n_located} image locations are absolute or outside the destination's folder: "
+                f"file_name is the path relative to the source folder (else the base name), the "
+                f"location kept under {LOCATION_KEY!r} (read back as the image location)")
         if w.renumbered:
             context.report.notes.append(
                 f"{w.renumbered} annotation ids were not unused integers (COCO ids are integers "

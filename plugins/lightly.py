@@ -38,6 +38,10 @@ and/or ``predictions/``)::
   ``Scene.attributes["n_frames"]``, or (writing) the video's frame list in the dataset
   (highest frame index + 1) — it is never guessed from the padding. Reading checks the
   padding against a known count, else that one video's frame files agree on it.
+  The video-level file applies to the video's frames (Lightly's documented rule): reading,
+  a frame lacking a key (nested keys too) takes the video's value before schema defaults
+  are filled; writing, a frame file holds only the values that differ from its video's,
+  and the video-level file is written as it was.
 * Metadata schema: written from the inferred types with the five documented
   ``valueDataType``\\ s — numeric-int -> ``NUMERIC_INT`` (default ``0``), numeric-float ->
   ``NUMERIC_FLOAT`` (``0.0``; ints on the key are written as floats), categorical/text ->
@@ -875,11 +879,12 @@ def _read_items(folder: Path, entries: dict[str, _Entry], schema: list[SchemaEnt
                 header: DatasetHeader, context: Context,
                 origins: dict[str, dict[str, Any]]) -> Iterator[DatasetItem]:
     frame_widths: dict[str, tuple[int, str]] = {}
+    videos: dict[str, dict[str, Any]] = {}  # video reference id -> its file's own metadata
     filled: Counter[str] = Counter()
-    for stem in sorted(entries):
+    for stem in sorted(entries):  # a video's stem sorts before its frames' (it is their prefix)
         entry = entries[stem]
         try:
-            result = _read_entry(entry, schema, options, base, header, frame_widths, filled)
+            result = _read_entry(entry, schema, options, base, header, frame_widths, filled, videos)
         except ReadError as exc:
             context.error(exc)
             continue
@@ -915,6 +920,29 @@ def _read_items(folder: Path, entries: dict[str, _Entry], schema: list[SchemaEnt
             + ", ".join(f"{path} {n}" for path, n in sorted(filled.items())))
 
 
+def _inherit(own: dict[str, Any], video: dict[str, Any]) -> dict[str, Any]:
+    """A frame's metadata: its own values, and the video's for the keys (nested too) it lacks."""
+    out = dict(video)
+    for key, value in own.items():
+        out[key] = _inherit(value, video[key]) if isinstance(value, dict) and isinstance(video.get(key), dict) else value
+    return out
+
+
+def _own(frame: dict[str, Any], video: dict[str, Any]) -> dict[str, Any]:
+    """What :func:`_inherit` cannot derive: the frame's values that differ from its video's,
+    so a frame file does not repeat the video-level file."""
+    out: dict[str, Any] = {}
+    for key, value in frame.items():
+        if key in video and video[key] == value:
+            continue
+        if isinstance(value, dict) and isinstance(video.get(key), dict):
+            value = _own(value, video[key])
+            if not value:  # only the video's values: nothing of its own
+                continue
+        out[key] = value
+    return out
+
+
 def _check_mirror(path: Path, stem: str, file_name: str) -> None:
     rel = stem + ".json"
     expected = _json_rel(file_name)
@@ -926,7 +954,7 @@ def _check_mirror(path: Path, stem: str, file_name: str) -> None:
 
 def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOptions, base: Path,
                 header: DatasetHeader, frame_widths: dict[str, tuple[int, str]],
-                filled: Counter[str] | None = None
+                filled: Counter[str] | None = None, videos: dict[str, dict[str, Any]] | None = None
                 ) -> tuple[DatasetItem, list[tuple[TaskSchema, Path]]] | None:
     kind = None
     metadata: dict[str, Any] = {}
@@ -965,6 +993,10 @@ def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOp
             raise ReadError(f"media file {media!r} does not exist in the input datasource {options.input}",
                             file=entry.metadata_file or entry.prediction_files[0][1], where="#/file_name",
                             fix="remove the stale file or fix file_name")
+    if kind == "frame" and videos is not None:  # the video-level file applies to its frames
+        metadata = _inherit(metadata, videos.get(split_ext(frame[0])[0], {}))  # type: ignore[index]
+    elif kind == "video" and videos is not None:
+        videos[split_ext(file_name)[0]] = metadata
     if options.fill_defaults:
         metadata = fill_defaults(metadata, schema, filled)
     if kind == "video":
@@ -1403,7 +1435,8 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
         vfn, n = video_names[scene_ref]
         fn = frame_file_name(vfn, index, n or index + 1)
         _claim(names_seen, fn, ref)
-        md_records.add(ref, fn, "frame", metadata)
+        scene = scenes.get(scene_ref)
+        md_records.add(ref, fn, "frame", _own(metadata, scene.metadata if scene else {}))
         if job.singles:
             job.file_name = fn
             frame_jobs.append(job)

@@ -9,8 +9,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
 
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, ROOT
 
 BIN = Path(sys.executable).parent / "annobridge"
 
@@ -149,3 +150,19 @@ def test_a_broken_plugin_is_reported_and_others_still_load(tmp_path: Path) -> No
     assert {"box-csv", "annobridge.plugins.jsonl"} <= names
     rows = json.loads(run("formats", "--json", env=env).stdout)
     assert {"jsonl", "box-csv"} <= {r["name"] for r in rows}
+
+
+@pytest.mark.parametrize("source", ["fixtures/jsonl/all-kinds/dataset.jsonl", "fixtures/nucleus/all-kinds"])
+@pytest.mark.parametrize("where", ["repository root", "another folder"])
+def test_all_kinds_fixtures_convert_to_nucleus_from_any_working_directory(source: str, where: str, tmp_path: Path) -> None:
+    """Relative media locations resolve against the source's folder (core.paths.source_root), not the cwd."""
+    cwd = ROOT if where == "repository root" else tmp_path
+    src = source if cwd == ROOT else str(ROOT / source)
+    out = tmp_path / "out" / "x.jsonl"
+    proc = run("convert", src, str(out), "--to", "nucleus", "--option", "renumber-segments=true", cwd=cwd)
+    assert "point cloud file" not in proc.stdout  # every point cloud was found and copied
+    clouds = sorted((tmp_path / "out" / "x.pointclouds").iterdir())
+    assert clouds and all(json.loads(c.read_text())["points"] for c in clouds)
+    text = out.read_text()
+    for c in clouds:  # each copied cloud is referenced relative to the output's folder
+        assert f'"x.pointclouds/{c.name}"' in text, c.name

@@ -699,3 +699,22 @@ def test_schema_defaults_filled_on_reading_are_counted_in_the_report(tmp_path: P
     [note] = [n for n in report.notes if n.startswith("filled schema defaults")]
     assert note.endswith(", ".join(f"{p} {n}" for p, n in sorted(want.items())))
     assert f"for {sum(want.values())} values" in note
+
+
+def test_video_level_metadata_applies_to_its_frames_and_is_not_repeated_on_writing(tmp_path: Path) -> None:
+    """Lightly: a video-level file applies to all frames of the video (the frame's own value wins)."""
+    options = {"frames": "clips/rally.mp4=12", "fill-defaults": "false"}
+    ds = annobridge.load(DATASOURCE / ".lightly", "lightly", options)
+    frames = {i.reference_id: i for i in ds.items if i.scene is not None}
+    assert frames["clips/rally-03-mp4"].metadata == {"court": "HALL-A", "players": 3, "indoor": False}
+    assert frames["clips/rally-11-mp4"].metadata == {"court": "HALL-A", "players": 2}
+    assert ds.header.scenes["clips/rally"].metadata == {"court": "HALL-A", "players": 4}
+    out = tmp_path / ".lightly"
+    annobridge.convert(DATASOURCE / ".lightly", out, src_format="lightly", dst_format="lightly",
+                       read_options=options)
+    for rel in ("rally.json", "rally-03-mp4.json", "rally-11-mp4.json"):  # as they were: nothing copied down
+        original = json.loads((DATASOURCE / ".lightly" / "metadata" / "clips" / rel).read_text())
+        assert json.loads((out / "metadata" / "clips" / rel).read_text()) == original, rel
+    back = annobridge.load(out, "lightly", options)
+    assert {i.reference_id: i.metadata for i in back.items if i.scene is not None} == {
+        ref: i.metadata for ref, i in frames.items()}
