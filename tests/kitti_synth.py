@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from annobridge.core import camera
-from annobridge.plugins import _kitti_calib as kitti_calib
+from annobridge.plugins.kitti import calib as kitti_calib
 
 
 def _rot(ax: float, ay: float, az: float) -> np.ndarray:

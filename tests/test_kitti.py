@@ -29,7 +29,7 @@ from annobridge.core.model import (
     Point3D,
 )
 from annobridge.core.pointclouds import load_points
-from annobridge.plugins import _kitti_calib as kitti_calib
+from annobridge.plugins.kitti import calib as kitti_calib
 from annobridge.plugins.kitti import parse_row
 from tests import kitti_synth
 from tests.projection import assert_close

@@ -1,4 +1,4 @@
-"""KITTI calibration files: parsing and formatting (helper of ``kitti.py``).
+"""KITTI calibration files: parsing and formatting (helper of the ``kitti`` package).
 
 The matrices' meaning and the box geometry built on them live in
 :mod:`annobridge.core.camera`, shared with other formats and rendering.
