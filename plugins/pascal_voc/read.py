@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from annobridge.core.limits import open_image
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context
@@ -348,16 +348,13 @@ def read_index_png(path: Path, item: str, colors: dict[tuple[int, int, int], int
 
     Palette PNGs (the devkit's) give their palette indices; RGB PNGs are mapped through
     the colormap (``colors``: colour -> index); an unknown colour is a ReadError."""
-    try:
-        with Image.open(path) as img:
-            if img.mode in ("P", "L"):
-                return np.asarray(img).astype(np.uint32), True
-            if img.mode not in ("RGB", "RGBA"):
-                raise ReadError(f"mask PNG has mode {img.mode}, expected a palette (P) PNG", file=path,
-                                item=item)
-            rgb = np.asarray(img.convert("RGB"), dtype=np.uint32)
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ReadError(f"cannot read mask PNG: {exc}", file=path, item=item) from exc
+    with open_image(path, what="mask PNG", item=item) as img:  # header checked before decoding
+        if img.mode in ("P", "L"):
+            return np.asarray(img).astype(np.uint32), True
+        if img.mode not in ("RGB", "RGBA"):
+            raise ReadError(f"mask PNG has mode {img.mode}, expected a palette (P) PNG", file=path,
+                            item=item)
+        rgb = np.asarray(img.convert("RGB"), dtype=np.uint32)
     code = rgb[..., 0] << 16 | rgb[..., 1] << 8 | rgb[..., 2]
     values, inverse = np.unique(code, return_inverse=True)
     lut = np.zeros(values.size, dtype=np.uint32)
@@ -435,13 +432,11 @@ class MaskReader:
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
-    try:
-        with Image.open(path) as im:
-            return int(im.size[0]), int(im.size[1])
-    except FileNotFoundError:
+    """The image's header size (no pixels decoded); None when the file does not exist."""
+    if not path.is_file():
         return None
-    except (UnidentifiedImageError, OSError) as exc:
-        raise ReadError(f"cannot read the image header: {exc}", file=path) from exc
+    with open_image(path) as im:  # a broken or oversized file is a ReadError
+        return int(im.size[0]), int(im.size[1])
 
 
 def _int_field(root: ET.Element, xpath: str, file: Path, item: str) -> int | None:

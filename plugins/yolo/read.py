@@ -11,7 +11,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
-from PIL import Image, UnidentifiedImageError
+from annobridge.core.limits import open_image
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context
@@ -376,7 +376,7 @@ _EXIF_ORIENTATION = 0x0112
 def image_size(path: Path) -> tuple[int, int]:
     """``(width, height)`` from the image header, turned by its EXIF orientation as Ultralytics
     does (orientations 5-8 swap width and height); no pixels are decoded."""
-    with Image.open(path) as img:
+    with open_image(path) as img:  # header checked; a broken file is a ReadError
         w, h = img.size
         try:
             orientation = img.getexif().get(_EXIF_ORIENTATION)
@@ -589,10 +589,10 @@ def _items(layout: Layout, rows: _RowReader, images_dir: Path | None, fallback: 
         if entry.image is not None and entry.image.is_file():
             try:
                 size = image_size(entry.image)
-            except (OSError, UnidentifiedImageError) as exc:
+            except ReadError as exc:
                 if fallback is None:
-                    context.error(ReadError(f"cannot read the image size: {exc}", file=entry.image, item=entry.ref,
-                                            fix="pass --option image-size=WxH"))
+                    context.error(ReadError(f"cannot read the image size: {exc.problem}", file=entry.image,
+                                            item=entry.ref, fix="pass --option image-size=WxH"))
                     continue
         if size is None:
             size = fallback
