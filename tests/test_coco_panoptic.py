@@ -467,7 +467,7 @@ def test_writing_a_mask_of_the_wrong_size_fails_and_leaves_nothing(tmp_path: Pat
     '{}',
 ])
 def test_lazy_json_scan_equals_json_loads(text: str) -> None:
-    from annobridge.plugins.coco_panoptic import _scan
+    from annobridge.plugins.coco_panoptic.read import _scan
 
     got = _scan(text)
     assert got is not None
@@ -476,6 +476,6 @@ def test_lazy_json_scan_equals_json_loads(text: str) -> None:
 
 @pytest.mark.parametrize("text", ['[1, 2]', '{"images": [1 2]}', '{"images": [1]} x', '{"a": 1,}', '{"images": ['])
 def test_lazy_json_scan_gives_up_on_anything_else(text: str) -> None:
-    from annobridge.plugins.coco_panoptic import _scan
+    from annobridge.plugins.coco_panoptic.read import _scan
 
     assert _scan(text) is None
