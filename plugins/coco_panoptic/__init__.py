@@ -57,14 +57,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from annobridge.core.formats import Capabilities, Format
+from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
 from annobridge.plugins.coco_panoptic.common import default_color, rgb2id
-from annobridge.plugins.coco_panoptic.read import _scan, read
-from annobridge.plugins.coco_panoptic.write import IdGenerator, image_id_of, write
 
-__all__ = ["FORMAT", "IdGenerator", "PanopticReadOptions", "PanopticWriteOptions", "_scan",
-           "default_color", "detect", "image_id_of", "read", "register_formats", "rgb2id", "write"]
+__all__ = ["FORMAT", "IdGenerator", "PanopticReadOptions", "PanopticWriteOptions",
+           "default_color", "detect", "image_id_of", "register_formats", "rgb2id"]
+
+# The reader and writer (numpy, Pillow, the model) are imported on first use, not to list formats.
+__getattr__ = lazy_exports(__name__, {"write": ("IdGenerator", "image_id_of")})
 
 
 class PanopticReadOptions(BaseModel):
@@ -98,8 +99,8 @@ FORMAT = Format(
     name="coco-panoptic",
     description="COCO panoptic segmentation: JSON + folder of RGB PNGs (id = R + 256G + 65536B)",
     capabilities=Capabilities(annotation_types=frozenset({"segmentation"})),
-    read=read,
-    write=write,
+    read=LazyFunction(f"{__name__}.read", "read"),
+    write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=PanopticReadOptions,
     write_options=PanopticWriteOptions,
