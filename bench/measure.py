@@ -25,8 +25,9 @@ _RUNNER = textwrap.dedent(
     start = time.perf_counter()
     exec(compile(code, "<case>", "exec"), {"__name__": "__case__"})
     wall = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"wall": wall, "rss": rss}))
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime  # includes the imports
+    print(json.dumps({"wall": wall, "rss": me.ru_maxrss * 1024, "cpu": cpu}))
     """
 )
 
@@ -36,6 +37,9 @@ class Result:
     name: str
     wall: float
     rss: int
+    cpu: float = 0.0
+    """CPU seconds (user + system) of the case's process and its workers, imports included:
+    on a shared machine compare this, wall time is noisy."""
 
 
 def run_case(name: str, code: str, *, env: dict[str, str] | None = None) -> Result:
@@ -47,12 +51,13 @@ def run_case(name: str, code: str, *, env: dict[str, str] | None = None) -> Resu
     if proc.returncode != 0:
         raise RuntimeError(f"case {name!r} failed:\n{proc.stderr}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    return Result(name, data["wall"], data["rss"])
+    return Result(name, data["wall"], data["rss"], data.get("cpu", 0.0))
 
 
 def print_table(title: str, floor: Result, results: list[Result]) -> None:
-    """Print wall time, peak RSS and both ratios to the floor."""
+    """Print wall time, CPU time, peak RSS and their ratios to the floor."""
     print(f"\n{title}")
-    print(f"{'case':<40} {'wall s':>8} {'peak MB':>8} {'x time':>7} {'x mem':>7}")
+    print(f"{'case':<40} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'x time':>7} {'x cpu':>7} {'x mem':>7}")
     for r in [floor, *results]:
-        print(f"{r.name:<40} {r.wall:8.2f} {r.rss / 2**20:8.0f} {r.wall / floor.wall:7.2f} {r.rss / floor.rss:7.2f}")
+        print(f"{r.name:<40} {r.wall:8.2f} {r.cpu:8.2f} {r.rss / 2**20:8.0f} {r.wall / floor.wall:7.2f} "
+              f"{r.cpu / max(floor.cpu, 1e-9):7.2f} {r.rss / floor.rss:7.2f}")

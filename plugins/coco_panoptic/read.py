@@ -6,16 +6,17 @@ import json
 import os
 import re
 from array import array
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context
-from annobridge.core.limits import json_decoder, load_json, open_image
+from annobridge.core.limits import _has_long_integer, json_decoder, load_json, open_image
 from annobridge.core.model import (
     Category,
     Dataset,
@@ -24,6 +25,7 @@ from annobridge.core.model import (
     IndexMask,
     Segment,
     SegmentationAnnotation,
+    construct,
 )
 from annobridge.core.paths import contained
 from annobridge.core.segmentation import mask_runs
@@ -43,25 +45,67 @@ _WS = re.compile(r"[ \t\n\r]*")
 
 
 class _LazyArray(Sequence):
-    """A JSON array kept as text: each element is parsed when it is accessed (and not kept).
+    """A JSON array kept undecoded: each element is parsed when it is accessed (and not kept).
 
-    The panoptic JSON is held as one string plus element offsets instead of as Python
-    objects (about five times smaller), so memory grows with the file, not with its parse.
+    The panoptic JSON is held as its bytes plus one reference per element (msgspec ``Raw``
+    views, or offsets into the text on the fallback path) instead of as Python objects (about
+    five times smaller), so memory grows with the file, not with its parse.
+
+    Args:
+        elements: one entry per element, handed to ``decode`` with its index.
+        decode: ``(index, entry) -> value``.
     """
 
-    def __init__(self, text: str, offsets: array) -> None:
-        self._text = text
-        self._offsets = offsets
+    def __init__(self, elements: Sequence[Any], decode: Callable[[int, Any], Any]) -> None:
+        self._elements = elements
+        self._decode = decode
 
     def __len__(self) -> int:
-        return len(self._offsets)
+        return len(self._elements)
 
     def __getitem__(self, k: int) -> Any:  # type: ignore[override]
-        return _DECODER.raw_decode(self._text, self._offsets[k])[0]
+        return self._decode(k, self._elements[k])
 
     def __iter__(self) -> Iterator[Any]:
-        for start in self._offsets:
-            yield _DECODER.raw_decode(self._text, start)[0]
+        decode = self._decode
+        for k, entry in enumerate(self._elements):
+            yield decode(k, entry)
+
+
+_TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+_ANY = msgspec.json.Decoder()
+
+
+def _typed(raw: bytes, path: Path) -> dict[str, Any] | None:
+    """The top-level object decoded by msgspec, ``images``/``annotations`` as :class:`_LazyArray`
+    of ``Raw`` views into ``raw`` (checked JSON, numbers decoded only when an element is).
+
+    None when msgspec refuses the document or it is not an object (the caller falls back).
+    A number msgspec refuses inside an element (``1e400``) is found when the element is
+    decoded: :func:`load_json` then names it with the element's JSON pointer.
+    """
+    try:
+        top = _TOP.decode(raw)
+        out: dict[str, Any] = {}
+        for key, value in top.items():
+            if key in ("images", "annotations") and memoryview(value)[:1] == b"[":
+                out[key] = _LazyArray(_ELEMENTS.decode(value), _element_decoder(path, key))
+            else:
+                out[key] = _ANY.decode(value)
+        return out
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+def _element_decoder(path: Path, key: str) -> Callable[[int, msgspec.Raw], Any]:
+    def decode(k: int, raw: msgspec.Raw) -> Any:
+        try:
+            return _ANY.decode(raw)
+        except (msgspec.DecodeError, RecursionError):  # refused: the strict loader names why
+            return load_json(bytes(raw), file=path, where=f"#/{key}/{k}")
+
+    return decode
 
 
 def _scan(text: str) -> dict[str, Any] | None:
@@ -99,7 +143,7 @@ def _scan(text: str) -> dict[str, Any] | None:
                             break
                         if c != ",":
                             return None
-                out[key] = _LazyArray(text, offsets)
+                out[key] = _LazyArray(offsets, lambda _, start: _DECODER.raw_decode(text, start)[0])
             else:
                 out[key], i = _DECODER.raw_decode(text, i)
             i = ws(text, i).end()
@@ -114,13 +158,18 @@ def _scan(text: str) -> dict[str, Any] | None:
 
 
 def _load(path: Path) -> Any:
+    """The panoptic document with ``images``/``annotations`` decoded lazily: msgspec views (fast)
+    unless a number has 19 digits or more (the standard-library scanner keeps such integers
+    exact, as before); a document neither accepts goes to :func:`load_json`, which reports."""
     with open(path, "rb") as fh:
         raw = fh.read()
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        text = None
-    data = _scan(text) if text is not None else None
+    if not _has_long_integer(raw):
+        data = _typed(raw, path)
+    else:
+        try:
+            data = _scan(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            data = None
     if data is None:  # not a plain object: let the strict loader report the problem
         data = load_json(raw, file=path)
     return data
@@ -279,53 +328,54 @@ def _plan_annotation(path: Path, masks: Path, plan: _ImagePlan, k: int, ann: dic
         return
     plan.ann_index, plan.ann, plan.png = k, ann, str(png)
     seen: dict[int, int] = {}
-    for j, info in enumerate(infos):
-        w = f"{where}/segments_info/{j}"
-        if not isinstance(info, dict) or not _is_int(info.get("id")) or not (0 < info["id"] <= MAX_ID):
-            got = info.get("id") if isinstance(info, dict) else info
-            context.error(ReadError(f"segment id is {got!r}, expected an integer 1..{MAX_ID}",
-                                    file=path, where=w, item=plan.reference_id))
+    for j, info in enumerate(infos):  # values decoded from JSON: exact types (bool is not int)
+        sid = info.get("id") if type(info) is dict else info
+        if type(sid) is not int or not 0 < sid <= MAX_ID:
+            context.error(ReadError(f"segment id is {sid!r}, expected an integer 1..{MAX_ID}",
+                                    file=path, where=f"{where}/segments_info/{j}", item=plan.reference_id))
             continue
-        sid = info["id"]
         if sid in seen:
             context.error(ReadError(f"segment id {sid} appears twice (first at segments_info/{seen[sid]})",
-                                    file=path, where=w, item=plan.reference_id,
+                                    file=path, where=f"{where}/segments_info/{j}", item=plan.reference_id,
                                     fix="segment ids are unique per image"))
             continue
         cid = info.get("category_id")
-        cat = cats.get(cid) if _is_int(cid) else None
+        cat = cats.get(cid) if type(cid) is int else None
         if cat is None:
             context.error(ReadError(f"segment {sid}: category_id {cid!r} is not in categories",
-                                    file=path, where=w, item=plan.reference_id,
+                                    file=path, where=f"{where}/segments_info/{j}", item=plan.reference_id,
                                     fix="add the category or fix the category_id"))
             continue
         problem = _segment_field_problem(info)
         if problem:
-            context.error(ReadError(f"segment {sid}: {problem}", file=path, where=w, item=plan.reference_id))
+            context.error(ReadError(f"segment {sid}: {problem}", file=path,
+                                    where=f"{where}/segments_info/{j}", item=plan.reference_id))
             continue
         seen[sid] = j
-        attrs = {key: v for key, v in info.items() if key != "id"}
+        attrs = dict(info)
+        del attrs["id"]
         if "isthing" not in attrs and "isthing" in cat.attributes:
             attrs["isthing"] = cat.attributes["isthing"]
-        plan.segments.append(Segment.model_construct(label=cat.name, index=sid, attributes=attrs))
+        plan.segments.append(construct(Segment, {"label": cat.name, "index": sid, "metadata": {},
+                                                  "attributes": attrs}))
 
 
 def _segment_field_problem(info: dict[str, Any]) -> str | None:
     """What is wrong with the types of a segment's ``bbox``, ``area``, ``iscrowd``, or None."""
     bbox = info.get("bbox")
-    if bbox is not None and bbox != [] and not (isinstance(bbox, list) and len(bbox) == 4
-                                                and all(_is_number(v) for v in bbox)):
+    if bbox is not None and bbox != [] and not (type(bbox) is list and len(bbox) == 4
+                                                and set(map(type, bbox)) <= _NUMBER_TYPES):
         # [] is what Mapillary Vistas (via datumaro) writes: kept as given
         return f"bbox is {bbox!r}, expected 4 numbers [x, y, width, height] (or [])"
-    if "area" in info and not _is_number(info["area"]):
+    if "area" in info and type(info["area"]) not in _NUMBER_TYPES:
         return f"area is {info['area']!r}, expected a number of pixels"
-    if "iscrowd" in info and (info["iscrowd"] not in (0, 1) or isinstance(info["iscrowd"], (bool, float))):
+    if "iscrowd" in info and (type(info["iscrowd"]) is not int or info["iscrowd"] not in (0, 1)):
         return f"iscrowd is {info['iscrowd']!r}, expected 0 or 1"
     return None
 
 
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+_NUMBER_TYPES = frozenset({int, float})
+"""JSON numbers decode to exactly these types (``true`` is a bool, not an int)."""
 
 
 def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:
@@ -366,12 +416,18 @@ def _build_item(path: Path, plan: _ImagePlan, result: dict[str, Any] | None,
         seg = _check_png(path, plan, result, context)
         if seg is not None:
             annotations.append(seg)
-    return DatasetItem.model_construct(
-        reference_id=plan.reference_id,
-        image_location=fname if isinstance(fname, str) else None,
-        width=img.get("width"), height=img.get("height"),
-        attributes=attrs, annotations=annotations,
-    )
+    return _new(DatasetItem, reference_id=plan.reference_id,
+                image_location=fname if isinstance(fname, str) else None,
+                width=img.get("width"), height=img.get("height"),
+                attributes=attrs, annotations=annotations)
+
+
+def _new(cls: type[Any], **values: Any) -> Any:
+    """:func:`construct` (checked values, no validation) with the model's defaults for the
+    fields not given: ``model_construct`` inspects each default factory on every call."""
+    return construct(cls, {name: values[name] if name in values
+                           else (info.default_factory() if info.default_factory is not None else info.default)
+                           for name, info in cls.model_fields.items()})
 
 
 def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
@@ -381,10 +437,8 @@ def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
     ref = plan.reference_id
     extra = {k: v for k, v in plan.ann.items() if k not in ("image_id", "segments_info")}
     if result.get("unchecked"):
-        return SegmentationAnnotation.model_construct(
-            mask=IndexMask(location=png, encoding="rgb"), annotations=list(plan.segments),
-            reference_id=ref, attributes=extra,
-        )
+        return _new(SegmentationAnnotation, mask=IndexMask(location=png, encoding="rgb"),
+                    annotations=list(plan.segments), reference_id=ref, attributes=extra)
     if result.get("missing"):
         context.error(ReadError("panoptic PNG does not exist", file=png, where=where, item=ref,
                                 fix=f"put {plan.ann['file_name']} in the PNG folder or pass --option masks=DIR"))
@@ -419,9 +473,7 @@ def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
                                     item=ref, fix="remove the entry or fix its id"))
             continue
         segments.append(s)
-    return SegmentationAnnotation.model_construct(
-        mask=PanopticMask(location=png, encoding="rgb"), annotations=segments,
-        reference_id=ref, attributes=extra,
-    )
+    return _new(SegmentationAnnotation, mask=PanopticMask(location=png, encoding="rgb"),
+                annotations=segments, reference_id=ref, attributes=extra)
 
 
