@@ -21,12 +21,16 @@ _RUNNER = textwrap.dedent(
     # repository's annobridge/ folder would shadow the installed package (whose
     # annobridge.converters maps to converters/). Import the installed one.
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
-    code = sys.stdin.read()
+    case = json.loads(sys.stdin.read())
+    scope = {"__name__": "__case__"}
+    exec(compile(case["setup"], "<setup>", "exec"), scope)  # imports: not timed
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     start = time.perf_counter()
-    exec(compile(code, "<case>", "exec"), {"__name__": "__case__"})
+    exec(compile(case["code"], "<case>", "exec"), scope)
     wall = time.perf_counter() - start
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime  # includes the imports
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime - cpu0
     print(json.dumps({"wall": wall, "rss": me.ru_maxrss * 1024, "cpu": cpu}))
     """
 )
@@ -38,14 +42,17 @@ class Result:
     wall: float
     rss: int
     cpu: float = 0.0
-    """CPU seconds (user + system) of the case's process and its workers, imports included:
+    """CPU seconds (user + system) of the case's process and its workers, after ``setup``:
     on a shared machine compare this, wall time is noisy."""
 
 
-def run_case(name: str, code: str, *, env: dict[str, str] | None = None) -> Result:
-    """Run ``code`` in a fresh interpreter; return its wall time (s) and peak RSS (bytes)."""
+def run_case(name: str, code: str, *, env: dict[str, str] | None = None, setup: str = "") -> Result:
+    """Run ``code`` in a fresh interpreter; return its wall time (s), CPU time and peak RSS
+    (bytes). ``setup`` runs first in the same namespace, untimed (imports, when start-up is
+    measured on its own)."""
     proc = subprocess.run(
-        [sys.executable, "-c", _RUNNER], input=textwrap.dedent(code), capture_output=True, text=True,
+        [sys.executable, "-c", _RUNNER], input=json.dumps({"setup": textwrap.dedent(setup), "code": textwrap.dedent(code)}),
+        capture_output=True, text=True,
         env={**os.environ, **(env or {})}, check=False,
     )
     if proc.returncode != 0:

@@ -26,6 +26,7 @@ from annobridge.core.model import (
     Segment,
     SegmentationAnnotation,
     construct,
+    construct_with_defaults,
 )
 from annobridge.core.paths import contained
 from annobridge.core.segmentation import mask_runs
@@ -416,18 +417,10 @@ def _build_item(path: Path, plan: _ImagePlan, result: dict[str, Any] | None,
         seg = _check_png(path, plan, result, context)
         if seg is not None:
             annotations.append(seg)
-    return _new(DatasetItem, reference_id=plan.reference_id,
-                image_location=fname if isinstance(fname, str) else None,
-                width=img.get("width"), height=img.get("height"),
-                attributes=attrs, annotations=annotations)
-
-
-def _new(cls: type[Any], **values: Any) -> Any:
-    """:func:`construct` (checked values, no validation) with the model's defaults for the
-    fields not given: ``model_construct`` inspects each default factory on every call."""
-    return construct(cls, {name: values[name] if name in values
-                           else (info.default_factory() if info.default_factory is not None else info.default)
-                           for name, info in cls.model_fields.items()})
+    return construct_with_defaults(DatasetItem, reference_id=plan.reference_id,
+                                   image_location=fname if isinstance(fname, str) else None,
+                                   width=img.get("width"), height=img.get("height"),
+                                   attributes=attrs, annotations=annotations)
 
 
 def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
@@ -437,8 +430,8 @@ def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
     ref = plan.reference_id
     extra = {k: v for k, v in plan.ann.items() if k not in ("image_id", "segments_info")}
     if result.get("unchecked"):
-        return _new(SegmentationAnnotation, mask=IndexMask(location=png, encoding="rgb"),
-                    annotations=list(plan.segments), reference_id=ref, attributes=extra)
+        return construct_with_defaults(SegmentationAnnotation, mask=IndexMask(location=png, encoding="rgb"),
+                                       annotations=list(plan.segments), reference_id=ref, attributes=extra)
     if result.get("missing"):
         context.error(ReadError("panoptic PNG does not exist", file=png, where=where, item=ref,
                                 fix=f"put {plan.ann['file_name']} in the PNG folder or pass --option masks=DIR"))
@@ -473,7 +466,7 @@ def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
                                     item=ref, fix="remove the entry or fix its id"))
             continue
         segments.append(s)
-    return _new(SegmentationAnnotation, mask=PanopticMask(location=png, encoding="rgb"),
-                annotations=segments, reference_id=ref, attributes=extra)
+    return construct_with_defaults(SegmentationAnnotation, mask=PanopticMask(location=png, encoding="rgb"),
+                                   annotations=segments, reference_id=ref, attributes=extra)
 
 
