@@ -1,7 +1,9 @@
 """Peak memory of per-item formats does not grow with the number of items.
 
-Generates the same KITTI shape (``bench/kitti_generate.py``) at two sizes ten times apart and
-runs each conversion between per-item formats on both, each in a fresh interpreter, printing
+Generates the same KITTI shape (``bench/kitti_generate.py``) and the same COCO panoptic shape
+(``bench/panoptic_generate.py``, small images) at two sizes ten times apart and runs each
+conversion between per-item formats on both (every per-item format is read and written:
+KITTI, Nucleus, jsonl, Lightly, CVAT, YOLO, Pascal VOC, COCO panoptic), each in a fresh interpreter, printing
 peak RSS at both sizes and their ratio. Flat means the ratio stays near 1 (what grows is
 bounded state such as the list of written file names, a few bytes per item). Each output is
 re-read and its item count checked, so a conversion that writes nothing cannot look lean.
@@ -31,14 +33,26 @@ CHAIN = [
     ("kitti", "kitti", "kitti", "kitti2"),
     ("kitti", "kitti", "jsonl", "canonical.jsonl"),
     ("jsonl", "canonical.jsonl", "lightly", "lightly"),
+    ("lightly", "lightly", "jsonl", "from-lightly.jsonl"),
     ("jsonl", "canonical.jsonl", "cvat", "cvat.xml"),
+    ("cvat", "cvat.xml", "jsonl", "from-cvat.jsonl"),
+    ("jsonl", "canonical.jsonl", "yolo", "yolo"),  # written with media=copy: YOLO reads sizes from images
+    ("yolo", "yolo", "jsonl", "from-yolo.jsonl"),
+    ("jsonl", "canonical.jsonl", "pascal-voc", "voc"),
+    ("pascal-voc", "voc", "jsonl", "from-voc.jsonl"),
+    ("coco-panoptic", "panoptic", "jsonl", "panoptic.jsonl"),
+    ("jsonl", "panoptic.jsonl", "coco-panoptic", "panoptic2.json"),
 ]
+
+
+WRITE_OPTIONS = {"yolo": {"media": "copy"}}
 
 
 def convert_code(src: Path, src_fmt: str, dst: Path, dst_fmt: str) -> str:
     return f"""
 import annobridge
-annobridge.convert({str(src)!r}, {str(dst)!r}, from_format={src_fmt!r}, to_format={dst_fmt!r})
+annobridge.convert({str(src)!r}, {str(dst)!r}, from_format={src_fmt!r}, to_format={dst_fmt!r},
+                   write_options={WRITE_OPTIONS.get(dst_fmt)!r})
 """
 
 
@@ -63,11 +77,15 @@ def main() -> None:
         if not (root / "training" / "label_2").is_dir():
             subprocess.run([sys.executable, str(HERE / "kitti_generate.py"), str(root), "--frames", str(n),
                             "--objects", str(args.objects), "--points", str(args.points)], check=True)
+        panoptic = DATA / f"panoptic-{n}"
+        if not (panoptic / "panoptic.json").is_file():
+            subprocess.run([sys.executable, str(HERE / "panoptic_generate.py"), str(panoptic), "--images", str(n),
+                            "--width", "64", "--height", "48"], check=True)
         out = OUT / str(n)
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
         for src_fmt, src_name, dst_fmt, dst_name in CHAIN:
-            src = root if src_name == "kitti" else out / src_name
+            src = {"kitti": root, "panoptic": panoptic / "panoptic.json"}.get(src_name, out / src_name)
             dst = out / dst_name
             r = run_case(f"{src_fmt}->{dst_fmt}", convert_code(src, src_fmt, dst, dst_fmt))
             got = count_items(dst, dst_fmt)

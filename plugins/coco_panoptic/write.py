@@ -189,8 +189,8 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
         categories=cats, by_name={c["name"]: c for c in cats}, by_id={c["id"]: c for c in cats},
         stuff_colors=frozenset(_color(c) for c in cats if not c["isthing"]),
     )
-    images: list[dict[str, Any]] = []
-    annotations: list[dict[str, Any]] = []
+    images = _Records(destination.with_name(destination.name + ".images.partial"))
+    annotations = _Records(destination.with_name(destination.name + ".annotations.partial"))
     used_ids: set[Any] = set()
     used_pngs: set[str] = set()
     area_fixed = 0
@@ -289,8 +289,37 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
         context.report.notes.append(f"coco-panoptic: added category {label!r} (not in the header)")
     info = dict(dataset.header.info.get(INFO_KEY) or {})
     doc = {**info, "images": images, "annotations": annotations, "categories": state.categories}
-    with open(destination, "w", encoding="utf-8") as out:
-        json.dump(doc, out, separators=(",", ":"))
+    with open(destination, "w", encoding="utf-8") as out:  # what json.dump(doc) writes, streamed
+        out.write("{")
+        for n, (key, value) in enumerate(doc.items()):
+            out.write(("," if n else "") + json.dumps(key) + ":")
+            if isinstance(value, _Records):
+                value.copy_to(out)
+            else:
+                json.dump(value, out, separators=(",", ":"))
+        out.write("}")
+
+
+class _Records:
+    """A JSON array written record by record to a file beside the output (so memory stays flat
+    in the number of images), copied into the document at the end."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fh = open(path, "w", encoding="utf-8")
+        self._n = 0
+
+    def append(self, record: dict[str, Any]) -> None:
+        self._fh.write(("," if self._n else "") + json.dumps(record, separators=(",", ":")))
+        self._n += 1
+
+    def copy_to(self, out: Any) -> None:
+        self._fh.close()
+        out.write("[")
+        with open(self.path, encoding="utf-8") as src:
+            shutil.copyfileobj(src, out, 1 << 20)
+        out.write("]")
+        self.path.unlink()
 
 
 def _map_jobs(entries: Iterator[tuple[DatasetItem, Any, _PngJob | None]],
