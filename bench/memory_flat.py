@@ -36,7 +36,7 @@ CHAIN = [
     ("lightly", "lightly", "jsonl", "from-lightly.jsonl"),
     ("jsonl", "canonical.jsonl", "cvat", "cvat.xml"),
     ("cvat", "cvat.xml", "jsonl", "from-cvat.jsonl"),
-    ("jsonl", "canonical.jsonl", "yolo", "yolo"),  # written with media=copy: YOLO reads sizes from images
+    ("jsonl", "canonical.jsonl", "yolo", "yolo"),  # read back with images=image_2 (YOLO needs image sizes)
     ("yolo", "yolo", "jsonl", "from-yolo.jsonl"),
     ("jsonl", "canonical.jsonl", "pascal-voc", "voc"),
     ("pascal-voc", "voc", "jsonl", "from-voc.jsonl"),
@@ -45,20 +45,17 @@ CHAIN = [
 ]
 
 
-WRITE_OPTIONS = {"yolo": {"media": "copy"}}
-
-
-def convert_code(src: Path, src_fmt: str, dst: Path, dst_fmt: str) -> str:
+def convert_code(src: Path, src_fmt: str, dst: Path, dst_fmt: str, read_options: dict | None) -> str:
     return f"""
 import annobridge
 annobridge.convert({str(src)!r}, {str(dst)!r}, from_format={src_fmt!r}, to_format={dst_fmt!r},
-                   write_options={WRITE_OPTIONS.get(dst_fmt)!r})
+                   read_options={read_options!r})
 """
 
 
-def count_items(path: Path, fmt: str) -> int:
+def count_items(path: Path, fmt: str, read_options: dict | None) -> int:
     code = (f"import annobridge\nprint(sum(1 for _ in annobridge.load({str(path)!r}, "
-            f"from_format={fmt!r}, stream=True).items))")
+            f"from_format={fmt!r}, options={read_options!r}, stream=True).items))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                           cwd=HERE)  # not the checkout root: its annobridge/ would shadow the install
     return int(done.stdout.strip())
@@ -87,8 +84,9 @@ def main() -> None:
         for src_fmt, src_name, dst_fmt, dst_name in CHAIN:
             src = {"kitti": root, "panoptic": panoptic / "panoptic.json"}.get(src_name, out / src_name)
             dst = out / dst_name
-            r = run_case(f"{src_fmt}->{dst_fmt}", convert_code(src, src_fmt, dst, dst_fmt))
-            got = count_items(dst, dst_fmt)
+            options = {"yolo": {"images": str(root / "training" / "image_2")}}
+            r = run_case(f"{src_fmt}->{dst_fmt}", convert_code(src, src_fmt, dst, dst_fmt, options.get(src_fmt)))
+            got = count_items(dst, dst_fmt, options.get(dst_fmt))
             assert got >= n, f"{src_fmt}->{dst_fmt} at {n} frames wrote {got} items"
             peaks[(f"{src_fmt} -> {dst_fmt}", n)] = r.rss / 2**20
     print(f"\npeak RSS (MB) at {sizes[0]} and {sizes[1]} frames ({args.objects} objects, "
