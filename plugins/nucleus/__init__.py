@@ -113,6 +113,9 @@ its working directory). Masks and point clouds are files this format opens: rela
 are resolved against the ``.jsonl`` folder when read, and ``.json`` clouds outside the output
 are written relative to the output's folder.
 
+Read option ``strict=true`` refuses a keypoints prediction without a ``skeleton`` (the client
+requires one); by default it is read with none and noted as a warning (docs/refusals.md).
+
 Read option ``check_files=false`` skips the existence check of local masks and point clouds
 (a stat per file; nothing is decoded at read time either way).
 
@@ -160,6 +163,9 @@ class NucleusReadOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     check_files: bool = True
     """Check at read time that local mask and point-cloud files exist (a stat, no decode)."""
+    strict: bool = False
+    """Refuse what the file leaves inconsistent but annobridge can keep (a keypoints prediction
+    without a skeleton), instead of keeping it with a warning in the report (docs/refusals.md)."""
 
 
 class NucleusWriteOptions(BaseModel):

@@ -180,6 +180,7 @@ class _Reader:
     header: DatasetHeader
     seen_items: dict[str, str] = field(default_factory=dict)
     lineno: int = 0
+    strict: bool = False
 
     @property
     def base(self) -> Path:
@@ -420,9 +421,13 @@ class _Reader:
         elif kind == "keypoints":
             _obj(geom, gptr, "keypoints geometry", _KEYPOINTS_GEOM)
             f.update(label=_label(payload, ptr), **_keypoints(geom, gptr))
-            if prediction and f["skeleton"] is None:
-                raise _Bad(f"{gptr}/skeleton", "a keypoints prediction needs a skeleton (Nucleus requires it)",
-                           fix="write \"skeleton\": [] when there is none")
+            if prediction and f["skeleton"] is None:  # the client needs one; the model holds None
+                if self.strict:
+                    raise _Bad(f"{gptr}/skeleton", "a keypoints prediction needs a skeleton (Nucleus requires it)",
+                               fix="write \"skeleton\": [] when there is none, or read without strict=true")
+                self.context.warn(self.error(_Bad(f"{gptr}/skeleton", "a keypoints prediction has no skeleton, "
+                                                  "which the Nucleus client requires; read as none (written "
+                                                  "back as [])"), ref))
             cls = KeypointsAnnotation
         elif kind == "cuboid":
             _obj(geom, gptr, "cuboid geometry", _CUBOID_GEOM)
@@ -747,5 +752,5 @@ def _read_items(files: list[Path], options: NucleusReadOptions, context: Context
                 header: DatasetHeader) -> Iterator[DatasetItem]:
     seen: dict[str, str] = {}
     for f in files:
-        reader = _Reader(f, context, options.check_files, header, seen)
+        reader = _Reader(f, context, options.check_files, header, seen, strict=options.strict)
         yield from reader.items()
