@@ -581,15 +581,24 @@ def test_wrong_type(tmp_path: Path) -> None:
 
 
 def test_unknown_key_in_payload(tmp_path: Path) -> None:
+    """Keys Nucleus does not define are kept as attributes with a warning; strict=true refuses them."""
     line = _item_line()
     line["annotations"][0]["colour"] = "red"
     path = _write_lines(tmp_path / "u.jsonl", line)
     with pytest.raises(ReadError, match=r'u\.jsonl:line 1, #/annotations/0/colour \(item "img"\): '
                                         r"unknown key 'colour' in box payload"):
-        _read_all(path)
+        list(annobridge.load(path, "nucleus", {"strict": "true"}, stream=True).items)
+    [item] = _read_all(path)
+    assert item.annotations[0].attributes == {"colour": "red"}
+    report = annobridge.convert(path, tmp_path / "back.jsonl", dst_format="nucleus")
+    [warning] = [n for n in report.notes if n.startswith("warning: ")]
+    assert "1 payloads have keys Nucleus does not define, first 'colour' in a box payload (line 1, #/annotations/0)" in warning
+    [back] = annobridge.load(tmp_path / "back.jsonl", "nucleus").items
+    assert back.annotations[0].attributes == {"colour": "red"}  # under "annobridge" now, read back the same
     path = _write_lines(tmp_path / "v.jsonl", _item_line(colour="red"))
     with pytest.raises(ReadError, match=r"v\.jsonl:line 1, #/colour.*unknown key 'colour' in item payload"):
-        _read_all(path)
+        list(annobridge.load(path, "nucleus", {"strict": "true"}, stream=True).items)
+    assert _read_all(path)[0].attributes == {"colour": "red"}
 
 
 def test_missing_mask_file(tmp_path: Path) -> None:
@@ -623,7 +632,8 @@ def test_bad_extension_and_prediction_without_skeleton(tmp_path: Path) -> None:
             "track_reference_id": None, "task_id": None, "confidence": 0.5}
     path = _write_lines(tmp_path / "k.jsonl", _item_line(predictions=[pred]))
     with pytest.raises(ReadError, match=r"#/predictions/0/geometry/skeleton.*needs a skeleton"):
-        _read_all(path)
+        list(annobridge.load(path, "nucleus", {"strict": "true"}, stream=True).items)
+    assert _read_all(path)[0].predictions[0].skeleton is None  # kept, with a warning (tests/test_refusals.py)
 
 
 def test_validate_lists_every_problem(tmp_path: Path) -> None:
@@ -699,7 +709,9 @@ def test_scene_payload_errors(tmp_path: Path) -> None:
                                                         "type": "pointcloud", "annotations": []}}], "weather": "rain"}
     path = _write_lines(tmp_path / "s.jsonl", scene)
     with pytest.raises(ReadError, match=r"s\.jsonl:line 1, #/weather.*unknown key 'weather' in scene payload"):
-        _read_all(path)
+        list(annobridge.load(path, "nucleus", {"strict": "true"}, stream=True).items)
+    _read_all(path)
+    assert annobridge.load(path, "nucleus").header.scenes["s"].attributes == {"weather": "rain"}  # kept, warned
     scene.pop("weather")
     scene["frames"][0]["lidar"]["type"] = "radar"
     path = _write_lines(tmp_path / "t.jsonl", scene)

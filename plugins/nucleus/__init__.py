@@ -114,7 +114,10 @@ are resolved against the ``.jsonl`` folder when read, and ``.json`` clouds outsi
 are written relative to the output's folder.
 
 Read option ``strict=true`` refuses a keypoints prediction without a ``skeleton`` (the client
-requires one); by default it is read with none and noted as a warning (docs/refusals.md).
+requires one) and keys Nucleus does not define in an item, scene or annotation payload; by
+default the first is read with no skeleton and the others are kept as attributes (written back
+under ``annobridge``), each noted as a warning (docs/refusals.md). Unknown keys inside a
+``geometry`` are refused either way: they may change what the geometry means.
 
 Read option ``check_files=false`` skips the existence check of local masks and point clouds
 (a stat per file; nothing is decoded at read time either way).
@@ -165,7 +168,8 @@ class NucleusReadOptions(BaseModel):
     """Check at read time that local mask and point-cloud files exist (a stat, no decode)."""
     strict: bool = False
     """Refuse what the file leaves inconsistent but annobridge can keep (a keypoints prediction
-    without a skeleton), instead of keeping it with a warning in the report (docs/refusals.md)."""
+    without a skeleton, payload keys Nucleus does not define), instead of keeping it with a
+    warning in the report (docs/refusals.md)."""
 
 
 class NucleusWriteOptions(BaseModel):

@@ -181,6 +181,8 @@ class _Reader:
     seen_items: dict[str, str] = field(default_factory=dict)
     lineno: int = 0
     strict: bool = False
+    unknown: list[str] = field(default_factory=list)
+    """Where payloads had keys Nucleus does not define (kept as attributes), for one warning."""
 
     @property
     def base(self) -> Path:
@@ -188,6 +190,17 @@ class _Reader:
 
     def where(self, pointer: str = "") -> str:
         return f"line {self.lineno}, #{pointer}" if pointer else f"line {self.lineno}"
+
+    def extra_keys(self, obj: dict[str, Any], ptr: str, what: str, allowed: frozenset[str]) -> dict[str, Any]:
+        """The keys of a payload that Nucleus does not define: kept (the caller makes them
+        attributes) and noted, or, with ``strict``, refused."""
+        if allowed.issuperset(obj):
+            return {}
+        if self.strict:
+            _obj(obj, ptr, what, allowed)
+        extra = {k: v for k, v in obj.items() if k not in allowed}
+        self.unknown.append(f"{next(iter(extra))!r} in a {what} ({self.where(ptr)})")
+        return extra
 
     def error(self, bad: _Bad, item: str | None) -> ReadError:
         return ReadError(bad.problem, file=self.path, where=self.where(bad.pointer), item=item, fix=bad.fix)
@@ -225,6 +238,10 @@ class _Reader:
                     item = self.item(obj, "", None, None)
                     if item is not None:
                         yield item
+        if self.unknown:
+            self.context.warn(f"{self.path}: {len(self.unknown)} payloads have keys Nucleus does not define, "
+                              f"first {self.unknown[0]}; kept as attributes (written back under "
+                              f'"{EXT}") (--option strict=true refuses them)')
 
     def _ref(self, obj: dict[str, Any], ptr: str) -> str:
         ref = obj.get("reference_id", obj.get("ref_id"))
@@ -237,7 +254,7 @@ class _Reader:
         ref = None
         try:
             allowed = _FRAME_ITEM_KEYS if scene is not None else _ITEM_KEYS | {"url", "type"}
-            _obj(obj, ptr or "/", "item payload", allowed)
+            extra = self.extra_keys(_obj(obj, ptr or "/", "item payload"), ptr or "/", "item payload", allowed)
             ref = self._ref(obj, ptr)
             if ref in self.seen_items:
                 raise _Bad(f"{ptr}/reference_id", f"reference_id {ref!r} is used twice (first at {self.seen_items[ref]})",
@@ -268,6 +285,7 @@ class _Reader:
                 if v is not None and (not isinstance(v, int) or v < 0):
                     raise _Bad(f"{ptr}/{key}", f"{key} must be a whole number >= 0, got {v}")
             attributes = {k: obj[k] for k in ITEM_NATIVE_ATTRIBUTES if k in obj}
+            attributes.update(extra)
             ext = _obj(obj.get(EXT, {}), f"{ptr}/{EXT}", "annobridge extension",
                        frozenset({"attributes", "annotations", "predictions", "sensor", "frame_index"}))
             attributes.update(_dict(ext, "attributes", f"{ptr}/{EXT}"))
@@ -364,7 +382,7 @@ class _Reader:
             raise _Bad(f"{ptr}/type", f"unknown annotation type {_tname(kind)}; expected one of "
                        + ", ".join(sorted(_KEYS)))
         allowed = (_KEYS_PRED if prediction else _KEYS)[kind]
-        _obj(payload, ptr, f"{kind} payload", allowed)
+        extra = self.extra_keys(payload, ptr, f"{kind} payload", allowed)
         pref = _str(payload, "reference_id", ptr)
         if pref is not None and pref != ref:
             raise _Bad(f"{ptr}/reference_id", f"reference_id {pref!r} differs from the item's {ref!r}",
@@ -374,6 +392,7 @@ class _Reader:
             f["metadata"] = dict(_dict(payload, "metadata", ptr))
             f["track_reference_id"] = _str(payload, "track_reference_id", ptr)
         attributes = {k: payload[k] for k in SERVER_KEYS if payload.get(k) is not None}
+        attributes.update(extra)
         if kind not in ("category", "multicategory"):
             f["annotation_id"] = _str(payload, "annotation_id", ptr)
         if prediction and kind != "mask":
@@ -486,7 +505,7 @@ class _Reader:
 
     def scene(self, obj: dict[str, Any]) -> Iterator[DatasetItem]:
         try:
-            _obj(obj, "/", "scene payload", _SCENE_KEYS)
+            extra = self.extra_keys(_obj(obj, "/", "scene payload"), "/", "scene payload", _SCENE_KEYS)
             ref = self._ref(obj, "")
             if ref in self.header.scenes:
                 raise _Bad("/reference_id", f"scene reference_id {ref!r} is used twice",
@@ -494,6 +513,7 @@ class _Reader:
             frames = _list(obj, "frames", "")
             ext = _obj(obj.get(EXT, {}), f"/{EXT}", "annobridge extension", frozenset({"attributes"}))
             attributes = {k: obj[k] for k in SCENE_NATIVE_ATTRIBUTES if k in obj}
+            attributes.update(extra)
             attributes.update(_dict(ext, "attributes", f"/{EXT}"))
             cats = []
             for key in ("annotations", "predictions"):
