@@ -102,3 +102,27 @@ def test_nucleus_keypoints_prediction_without_a_skeleton(tmp_path: Path) -> None
     annobridge.convert(path, tmp_path / "out.jsonl", dst_format="nucleus", write_options={"strict": "true"})
     written = json.loads((tmp_path / "out.jsonl").read_text())
     assert written["predictions"][0]["geometry"]["skeleton"] == []  # what the client needs
+
+
+def test_pascal_voc_class_mask_value_beyond_the_class_list(tmp_path: Path) -> None:
+    import numpy as np
+    from PIL import Image
+
+    src = tmp_path / "voc"
+    shutil.copytree(FIXTURES / "pascal-voc/devkit", src)
+    png = src / "SegmentationClass/2007_000032.png"
+    with Image.open(png) as img:
+        palette = img.getpalette()
+        arr = np.array(img)
+    arr[:4, :4] = 30  # the devkit lists 21 classes (0..20) and 255 as void
+    out = Image.fromarray(arr, mode="P")
+    out.putpalette(palette)
+    out.save(png)
+    ds, report = _read(src, "pascal-voc")
+    [item] = [i for i in ds.items if i.reference_id == "2007_000032"]
+    [seg] = [a for a in item.annotations if a.type == "segmentation"]
+    assert 30 not in {s.index for s in seg.annotations} and (seg.mask.load()[:4, :4] == 30).all()
+    [warning] = _warnings(report)
+    assert "mask values [30] have no class (the class list has 21)" in warning and 'item "2007_000032"' in warning
+    with pytest.raises(ReadError, match=r"mask value 30 has no class"):
+        list(annobridge.load(src, "pascal-voc", {"strict": "true"}, stream=True).items)
