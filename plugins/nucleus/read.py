@@ -181,8 +181,10 @@ class _Reader:
     seen_items: dict[str, str] = field(default_factory=dict)
     lineno: int = 0
     strict: bool = False
-    unknown: list[str] = field(default_factory=list)
-    """Where payloads had keys Nucleus does not define (kept as attributes), for one warning."""
+    unknown: int = 0
+    """Payloads with keys Nucleus does not define (kept as attributes), for one warning ..."""
+    first_unknown: str = ""
+    """... naming the first of them."""
 
     @property
     def base(self) -> Path:
@@ -199,7 +201,9 @@ class _Reader:
         if self.strict:
             _obj(obj, ptr, what, allowed)
         extra = {k: v for k, v in obj.items() if k not in allowed}
-        self.unknown.append(f"{next(iter(extra))!r} in a {what} ({self.where(ptr)})")
+        if not self.unknown:
+            self.first_unknown = f"{next(iter(extra))!r} in a {what} ({self.where(ptr)})"
+        self.unknown += 1
         return extra
 
     def error(self, bad: _Bad, item: str | None) -> ReadError:
@@ -239,8 +243,8 @@ class _Reader:
                     if item is not None:
                         yield item
         if self.unknown:
-            self.context.warn(f"{self.path}: {len(self.unknown)} payloads have keys Nucleus does not define, "
-                              f"first {self.unknown[0]}; kept as attributes (written back under "
+            self.context.warn(f"{self.path}: {self.unknown} payloads have keys Nucleus does not define, "
+                              f"first {self.first_unknown}; kept as attributes (written back under "
                               f'"{EXT}") (--option strict=true refuses them)')
 
     def _ref(self, obj: dict[str, Any], ptr: str) -> str:
