@@ -123,10 +123,13 @@ class VocReadOptions(BaseModel):
     Args:
         coordinates: ``devkit`` (1-based inclusive pixels, the default) or ``corners``
             (continuous edges, as datumaro and labelformat write them).
+        strict: refuse a SegmentationClass value beyond the class list instead of keeping it
+            as an unlabelled (void) mask value with a warning (docs/refusals.md).
     """
 
     model_config = ConfigDict(extra="forbid")
     coordinates: Coordinates = "devkit"
+    strict: bool = False
 
 
 class VocWriteOptions(BaseModel):
@@ -150,7 +153,7 @@ class VocWriteOptions(BaseModel):
 def _read_dataset(path: Path, options: VocReadOptions, context: Context) -> Dataset:
     from annobridge.plugins.pascal_voc.read import read
 
-    return read(path, options.coordinates, context)
+    return read(path, options.coordinates, context, strict=options.strict)
 
 
 def _write_dataset(dataset: Dataset, destination: Path, options: VocWriteOptions, context: Context) -> None:
