@@ -93,7 +93,7 @@ _LAZY: dict[str, str] = {
     "ValidationWarning": "annobridge.core.errors",
     "WriteError": "annobridge.core.errors",
     "Capabilities": "annobridge.core.formats",
-    "ConversionReport": "annobridge.core.formats",
+    "ConversionReport": "annobridge.core.report",
     "Context": "annobridge.core.formats",
     "Format": "annobridge.core.formats",
     "hookimpl": "annobridge.core.hookspecs",

@@ -107,20 +107,19 @@ def split_options(pairs: dict[str, str], reader: Format | None, writer: Format |
     """Route each ``--option`` to the reader's and/or writer's options by the keys they declare."""
     read: dict[str, str] = {}
     write: dict[str, str] = {}
+    read_keys = reader.options_model("read").model_fields if reader and pairs else {}
+    write_keys = writer.options_model("write").model_fields if writer and pairs else {}
     for key, value in pairs.items():
         field = key.replace("-", "_")
         taken = False
-        if reader is not None and field in reader.read_options.model_fields:
+        if field in read_keys:
             read[field] = value
             taken = True
-        if writer is not None and field in writer.write_options.model_fields:
+        if field in write_keys:
             write[field] = value
             taken = True
         if not taken:
-            accepted = sorted(
-                {f.replace("_", "-") for f in (reader.read_options.model_fields if reader else {})}
-                | {f.replace("_", "-") for f in (writer.write_options.model_fields if writer else {})}
-            )
+            accepted = sorted(f.replace("_", "-") for f in set(read_keys) | set(write_keys))
             names = " and ".join(f.name for f in (reader, writer) if f is not None)
             raise FormatError(f"option {key!r} is not known to {names}",
                               fix=f"options accepted: {', '.join(accepted) or 'none'}")
@@ -318,7 +317,8 @@ def formats(name: str | None, as_json: bool) -> None:
 
     registry = get_registry()
     chosen = [registry.get(name)] if name else [f for _, f in sorted(registry.formats.items())]
-    rows = [describe_format(f) for f in chosen]
+    # the table of all formats shows no options: their models (pydantic) stay unimported
+    rows = [describe_format(f, options=bool(name or as_json)) for f in chosen]
     if as_json:
         click.echo(json.dumps(rows[0] if name else rows, indent=2))
         return

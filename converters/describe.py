@@ -8,11 +8,12 @@ house style documents options there).
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from pydantic import BaseModel
 
-from annobridge.core.formats import Format
+    from annobridge.core.formats import Format
 
 _ARG = re.compile(r"^(\s+)(\w+):\s*(.*)$")
 
@@ -68,8 +69,9 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def describe_format(fmt: Format) -> dict[str, Any]:
-    """A format as JSON data: what it reads and writes, holds, and its options."""
+def describe_format(fmt: Format, options: bool = True) -> dict[str, Any]:
+    """A format as JSON data: what it reads and writes, holds, and (unless ``options`` is false,
+    which leaves the options models unimported) its options."""
     caps = fmt.capabilities
     return {
         "name": fmt.name,
@@ -84,6 +86,7 @@ def describe_format(fmt: Format) -> dict[str, Any]:
         "plugin": fmt.plugin,
         "description": fmt.description,
         "output": fmt.output,
-        "read_options": describe_options(fmt.read_options) if fmt.read is not None else [],
-        "write_options": describe_options(fmt.write_options) if fmt.write is not None else [],
-    }
+    } | ({
+        "read_options": describe_options(fmt.options_model("read")) if fmt.read is not None else [],
+        "write_options": describe_options(fmt.options_model("write")) if fmt.write is not None else [],
+    } if options else {})

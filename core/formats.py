@@ -8,8 +8,10 @@ A format is plain data: a name, its capabilities, and up to three functions::
     detect(path) -> bool
 
 ``options`` is an instance of the format's ``read_options``/``write_options`` pydantic model,
-built from ``--option key=value`` pairs. Formats never import click and never register
-themselves on import: a plugin returns its formats from the ``register_formats`` hook.
+built from ``--option key=value`` pairs. Declarations (``Format``, ``Capabilities``) are plain
+dataclasses and may name their options models lazily, so listing formats imports no pydantic.
+Formats never import click and never register themselves on import: a plugin returns its
+formats from the ``register_formats`` hook.
 """
 
 from __future__ import annotations
@@ -25,19 +27,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
-
-from annobridge.core.distributed import run_chunk
 from annobridge.core.errors import AnnobridgeError, FormatError
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
 
-    from annobridge.core.model import Dataset
+    from pydantic import BaseModel
 
-# core.model (numpy, every pydantic model), the process pool and tempfile are imported where
-# they are used, not here: plugins import this module to declare their formats, and
-# ``annobridge formats`` must stay cheap.
+    from annobridge.core.model import Dataset
+    from annobridge.core.report import ConversionReport
+
+# pydantic (options models, the report), core.model (numpy, every pydantic model), the process
+# pool, core.distributed (socket) and tempfile are imported where they are used, not here:
+# plugins import this module to declare their formats, and ``annobridge formats`` must stay
+# cheap. ``NoOptions`` and ``ConversionReport`` are still importable from here (module
+# ``__getattr__`` below).
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -61,7 +65,8 @@ ALL_ATTRIBUTES = frozenset({
 them equal)."""
 
 
-class Capabilities(BaseModel):
+@dataclass(frozen=True)
+class Capabilities:
     """What a format can hold. The engine drops (and reports) anything else before writing.
 
     Args:
@@ -77,7 +82,6 @@ class Capabilities(BaseModel):
             lacks reports it lost.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
     annotation_types: frozenset[str] = frozenset()
     prediction_types: frozenset[str] = frozenset()
     item_metadata: bool = False
@@ -86,18 +90,22 @@ class Capabilities(BaseModel):
     pointclouds: bool = False
     attributes: frozenset[str] = frozenset()
 
+    def __post_init__(self) -> None:
+        # a plain dataclass, so that declaring a format imports no pydantic: sets and lists of
+        # kinds become frozensets here, as pydantic coerced them
+        for name in ("annotation_types", "prediction_types", "attributes"):
+            value = getattr(self, name)
+            if isinstance(value, str) or not isinstance(value, (set, frozenset, list, tuple)):
+                raise TypeError(f"Capabilities.{name} must be a set of names, got {value!r}")
+            if not isinstance(value, frozenset):
+                object.__setattr__(self, name, frozenset(value))
+
     @classmethod
     def full(cls) -> Capabilities:
         """Holds everything the model holds (the canonical JSONL, Nucleus with its extension)."""
         return cls(annotation_types=ALL_ANNOTATION_TYPES, prediction_types=ALL_ANNOTATION_TYPES,
                    item_metadata=True, annotation_metadata=True, scenes=True, pointclouds=True,
                    attributes=ALL_ATTRIBUTES)
-
-
-class NoOptions(BaseModel):
-    """A format that takes no options."""
-
-    model_config = ConfigDict(extra="forbid")
 
 
 Reader = Callable[[Path, Any, "Context"], "Dataset"]
@@ -171,6 +179,10 @@ def lazy_exports(package: str, names: dict[str, tuple[str, ...]]) -> Callable[[s
     return __getattr__
 
 
+NO_OPTIONS = LazyFunction("annobridge.core.options", "NoOptions")
+"""The options model of a format that declares none."""
+
+
 @dataclass(frozen=True)
 class Format:
     """A format a plugin provides.
@@ -182,7 +194,9 @@ class Format:
         read: builds a :class:`Dataset` from a path; items may be a lazy generator.
         write: consumes a dataset's item stream once and writes ``destination``.
         detect: cheap check whether a path looks like this format (no full parse).
-        read_options / write_options: pydantic models of the ``--option`` keys.
+        read_options / write_options: pydantic models of the ``--option`` keys, or a
+            :class:`LazyFunction` naming one, imported when options are parsed or described
+            (:meth:`options_model`) so that listing formats imports no pydantic.
         output: what ``write`` creates at ``destination``: a ``"file"`` or a ``"directory"``.
             Writers may also create siblings of ``destination`` (mask folders); the engine
             stages everything in a temporary folder and moves it into place at the end.
@@ -197,11 +211,16 @@ class Format:
     read: Reader | None = None
     write: Writer | None = None
     detect: Detector | None = None
-    read_options: type[BaseModel] = NoOptions
-    write_options: type[BaseModel] = NoOptions
+    read_options: type[BaseModel] | LazyFunction = NO_OPTIONS
+    write_options: type[BaseModel] | LazyFunction = NO_OPTIONS
     output: Literal["file", "directory"] = "file"
     capabilities_for: Callable[[BaseModel], Capabilities] | None = None
     plugin: str = field(default="", compare=False)
+
+    def options_model(self, which: Literal["read", "write"]) -> type[BaseModel]:
+        """The options model of reading or writing (imported now when declared lazily)."""
+        model = self.read_options if which == "read" else self.write_options
+        return model.function if isinstance(model, LazyFunction) else model
 
 
 def parse_options(fmt: Format, which: Literal["read", "write"],
@@ -212,7 +231,9 @@ def parse_options(fmt: Format, which: Literal["read", "write"],
     model is used as it is; another model is read through its fields. Raises FormatError
     naming the option and the accepted keys.
     """
-    model = fmt.read_options if which == "read" else fmt.write_options
+    from pydantic import BaseModel, ValidationError
+
+    model = fmt.options_model(which)
     if isinstance(raw, model):
         return raw
     if isinstance(raw, BaseModel):
@@ -232,89 +253,11 @@ def parse_options(fmt: Format, which: Literal["read", "write"],
         ) from exc
 
 
-class ConversionReport(BaseModel):
-    """What a conversion read, converted, wrote and dropped, counted per annotation kind.
+def new_report() -> ConversionReport:
+    """An empty :class:`ConversionReport` (imports pydantic on first use)."""
+    from annobridge.core.report import ConversionReport
 
-    Kinds are the model's ``type`` names; predictions are counted as ``"prediction:<type>"``.
-    ``converted`` maps ``"<from> -> <to>"`` (``"polygon -> box"``, ``"prediction:polygon ->
-    box"``) to the number of annotations the target got in another kind than they were read
-    in (``core/derive.py``). ``dropped`` maps a kind (or a field such as
-    ``"attribute:truncated"``, ``"item metadata"``) to ``{reason: count}``.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    source: str | None = None
-    destination: str | None = None
-    source_format: str | None = None
-    destination_format: str | None = None
-    items_read: int = 0
-    items_written: int = 0
-    read: dict[str, int] = {}
-    converted: dict[str, int] = {}
-    dropped: dict[str, dict[str, int]] = {}
-    notes: list[str] = []
-    _delta: dict[str, int] = PrivateAttr(default_factory=dict)  # written - (read - dropped), per kind
-
-    def drop(self, what: str, reason: str, count: int = 1) -> None:
-        """Record that ``count`` of ``what`` could not be kept, and why."""
-        if count:
-            reasons = self.dropped.setdefault(what, {})
-            reasons[reason] = reasons.get(reason, 0) + count
-
-    def convert(self, source: str, target: str, count: int = 1, *, consumed: int | None = None,
-                made: int | None = None) -> None:
-        """Record that ``count`` annotations of kind ``target`` were made from ``source``.
-
-        Conversions are one to one except between an index mask and its objects: pass
-        ``consumed`` (annotations of ``source`` used up) and ``made`` (annotations of
-        ``target`` added) when they differ from ``count``; :attr:`written` uses them.
-        """
-        if count:
-            key = f"{source} -> {target}"
-            self.converted[key] = self.converted.get(key, 0) + count
-        target = ("prediction:" if source.startswith("prediction:") else "") + target
-        consumed = count if consumed is None else consumed
-        made = count if made is None else made
-        if consumed:
-            self._delta[source] = self._delta.get(source, 0) - consumed
-        if made:  # a conversion in place (consumed = made = 0) leaves the counts as they are
-            self._delta[target] = self._delta.get(target, 0) + made
-
-    @property
-    def written(self) -> dict[str, int]:
-        """Annotations written per kind: what was read, less what was dropped or converted
-        away, plus what was converted into the kind."""
-        out = {}
-        for kind, n in self.read.items():
-            out[kind] = n - sum(self.dropped.get(kind, {}).values())
-        for kind, n in self._delta.items():
-            out[kind] = out.get(kind, 0) + n
-        return out
-
-    @property
-    def lossless(self) -> bool:
-        return not self.dropped
-
-    def summary(self) -> str:
-        """A few human-readable lines for the CLI."""
-        lines = [
-            f"read {self.items_read} items ({self.source_format or 'in memory'}), "
-            f"wrote {self.items_written} items ({self.destination_format})"
-        ]
-        if self.read:
-            written = self.written
-            parts = ", ".join(f"{k} {written.get(k, 0)}/{self.read.get(k, 0)}"
-                              for k in sorted(set(self.read) | {k for k, n in written.items() if n}))
-            lines.append(f"annotations written/read: {parts}")
-        for key, n in sorted(self.converted.items()):
-            lines.append(f"converted {n:,} {key}")
-        for what, reasons in sorted(self.dropped.items()):
-            for reason, n in sorted(reasons.items()):
-                lines.append(f"dropped {n} x {what}: {reason}")
-        lines.extend(self.notes)
-        if not self.dropped:
-            lines.append("nothing was dropped")
-        return "\n".join(lines)
+    return ConversionReport()
 
 
 WARNING = "warning: "
@@ -342,7 +285,7 @@ class Context:
         storage_options: keyword arguments for the fsspec filesystem of remote locations.
     """
 
-    report: ConversionReport = field(default_factory=ConversionReport)
+    report: ConversionReport = field(default_factory=new_report)
     workers: int = 1
     collect_errors: bool = False
     errors: list[AnnobridgeError] = field(default_factory=list)
@@ -393,6 +336,7 @@ class Context:
                 self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_start,
                                                  initargs=(os.getpid(),))
             pool = self._pool
+            from annobridge.core.distributed import run_chunk
 
             def submit(f: Callable[[T], R], c: list[T]) -> Any:
                 return pool.submit(run_chunk, f, c)
@@ -473,3 +417,14 @@ def relative_location(path: Path, start: Path) -> str:
         return os.path.relpath(path, start)
     except ValueError:
         return str(path)
+
+
+_LAZY = {"NoOptions": "annobridge.core.options", "ConversionReport": "annobridge.core.report"}
+
+
+def __getattr__(name: str) -> Any:
+    """``NoOptions`` and ``ConversionReport`` (pydantic models) are imported on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

@@ -73,10 +73,47 @@ def test_listing_builtin_formats_imports_no_reader_writer_model_or_numpy() -> No
     assert not readers_and_writers(loaded), sorted(readers_and_writers(loaded))
 
 
-def test_formats_command_imports_no_builtin_reader_or_writer() -> None:
+FORMATS_HEAVY = ("pydantic", "pydantic_core", "numpy", "PIL")
+"""What ``annobridge formats`` (the table) must not import: declarations are dataclasses and the
+options models, named by LazyFunction, are imported only to list or parse options."""
+
+
+def test_formats_command_imports_no_pydantic_numpy_pillow_reader_or_writer() -> None:
+    # the real command with every installed plugin: CI installs tests/csv_plugin, whose module
+    # the probe must have loaded too (it imports NoOptions for type checking only)
     loaded = loaded_after(run_cli("formats"))
     assert "annobridge.plugins.yolo" in loaded  # the probe really listed the formats
+    assert "annobridge_box_csv" in loaded
+    assert not loaded & set(FORMATS_HEAVY), sorted(loaded & set(FORMATS_HEAVY))
     assert not readers_and_writers(loaded), sorted(readers_and_writers(loaded))
+    assert "annobridge.core.distributed" not in loaded  # socket, for worker pools only
+
+
+def test_listing_one_format_or_json_imports_its_options_models_only() -> None:
+    # `formats NAME` shows options: the models are imported, the readers and writers still not
+    loaded = loaded_after(run_cli("formats", "coco"))
+    assert "annobridge.plugins.coco.options" in loaded and "pydantic" in loaded
+    assert "annobridge.plugins.yolo.options" not in loaded
+    assert not loaded & {"numpy", "PIL"}, sorted(loaded & {"numpy", "PIL"})
+    assert not readers_and_writers(loaded), sorted(readers_and_writers(loaded))
+
+
+def test_options_models_are_declared_lazily_and_resolve() -> None:
+    from pydantic import BaseModel
+
+    from annobridge.core.formats import NO_OPTIONS, NoOptions
+    from annobridge.core.plugins import get_registry
+    from annobridge.plugins.coco import CocoReadOptions  # re-exported from coco.options on use
+
+    registry = get_registry()
+    for fmt in registry.formats.values():
+        for which in ("read", "write"):
+            assert issubclass(fmt.options_model(which), BaseModel), (fmt.name, which)
+    coco = registry.get("coco")
+    assert isinstance(coco.read_options, LazyFunction)
+    assert coco.options_model("read") is CocoReadOptions
+    assert registry.get("jsonl").read_options == NO_OPTIONS
+    assert registry.get("jsonl").options_model("write") is NoOptions
 
 
 def test_lazy_functions_import_on_first_call_and_pickle_by_name(tmp_path) -> None:
@@ -126,6 +163,29 @@ def test_unknown_facade_name_is_an_attribute_error() -> None:
         assert "no_such_name" in str(exc)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_capabilities_take_sets_of_names_as_frozensets() -> None:
+    from annobridge.core.formats import Capabilities
+
+    caps = Capabilities(annotation_types={"box"}, prediction_types=["box", "polygon"])
+    assert caps.annotation_types == frozenset({"box"}) and isinstance(caps.prediction_types, frozenset)
+    assert caps == Capabilities(annotation_types=frozenset({"box"}),
+                                prediction_types=frozenset({"box", "polygon"}))
+    assert hash(caps) == hash(Capabilities(annotation_types=["box"], prediction_types={"polygon", "box"}))
+    for bad in ("box", None):
+        try:
+            Capabilities(annotation_types=bad)  # type: ignore[arg-type]
+        except TypeError as exc:
+            assert "annotation_types" in str(exc)
+        else:
+            raise AssertionError(f"expected TypeError for {bad!r}")
+    try:
+        Capabilities(annotation_kinds={"box"})  # type: ignore[call-arg]
+    except TypeError as exc:
+        assert "annotation_kinds" in str(exc)
+    else:
+        raise AssertionError("expected TypeError for an unknown field")
 
 
 def test_format_declarations_know_every_model_kind() -> None:

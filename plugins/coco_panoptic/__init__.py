@@ -53,9 +53,6 @@ other than segmentation (use ``--task panoptic`` to rasterise object masks first
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
@@ -64,26 +61,10 @@ from annobridge.plugins.coco_panoptic.common import default_color, rgb2id
 __all__ = ["FORMAT", "IdGenerator", "PanopticReadOptions", "PanopticWriteOptions",
            "default_color", "detect", "image_id_of", "register_formats", "rgb2id"]
 
-# The reader and writer (numpy, Pillow, the model) are imported on first use, not to list formats.
-__getattr__ = lazy_exports(__name__, {"write": ("IdGenerator", "image_id_of")})
-
-
-class PanopticReadOptions(BaseModel):
-    """``masks``: the PNG folder (default: the JSON path without ``.json``).
-    ``check_masks``: decode every PNG while reading to check it against its JSON (default);
-    ``false`` skips that decode for trusted data (``annobridge validate`` always checks)."""
-
-    model_config = ConfigDict(extra="forbid")
-    masks: str | None = None
-    check_masks: bool = True
-
-
-class PanopticWriteOptions(BaseModel):
-    """``segment_ids``: ``auto`` keeps ids of RGB-encoded (panoptic) masks and generates
-    them otherwise; ``keep`` always keeps mask values as ids; ``generate`` always generates."""
-
-    model_config = ConfigDict(extra="forbid")
-    segment_ids: Literal["auto", "keep", "generate"] = "auto"
+# The options models (pydantic), the reader and the writer (numpy, Pillow, the model) are imported on first use,
+# not to list formats.
+__getattr__ = lazy_exports(__name__, {"options": ("PanopticReadOptions", "PanopticWriteOptions"),
+                                       "write": ("IdGenerator", "image_id_of")})
 
 
 def detect(path: Path) -> bool:
@@ -102,8 +83,8 @@ FORMAT = Format(
     read=LazyFunction(f"{__name__}.read", "read"),
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
-    read_options=PanopticReadOptions,
-    write_options=PanopticWriteOptions,
+    read_options=LazyFunction(f"{__name__}.options", "PanopticReadOptions"),
+    write_options=LazyFunction(f"{__name__}.options", "PanopticWriteOptions"),
     output="file",
 )
 

@@ -112,41 +112,14 @@ is written as such, which CVAT's own importer may refuse.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
 
-# The reader and writer (numpy, the model) are imported on first use, not to list formats.
-__getattr__ = lazy_exports(__name__, {"read": ("annotation_file",)})
-
-
-class CvatReadOptions(BaseModel):
-    """``--option`` keys for reading CVAT XML.
-
-    Args:
-        images: the folder the image names are relative to (a CVAT export's ``images/``):
-            items then get ``DIR/name`` as their location, checked to stay inside it.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    images: Path | None = None
-
-
-class CvatWriteOptions(BaseModel):
-    """``--option`` keys for writing CVAT XML.
-
-    Args:
-        mode: ``images`` (CVAT for images), ``video`` (CVAT for video: one scene's frames)
-            or ``auto``: video for a dataset read from a CVAT video or made of one scene.
-        images: write image names relative to this folder (the locations must be inside).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    mode: Literal["auto", "images", "video"] = "auto"
-    images: Path | None = None
+# The options models (pydantic), the reader and the writer (numpy, the model) are imported on first use,
+# not to list formats.
+__getattr__ = lazy_exports(__name__, {"options": ("CvatReadOptions", "CvatWriteOptions"),
+                                       "read": ("annotation_file",)})
 
 
 def detect(path: Path) -> bool:
@@ -179,8 +152,8 @@ FORMAT = Format(
     read=LazyFunction(f"{__name__}.read", "read"),
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
-    read_options=CvatReadOptions,
-    write_options=CvatWriteOptions,
+    read_options=LazyFunction(f"{__name__}.options", "CvatReadOptions"),
+    write_options=LazyFunction(f"{__name__}.options", "CvatWriteOptions"),
     output="file",
 )
 

@@ -139,9 +139,6 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict
 
 from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
@@ -156,8 +153,10 @@ __all__ = [
 """Public names of the package (the reader's, the writer's and the shared ones re-exported;
 the reader and writer themselves are the submodules ``read`` and ``write``)."""
 
-# The reader and writer (numpy, the model) are imported on first use, not to list formats.
+# The options models (pydantic), the reader and the writer (numpy, the model) are imported on first use,
+# not to list formats.
 __getattr__ = lazy_exports(__name__, {
+    "options": ("KittiReadOptions", "KittiWriteOptions"),
     "common": ("OBJECT_STYLE", "SENTINEL_3D", "TRACKING_DONTCARE_3D", "TRACKING_STYLE", "Style",
                "load_label_map", "render_numbers"),
     "read": ("FIELDS", "IMAGE_EXTS", "LIDAR_SENSOR", "FrameFiles", "Layout", "Row", "parse_row",
@@ -169,48 +168,6 @@ logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- options
-
-
-class KittiReadOptions(BaseModel):
-    """Options of the KITTI readers.
-
-    Args:
-        split: ``training`` or ``testing`` when PATH holds both (default: training).
-        frame: ``auto`` (LiDAR frame when the frame's calibration is present, else camera),
-            ``lidar`` (missing calibration is an error) or ``camera`` (never transform).
-        velodyne: emit pointcloud items for ``velodyne/*.bin`` (default true).
-        label_map: a class-name mapping file (see the module docstring).
-        images: for a folder of label files (or one file) without the KITTI layout, the
-            folder holding the images, found by stem (default: ``images/`` beside it).
-        strict: refuse what a file leaves inconsistent but annobridge can keep (rows with and
-            without a score in one label file), instead of keeping it with a warning in the
-            report (docs/refusals.md).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    split: Literal["training", "testing"] | None = None
-    frame: Literal["auto", "lidar", "camera"] = "auto"
-    velodyne: bool = True
-    label_map: Path | None = None
-    images: Path | None = None
-    strict: bool = False
-
-
-class KittiWriteOptions(BaseModel):
-    """Options of the KITTI writers.
-
-    Args:
-        split: folder to write into when the items do not say (``kitti_split``).
-        calib: a calibration file for every frame, or a folder of ``<stem>.txt``.
-        media: ``copy`` images and point clouds into the layout, or ``none``.
-        label_map: a class-name mapping file (see the module docstring).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    split: Literal["training", "testing"] = "training"
-    calib: Path | None = None
-    media: Literal["copy", "none"] = "copy"
-    label_map: Path | None = None
 
 
 def detect(path: Path) -> bool:
@@ -293,8 +250,8 @@ FORMAT = Format(
     read=LazyFunction(f"{__name__}.read", "read"),
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
-    read_options=KittiReadOptions,
-    write_options=KittiWriteOptions,
+    read_options=LazyFunction(f"{__name__}.options", "KittiReadOptions"),
+    write_options=LazyFunction(f"{__name__}.options", "KittiWriteOptions"),
     output="directory",
 )
 
@@ -305,8 +262,8 @@ TRACKING_FORMAT = Format(
     read=LazyFunction(f"{__name__}.read", "read_tracking"),
     write=LazyFunction(f"{__name__}.write", "write_tracking"),
     detect=detect_tracking,
-    read_options=KittiReadOptions,
-    write_options=KittiWriteOptions,
+    read_options=LazyFunction(f"{__name__}.options", "KittiReadOptions"),
+    write_options=LazyFunction(f"{__name__}.options", "KittiWriteOptions"),
     output="directory",
 )
 

@@ -81,63 +81,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, field_validator
-
-from annobridge.core.formats import Capabilities, Format, LazyFunction
+from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
-from annobridge.plugins.label_studio.regions import KINDS, size_option
+from annobridge.plugins.label_studio.regions import KINDS
+
+# The options models (pydantic) are imported on first use, not to list formats.
+__getattr__ = lazy_exports(__name__, {
+    "options": ("LabelStudioReadOptions", "LabelStudioWriteOptions")})
 
 CAPABILITIES = Capabilities(annotation_types=KINDS, prediction_types=KINDS,
                             item_metadata=True, annotation_metadata=True)
-
-
-class LabelStudioReadOptions(BaseModel):
-    """Options of the reader.
-
-    Args:
-        image_size: ``WIDTHxHEIGHT`` for regions without ``original_width/height``.
-        images: a folder holding the task images: sizes are read from their headers when
-            the regions do not give them (``data.image`` relative to it, or its file name).
-        image_key: the ``data`` key of the image (default ``image``, else the one string
-            value that names an image file).
-        config: the project's labeling config XML, for a JSON-MIN export: the keys it names
-            as control tags are results (a bare string under a ``Choices`` name is a choice).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    image_size: str | None = None
-    images: Path | None = None
-    image_key: str | None = None
-    config: Path | None = None
-
-    @field_validator("image_size")
-    @classmethod
-    def _size(cls, value: str | None) -> str | None:
-        size_option(value)
-        return value
-
-
-class LabelStudioWriteOptions(BaseModel):
-    """Options of the writer.
-
-    Args:
-        image_size: ``WIDTHxHEIGHT`` for items whose size is unknown.
-        image_key: the ``data`` key for the image of items that do not name one (``image``).
-        write_config: also write ``<name>.label_config.xml``, a labeling config with an
-            ``Image`` tag per ``to_name`` and a control tag per ``from_name`` with its labels,
-            so the JSON can be imported into a new Label Studio project.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    image_size: str | None = None
-    image_key: str = "image"
-    write_config: bool = False
-
-    @field_validator("image_size")
-    @classmethod
-    def _size(cls, value: str | None) -> str | None:
-        size_option(value)
-        return value
 
 
 def detect(path: Path) -> bool:
@@ -162,8 +115,8 @@ FORMAT = Format(
     read=LazyFunction(f"{__name__}.read", "read"),
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
-    read_options=LabelStudioReadOptions,
-    write_options=LabelStudioWriteOptions,
+    read_options=LazyFunction(f"{__name__}.options", "LabelStudioReadOptions"),
+    write_options=LazyFunction(f"{__name__}.options", "LabelStudioWriteOptions"),
 )
 
 

@@ -118,96 +118,19 @@ scene categories, keypoint visibility 1 (becomes 2), ground truth vs prediction.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
-
-from pydantic import BaseModel, ConfigDict, field_validator
 
 from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
-from annobridge.plugins.lightly.common import KINDS, _parse_frames, split_ext
+from annobridge.plugins.lightly.common import KINDS, split_ext  # noqa: F401  (split_ext re-exported)
 
-# The reader and writer (the model, Pillow) are imported on first use, not to list formats.
+# The options models (pydantic), the reader and the writer (the model, Pillow) are imported on first use,
+# not to list formats.
 __getattr__ = lazy_exports(__name__, {
+    "options": ("LightlyReadOptions", "LightlyWriteOptions", "LightlyTaskReadOptions",
+                "LightlyTaskWriteOptions"),
     "read": ("parse_frame_file_name", "read_task_folder", "rle_decode"),
     "write": ("frame_file_name", "rle_encode", "write_task_folder"),
 })
-
-
-class LightlyReadOptions(BaseModel):
-    """Options for reading ``lightly``.
-
-    Args:
-        input: the input datasource root (media files); enables media checks and sizes.
-        fill_defaults: fill schema defaults for missing/null schema paths (Worker behaviour).
-        frames: frame counts per video file name, ``"a.mp4=200,b/c.mp4=99"``.
-        as_annotations: read predictions as ground truth.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    input: Path | None = None
-    fill_defaults: bool = True
-    frames: dict[str, int] = {}
-    as_annotations: bool = False
-
-    _frames = field_validator("frames", mode="before")(classmethod(lambda cls, v: _parse_frames(v)))
-
-
-class LightlyWriteOptions(BaseModel):
-    """Options for writing ``lightly``.
-
-    Args:
-        schema_file: a metadata ``schema.json`` whose entries override names, types and defaults.
-        score: score written for ground truth and unscored predictions; without it ground
-            truth is dropped (reported) and an unscored prediction is an error.
-        task: task name for predictions without ``attributes["lightly_task"]`` (one kind).
-        frames: frame counts per video file name, ``"a.mp4=200"``.
-        input: root the image locations are made relative to, for ``file_name``.
-        video_extension: extension of videos whose scene has no ``file_name`` attribute.
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    schema_file: Path | None = None
-    score: float | None = None
-    task: str | None = None
-    frames: dict[str, int] = {}
-    input: Path | None = None
-    video_extension: str = "mp4"
-
-    _frames = field_validator("frames", mode="before")(classmethod(lambda cls, v: _parse_frames(v)))
-
-    @field_validator("score")
-    @classmethod
-    def _unit(cls, v: float | None) -> float | None:
-        if v is not None and not 0.0 <= v <= 1.0:
-            raise ValueError(f"a score lies in 0..1, got {v}")
-        return v
-
-
-class LightlyTaskReadOptions(BaseModel):
-    """Options for reading ``lightly-task``: ``images`` folder (default ``../images``),
-    ``as_annotations`` to read the predictions as ground truth."""
-
-    model_config = ConfigDict(extra="forbid")
-    images: Path | None = None
-    as_annotations: bool = False
-
-
-class LightlyTaskWriteOptions(BaseModel):
-    """Options for writing ``lightly-task``: ``task_type`` to pick the one task written,
-    ``score`` as for ``lightly``, ``input`` root for relative ``file_name``\\ s."""
-
-    model_config = ConfigDict(extra="forbid")
-    task_type: Literal["object-detection", "classification", "semantic-segmentation",
-                       "instance-segmentation", "keypoint-detection"] | None = None
-    score: float | None = None
-    input: Path | None = None
-
-    @field_validator("score")
-    @classmethod
-    def _unit(cls, v: float | None) -> float | None:
-        if v is not None and not 0.0 <= v <= 1.0:
-            raise ValueError(f"a score lies in 0..1, got {v}")
-        return v
 
 
 def detect(path: Path) -> bool:
@@ -233,8 +156,8 @@ FORMAT = Format(
     read=LazyFunction(f"{__name__}.read", "read"),
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
-    read_options=LightlyReadOptions,
-    write_options=LightlyWriteOptions,
+    read_options=LazyFunction(f"{__name__}.options", "LightlyReadOptions"),
+    write_options=LazyFunction(f"{__name__}.options", "LightlyWriteOptions"),
     output="directory",
 )
 
@@ -246,8 +169,8 @@ TASK_FORMAT = Format(
     read=LazyFunction(f"{__name__}.read", "read_task_folder"),
     write=LazyFunction(f"{__name__}.write", "write_task_folder"),
     detect=detect_task_folder,
-    read_options=LightlyTaskReadOptions,
-    write_options=LightlyTaskWriteOptions,
+    read_options=LazyFunction(f"{__name__}.options", "LightlyTaskReadOptions"),
+    write_options=LazyFunction(f"{__name__}.options", "LightlyTaskWriteOptions"),
     output="directory",
 )
 

@@ -102,52 +102,20 @@ Options
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict
-
-from annobridge.core.formats import Capabilities, Context, Format
+from annobridge.core.formats import Capabilities, Context, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
-from annobridge.plugins.pascal_voc.common import Coordinates
+
+# The options models (pydantic) are imported on first use, not to list formats.
+__getattr__ = lazy_exports(__name__, {"options": ("VocReadOptions", "VocWriteOptions")})
 
 if TYPE_CHECKING:
     from annobridge.core.model import Dataset
+    from annobridge.plugins.pascal_voc.options import VocReadOptions, VocWriteOptions
 
 # The reader and writer (numpy, Pillow, the model) are imported on first use, not to list
 # formats; the package's ``read`` and ``write`` are those submodules.
-
-
-class VocReadOptions(BaseModel):
-    """Options of the Pascal VOC reader.
-
-    Args:
-        coordinates: ``devkit`` (1-based inclusive pixels, the default) or ``corners``
-            (continuous edges, as datumaro and labelformat write them).
-        strict: refuse a SegmentationClass value beyond the class list instead of keeping it
-            as an unlabelled (void) mask value with a warning (docs/refusals.md).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    coordinates: Coordinates = "devkit"
-    strict: bool = False
-
-
-class VocWriteOptions(BaseModel):
-    """Options of the Pascal VOC writer.
-
-    Args:
-        coordinates: as for reading.
-        media: ``none`` (default), ``link`` (symlink) or ``copy`` images into ``JPEGImages/``.
-        split: the ImageSets split of items that name none.
-        class_lists: write ``<class>_<split>.txt`` for every class (true), never (false), or as
-            the source had them (unset).
-    """
-
-    model_config = ConfigDict(extra="forbid")
-    coordinates: Coordinates = "devkit"
-    media: Literal["none", "link", "copy"] = "none"
-    split: str = "default"
-    class_lists: bool | None = None
 
 
 def _read_dataset(path: Path, options: VocReadOptions, context: Context) -> Dataset:
@@ -186,8 +154,8 @@ FORMAT = Format(
     read=_read_dataset,
     write=_write_dataset,
     detect=detect,
-    read_options=VocReadOptions,
-    write_options=VocWriteOptions,
+    read_options=LazyFunction(f"{__name__}.options", "VocReadOptions"),
+    write_options=LazyFunction(f"{__name__}.options", "VocWriteOptions"),
     output="directory",
 )
 

@@ -23,13 +23,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from annobridge import Capabilities, Context, Format, ReadError, WriteError, hookimpl
-from annobridge.core.formats import NoOptions
 
 if TYPE_CHECKING:
     from annobridge import Dataset, DatasetItem
+    from annobridge.core.formats import NoOptions
 
 # The model (pydantic models, numpy) is imported when a file is read or written, not when
-# annobridge loads the plugin: `annobridge formats` and `--help` stay fast.
+# annobridge loads the plugin (NoOptions too is a pydantic model): `annobridge formats` and
+# `--help` stay fast.
 
 COLUMNS = ["image", "image_width", "image_height", "label", "x", "y", "width", "height"]
 

@@ -1,0 +1,94 @@
+"""What a conversion read, converted, wrote and dropped (:class:`ConversionReport`).
+
+Its own module so that declaring formats (``core/formats.py``) imports no pydantic;
+``annobridge.core.formats.ConversionReport`` still names it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+
+class ConversionReport(BaseModel):
+    """What a conversion read, converted, wrote and dropped, counted per annotation kind.
+
+    Kinds are the model's ``type`` names; predictions are counted as ``"prediction:<type>"``.
+    ``converted`` maps ``"<from> -> <to>"`` (``"polygon -> box"``, ``"prediction:polygon ->
+    box"``) to the number of annotations the target got in another kind than they were read
+    in (``core/derive.py``). ``dropped`` maps a kind (or a field such as
+    ``"attribute:truncated"``, ``"item metadata"``) to ``{reason: count}``.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    source: str | None = None
+    destination: str | None = None
+    source_format: str | None = None
+    destination_format: str | None = None
+    items_read: int = 0
+    items_written: int = 0
+    read: dict[str, int] = {}
+    converted: dict[str, int] = {}
+    dropped: dict[str, dict[str, int]] = {}
+    notes: list[str] = []
+    _delta: dict[str, int] = PrivateAttr(default_factory=dict)  # written - (read - dropped), per kind
+
+    def drop(self, what: str, reason: str, count: int = 1) -> None:
+        """Record that ``count`` of ``what`` could not be kept, and why."""
+        if count:
+            reasons = self.dropped.setdefault(what, {})
+            reasons[reason] = reasons.get(reason, 0) + count
+
+    def convert(self, source: str, target: str, count: int = 1, *, consumed: int | None = None,
+                made: int | None = None) -> None:
+        """Record that ``count`` annotations of kind ``target`` were made from ``source``.
+
+        Conversions are one to one except between an index mask and its objects: pass
+        ``consumed`` (annotations of ``source`` used up) and ``made`` (annotations of
+        ``target`` added) when they differ from ``count``; :attr:`written` uses them.
+        """
+        if count:
+            key = f"{source} -> {target}"
+            self.converted[key] = self.converted.get(key, 0) + count
+        target = ("prediction:" if source.startswith("prediction:") else "") + target
+        consumed = count if consumed is None else consumed
+        made = count if made is None else made
+        if consumed:
+            self._delta[source] = self._delta.get(source, 0) - consumed
+        if made:  # a conversion in place (consumed = made = 0) leaves the counts as they are
+            self._delta[target] = self._delta.get(target, 0) + made
+
+    @property
+    def written(self) -> dict[str, int]:
+        """Annotations written per kind: what was read, less what was dropped or converted
+        away, plus what was converted into the kind."""
+        out = {}
+        for kind, n in self.read.items():
+            out[kind] = n - sum(self.dropped.get(kind, {}).values())
+        for kind, n in self._delta.items():
+            out[kind] = out.get(kind, 0) + n
+        return out
+
+    @property
+    def lossless(self) -> bool:
+        return not self.dropped
+
+    def summary(self) -> str:
+        """A few human-readable lines for the CLI."""
+        lines = [
+            f"read {self.items_read} items ({self.source_format or 'in memory'}), "
+            f"wrote {self.items_written} items ({self.destination_format})"
+        ]
+        if self.read:
+            written = self.written
+            parts = ", ".join(f"{k} {written.get(k, 0)}/{self.read.get(k, 0)}"
+                              for k in sorted(set(self.read) | {k for k, n in written.items() if n}))
+            lines.append(f"annotations written/read: {parts}")
+        for key, n in sorted(self.converted.items()):
+            lines.append(f"converted {n:,} {key}")
+        for what, reasons in sorted(self.dropped.items()):
+            for reason, n in sorted(reasons.items()):
+                lines.append(f"dropped {n} x {what}: {reason}")
+        lines.extend(self.notes)
+        if not self.dropped:
+            lines.append("nothing was dropped")
+        return "\n".join(lines)
