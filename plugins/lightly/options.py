@@ -6,11 +6,21 @@ pydantic).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, field_validator
 
 from annobridge.plugins.lightly.common import _parse_frames
+
+
+def _unit_score(v: float | None) -> float | None:
+    if v is not None and not 0.0 <= v <= 1.0:
+        raise ValueError(f"a score lies in 0..1, got {v}")
+    return v
+
+
+Score = Annotated[float | None, AfterValidator(_unit_score)]
+"""A confidence in 0..1 (or None)."""
 
 
 class LightlyReadOptions(BaseModel):
@@ -47,20 +57,13 @@ class LightlyWriteOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     schema_file: Path | None = None
-    score: float | None = None
+    score: Score = None
     task: str | None = None
     frames: dict[str, int] = {}
     input: Path | None = None
     video_extension: str = "mp4"
 
     _frames = field_validator("frames", mode="before")(classmethod(lambda cls, v: _parse_frames(v)))
-
-    @field_validator("score")
-    @classmethod
-    def _unit(cls, v: float | None) -> float | None:
-        if v is not None and not 0.0 <= v <= 1.0:
-            raise ValueError(f"a score lies in 0..1, got {v}")
-        return v
 
 
 class LightlyTaskReadOptions(BaseModel):
@@ -79,12 +82,5 @@ class LightlyTaskWriteOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     task_type: Literal["object-detection", "classification", "semantic-segmentation",
                        "instance-segmentation", "keypoint-detection"] | None = None
-    score: float | None = None
+    score: Score = None
     input: Path | None = None
-
-    @field_validator("score")
-    @classmethod
-    def _unit(cls, v: float | None) -> float | None:
-        if v is not None and not 0.0 <= v <= 1.0:
-            raise ValueError(f"a score lies in 0..1, got {v}")
-        return v
