@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-from annobridge.core.errors import AnnobridgeError, FormatError
+from annobridge.core.errors import AnnobridgeError, FormatError, PluginError
 
 if TYPE_CHECKING:
     from concurrent.futures import ProcessPoolExecutor
@@ -220,7 +220,16 @@ class Format:
     def options_model(self, which: Literal["read", "write"]) -> type[BaseModel]:
         """The options model of reading or writing (imported now when declared lazily)."""
         model = self.read_options if which == "read" else self.write_options
-        return model.function if isinstance(model, LazyFunction) else model
+        if not isinstance(model, LazyFunction):
+            return model
+        try:
+            return model.function
+        except (ImportError, AttributeError) as exc:
+            raise PluginError(
+                f"format {self.name!r}: its {which} options model {model.module}.{model.name} "
+                f"cannot be imported ({type(exc).__name__}: {exc})",
+                fix=f"reinstall the plugin that provides {self.name!r} ({self.plugin or 'unknown'})",
+            ) from exc
 
 
 def parse_options(fmt: Format, which: Literal["read", "write"],

@@ -116,6 +116,22 @@ def test_options_models_are_declared_lazily_and_resolve() -> None:
     assert registry.get("jsonl").options_model("write") is NoOptions
 
 
+def test_an_options_model_that_cannot_be_imported_is_a_plugin_error() -> None:
+    from annobridge.core.errors import PluginError
+    from annobridge.core.formats import Capabilities, Format
+
+    fmt = Format(name="broken", description="d", capabilities=Capabilities(), plugin="broken-plugin",
+                 write_options=LazyFunction("annobridge.core.options", "NoSuchOptions"))
+    try:
+        fmt.options_model("write")
+    except PluginError as exc:
+        message = str(exc)
+        assert "'broken'" in message and "annobridge.core.options.NoSuchOptions" in message
+        assert "broken-plugin" in message
+    else:
+        raise AssertionError("expected PluginError")
+
+
 def test_lazy_functions_import_on_first_call_and_pickle_by_name(tmp_path) -> None:
     import pickle
 
