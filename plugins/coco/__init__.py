@@ -91,8 +91,8 @@ from annobridge.core.hookspecs import hookimpl
 __all__ = ["FORMAT", "KINDS", "CocoReadOptions", "CocoWriteOptions", "_rle_total", "detect",
            "register_formats"]
 
-# The options models (pydantic), the reader and the writer (numpy, the model) are imported on first use,
-# not to list formats.
+# The options models (pydantic), the reader and the writer (numpy, the model) are
+# imported on first use, not to list formats.
 __getattr__ = lazy_exports(__name__, {"options": ("CocoReadOptions", "CocoWriteOptions"),
                                        "read": ("_rle_total",)})
 

@@ -61,8 +61,8 @@ from annobridge.plugins.coco_panoptic.common import default_color, rgb2id
 __all__ = ["FORMAT", "IdGenerator", "PanopticReadOptions", "PanopticWriteOptions",
            "default_color", "detect", "image_id_of", "register_formats", "rgb2id"]
 
-# The options models (pydantic), the reader and the writer (numpy, Pillow, the model) are imported on first use,
-# not to list formats.
+# The options models (pydantic), the reader and the writer (numpy, Pillow, the model) are
+# imported on first use, not to list formats.
 __getattr__ = lazy_exports(__name__, {"options": ("PanopticReadOptions", "PanopticWriteOptions"),
                                        "write": ("IdGenerator", "image_id_of")})
 

@@ -116,8 +116,8 @@ from pathlib import Path
 from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
 
-# The options models (pydantic), the reader and the writer (numpy, the model) are imported on first use,
-# not to list formats.
+# The options models (pydantic), the reader and the writer (numpy, the model) are
+# imported on first use, not to list formats.
 __getattr__ = lazy_exports(__name__, {"options": ("CvatReadOptions", "CvatWriteOptions"),
                                        "read": ("annotation_file",)})
 

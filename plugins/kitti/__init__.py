@@ -153,8 +153,8 @@ __all__ = [
 """Public names of the package (the reader's, the writer's and the shared ones re-exported;
 the reader and writer themselves are the submodules ``read`` and ``write``)."""
 
-# The options models (pydantic), the reader and the writer (numpy, the model) are imported on first use,
-# not to list formats.
+# The options models (pydantic), the reader and the writer (numpy, the model) are
+# imported on first use, not to list formats.
 __getattr__ = lazy_exports(__name__, {
     "options": ("KittiReadOptions", "KittiWriteOptions"),
     "common": ("OBJECT_STYLE", "SENTINEL_3D", "TRACKING_DONTCARE_3D", "TRACKING_STYLE", "Style",
@@ -167,7 +167,7 @@ __getattr__ = lazy_exports(__name__, {
 logger = logging.getLogger(__name__)
 
 
-# --------------------------------------------------------------------------- options
+# --------------------------------------------------------------------------- detect
 
 
 def detect(path: Path) -> bool:

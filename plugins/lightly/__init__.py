@@ -123,8 +123,8 @@ from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exp
 from annobridge.core.hookspecs import hookimpl
 from annobridge.plugins.lightly.common import KINDS, split_ext  # noqa: F401  (split_ext re-exported)
 
-# The options models (pydantic), the reader and the writer (the model, Pillow) are imported on first use,
-# not to list formats.
+# The options models (pydantic), the reader and the writer (the model, Pillow) are
+# imported on first use, not to list formats.
 __getattr__ = lazy_exports(__name__, {
     "options": ("LightlyReadOptions", "LightlyWriteOptions", "LightlyTaskReadOptions",
                 "LightlyTaskWriteOptions"),

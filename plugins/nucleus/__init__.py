@@ -147,8 +147,8 @@ from annobridge.plugins.nucleus.common import (  # noqa: F401  (re-exported, as 
     SIDECAR_SUFFIX,
 )
 
-# The options models (pydantic), the reader and the writer (numpy, the model) are imported on first use,
-# not to list formats.
+# The options models (pydantic), the reader and the writer (numpy, the model) are
+# imported on first use, not to list formats.
 __getattr__ = lazy_exports(__name__, {
     "options": ("NucleusReadOptions", "NucleusWriteOptions"),
     "write": ("CAMERA_PARAM_OPTIONAL", "NON_NUCLEUS_KINDS", "NON_NUCLEUS_PREDICTION_KINDS"),
