@@ -101,15 +101,21 @@ def _has_long_integer(raw: bytes) -> bool:
     those as Python ints where orjson (and annobridge) read integers beyond 64 bits as floats,
     so such documents skip msgspec. Digit runs inside strings (RLE counts, file names) follow
     a quote, a letter or another character no number follows, and are passed over. The scan
-    runs in C (translate, find): a regex over a 188 MB file took longer than parsing it."""
-    zeros = raw.translate(_DIGITS_TO_ZERO)
-    pos = zeros.find(_RUN_19)
-    while pos != -1:
-        start = pos - 1 if pos and raw[pos - 1] == 0x2D else pos  # a minus sign
-        if start == 0 or raw[start - 1] in b"[,: \t\r\n":
-            return True
-        pos = zeros.find(_RUN_19, pos + 19)
+    runs in C (translate, find): a regex over a 188 MB file took longer than parsing it. It
+    goes chunk by chunk so that it never holds a second copy of a large document."""
+    for offset in range(0, len(raw), _SCAN_CHUNK):
+        zeros = raw[offset:offset + _SCAN_CHUNK + 18].translate(_DIGITS_TO_ZERO)
+        pos = zeros.find(_RUN_19)
+        while pos != -1 and pos < _SCAN_CHUNK:  # a run starting later is the next chunk's
+            at = offset + pos
+            start = at - 1 if at and raw[at - 1] == 0x2D else at  # a minus sign
+            if start == 0 or raw[start - 1] in b"[,: \t\r\n":
+                return True
+            pos = zeros.find(_RUN_19, pos + 19)
     return False
+
+
+_SCAN_CHUNK = 1 << 23
 _ORJSON_PLACE = re.compile(r"line (\d+) column (\d+)")
 
 

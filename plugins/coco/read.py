@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -412,18 +413,22 @@ def _bucket_lazy(anns: list[msgspec.Raw], image_index: dict[Any, int]) -> list[l
         heads = [_head(a) for a in anns]
     except (msgspec.DecodeError, RecursionError):  # not an object, or a bad id
         return None
-    return _bucket_ids([h.id for h in heads], [h.image_id for h in heads], image_index)
+    return _bucket_ids(list(map(_HEAD_ID, heads)), list(map(_HEAD_IMAGE_ID, heads)), image_index)
+
+
+_HEAD_ID, _HEAD_IMAGE_ID = attrgetter("id"), attrgetter("image_id")
 
 
 def _bucket_ids(ids: list[Any] | None, image_ids: list[Any], image_index: dict[Any, int]
                 ) -> list[list[int]] | None:
-    try:
-        if ids is not None and (not {type(v) for v in ids} <= _ID_TYPES or len(set(ids)) != len(ids)):
-            return None
-        get = image_index.get
-        positions = [get(v) for v in image_ids]
-    except TypeError:  # an unhashable id
+    """Annotation positions per image position, from the records' ids and image ids in
+    C-level passes; None when any id is missing, of a wrong type, or used twice, or any
+    image id names no image."""
+    if not set(map(type, image_ids)) <= _ID_TYPES:
         return None
+    if ids is not None and (not set(map(type, ids)) <= _ID_TYPES or len(set(ids)) != len(ids)):
+        return None
+    positions = list(map(image_index.get, image_ids))
     if None in positions:
         return None
     buckets: list[list[int]] = [[] for _ in range(len(image_index))]
