@@ -83,13 +83,14 @@ def _load_json(path: Path, lazy: str | None = None) -> tuple[Any, bytes | None]:
     without :func:`gc.freeze`, every full collection triggered while items are built would
     walk all of them again. :func:`_items` unfreezes when it is done.
     """
-    raw: bytes | None = path.read_bytes()
-    data = load_json_lazily(raw, lazy) if lazy else None  # type: ignore[arg-type]
-    if data is None:
-        data = load_json(raw, file=path)  # type: ignore[arg-type]  # finite numbers, bounded ints and depth
-        raw = None
+    raw = path.read_bytes()
+    data = load_json_lazily(raw, lazy) if lazy else None
+    if data is not None:
+        gc.freeze()
+        return data, raw
+    data = load_json(raw, file=path)  # finite numbers, bounded ints and depth
     gc.freeze()
-    return data, raw
+    return data, None
 
 
 # --------------------------------------------------------------------------- reading
