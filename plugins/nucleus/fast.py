@@ -1,0 +1,246 @@
+"""The fast path of the Nucleus reader: typed decoding of the common item line.
+
+Most lines are one image item with box, polygon, line and keypoints payloads, as annobridge
+and the Nucleus export write them. msgspec decodes such a line straight into the ``Struct``
+schemas below, checking keys and types in C; Python then checks what a schema cannot say
+(ranges, counts, unique names, the item's own reference id) and builds the canonical objects
+with :func:`~annobridge.core.model.construct`.
+
+The fast path never reports anything: a line it does not take whole (any other payload
+kind or key, a scene, an extension other than keypoints' ``unlabelled_xy``, a value out of
+range, a duplicate id, an integer of 19 digits or more) returns None, and the general reader
+in ``read.py`` reads it again and names the file, line and field of any problem. So both
+paths accept the same lines and build equal objects (``tests/test_nucleus.py`` compares them).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Union
+
+import msgspec
+
+from annobridge.core.limits import _has_long_integer
+from annobridge.core.model import (
+    BoxAnnotation,
+    DatasetItem,
+    KeypointsAnnotation,
+    LineAnnotation,
+    PolygonAnnotation,
+    annotation_id_problem,
+    construct,
+)
+
+Num = Union[int, float]  # JSON ints stay ints (a box's automatic id prints them as given)
+
+
+class _Vertex(msgspec.Struct, forbid_unknown_fields=True):
+    x: Num
+    y: Num
+
+
+class _Keypoint(msgspec.Struct, forbid_unknown_fields=True):
+    visible: bool
+    x: Union[Num, None] = None
+    y: Union[Num, None] = None
+
+
+class _BoxGeometry(msgspec.Struct, forbid_unknown_fields=True):
+    x: Num
+    y: Num
+    width: Num
+    height: Num
+
+
+class _VertexGeometry(msgspec.Struct, forbid_unknown_fields=True):
+    vertices: list[_Vertex]
+
+
+class _KeypointsGeometry(msgspec.Struct, forbid_unknown_fields=True):
+    keypoints: list[_Keypoint]
+    names: list[str]
+    skeleton: Union[list[tuple[int, int]], None] = None
+
+
+class _KeypointsExtension(msgspec.Struct, forbid_unknown_fields=True):
+    unlabelled_xy: dict[str, tuple[Num, Num]]
+
+
+class _Payload(msgspec.Struct, forbid_unknown_fields=True, tag_field="type", kw_only=True):
+    """Keys every payload kind has (``read._BASE_KEYS`` without the extension)."""
+
+    label: str
+    reference_id: Union[str, None] = None
+    annotation_id: Union[str, None] = None
+    metadata: Union[dict[str, Any], None] = None
+    track_reference_id: Union[str, None] = None
+    task_id: Any = None  # SERVER_KEYS: kept as attributes when not null
+    dataset_item_id: Any = None
+    item_id: Any = None
+    dataset_id: Any = None
+
+
+class _Box(_Payload, tag="box"):
+    geometry: _BoxGeometry
+    embedding_vector: Union[list[Num], None] = None
+
+
+class _Polygon(_Payload, tag="polygon"):
+    geometry: _VertexGeometry
+    embedding_vector: Union[list[Num], None] = None
+
+
+class _Line(_Payload, tag="line"):
+    geometry: _VertexGeometry
+
+
+class _Keypoints(_Payload, tag="keypoints"):
+    geometry: _KeypointsGeometry
+    annobridge: Union[_KeypointsExtension, None] = None
+
+
+class _BoxPrediction(_Box, tag="box"):
+    confidence: Union[Num, None] = None
+    class_pdf: Union[dict[str, Num], None] = None
+
+
+class _PolygonPrediction(_Polygon, tag="polygon"):
+    confidence: Union[Num, None] = None
+    class_pdf: Union[dict[str, Num], None] = None
+
+
+class _LinePrediction(_Line, tag="line"):
+    confidence: Union[Num, None] = None
+    class_pdf: Union[dict[str, Num], None] = None
+
+
+class _KeypointsPrediction(_Payload, tag="keypoints"):
+    geometry: _KeypointsGeometry  # no extension: read.py validates those of predictions
+    confidence: Union[Num, None] = None
+    class_pdf: Union[dict[str, Num], None] = None
+
+
+class _Item(msgspec.Struct, forbid_unknown_fields=True):
+    reference_id: str
+    image_url: Union[str, None] = None
+    width: Union[int, None] = None
+    height: Union[int, None] = None
+    metadata: Union[dict[str, Any], None] = None
+    annotations: Union[list[Union[_Box, _Polygon, _Line, _Keypoints]], None] = None
+    predictions: Union[list[Union[_BoxPrediction, _PolygonPrediction, _LinePrediction,
+                                  _KeypointsPrediction]], None] = None
+
+
+_DECODER = msgspec.json.Decoder(_Item)
+
+
+class _Refused(Exception):
+    """The line is not one the fast path takes whole."""
+
+
+def fast_item(line: bytes, seen: dict[str, str], where: str) -> DatasetItem | None:
+    """The item of one line, or None when ``read._Reader`` must read the line.
+
+    Args:
+        line: the raw line.
+        seen: reference ids read so far -> where (updated when the item is taken).
+        where: this line's place, for ``seen``.
+    """
+    if _has_long_integer(line):
+        return None
+    try:
+        raw = _DECODER.decode(line)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+    ref = raw.reference_id
+    if not ref or ref in seen:
+        return None
+    width, height = raw.width, raw.height
+    if (width is not None and width < 0) or (height is not None and height < 0):
+        return None
+    try:
+        anns = [_annotation(p, ref, False) for p in raw.annotations or ()]
+        preds = [_annotation(p, ref, True) for p in raw.predictions or ()]
+    except _Refused:
+        return None
+    item = construct(DatasetItem, {
+        "reference_id": ref, "image_location": raw.image_url, "pointcloud_location": None,
+        "width": width, "height": height, "metadata": dict(raw.metadata or {}), "attributes": {},
+        "annotations": anns, "predictions": preds, "scene": None,
+    })
+    if annotation_id_problem(item):
+        return None
+    seen[ref] = where
+    return item
+
+
+def _annotation(p: Any, ref: str, prediction: bool) -> Any:
+    if p.reference_id is not None and p.reference_id != ref:
+        raise _Refused
+    conf = pdf = None
+    if prediction:
+        conf = p.confidence
+        if conf is not None and not 0 <= conf <= 1:
+            raise _Refused
+        if p.class_pdf is not None:
+            pdf = dict(p.class_pdf)
+    attributes = {}
+    for key in ("task_id", "dataset_item_id", "item_id", "dataset_id"):
+        v = getattr(p, key)
+        if v is not None:
+            attributes[key] = v
+    f = {"reference_id": ref, "annotation_id": p.annotation_id, "group_id": None,
+         "track_reference_id": p.track_reference_id, "metadata": dict(p.metadata or {}),
+         "attributes": attributes, "confidence": conf, "class_pdf": pdf}
+    g = p.geometry
+    kind = type(p)
+    if kind is _Box or kind is _BoxPrediction:
+        if g.width < 0 or g.height < 0:
+            raise _Refused
+        f.update(type="box", label=p.label, x=g.x, y=g.y, width=g.width, height=g.height,
+                 embedding_vector=p.embedding_vector)
+        return construct(BoxAnnotation, f)
+    if kind is _Polygon or kind is _PolygonPrediction or kind is _Line or kind is _LinePrediction:
+        verts = g.vertices
+        flat = [c for v in verts for c in (v.x, v.y)]
+        if kind is _Line or kind is _LinePrediction:
+            if len(verts) < 2:
+                raise _Refused
+            f.update(type="line", label=p.label, vertices=flat)
+            return construct(LineAnnotation, f)
+        if len(verts) < 3:
+            raise _Refused
+        f.update(type="polygon", label=p.label, rings=[flat], embedding_vector=p.embedding_vector)
+        return construct(PolygonAnnotation, f)
+    names = g.names
+    n = len(names)
+    if len(g.keypoints) != n or len(set(names)) != n:
+        raise _Refused
+    flat = []
+    for kp in g.keypoints:
+        x, y = kp.x, kp.y
+        if x is None and y is None:
+            if kp.visible:
+                raise _Refused
+            flat.extend((0, 0, 0))
+        elif x is None or y is None:
+            raise _Refused
+        else:
+            flat.extend((x, y, 2 if kp.visible else 1))
+    skeleton = g.skeleton
+    if skeleton is not None:
+        for a, b in skeleton:
+            if not (0 <= a < n and 0 <= b < n):
+                raise _Refused
+    elif prediction:
+        raise _Refused  # read.py warns (or refuses, strict) about it
+    ext = None if prediction else p.annobridge
+    if ext is not None:
+        for key, xy in ext.unlabelled_xy.items():
+            if not key.isdigit() or not key.isascii() or str(int(key)) != key:
+                raise _Refused
+            i = int(key)
+            if i >= n or flat[3 * i + 2] != 0:
+                raise _Refused
+            flat[3 * i], flat[3 * i + 1] = xy
+    f.update(type="keypoints", label=p.label, keypoints=flat, names=list(names), skeleton=skeleton)
+    return construct(KeypointsAnnotation, f)
