@@ -26,46 +26,45 @@ from annobridge.core.model import (
     KeypointsAnnotation,
     LineAnnotation,
     PolygonAnnotation,
-    annotation_id_problem,
     construct,
 )
 
 Num = Union[int, float]  # JSON ints stay ints (a box's automatic id prints them as given)
 
 
-class _Vertex(msgspec.Struct, forbid_unknown_fields=True):
+class _Vertex(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     x: Num
     y: Num
 
 
-class _Keypoint(msgspec.Struct, forbid_unknown_fields=True):
+class _Keypoint(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     visible: bool
     x: Union[Num, None] = None
     y: Union[Num, None] = None
 
 
-class _BoxGeometry(msgspec.Struct, forbid_unknown_fields=True):
+class _BoxGeometry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     x: Num
     y: Num
     width: Num
     height: Num
 
 
-class _VertexGeometry(msgspec.Struct, forbid_unknown_fields=True):
+class _VertexGeometry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     vertices: list[_Vertex]
 
 
-class _KeypointsGeometry(msgspec.Struct, forbid_unknown_fields=True):
+class _KeypointsGeometry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     keypoints: list[_Keypoint]
     names: list[str]
     skeleton: Union[list[tuple[int, int]], None] = None
 
 
-class _KeypointsExtension(msgspec.Struct, forbid_unknown_fields=True):
+class _KeypointsExtension(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     unlabelled_xy: dict[str, tuple[Num, Num]]
 
 
-class _Payload(msgspec.Struct, forbid_unknown_fields=True, tag_field="type", kw_only=True):
+class _Payload(msgspec.Struct, forbid_unknown_fields=True, gc=False, tag_field="type", kw_only=True):
     """Keys every payload kind has (``read._BASE_KEYS`` without the extension)."""
 
     label: str
@@ -119,7 +118,7 @@ class _KeypointsPrediction(_Payload, tag="keypoints"):
     class_pdf: Union[dict[str, Num], None] = None
 
 
-class _Item(msgspec.Struct, forbid_unknown_fields=True):
+class _Item(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     reference_id: str
     image_url: Union[str, None] = None
     width: Union[int, None] = None
@@ -162,13 +161,15 @@ def fast_item(line: bytes, seen: dict[str, str], where: str) -> DatasetItem | No
         preds = [_annotation(p, ref, True) for p in raw.predictions or ()]
     except _Refused:
         return None
+    for anns_ in (anns, preds):  # core.model.annotation_id_problem, on ids the lists hold
+        ids = [a.annotation_id for a in anns_ if a.annotation_id is not None]
+        if len(ids) != len(set(ids)):
+            return None
     item = construct(DatasetItem, {
         "reference_id": ref, "image_location": raw.image_url, "pointcloud_location": None,
-        "width": width, "height": height, "metadata": dict(raw.metadata or {}), "attributes": {},
-        "annotations": anns, "predictions": preds, "scene": None,
+        "width": width, "height": height, "metadata": dict(raw.metadata) if raw.metadata else {},
+        "attributes": {}, "annotations": anns, "predictions": preds, "scene": None,
     })
-    if annotation_id_problem(item):
-        return None
     seen[ref] = where
     return item
 
@@ -184,12 +185,13 @@ def _annotation(p: Any, ref: str, prediction: bool) -> Any:
         if p.class_pdf is not None:
             pdf = dict(p.class_pdf)
     attributes = {}
-    for key in ("task_id", "dataset_item_id", "item_id", "dataset_id"):
-        v = getattr(p, key)
-        if v is not None:
-            attributes[key] = v
+    if p.task_id is not None or p.dataset_item_id is not None or p.item_id is not None or p.dataset_id is not None:
+        for key in ("task_id", "dataset_item_id", "item_id", "dataset_id"):
+            v = getattr(p, key)
+            if v is not None:
+                attributes[key] = v
     f = {"reference_id": ref, "annotation_id": p.annotation_id, "group_id": None,
-         "track_reference_id": p.track_reference_id, "metadata": dict(p.metadata or {}),
+         "track_reference_id": p.track_reference_id, "metadata": dict(p.metadata) if p.metadata else {},
          "attributes": attributes, "confidence": conf, "class_pdf": pdf}
     g = p.geometry
     kind = type(p)
