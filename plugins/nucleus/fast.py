@@ -4,7 +4,8 @@ Most lines are one image item with box, polygon, line and keypoints payloads, as
 and the Nucleus export write them. msgspec decodes such a line straight into the ``Struct``
 schemas below, checking keys and types in C; Python then checks what a schema cannot say
 (ranges, counts, unique names, the item's own reference id) and builds the canonical objects
-with :func:`~annobridge.core.model.construct`.
+with :func:`~annobridge.core.model.construct` (the dicts and lists msgspec made are fresh, so
+they are used as they are).
 
 The fast path never reports anything: a line it does not take whole (any other payload
 kind or key, a scene, an extension other than keypoints' ``unlabelled_xy``, a value out of
@@ -167,7 +168,7 @@ def fast_item(line: bytes, seen: dict[str, str], where: str) -> DatasetItem | No
             return None
     item = construct(DatasetItem, {
         "reference_id": ref, "image_location": raw.image_url, "pointcloud_location": None,
-        "width": width, "height": height, "metadata": dict(raw.metadata) if raw.metadata else {},
+        "width": width, "height": height, "metadata": {} if raw.metadata is None else raw.metadata,
         "attributes": {}, "annotations": anns, "predictions": preds, "scene": None,
     })
     seen[ref] = where
@@ -182,8 +183,7 @@ def _annotation(p: Any, ref: str, prediction: bool) -> Any:
         conf = p.confidence
         if conf is not None and not 0 <= conf <= 1:
             raise _Refused
-        if p.class_pdf is not None:
-            pdf = dict(p.class_pdf)
+        pdf = p.class_pdf
     attributes = {}
     if p.task_id is not None or p.dataset_item_id is not None or p.item_id is not None or p.dataset_id is not None:
         for key in ("task_id", "dataset_item_id", "item_id", "dataset_id"):
@@ -191,7 +191,7 @@ def _annotation(p: Any, ref: str, prediction: bool) -> Any:
             if v is not None:
                 attributes[key] = v
     f = {"reference_id": ref, "annotation_id": p.annotation_id, "group_id": None,
-         "track_reference_id": p.track_reference_id, "metadata": dict(p.metadata) if p.metadata else {},
+         "track_reference_id": p.track_reference_id, "metadata": {} if p.metadata is None else p.metadata,
          "attributes": attributes, "confidence": conf, "class_pdf": pdf}
     g = p.geometry
     kind = type(p)
