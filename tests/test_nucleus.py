@@ -591,7 +591,9 @@ def test_fast_path_builds_what_the_general_reader_builds(tmp_path: Path, monkeyp
     """Typed decoding takes every line here whole, and builds objects equal to the general reader's,
     ints kept ints; a line it does not take (a value out of range) gets the general reader's error."""
     from annobridge.plugins.nucleus import fast, read
+    from annobridge.plugins.nucleus.common import SERVER_KEYS
 
+    assert set(SERVER_KEYS) <= set(fast._Payload.__struct_fields__)  # every server key is read as an attribute
     path = _write_lines(tmp_path / "f.jsonl", *_fast_path_lines())
     seen: dict[str, str] = {}
     assert all(fast.fast_item(raw, seen, "here") is not None for raw in path.read_bytes().splitlines())

@@ -16,7 +16,7 @@ paths accept the same lines and build equal objects (``tests/test_nucleus.py`` c
 
 from __future__ import annotations
 
-from typing import Any, Union
+from typing import Any
 
 import msgspec
 
@@ -29,8 +29,9 @@ from annobridge.core.model import (
     PolygonAnnotation,
     construct,
 )
+from annobridge.plugins.nucleus.common import SERVER_KEYS
 
-Num = Union[int, float]  # JSON ints stay ints (a box's automatic id prints them as given)
+Num = int | float  # JSON ints stay ints (a box's automatic id prints them as given)
 
 
 class _Vertex(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -40,8 +41,8 @@ class _Vertex(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 
 class _Keypoint(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     visible: bool
-    x: Union[Num, None] = None
-    y: Union[Num, None] = None
+    x: Num | None = None
+    y: Num | None = None
 
 
 class _BoxGeometry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -58,7 +59,7 @@ class _VertexGeometry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 class _KeypointsGeometry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     keypoints: list[_Keypoint]
     names: list[str]
-    skeleton: Union[list[tuple[int, int]], None] = None
+    skeleton: list[tuple[int, int]] | None = None
 
 
 class _KeypointsExtension(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -69,11 +70,11 @@ class _Payload(msgspec.Struct, forbid_unknown_fields=True, gc=False, tag_field="
     """Keys every payload kind has (``read._BASE_KEYS`` without the extension)."""
 
     label: str
-    reference_id: Union[str, None] = None
-    annotation_id: Union[str, None] = None
-    metadata: Union[dict[str, Any], None] = None
-    track_reference_id: Union[str, None] = None
-    task_id: Any = None  # SERVER_KEYS: kept as attributes when not null
+    reference_id: str | None = None
+    annotation_id: str | None = None
+    metadata: dict[str, Any] | None = None
+    track_reference_id: str | None = None
+    task_id: Any = None  # common.SERVER_KEYS: kept as attributes when not null
     dataset_item_id: Any = None
     item_id: Any = None
     dataset_id: Any = None
@@ -81,12 +82,12 @@ class _Payload(msgspec.Struct, forbid_unknown_fields=True, gc=False, tag_field="
 
 class _Box(_Payload, tag="box"):
     geometry: _BoxGeometry
-    embedding_vector: Union[list[Num], None] = None
+    embedding_vector: list[Num] | None = None
 
 
 class _Polygon(_Payload, tag="polygon"):
     geometry: _VertexGeometry
-    embedding_vector: Union[list[Num], None] = None
+    embedding_vector: list[Num] | None = None
 
 
 class _Line(_Payload, tag="line"):
@@ -95,39 +96,39 @@ class _Line(_Payload, tag="line"):
 
 class _Keypoints(_Payload, tag="keypoints"):
     geometry: _KeypointsGeometry
-    annobridge: Union[_KeypointsExtension, None] = None
+    annobridge: _KeypointsExtension | None = None
 
 
 class _BoxPrediction(_Box, tag="box"):
-    confidence: Union[Num, None] = None
-    class_pdf: Union[dict[str, Num], None] = None
+    confidence: Num | None = None
+    class_pdf: dict[str, Num] | None = None
 
 
 class _PolygonPrediction(_Polygon, tag="polygon"):
-    confidence: Union[Num, None] = None
-    class_pdf: Union[dict[str, Num], None] = None
+    confidence: Num | None = None
+    class_pdf: dict[str, Num] | None = None
 
 
 class _LinePrediction(_Line, tag="line"):
-    confidence: Union[Num, None] = None
-    class_pdf: Union[dict[str, Num], None] = None
+    confidence: Num | None = None
+    class_pdf: dict[str, Num] | None = None
 
 
 class _KeypointsPrediction(_Payload, tag="keypoints"):
     geometry: _KeypointsGeometry  # no extension: read.py validates those of predictions
-    confidence: Union[Num, None] = None
-    class_pdf: Union[dict[str, Num], None] = None
+    confidence: Num | None = None
+    class_pdf: dict[str, Num] | None = None
 
 
 class _Item(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     reference_id: str
-    image_url: Union[str, None] = None
-    width: Union[int, None] = None
-    height: Union[int, None] = None
-    metadata: Union[dict[str, Any], None] = None
-    annotations: Union[list[Union[_Box, _Polygon, _Line, _Keypoints]], None] = None
-    predictions: Union[list[Union[_BoxPrediction, _PolygonPrediction, _LinePrediction,
-                                  _KeypointsPrediction]], None] = None
+    image_url: str | None = None
+    width: int | None = None
+    height: int | None = None
+    metadata: dict[str, Any] | None = None
+    annotations: list[_Box | _Polygon | _Line | _Keypoints] | None = None
+    predictions: (list[_BoxPrediction | _PolygonPrediction | _LinePrediction | _KeypointsPrediction]
+                  | None) = None
 
 
 _DECODER = msgspec.json.Decoder(_Item)
@@ -186,10 +187,7 @@ def _annotation(p: Any, ref: str, prediction: bool) -> Any:
         pdf = p.class_pdf
     attributes = {}
     if p.task_id is not None or p.dataset_item_id is not None or p.item_id is not None or p.dataset_id is not None:
-        for key in ("task_id", "dataset_item_id", "item_id", "dataset_id"):
-            v = getattr(p, key)
-            if v is not None:
-                attributes[key] = v
+        attributes = {k: getattr(p, k) for k in SERVER_KEYS if getattr(p, k) is not None}
     f = {"reference_id": ref, "annotation_id": p.annotation_id, "group_id": None,
          "track_reference_id": p.track_reference_id, "metadata": {} if p.metadata is None else p.metadata,
          "attributes": attributes, "confidence": conf, "class_pdf": pdf}

@@ -114,7 +114,7 @@ class _Drops:
     """What one item job records for the report: drops, conversions, and (validating) the
     problems found and the warnings."""
 
-    __slots__ = ("items", "converted", "errors", "warnings")
+    __slots__ = ("converted", "errors", "items", "warnings")
 
     def __init__(self) -> None:  # plain dicts and lists: one is made per item
         self.items: dict[tuple[str, str], int] = {}
@@ -266,7 +266,7 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
     elif t in ("line", "polygon"):
         flat = ann.vertices if t == "line" else ann.rings[0]
         coords = iter(flat)
-        verts = [{"x": x, "y": y} for x, y in zip(coords, coords)]
+        verts = [{"x": x, "y": y} for x, y in zip(coords, coords, strict=True)]
         p = {"label": ann.label, "type": t, "geometry": {"vertices": verts}, "reference_id": ref,
              "annotation_id": aid, "metadata": ann.metadata}
         if t == "polygon":
