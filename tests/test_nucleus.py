@@ -563,6 +563,58 @@ def _read_all(path: Path) -> list[DatasetItem]:
     return list(annobridge.load(path, "nucleus", stream=True).items)
 
 
+def _kp(x: Any, y: Any, visible: bool) -> dict[str, Any]:
+    return {"x": x, "y": y, "visible": visible}
+
+
+def _fast_path_lines() -> list[dict[str, Any]]:
+    """Lines of every kind the reader's fast path (plugins/nucleus/fast.py) takes."""
+    poly = {"label": "p", "type": "polygon", "geometry": {"vertices": [{"x": 0, "y": 0.5}, {"x": 3, "y": 0},
+            {"x": 3.25, "y": 4}]}, "reference_id": "a", "annotation_id": "p1", "metadata": {"m": [1, "x"]},
+            "embedding_vector": [0.5, 1], "track_reference_id": "t", "task_id": "task-9"}
+    line = {"label": "l", "type": "line", "geometry": {"vertices": [{"x": 1, "y": 2}, {"x": 3.5, "y": 4}]},
+            "annotation_id": "l1"}
+    kps = {"label": "person", "type": "keypoints", "annotation_id": "k1", "metadata": {},
+           "geometry": {"keypoints": [_kp(1, 2, True), _kp(3.5, 4, False), _kp(None, None, False)],
+                        "names": ["a", "b", "c"], "skeleton": [[0, 1], [1, 2]]},
+           "annobridge": {"unlabelled_xy": {"2": [7, 8.5]}}}
+    pred = {"label": "car", "type": "box", "geometry": {"x": 1.5, "y": 2, "width": 0, "height": 4},
+            "confidence": 1, "class_pdf": {"car": 1, "bus": 0.0}, "dataset_item_id": "di_1"}
+    kp_pred = {"label": "person", "type": "keypoints", "confidence": 0.25, "annotation_id": "kp",
+               "geometry": {"keypoints": [_kp(1, 2, True)], "names": ["a"], "skeleton": []}}
+    return [_item_line(reference_id="a", width=640, height=480, metadata={"i": 1, "f": 0.5},
+                       annotations=[poly, line, kps], predictions=[pred, kp_pred]),
+            _item_line(metadata=None, predictions=None)]
+
+
+def test_fast_path_builds_what_the_general_reader_builds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Typed decoding takes every line here whole, and builds objects equal to the general reader's,
+    ints kept ints; a line it does not take (a value out of range) gets the general reader's error."""
+    from annobridge.plugins.nucleus import fast, read
+    from annobridge.plugins.nucleus.common import SERVER_KEYS
+
+    assert set(SERVER_KEYS) <= set(fast._Payload.__struct_fields__)  # every server key is read as an attribute
+    path = _write_lines(tmp_path / "f.jsonl", *_fast_path_lines())
+    seen: dict[str, str] = {}
+    assert all(fast.fast_item(raw, seen, "here") is not None for raw in path.read_bytes().splitlines())
+    taken = _read_all(path)
+    monkeypatch.setattr(read, "fast_item", lambda *args: None)
+    general = _read_all(path)
+    assert [i.model_dump() for i in taken] == [i.model_dump() for i in general]
+    assert taken[0].annotations[0].rings == [[0, 0.5, 3, 0, 3.25, 4]]
+    assert [type(c) for c in taken[0].annotations[0].rings[0]] == [int, float, int, int, float, int]
+    assert taken[0].annotations[2].keypoints == [1, 2, 2, 3.5, 4, 1, 7, 8.5, 0]
+    assert taken[0].predictions[0].attributes == {"dataset_item_id": "di_1"}
+    monkeypatch.undo()
+    bad = _fast_path_lines()[0]
+    bad["predictions"][0]["confidence"] = 1.5
+    path = _write_lines(tmp_path / "g.jsonl", bad)
+    assert fast.fast_item(path.read_bytes(), {}, "here") is None
+    with pytest.raises(ReadError, match=r'g\.jsonl:line 1, #/predictions/0/confidence \(item "a"\): '
+                                        r"confidence must lie in \[0, 1\], got 1.5"):
+        _read_all(path)
+
+
 def test_truncated_line(tmp_path: Path) -> None:
     good = json.dumps(_item_line())
     path = tmp_path / "t.jsonl"

@@ -44,6 +44,7 @@ from annobridge.plugins.nucleus.common import (
     SERVER_KEYS,
     SIDECAR_SUFFIX,
 )
+from annobridge.plugins.nucleus.fast import fast_item
 
 if TYPE_CHECKING:
     from annobridge.plugins.nucleus import NucleusReadOptions
@@ -222,6 +223,10 @@ class _Reader:
         with open(self.path, "rb") as fh:  # bytes: a line that is not UTF-8 is one error, not the end
             for self.lineno, line in enumerate(fh, start=1):
                 if not line.strip():
+                    continue
+                item = fast_item(line, self.seen_items, f"line {self.lineno}")
+                if item is not None:
+                    yield item
                     continue
                 try:
                     obj = _loads(line)

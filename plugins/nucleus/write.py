@@ -6,7 +6,6 @@ import json
 import os
 import re
 import shutil
-from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,14 +114,16 @@ class _Drops:
     """What one item job records for the report: drops, conversions, and (validating) the
     problems found and the warnings."""
 
-    def __init__(self) -> None:
-        self.items: Counter[tuple[str, str]] = Counter()
-        self.converted: Counter[tuple[str, str]] = Counter()
+    __slots__ = ("converted", "errors", "items", "warnings")
+
+    def __init__(self) -> None:  # plain dicts and lists: one is made per item
+        self.items: dict[tuple[str, str], int] = {}
+        self.converted: dict[tuple[str, str], int] = {}
         self.errors: list[ReadError | WriteError] = []
         self.warnings: list[WriteError] = []
 
     def add(self, what: str, reason: str, n: int = 1) -> None:
-        self.items[(what, reason)] += n
+        self.items[(what, reason)] = self.items.get((what, reason), 0) + n
 
     def as_list(self) -> list[tuple[str, str, int]]:
         return [(w, r, n) for (w, r), n in self.items.items()]
@@ -132,7 +133,6 @@ def _item_job(job: _Job) -> _Done:
     """Build one item's payload; write its masks and point cloud. Runs in a worker under --workers."""
     item = job.item
     drops = _Drops()
-    base = Path(job.base)
     ref = item.reference_id
     payload: dict[str, Any] = {"metadata": item.metadata, "reference_id": ref}
     attrs = dict(item.attributes)
@@ -161,7 +161,7 @@ def _item_job(job: _Job) -> _Done:
                 except ReadError as exc:
                     raise WriteError(f"cannot convert the point cloud: {exc.problem}", file=src, item=ref,
                                      fix=exc.fix) from exc
-            cloud = join_url(job.pointcloud_url, target.name) if job.pointcloud_url else relative_location(target, base)
+            cloud = join_url(job.pointcloud_url, target.name) if job.pointcloud_url else relative_location(target, Path(job.base))
     elif cloud is not None:
         kind = "pointcloud"
     location = cloud if cloud is not None else item.image_location  # images: exactly as given
@@ -208,7 +208,7 @@ def _annotation_payloads(anns: list[Any], ref: str, prediction: bool, job: _Job,
                          drops: _Drops) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     prefix = "prediction:" if prediction else ""
     non_nucleus = NON_NUCLEUS_PREDICTION_KINDS if prediction else NON_NUCLEUS_KINDS
-    taken = {a.annotation_id for a in anns if a.annotation_id is not None}
+    taken: set[str] | None = None  # the ids given, made when an id must be generated
     native: list[dict[str, Any]] = []
     extra: list[dict[str, Any]] = []
     for n, ann in enumerate(anns):
@@ -222,6 +222,8 @@ def _annotation_payloads(anns: list[Any], ref: str, prediction: bool, job: _Job,
             drops.add(prefix + "cuboid", "camera-frame cuboid: Nucleus cuboids are in the point cloud's frame "
                       "(convert with calibration)")
             continue
+        if taken is None and ann.annotation_id is None:
+            taken = {a.annotation_id for a in anns if a.annotation_id is not None}
         try:
             native.append(_annotation_payload(ann, ref, n, prediction, job, drops, taken))
         except (ReadError, WriteError) as exc:  # a mask that cannot be decoded or held
@@ -234,7 +236,7 @@ def _annotation_payloads(anns: list[Any], ref: str, prediction: bool, job: _Job,
 
 
 def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job, drops: _Drops,
-                        taken: set[str]) -> dict[str, Any]:
+                        taken: set[str] | None) -> dict[str, Any]:
     t = ann.type
     prefix = "prediction:" if prediction else ""
     ext: dict[str, Any] = {}
@@ -251,6 +253,7 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
     if aid is None and t == "box":
         aid = auto_annotation_id(ann.model_copy(update={"reference_id": ref}))
     elif aid is None and t not in ("category", "multicategory"):
+        assert taken is not None  # made by _annotation_payloads for an annotation without id
         aid = _generated_id(ref, t, n, prediction, taken)
         ext["annotation_id"] = None
     p: dict[str, Any]
@@ -262,7 +265,8 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
              "task_id": server.pop("task_id", None)}
     elif t in ("line", "polygon"):
         flat = ann.vertices if t == "line" else ann.rings[0]
-        verts = [{"x": flat[i], "y": flat[i + 1]} for i in range(0, len(flat), 2)]
+        coords = iter(flat)
+        verts = [{"x": x, "y": y} for x, y in zip(coords, coords, strict=True)]
         p = {"label": ann.label, "type": t, "geometry": {"vertices": verts}, "reference_id": ref,
              "annotation_id": aid, "metadata": ann.metadata}
         if t == "polygon":
@@ -407,7 +411,8 @@ def _renumbered(ann: SegmentationAnnotation, ref: str, drops: _Drops, prefix: st
     segments = [s.model_copy(update={"index": new_of[s.index],
                                      "attributes": {**s.attributes, "original_index": s.index}})
                 for s in ann.annotations]
-    drops.converted[(f"{prefix}segmentation", RENUMBERED)] += 1
+    key = (f"{prefix}segmentation", RENUMBERED)
+    drops.converted[key] = drops.converted.get(key, 0) + 1
     return mask, segments
 
 
