@@ -20,7 +20,7 @@ from typing import Any
 from annobridge.core import derive as derivation
 from annobridge.core import storage
 from annobridge.core.errors import AnnobridgeError, FormatError, ReadError, WriteError
-from annobridge.core.formats import Capabilities, ConversionReport, Context, Format, parse_options
+from annobridge.core.formats import Capabilities, ConversionReport, Context, Format, Shards, parse_options
 from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem
 from annobridge.core.plugins import FormatRegistry, get_registry
 from annobridge.core.storage import StorageOptions
@@ -87,6 +87,40 @@ def read_dataset(
     items = _remote_media(dataset.items) if storage.is_remote(location) else dataset.items
     dataset.items = _checked(items, ctx, str(path))
     return dataset
+
+
+def read_shards(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    options: Options = None,
+    *,
+    context: Context,
+    registry: FormatRegistry | None = None,
+) -> Shards | None:
+    """``path`` listed for workers to read in parts (``converters/sharded.py``), or None when
+    its reader cannot list it (or, on Dask, its parts need the driver's parsed file)."""
+    reg = _registry(registry)
+    location = str(path)
+    fmt = resolve_reader(location, format, reg, context.storage_options)
+    if fmt.shards is None:
+        return None
+    opts = parse_options(fmt, "read", options)
+    local_path = local_source(location, context.storage_options)
+    if not local_path.exists():
+        raise ReadError("input does not exist", file=local_path)
+    try:
+        shards = fmt.shards(local_path, opts, context)
+    except OSError as exc:
+        raise ReadError(f"cannot read: {exc.strerror or exc}",
+                        file=getattr(exc, "filename", None) or local_path) from exc
+    if shards is None or (context.executor != "process" and not shards.portable):
+        return None
+    context.report.source = location if storage.is_remote(location) else str(local_path)
+    context.report.source_format = fmt.name
+    shards.source, shards.format = str(local_path), fmt.name
+    if context.on_total is not None:
+        context.on_total(shards.total)
+    return shards
 
 
 def _remote_media(items: Iterable[DatasetItem]) -> Iterator[DatasetItem]:
@@ -256,6 +290,7 @@ def write_dataset(
     derive: str = "auto",
     geometry: str | None = None,
     overlap: str = "error",
+    shards: Shards | None = None,
 ) -> ConversionReport:
     """Write ``dataset`` to ``destination`` atomically and return the report.
 
@@ -266,6 +301,9 @@ def write_dataset(
     The writer works in a temporary folder beside the destination; only when it finishes
     are its outputs moved into place. A failure leaves nothing behind, and an existing
     output is replaced only with ``overwrite=True``.
+
+    With ``shards`` (:func:`read_shards`; ``dataset`` gives only the header), the context's
+    workers read, fit and write the source in parts (``converters/sharded.py``).
     """
     reg = _registry(registry)
     fmt = resolve_writer(format, reg)
@@ -274,10 +312,9 @@ def write_dataset(
     if fmt.capabilities_for is not None:  # what this write holds depends on its options
         fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
     ctx = context or Context()
-    if derive == "auto":
-        view = derivation.segmentation_view(fmt.capabilities)
-        if view is not None:
-            dataset = derivation.in_view(dataset, view, overlap, ctx.report)
+    view = derivation.segmentation_view(fmt.capabilities) if derive == "auto" else None
+    if view is not None and shards is None:
+        dataset = derivation.in_view(dataset, view, overlap, ctx.report)
     location = str(destination)
     remote = storage.is_remote(location)
     if remote:
@@ -311,10 +348,19 @@ def write_dataset(
     done = False
     published: list[str] = []
     try:
-        fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx, derive, geometry),
-                         source=dataset.source, format=dataset.format, total=dataset.total)
         try:
-            fmt.write(fitted, stage / dst.name, opts, ctx)  # type: ignore[misc]
+            if shards is not None:
+                from annobridge.converters import sharded
+
+                plan = sharded.ShardPlan(
+                    shards, ctx.report.source_format or "", ctx.report.source if storage.is_remote(
+                        ctx.report.source or "") else None, fmt, opts, stage / dst.name, derive, geometry, overlap,
+                    view, ctx.storage_options)
+                sharded.write(plan, dataset.header, stage / dst.name, ctx)
+            else:
+                fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx, derive, geometry),
+                                 source=dataset.source, format=dataset.format, total=dataset.total)
+                fmt.write(fitted, stage / dst.name, opts, ctx)  # type: ignore[misc]
         except OSError as exc:
             raise WriteError(f"cannot write: {exc.strerror or exc}",
                              file=getattr(exc, "filename", None) or dst) from exc
@@ -480,6 +526,13 @@ def convert(
     ctx = Context(workers=workers, executor=executor, storage_options=dict(storage_options or {}),
                   progress=progress, on_total=on_total)
     try:
+        shards = None
+        if (workers > 1 or executor != "process") and transform is None and task is None:
+            shards = read_shards(source, src_format, read_options, context=ctx, registry=reg)
+        if shards is not None:
+            return write_dataset(Dataset(header=shards.header, source=shards.source, format=shards.format),
+                                 destination, dst_format, write_options, overwrite=overwrite, context=ctx,
+                                 registry=reg, derive=derive, geometry=geometry, overlap=overlap, shards=shards)
         dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
         if transform is not None:
             dataset = transform(dataset, ctx)

@@ -95,6 +95,59 @@ Writer = Callable[["Dataset", Path, Any, "Context"], None]
 Detector = Callable[[Path], bool]
 
 
+@dataclass
+class Shards:
+    """A source listed as per-item units that workers read in parts (``Format.shards``).
+
+    Args:
+        units: cheap, picklable descriptions of the items, in reading order (frame stems,
+            file names, line offsets); a unit's items never span two units (a KITTI frame's
+            image and point cloud are one unit).
+        read: ``read(root, units, header, context)`` yields the items of ``units`` in order,
+            reading under ``root`` (the source folder, or a worker's copy of its part of a
+            remote source); it may add scenes to ``header``. A module-level function (or a
+            ``functools.partial`` of one) when ``portable``.
+        root: the local folder the driver listed.
+        header: the dataset header (categories, info), read once by the driver.
+        files: for remote sources: the paths, relative to the source URL, that a unit's read
+            needs (a worker fetches only these); None when the units cannot be fetched apart.
+        portable: ``read`` runs in any process that sees ``root`` or the source URL (Dask);
+            False when it needs state of the driver (a parsed COCO file), which only local
+            workers forked from the driver inherit.
+        source / format / total: as on :class:`Dataset`.
+    """
+
+    units: list[Any]
+    read: Callable[[Path, list[Any], Any, Context], Iterable[Any]]
+    root: Path
+    header: Any
+    files: Callable[[Any], list[str]] | None = None
+    portable: bool = True
+    source: str | None = None
+    format: str | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A writer whose items can be written in parts on workers (``Format.parts``): per-file
+    formats, whose files of one item depend on that item only.
+
+    Args:
+        write: ``write(items, destination, options, dataset, context)`` runs in a worker on
+            the fitted items of one shard: writes their own files under the (staging)
+            ``destination`` and returns a list of small picklable results (KITTI: a frame's
+            file name and image sets). ``dataset`` carries the header and the source path,
+            no items. Module-level. The single-process writer is the same two steps.
+        finish: ``finish(results, dataset, destination, options, context)`` runs in the driver
+            on every shard's results in order: checks across items (two frames with one
+            file name) and writes the aggregate outputs (image-set lists, class lists).
+    """
+
+    write: Callable[[Iterable[Any], Path, Any, Any, Context], list[Any]]
+    finish: Callable[[Iterable[Any], Any, Path, Any, Context], None]
+
+
 @dataclass(frozen=True)
 class Format:
     """A format a plugin provides.
@@ -113,6 +166,11 @@ class Format:
         capabilities_for: for a format whose holdings depend on its write options (a YOLO
             folder of one task): the capabilities of a write with these parsed options. The
             engine fits items to them instead of ``capabilities``, which stays the union.
+        shards: ``shards(path, options, context)`` lists a source as :class:`Shards` so that
+            workers read it in parts (``converters/sharded.py``); None (the function, or its
+            result for one source) reads it in one process.
+        parts: how workers write their shards' items themselves (:class:`Parts`); without
+            it, workers send their fitted items to the driver, which writes them.
     """
 
     name: str
@@ -125,6 +183,8 @@ class Format:
     write_options: type[BaseModel] = NoOptions
     output: Literal["file", "directory"] = "file"
     capabilities_for: Callable[[BaseModel], Capabilities] | None = None
+    shards: Callable[[Path, Any, Context], Shards | None] | None = None
+    parts: Parts | None = None
     plugin: str = field(default="", compare=False)
 
 
@@ -280,13 +340,15 @@ class Context:
             raise err
         self.errors.append(err)
 
-    def map(self, fn: Callable[[T], R], iterable: Iterable[T]) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = None) -> Iterator[R]:
         """``map(fn, iterable)`` in order, on ``workers`` processes when more than one.
 
         ``fn`` must be a picklable module-level function. Inputs are submitted in a
-        bounded window, so a long stream is never held in memory at once. With a Dask
-        ``executor`` each chunk of inputs is one Dask task.
+        bounded window, so a long stream is never held in memory at once, in chunks of
+        ``chunksize`` (default :attr:`chunksize`). With a Dask ``executor`` each chunk of
+        inputs is one Dask task.
         """
+        size = chunksize or self.chunksize
         if self.executor != "process":
             from annobridge.core.distributed import DaskRunner
 
@@ -311,7 +373,7 @@ class Context:
         chunk: list[T] = []
         for x in iterable:
             chunk.append(x)
-            if len(chunk) >= self.chunksize:
+            if len(chunk) >= size:
                 window.append(submit(fn, chunk))
                 chunk = []
                 if len(window) >= limit:

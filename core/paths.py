@@ -123,9 +123,9 @@ def media_file(location: str | None, root: Path | None) -> tuple[Path | None, st
     ``"missing"``, or one starting ``"outside the source folder"``). The URL of a file in a
     fetched remote source (core.storage) is read from its local copy.
     """
-    if location and "://" in location:
+    if location and "://" in location:  # a remote source's file: its key was checked on fetching
         copy = cached_file(location)
-        location = str(copy) if copy is not None else None
+        return (copy, "") if copy is not None else (None, "not a local file")
     if not location:
         return None, "not a local file"
     if "\x00" in location:

@@ -221,14 +221,64 @@ def as_url(location: str) -> str:
 
 
 def cached_file(url: str) -> Path | None:
-    """The local copy of a fetched URL (a media file writers copy), or None."""
+    """The local copy of a media file of a remote source (a file writers copy), or None.
+
+    The driver finds it in its fetched copy; a worker (which cannot see that copy) fetches
+    the one file itself, through fsspec with the source's storage options, when ``url`` lies
+    under a source it was told about (:func:`remember_source`) and its key climbs nowhere.
+    """
     for (source, _), (_, cache) in _FETCHED.items():
         root = _parent_url(source) + "/"
         if url.startswith(root):
             path = cache / url[len(root):]
             if path.is_file():
                 return path
+    for root, options in _SOURCES.items():
+        rel = url[len(root) + 1:] if url.startswith(root + "/") else None
+        if not rel or any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel or "\x00" in rel:
+            continue
+        path = _media_cache() / root.replace("://", "/") / rel
+        if not path.is_file():
+            fs, key = filesystem(url, options)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fs.get_file(key, str(path))
+            except FileNotFoundError:
+                return None
+            except Exception as exc:  # noqa: BLE001 - fsspec/botocore raise many kinds
+                raise ReadError(f"cannot fetch the media file: {exc}", file=url,
+                                fix="check the URL, the credentials and --storage-option") from exc
+        return path
     return None
+
+
+_SOURCES: dict[str, StorageOptions] = {}
+"""Remote sources (their parent URL) whose media files this process may fetch, with their options."""
+_MEDIA: list[Path] = []
+
+
+def remember_source(url: str | None, storage_options: StorageOptions | None = None) -> None:
+    """Let this process (a worker) fetch media files lying beside the remote source ``url``."""
+    if url is not None and is_remote(url):
+        _SOURCES[_parent_url(url)] = dict(storage_options or {})
+
+
+def remember_sources(roots: dict[str, StorageOptions]) -> None:
+    """:func:`remember_source` for the roots :func:`sources` gave in another process."""
+    _SOURCES.update(roots)
+
+
+def sources() -> dict[str, StorageOptions]:
+    """The remote sources of this process (fetched or remembered), to hand to workers."""
+    out = {_parent_url(url): json.loads(options) for url, options in _FETCHED}
+    out.update(_SOURCES)
+    return out
+
+
+def _media_cache() -> Path:
+    if not _MEDIA:
+        _MEDIA.append(Path(tempfile.mkdtemp(prefix="annobridge-media.")))
+    return _MEDIA[0]
 
 
 def release(url: str) -> None:
@@ -241,6 +291,8 @@ def release(url: str) -> None:
 def _release_all() -> None:
     for url in {k[0] for k in _FETCHED}:
         release(url)
+    for folder in _MEDIA:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def exists(url: str, storage_options: StorageOptions | None = None) -> bool:

@@ -91,6 +91,7 @@ from pydantic import BaseModel, ConfigDict
 from annobridge.core.formats import Capabilities, Format
 from annobridge.core.hookspecs import hookimpl
 from annobridge.plugins.coco.read import _rle_total, read
+from annobridge.plugins.coco.read import shards as read_shards
 from annobridge.plugins.coco.write import write
 
 __all__ = ["FORMAT", "KINDS", "CocoReadOptions", "CocoWriteOptions", "_rle_total", "detect", "read",
@@ -177,6 +178,7 @@ FORMAT = Format(
     detect=detect,
     read_options=CocoReadOptions,
     write_options=CocoWriteOptions,
+    shards=read_shards,
 )
 
 

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import Context
+from annobridge.core.formats import Context, Shards
 from annobridge.core.limits import load_json
 from annobridge.core.model import (
     BoxAnnotation,
@@ -316,8 +317,8 @@ def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
         sources.append(_Source(records, buckets, results, f"#/{key}"))
     top.pop(PREDICTIONS_KEY, None)
     del data
-    return Dataset(header=header, items=_items(path, images, sources, cats, context,
-                                               options.mode("short_keypoints") != "error"),
+    return Dataset(header=header, items=_Parsed(path, images, sources, cats, context,
+                                                options.mode("short_keypoints") != "error"),
                    total=len(images))  # one item per image: the progress bar's total
 
 
@@ -432,8 +433,8 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
         top, keys = {}, list(_DEFAULT_TOP)
     header = DatasetHeader(categories=categories,
                            info={"coco": {"top": top, "keys": keys, "results": True}})
-    return Dataset(header=header, items=_items(path, images, [_Source(data, buckets, True, "#")],
-                                               cats, context, options.mode("short_keypoints") != "error"),
+    return Dataset(header=header, items=_Parsed(path, images, [_Source(data, buckets, True, "#")],
+                                                cats, context, options.mode("short_keypoints") != "error"),
                    total=len(images))
 
 
@@ -447,6 +448,39 @@ class _Source:
         self.buckets = buckets
         self.results = results
         self.prefix = prefix
+
+
+class _Parsed:
+    """The parsed file items are made from, image by image: iterated once by a reader, or
+    cut into parts by :func:`shards` for local workers forked from this process."""
+
+    def __init__(self, path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
+                 cats: dict[int, _Cat], context: Context, short: bool) -> None:
+        self.args = (path, images, sources, cats, context, short)
+
+    def __iter__(self) -> Iterator[DatasetItem]:
+        return _items(*self.args)
+
+    def part(self, positions: list[int], context: Context) -> Iterator[DatasetItem]:
+        path, images, sources, cats, _, short = self.args
+        return _convert_items(path, images, sources, cats, context, short, positions)
+
+
+def shards(path: Path, options: CocoReadOptions, context: Context) -> Shards | None:
+    """The parsed file's images as units for local workers forked from this process, which
+    inherit the parse (``converters/sharded.py``); None on Dask, whose workers cannot."""
+    if context.executor != "process":
+        return None
+    dataset = read(path, options, context)
+    parsed = dataset.items
+    assert isinstance(parsed, _Parsed)
+    return Shards(units=list(range(len(parsed.args[1]))), read=functools.partial(_read_part, parsed),
+                  root=path.parent, header=dataset.header, portable=False, total=dataset.total)
+
+
+def _read_part(parsed: _Parsed, root: Path, units: list[int], header: DatasetHeader,
+               context: Context) -> Iterator[DatasetItem]:
+    return parsed.part(units, context)
 
 
 def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
@@ -468,8 +502,9 @@ def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Sou
 
 
 def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
-                   cats: dict[int, _Cat], context: Context, short: bool) -> Iterator[DatasetItem]:
-    for pos in range(len(images)):
+                   cats: dict[int, _Cat], context: Context, short: bool,
+                   positions: Iterable[int] | None = None) -> Iterator[DatasetItem]:
+    for pos in range(len(images)) if positions is None else positions:
         item = images[pos][1]
         images[pos] = None  # type: ignore[call-overload]  # the consumer owns the item now
         ref = item.reference_id

@@ -143,7 +143,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from annobridge.core.formats import Capabilities, Format
+from annobridge.core.formats import Capabilities, Format, Parts
 from annobridge.core.hookspecs import hookimpl
 from annobridge.plugins.kitti import calib as kitti_calib
 from annobridge.plugins.kitti.common import (
@@ -168,12 +168,15 @@ from annobridge.plugins.kitti.read import (
     read_tracking,
     resolve_layout,
 )
+from annobridge.plugins.kitti.read import shards as read_shards
 from annobridge.plugins.kitti.write import (
     KITTI_ATTRIBUTES,
     FrameJob,
     FrameResult,
+    finish,
     write,
     write_frame,
+    write_part,
     write_tracking,
 )
 
@@ -309,6 +312,8 @@ FORMAT = Format(
     read_options=KittiReadOptions,
     write_options=KittiWriteOptions,
     output="directory",
+    shards=read_shards,
+    parts=Parts(write_part, finish),
 )
 
 TRACKING_FORMAT = Format(

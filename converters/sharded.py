@@ -1,0 +1,207 @@
+"""Sharded conversion: workers read, check, fit and (for per-file writers) write their own
+part of the source, and the driver gets back small results in order.
+
+A reader that can list its per-item units cheaply offers ``Format.shards`` (KITTI frames,
+YOLO label files, Lightly files, panoptic images, Nucleus JSONL lines; a parsed COCO file's
+images for local forked workers). With ``--workers N`` or ``--executor dask`` the engine cuts
+the unit list into shards and runs :func:`run_shard` on each: the worker reads the shard
+(fetching the files of a remote source itself, through fsspec), counts and fits its items,
+and then either
+
+- writes them with the target's ``Format.parts.write`` (per-file writers: KITTI, YOLO) into
+  the staging folder and returns the small per-item results the writer's ``finish`` needs
+  for its aggregate outputs, or
+- returns the fitted items, which the driver writes with the target's ordinary writer (one
+  JSON or JSONL file; its per-item work still goes through ``Context.map``).
+
+Results are consumed in unit order, so the output is byte-identical to one process; a
+worker's error names the item and fails the conversion, whose staging folder is removed.
+Local workers are forked after the driver listed (or, for COCO, parsed) the source, so
+they inherit it and only unit ranges cross the process boundary.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from annobridge.core import storage
+from annobridge.core.formats import ConversionReport, Context, Format, Shards
+from annobridge.core.model import Dataset, DatasetHeader, DatasetItem
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardPlan:
+    """Everything a worker needs for its shards (pickled to Dask workers; inherited by forked ones)."""
+
+    shards: Shards
+    source: str
+    url: str | None
+    target: Format
+    write_options: Any
+    destination: Path | None  # the staging destination, for per-file writers
+    derive: str
+    geometry: str | None
+    overlap: str
+    view: str | None
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ShardResult:
+    """What a worker sends back: the writer's part results (or the fitted items), the shard's
+    report, and scenes its reader added to the header."""
+
+    out: Any
+    report: ConversionReport
+    scenes: dict[str, Any]
+
+
+def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
+    """Read, check, fit and (per-file writers) write one shard of units, in unit order."""
+    from annobridge.converters import engine
+    from annobridge.core import derive as derivation
+
+    ctx = Context(storage_options=plan.storage_options)
+    ctx.report.source_format = plan.source  # counted here, by _checked: _fitted must not count again
+    storage.remember_source(plan.url, plan.storage_options)
+    header = plan.shards.header.model_copy(update={"scenes": {}})
+    mirror = None
+    try:
+        if plan.url is not None and plan.shards.files is not None:
+            mirror = _fetch_units(plan, units)
+            items = plan.shards.read(mirror, units, header, ctx)
+            items = _as_urls(items, mirror, plan.url)
+        else:
+            items = plan.shards.read(plan.shards.root, units, header, ctx)
+        items = engine._checked(items, ctx, plan.source)
+        if plan.view is not None:
+            items = derivation.in_view(Dataset(header=header, items=items), plan.view, plan.overlap,
+                                       ctx.report).items
+        fitted = engine._fitted(items, plan.target, ctx, plan.derive, plan.geometry)
+        if plan.target.parts is not None:
+            assert plan.destination is not None
+            stub = Dataset(header=header, source=plan.shards.source, format=plan.shards.format)
+            out = plan.target.parts.write(fitted, plan.destination, plan.write_options, stub, ctx)
+        else:
+            out = list(fitted)
+    finally:
+        if mirror is not None:
+            shutil.rmtree(mirror, ignore_errors=True)
+    ctx.report.source_format = None
+    return ShardResult(out, ctx.report, dict(header.scenes))
+
+
+def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
+    """A local folder laid out as the source, holding only the files of ``units`` (and the
+    files every unit needs), fetched by this worker from the source URL."""
+    assert plan.url is not None and plan.shards.files is not None
+    fs, base = storage.filesystem(plan.url, plan.storage_options)
+    base = base.rstrip("/")
+    mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard."))
+    wanted = sorted({rel for u in units for rel in plan.shards.files(u)})
+    remote = [f"{base}/{rel}" for rel in wanted]
+    local = [str(mirror / rel) for rel in wanted]
+    for p in local:
+        Path(p).parent.mkdir(parents=True, exist_ok=True)
+    if remote:
+        fs.get(remote, local)
+    return mirror
+
+
+def _as_urls(items: Any, mirror: Path, url: str) -> Iterator[DatasetItem]:
+    """Media locations inside a worker's mirror become the URLs they were fetched from."""
+    root = str(mirror) + os.sep
+    for item in items:
+        update = {}
+        for key in ("image_location", "pointcloud_location"):
+            value = getattr(item, key)
+            if value is not None and value.startswith(root):
+                update[key] = storage.join_url(url, value[len(root):].replace(os.sep, "/"))
+        yield item.model_copy(update=update) if update else item
+
+
+def merge(report: ConversionReport, part: ConversionReport) -> None:
+    """Add a shard's counts to the conversion's report."""
+    report.items_read += part.items_read
+    report.items_written += part.items_written
+    for kind, n in part.read.items():
+        report.read[kind] = report.read.get(kind, 0) + n
+    for key, n in part.converted.items():
+        report.converted[key] = report.converted.get(key, 0) + n
+    for what, reasons in part.dropped.items():
+        for reason, n in reasons.items():
+            report.drop(what, reason, n)
+    for kind, n in part._delta.items():
+        report._delta[kind] = report._delta.get(kind, 0) + n
+    for note in part.notes:
+        if note not in report.notes:
+            report.notes.append(note)
+
+
+_PLAN: ShardPlan | None = None
+"""The plan of the running sharded conversion, inherited by forked local workers."""
+
+
+def _run_inherited(units: list[Any]) -> ShardResult:
+    assert _PLAN is not None, "a local shard worker was not forked from the driver"
+    return run_shard(_PLAN, units)
+
+
+def chunks(units: list[Any], workers: int) -> list[list[Any]]:
+    """Shards of consecutive units: about eight per worker (so a slow shard does not leave the
+    others idle), at most 256 units each (bounded results in flight)."""
+    size = max(1, min(256, -(-len(units) // max(1, workers * 8))))
+    return [units[i:i + size] for i in range(0, len(units), size)]
+
+
+def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Context) -> None:
+    """Run every shard of ``plan`` on the context's workers and write ``destination`` from
+    their results, in order."""
+    global _PLAN
+    if ctx.executor == "process":
+        if ctx._pool is None:
+            ctx._pool = ProcessPoolExecutor(max_workers=ctx.workers, mp_context=multiprocessing.get_context("fork"),
+                                            initializer=_worker_start, initargs=(os.getpid(),))
+        fn: Any = _run_inherited
+        _PLAN = plan  # forked workers inherit it: only unit lists are sent
+    else:
+        fn = functools.partial(run_shard, plan)
+    try:
+        results = ctx.map(fn, chunks(plan.shards.units, ctx.workers), chunksize=1)  # one shard, one task
+        dataset = Dataset(header=header, items=_unpacked(results, header, ctx), source=plan.shards.source,
+                          format=plan.shards.format, total=plan.shards.total)
+        if plan.target.parts is not None:
+            plan.target.parts.finish(dataset.items, dataset, destination, plan.write_options, ctx)
+        else:
+            assert plan.target.write is not None
+            plan.target.write(dataset, destination, plan.write_options, ctx)
+    finally:
+        _PLAN = None
+
+
+def _unpacked(results: Iterator[ShardResult], header: DatasetHeader, ctx: Context) -> Iterator[Any]:
+    """The items (or part results) of each shard, once its counts and scenes are merged."""
+    for result in results:
+        merge(ctx.report, result.report)
+        header.scenes.update(result.scenes)
+        if ctx.progress is not None and result.report.items_read:
+            ctx.progress(result.report.items_read)
+        yield from result.out
+
+
+def _worker_start(parent: int) -> None:
+    from annobridge.core.formats import _worker_start as start
+
+    start(parent)
