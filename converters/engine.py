@@ -355,7 +355,7 @@ def write_dataset(
                 plan = sharded.ShardPlan(
                     shards, ctx.report.source_format or "", ctx.report.source if storage.is_remote(
                         ctx.report.source or "") else None, fmt, opts, stage / dst.name, derive, geometry, overlap,
-                    view, ctx.storage_options)
+                    view, ctx.storage_options, parts=fmt.parts is not None and view != "instance")
                 sharded.write(plan, dataset.header, stage / dst.name, ctx)
             else:
                 fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx, derive, geometry),

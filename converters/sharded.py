@@ -56,6 +56,7 @@ class ShardPlan:
     overlap: str
     view: str | None
     storage_options: dict[str, Any] = field(default_factory=dict)
+    parts: bool = False  # workers write with target.parts (not when new instance masks need numbers)
 
 
 @dataclass
@@ -66,6 +67,7 @@ class ShardResult:
     out: Any
     report: ConversionReport
     scenes: dict[str, Any]
+    unnumbered: list[tuple[int, list[bool]]] | None = None  # items whose new masks the driver numbers
 
 
 def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
@@ -86,21 +88,24 @@ def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
         else:
             items = plan.shards.read(plan.shards.root, units, header, ctx)
         items = engine._checked(items, ctx, plan.source)
+        unnumbered = [] if plan.view == "instance" else None
         if plan.view is not None:
             items = derivation.in_view(Dataset(header=header, items=items), plan.view, plan.overlap,
-                                       ctx.report).items
-        fitted = engine._fitted(items, plan.target, ctx, plan.derive, plan.geometry)
-        if plan.target.parts is not None:
-            assert plan.destination is not None
+                                       ctx.report, unnumbered).items
+        if unnumbered is not None:  # the driver numbers the new masks over the dataset, then fits
+            out = list(items)
+        elif plan.parts:
+            assert plan.destination is not None and plan.target.parts is not None
             stub = Dataset(header=header, source=plan.shards.source, format=plan.shards.format)
+            fitted = engine._fitted(items, plan.target, ctx, plan.derive, plan.geometry)
             out = plan.target.parts.write(fitted, plan.destination, plan.write_options, stub, ctx)
         else:
-            out = list(fitted)
+            out = list(engine._fitted(items, plan.target, ctx, plan.derive, plan.geometry))
     finally:
         if mirror is not None:
             shutil.rmtree(mirror, ignore_errors=True)
     ctx.report.source_format = None
-    return ShardResult(out, ctx.report, dict(header.scenes))
+    return ShardResult(out, ctx.report, dict(header.scenes), unnumbered)
 
 
 def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
@@ -180,9 +185,14 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
         fn = functools.partial(run_shard, plan)
     try:
         results = ctx.map(fn, chunks(plan.shards.units, ctx.workers), chunksize=1)  # one shard, one task
-        dataset = Dataset(header=header, items=_unpacked(results, header, ctx), source=plan.shards.source,
+        items = _unpacked(results, header, ctx)
+        if plan.view == "instance":
+            from annobridge.converters import engine
+
+            items = engine._fitted(_numbered(items), plan.target, ctx, plan.derive, plan.geometry)
+        dataset = Dataset(header=header, items=items, source=plan.shards.source,
                           format=plan.shards.format, total=plan.shards.total)
-        if plan.target.parts is not None:
+        if plan.parts:
             plan.target.parts.finish(dataset.items, dataset, destination, plan.write_options, ctx)
         else:
             assert plan.target.write is not None
@@ -198,7 +208,29 @@ def _unpacked(results: Iterator[ShardResult], header: DatasetHeader, ctx: Contex
         header.scenes.update(result.scenes)
         if ctx.progress is not None and result.report.items_read:
             ctx.progress(result.report.items_read)
-        yield from result.out
+        if result.unnumbered is not None:
+            yield from _marked(result)
+        else:
+            yield from result.out
+
+
+def _marked(result: ShardResult) -> Iterator[tuple[DatasetItem, list[bool]]]:
+    assert result.unnumbered is not None
+    marks = dict(result.unnumbered)
+    for position, item in enumerate(result.out):
+        yield item, marks.get(position, [False, False])
+
+
+def _numbered(marked: Iterator[tuple[DatasetItem, list[bool]]]) -> Iterator[DatasetItem]:
+    """New instance masks numbered over the dataset, in order, as one process numbers them."""
+    from annobridge.core.derive import number_masks
+
+    next_id = 1
+    for item, needs in marked:
+        for anns, need in zip((item.annotations, item.predictions), needs):
+            if need:
+                next_id = number_masks(anns, next_id)
+        yield item
 
 
 def _worker_start(parent: int) -> None:
