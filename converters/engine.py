@@ -72,6 +72,7 @@ def read_dataset(
     path = local_source(location, ctx.storage_options)
     if not path.exists():
         raise ReadError("input does not exist", file=path)
+    storage.remember_source(location if storage.is_remote(location) else None, ctx.storage_options)
     try:
         dataset = fmt.read(path, opts, ctx)  # type: ignore[misc]
     except OSError as exc:
@@ -108,6 +109,7 @@ def read_shards(
     local_path = local_source(location, context.storage_options)
     if not local_path.exists():
         raise ReadError("input does not exist", file=local_path)
+    storage.remember_source(location if storage.is_remote(location) else None, context.storage_options)
     try:
         shards = fmt.shards(local_path, opts, context)
     except OSError as exc:
@@ -352,10 +354,10 @@ def write_dataset(
             if shards is not None:
                 from annobridge.converters import sharded
 
-                plan = sharded.ShardPlan(
-                    shards, ctx.report.source_format or "", ctx.report.source if storage.is_remote(
-                        ctx.report.source or "") else None, fmt, opts, stage / dst.name, derive, geometry, overlap,
-                    view, ctx.storage_options, parts=fmt.parts is not None and view != "instance")
+                url = storage.url_of(shards.root) if storage.is_remote(ctx.report.source or "") else None
+                plan = sharded.ShardPlan(shards, ctx.report.source_format or "", url, fmt, opts, stage / dst.name,
+                                         derive, geometry, overlap, view, ctx.storage_options,
+                                         parts=fmt.parts is not None and view != "instance")
                 sharded.write(plan, dataset.header, stage / dst.name, ctx)
             else:
                 fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx, derive, geometry),

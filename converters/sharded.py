@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from annobridge.core import storage
+from annobridge.core.errors import ReadError
 from annobridge.core.formats import ConversionReport, Context, Format, Shards
 from annobridge.core.model import Dataset, DatasetHeader, DatasetItem
 
@@ -68,6 +69,7 @@ class ShardResult:
     report: ConversionReport
     scenes: dict[str, Any]
     unnumbered: list[tuple[int, list[bool]]] | None = None  # items whose new masks the driver numbers
+    refs: list[str] | None = None  # the reference ids read, when the driver checks them across parts
 
 
 def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
@@ -77,17 +79,24 @@ def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
 
     ctx = Context(storage_options=plan.storage_options)
     ctx.report.source_format = plan.source  # counted here, by _checked: _fitted must not count again
-    storage.remember_source(plan.url, plan.storage_options)
+    storage.remember_source(None, plan.storage_options)
+    if plan.url is not None:
+        storage.remember_sources({plan.url: plan.storage_options})
     header = plan.shards.header.model_copy(update={"scenes": {}})
     mirror = None
     try:
         if plan.url is not None and plan.shards.files is not None:
             mirror = _fetch_units(plan, units)
+            ctx.remote_root = plan.url
+            ctx.report.notes.append(f"the workers fetched the files of their parts from {plan.url}")
             items = plan.shards.read(mirror, units, header, ctx)
-            items = _as_urls(items, mirror, plan.url)
         else:
             items = plan.shards.read(plan.shards.root, units, header, ctx)
         items = engine._checked(items, ctx, plan.source)
+        refs: list[str] | None = None
+        if plan.shards.unique_refs:
+            refs = []
+            items = _noting_refs(items, refs)
         unnumbered = [] if plan.view == "instance" else None
         if plan.view is not None:
             items = derivation.in_view(Dataset(header=header, items=items), plan.view, plan.overlap,
@@ -101,11 +110,20 @@ def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
             out = plan.target.parts.write(fitted, plan.destination, plan.write_options, stub, ctx)
         else:
             out = list(engine._fitted(items, plan.target, ctx, plan.derive, plan.geometry))
+        if mirror is not None and not plan.parts:
+            for item in out:  # the copy goes now: what the driver may still read becomes a URL
+                _as_urls(item, mirror, plan.url)
     finally:
         if mirror is not None:
             shutil.rmtree(mirror, ignore_errors=True)
     ctx.report.source_format = None
-    return ShardResult(out, ctx.report, dict(header.scenes), unnumbered)
+    return ShardResult(out, ctx.report, dict(header.scenes), unnumbered, refs)
+
+
+def _noting_refs(items: Any, refs: list[str]) -> Iterator[DatasetItem]:
+    for item in items:
+        refs.append(item.reference_id)
+        yield item
 
 
 def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
@@ -125,16 +143,21 @@ def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
     return mirror
 
 
-def _as_urls(items: Any, mirror: Path, url: str) -> Iterator[DatasetItem]:
-    """Media locations inside a worker's mirror become the URLs they were fetched from."""
+def _as_urls(item: DatasetItem, mirror: Path, url: str) -> None:
+    """Media and mask locations inside a worker's copy become the URLs they were fetched from."""
     root = str(mirror) + os.sep
-    for item in items:
-        update = {}
-        for key in ("image_location", "pointcloud_location"):
-            value = getattr(item, key)
-            if value is not None and value.startswith(root):
-                update[key] = storage.join_url(url, value[len(root):].replace(os.sep, "/"))
-        yield item.model_copy(update=update) if update else item
+
+    def remote(value: str | None) -> str | None:
+        if value is None or not value.startswith(root):
+            return value
+        return storage.join_url(url, value[len(root):].replace(os.sep, "/"))
+
+    item.image_location = remote(item.image_location)
+    item.pointcloud_location = remote(item.pointcloud_location)
+    for a in (*item.annotations, *item.predictions):
+        mask = getattr(a, "mask", None)
+        if a.type == "segmentation" and mask is not None:
+            mask.location = remote(mask.location)
 
 
 def merge(report: ConversionReport, part: ConversionReport) -> None:
@@ -183,9 +206,12 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
         _PLAN = plan  # forked workers inherit it: only unit lists are sent
     else:
         fn = functools.partial(run_shard, plan)
+    parts = chunks(plan.shards.units, ctx.workers)
+    ctx.report.notes.append(f"read in {len(parts)} parts by the workers ({plan.shards.format} lists "
+                            f"{len(plan.shards.units)} units{'; they wrote their items' if plan.parts else ''})")
     try:
-        results = ctx.map(fn, chunks(plan.shards.units, ctx.workers), chunksize=1)  # one shard, one task
-        items = _unpacked(results, header, ctx)
+        results = ctx.map(fn, parts, chunksize=1)  # one shard, one task
+        items = _unpacked(results, header, ctx, plan.url is not None, plan.parts)
         if plan.view == "instance":
             from annobridge.converters import engine
 
@@ -201,17 +227,38 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
         _PLAN = None
 
 
-def _unpacked(results: Iterator[ShardResult], header: DatasetHeader, ctx: Context) -> Iterator[Any]:
+def _unpacked(results: Iterator[ShardResult], header: DatasetHeader, ctx: Context, remote: bool,
+              plan_parts: bool) -> Iterator[Any]:
     """The items (or part results) of each shard, once its counts and scenes are merged."""
+    seen: set[str] = set()
     for result in results:
+        for ref in result.refs or ():
+            if ref in seen:
+                raise ReadError(f"reference_id {ref!r} is used twice", item=ref, file=ctx.report.source,
+                                fix="reference ids must be unique in a dataset")
+            seen.add(ref)
         merge(ctx.report, result.report)
         header.scenes.update(result.scenes)
         if ctx.progress is not None and result.report.items_read:
             ctx.progress(result.report.items_read)
+        if remote and not plan_parts:
+            for item in result.out:
+                _local_masks(item)
         if result.unnumbered is not None:
             yield from _marked(result)
         else:
             yield from result.out
+
+
+def _local_masks(item: DatasetItem) -> None:
+    """Masks of a remote source point at the driver's fetched copy, as when one process reads
+    it (the writer then stores them as it stores local masks)."""
+    for a in (*item.annotations, *item.predictions):
+        mask = getattr(a, "mask", None)
+        if a.type == "segmentation" and mask is not None and mask.location and "://" in mask.location:
+            copy = storage.cached_file(mask.location)
+            if copy is not None:
+                mask.location = str(copy)
 
 
 def _marked(result: ShardResult) -> Iterator[tuple[DatasetItem, list[bool]]]:

@@ -114,6 +114,8 @@ class Shards:
         portable: ``read`` runs in any process that sees ``root`` or the source URL (Dask);
             False when it needs state of the driver (a parsed COCO file), which only local
             workers forked from the driver inherit.
+        unique_refs: the reader refuses a reference id used twice (Nucleus): workers send
+            their ids back and the driver checks across parts.
         source / format / total: as on :class:`Dataset`.
     """
 
@@ -123,6 +125,7 @@ class Shards:
     header: Any
     files: Callable[[Any], list[str]] | None = None
     portable: bool = True
+    unique_refs: bool = False
     source: str | None = None
     format: str | None = None
     total: int | None = None
@@ -316,6 +319,10 @@ class Context:
             processes), ``"dask"`` (a Dask ``LocalCluster`` of ``workers`` processes) or
             ``"dask://HOST:PORT"`` (an existing Dask scheduler; needs ``annobridge[dask]``).
         storage_options: keyword arguments for the fsspec filesystem of remote locations.
+        remote_root: set while a worker reads its part of a remote source from a partial
+            local copy: the URL of the copy's root. Readers resolve relative media paths
+            (Nucleus masks, point clouds) against it rather than the copy, which holds only
+            the part's own files; the media are fetched when used.
     """
 
     report: ConversionReport = field(default_factory=ConversionReport)
@@ -328,6 +335,7 @@ class Context:
     chunksize: int = 8
     executor: str = "process"
     storage_options: dict[str, Any] = field(default_factory=dict)
+    remote_root: str | None = None
     side_outputs: list[tuple[Path, str]] = field(default_factory=list)
     shared_out: bool = False
     """Whether :meth:`map` handed any work to workers (else a conversion ran in one process)."""

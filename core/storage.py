@@ -220,6 +220,16 @@ def as_url(location: str) -> str:
     return location
 
 
+def url_of(path: Path) -> str | None:
+    """The URL a local folder (or file) of a fetched copy came from, or None."""
+    text = str(path)
+    for (url, _), (_, cache) in _FETCHED.items():
+        if text == str(cache):
+            return _parent_url(url)
+    mapped = as_url(text)
+    return mapped if mapped != text else None
+
+
 def cached_file(url: str) -> Path | None:
     """The local copy of a media file of a remote source (a file writers copy), or None.
 
@@ -234,7 +244,7 @@ def cached_file(url: str) -> Path | None:
             if path.is_file():
                 return path
     for root, options in _SOURCES.items():
-        rel = url[len(root) + 1:] if url.startswith(root + "/") else None
+        rel = url[len(root) + 1:] if root and url.startswith(root + "/") else None
         if not rel or any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel or "\x00" in rel:
             continue
         path = _media_cache() / root.replace("://", "/") / rel
@@ -252,13 +262,54 @@ def cached_file(url: str) -> Path | None:
     return None
 
 
+MAX_MASK_BYTES = 256 * 2**20
+"""The most a remote mask PNG may weigh (its pixels are capped separately, before decoding)."""
+
+
+def options_for(url: str) -> StorageOptions:
+    """The storage options of the remote source ``url`` lies under (the longest match), else
+    the conversion's (:func:`remember_source`), else none (the environment's credentials)."""
+    best = ""
+    for root in _SOURCES:
+        if root and url.startswith(root + "/") and len(root) > len(best):
+            best = root
+    return dict(_SOURCES.get(best, {}))
+
+
+def fetch_bytes(url: str, limit: int, *, what: str = "file") -> bytes:
+    """The bytes of one remote file, at most ``limit`` of them; a key that climbs (``..``) is
+    refused, as :func:`fetch` refuses it.
+
+    Raises:
+        ReadError: the key climbs, the file is missing or larger than ``limit``, or the fetch fails.
+    """
+    path = url.split("://", 1)[-1].split("?", 1)[0]
+    if any(part in (".", "..") for part in path.split("/")) or "\x00" in url:
+        raise ReadError(f"the {what} URL leads outside its folder ('.' or '..' in it)", file=url)
+    fs, key = filesystem(url, options_for(url))
+    try:
+        with fs.open(key, "rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise ReadError(f"{what} does not exist", file=url, fix="upload it, or fix the URL") from None
+    except Exception as exc:  # noqa: BLE001 - fsspec/botocore raise many kinds
+        raise ReadError(f"cannot fetch the {what}: {exc}", file=url,
+                        fix="check the URL, the credentials and --storage-option") from exc
+    if len(data) > limit:
+        raise ReadError(f"{what} is larger than {limit // 2**20} MiB", file=url)
+    return data
+
+
 _SOURCES: dict[str, StorageOptions] = {}
 """Remote sources (their parent URL) whose media files this process may fetch, with their options."""
 _MEDIA: list[Path] = []
 
 
 def remember_source(url: str | None, storage_options: StorageOptions | None = None) -> None:
-    """Let this process (a worker) fetch media files lying beside the remote source ``url``."""
+    """Let this process (a worker) fetch media files lying beside the remote source ``url``;
+    ``storage_options`` also become the default for other URLs (:func:`options_for`)."""
+    if storage_options:
+        _SOURCES[""] = dict(storage_options)
     if url is not None and is_remote(url):
         _SOURCES[_parent_url(url)] = dict(storage_options or {})
 

@@ -135,6 +135,7 @@ from annobridge.plugins.nucleus.common import (  # noqa: F401  (re-exported, as 
     SIDECAR_SUFFIX,
 )
 from annobridge.plugins.nucleus.read import read
+from annobridge.plugins.nucleus.read import shards as read_shards
 from annobridge.plugins.nucleus.write import (  # noqa: F401  (re-exported, as before the split)
     CAMERA_PARAM_OPTIONAL,
     NON_NUCLEUS_KINDS,
@@ -220,6 +221,7 @@ FORMAT = Format(
     read_options=NucleusReadOptions,
     write_options=NucleusWriteOptions,
     output="file",
+    shards=read_shards,
 )
 
 

@@ -93,6 +93,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict
 from annobridge.core.formats import Capabilities, Format
 from annobridge.core.hookspecs import hookimpl
 from annobridge.plugins.yolo.read import detect, read
+from annobridge.plugins.yolo.read import shards as read_shards
 from annobridge.plugins.yolo.write import HELD, write
 
 Task = Literal["auto", "detect", "segment", "pose", "obb"]
@@ -157,6 +158,7 @@ FORMAT = Format(
     read_options=YoloReadOptions,
     write_options=YoloWriteOptions,
     output="directory",
+    shards=read_shards,
 )
 """``capabilities`` is the union over tasks (what reading can give, what tests draw);
 ``capabilities_for`` narrows a write to its ``task`` and to ground truth or predictions."""
