@@ -81,7 +81,7 @@ def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
     ctx.report.source_format = plan.source  # counted here, by _checked: _fitted must not count again
     storage.remember_source(None, plan.storage_options)
     if plan.url is not None:
-        storage.remember_sources({plan.url: plan.storage_options})
+        storage.remember_sources({"roots": {plan.url: plan.storage_options}})
     header = plan.shards.header.model_copy(update={"scenes": {}})
     mirror = None
     try:

@@ -26,13 +26,16 @@ R = TypeVar("R")
 
 
 def run_chunk(fn: Callable[[T], R], chunk: list[T], sources: dict[str, Any] | None = None) -> list[R]:
-    """One task: ``fn`` over a chunk of items, in order. ``sources`` (remote source URL ->
-    storage options) lets this worker fetch media of those sources itself."""
-    if sources:
-        from annobridge.core import storage
+    """One task: ``fn`` over a chunk of items, in order. ``sources`` (``core.storage.sources``
+    of the driver) lets this worker fetch media of the driver's remote sources itself."""
+    from annobridge.core import storage
 
+    if sources:
         storage.remember_sources(sources)
-    return [fn(x) for x in chunk]
+    try:
+        return [fn(x) for x in chunk]
+    finally:
+        storage.drop_media()  # what this task fetched for itself
 
 
 class DaskRunner:

@@ -652,9 +652,8 @@ def _remote_mask(url: str, encoding: str, expected: tuple[int | None, int | None
     from annobridge.core.errors import ReadError
     from annobridge.core.masks import read_mask_png
 
-    data = storage.fetch_bytes(url, storage.MAX_MASK_BYTES, what="mask file")
     try:
-        return read_mask_png(io.BytesIO(data), encoding, expected=expected)
+        return read_mask_png(storage.media_copy(url), encoding, expected=expected)
     except ReadError as exc:
         raise ReadError(exc.problem, file=url, fix=exc.fix) from None
 

@@ -16,12 +16,13 @@ one place that check lives; every plugin calls it before it opens or writes such
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import quote, unquote
 
 from annobridge.core.errors import AnnobridgeError, ReadError
-from annobridge.core.storage import cached_file
+from annobridge.core.storage import cached_file, join_url, url_of
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -139,6 +140,11 @@ def media_file(location: str | None, root: Path | None) -> tuple[Path | None, st
         if root is not None and not _inside(root, path):
             return None, f"outside the source folder {str(root)!r}"
         return path, ""
+    base = url_of(root) if root is not None and path_problem(location) is None else None
+    if base is not None:  # beside a remote source, not in the local copy (or in another process's)
+        copy = cached_file(join_url(base, posixpath.normpath(location)))
+        if copy is not None:
+            return copy, ""
     return None, "missing"
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import glob
+import hashlib
 import json
 import logging
 import posixpath
@@ -35,6 +36,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -221,13 +223,17 @@ def as_url(location: str) -> str:
 
 
 def url_of(path: Path) -> str | None:
-    """The URL a local folder (or file) of a fetched copy came from, or None."""
+    """The URL a local folder (or file) of a fetched copy came from, or None; in a worker,
+    the copies its driver made (:func:`sources`) count too."""
     text = str(path)
-    for (url, _), (_, cache) in _FETCHED.items():
-        if text == str(cache):
-            return _parent_url(url)
-    mapped = as_url(text)
-    return mapped if mapped != text else None
+    copies = {str(cache): _parent_url(url) for (url, _), (_, cache) in _FETCHED.items()}
+    copies.update(_COPIES)
+    for copy, url in copies.items():
+        if text == copy:
+            return url
+        if text.startswith(copy + "/"):
+            return join_url(url, text[len(copy) + 1:])
+    return None
 
 
 def cached_file(url: str) -> Path | None:
@@ -300,9 +306,22 @@ def fetch_bytes(url: str, limit: int, *, what: str = "file") -> bytes:
     return data
 
 
+def media_copy(url: str, *, what: str = "mask file") -> Path:
+    """A local copy of the remote file ``url``: the fetched copy of its source when there is
+    one, else fetched now into this process's media cache (:func:`fetch_bytes`' checks)."""
+    copy = cached_file(url)
+    if copy is not None:
+        return copy
+    data = fetch_bytes(url, MAX_MASK_BYTES, what=what)
+    path = _media_cache() / "urls" / hashlib.sha256(url.encode()).hexdigest() / posixpath.basename(url.split("?")[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
 _SOURCES: dict[str, StorageOptions] = {}
 """Remote sources (their parent URL) whose media files this process may fetch, with their options."""
-_MEDIA: list[Path] = []
+_MEDIA = threading.local()  # each thread's own media folder: a worker thread drops only its own
 
 
 def remember_source(url: str | None, storage_options: StorageOptions | None = None) -> None:
@@ -314,22 +333,39 @@ def remember_source(url: str | None, storage_options: StorageOptions | None = No
         _SOURCES[_parent_url(url)] = dict(storage_options or {})
 
 
-def remember_sources(roots: dict[str, StorageOptions]) -> None:
-    """:func:`remember_source` for the roots :func:`sources` gave in another process."""
-    _SOURCES.update(roots)
+_COPIES: dict[str, str] = {}
+"""Local copies the driver made (folder -> URL), known to a worker through :func:`sources`."""
 
 
-def sources() -> dict[str, StorageOptions]:
-    """The remote sources of this process (fetched or remembered), to hand to workers."""
-    out = {_parent_url(url): json.loads(options) for url, options in _FETCHED}
-    out.update(_SOURCES)
-    return out
+def remember_sources(state: dict[str, Any]) -> None:
+    """Take the remote sources (URL root -> storage options) and the driver's copies that
+    :func:`sources` gave in another process: media under them are fetched here."""
+    _SOURCES.update(state.get("roots", {}))
+    _COPIES.update(state.get("copies", {}))
+
+
+def sources() -> dict[str, Any]:
+    """The remote sources of this process (fetched or remembered) and its local copies of
+    them, to hand to workers (:func:`remember_sources`)."""
+    roots = {_parent_url(url): json.loads(options) for url, options in _FETCHED}
+    roots.update(_SOURCES)
+    copies = {str(cache): _parent_url(url) for (url, _), (_, cache) in _FETCHED.items()}
+    copies.update(_COPIES)
+    return {"roots": roots, "copies": copies}
+
+
+def drop_media() -> None:
+    """Remove the media files this thread fetched itself (a worker, once its task is done)."""
+    folder = getattr(_MEDIA, "folder", None)
+    if folder is not None:
+        _MEDIA.folder = None
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _media_cache() -> Path:
-    if not _MEDIA:
-        _MEDIA.append(Path(tempfile.mkdtemp(prefix="annobridge-media.")))
-    return _MEDIA[0]
+    if getattr(_MEDIA, "folder", None) is None:
+        _MEDIA.folder = Path(tempfile.mkdtemp(prefix="annobridge-media."))
+    return _MEDIA.folder
 
 
 def release(url: str) -> None:
@@ -342,8 +378,7 @@ def release(url: str) -> None:
 def _release_all() -> None:
     for url in {k[0] for k in _FETCHED}:
         release(url)
-    for folder in _MEDIA:
-        shutil.rmtree(folder, ignore_errors=True)
+    drop_media()
 
 
 def exists(url: str, storage_options: StorageOptions | None = None) -> bool:

@@ -4,11 +4,14 @@ local forked workers, on a two-worker Dask LocalCluster, and from an S3 server."
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import annobridge
 from annobridge.core.errors import ReadError
@@ -141,3 +144,84 @@ def test_dask_process_workers_read_parts_of_a_bucket_themselves(case: str, s3: A
     assert "the workers fetched the files of their parts from s3://src/data" in many.notes
     assert _remote_tree(s3, "dst/dask") == _remote_tree(s3, "dst/one")
     _same_report(one, many)
+
+
+def _coco_with_images(tmp: Path) -> Path:
+    """A COCO file beside three real PNG images (KITTI copies them into image_2/)."""
+    folder = tmp / "coco"
+    folder.mkdir()
+    images, anns = [], []
+    for n in range(3):
+        Image.fromarray(np.full((8, 10, 3), 40 * n, np.uint8)).save(folder / f"im{n}.png")
+        images.append({"id": n + 1, "file_name": f"im{n}.png", "width": 10, "height": 8})
+        anns.append({"id": n + 1, "image_id": n + 1, "category_id": 1, "bbox": [1, 1, 4, 3], "area": 12,
+                     "iscrowd": 0, "segmentation": []})
+    (folder / "train.json").write_text(json.dumps({"images": images, "annotations": anns,
+                                                   "categories": [{"id": 1, "name": "car"}]}))
+    return folder / "train.json"
+
+
+def test_dask_process_workers_fetch_remote_media_themselves(s3: Any, tmp_path: Path) -> None:
+    """COCO stays parsed in the driver; the KITTI frames are written by two worker processes,
+    which cannot see the driver's copy of the bucket and fetch the images they copy."""
+    src = _coco_with_images(tmp_path)
+    s3.mkdir("src")
+    _put_tree(s3, src.parent, "src/coco")
+    one = annobridge.convert(src, tmp_path / "one" / "out", "kitti")
+    many = annobridge.convert("s3://src/coco/train.json", "s3://src/out", "kitti", executor="dask", workers=2)
+    assert many.dropped == one.dropped
+    assert _remote_tree(s3, "src/out") == _tree(tmp_path / "one" / "out")
+    assert len([k for k in s3.find("src/out") if "/image_2/" in k]) == 3
+
+
+def _nucleus_with_remote_masks(tmp: Path, s3: Any, urls: list[str]) -> Path:
+    """A local Nucleus file whose masks are objects on the S3 server (``s3://masks/...``)."""
+    s3.mkdir("masks")
+    lines = []
+    for n, url in enumerate(urls):
+        mask = np.zeros((4, 6), np.uint8)
+        mask[1:3, 1:4] = 2
+        png = tmp / f"{n}.png"
+        Image.fromarray(mask).save(png)
+        if url in ("s3://masks/m0.png", "s3://masks/m1.png"):
+            s3.put_file(str(png), url[len("s3://"):])
+        lines.append({"reference_id": f"img-{n}", "image_url": f"https://example.com/{n}.jpg", "width": 6,
+                      "height": 4, "annotations": [{"type": "mask", "mask_url": url, "reference_id": f"img-{n}",
+                                                    "annotations": [{"label": "car", "index": 2}]}]})
+    (tmp / "items.jsonl").write_text("".join(json.dumps(line) + "\n" for line in lines))
+    return tmp / "items.jsonl"
+
+
+def test_remote_nucleus_masks_are_fetched_when_used(s3: Any, tmp_path: Path) -> None:
+    src = _nucleus_with_remote_masks(tmp_path, s3, ["s3://masks/m0.png", "s3://masks/m1.png"])
+    dataset = annobridge.load(src, stream=True)
+    item = next(iter(dataset.items))
+    mask = item.annotations[0].mask
+    assert mask.location == "s3://masks/m0.png" and not mask.is_loaded  # nothing fetched on reading
+    assert mask.load().tolist()[1] == [0, 2, 2, 2, 0, 0]
+    report = annobridge.convert(src, tmp_path / "out" / "pan.json", "coco-panoptic", workers=2)
+    assert report.items_written == 2 and not report.dropped
+    pngs = sorted((tmp_path / "out" / "pan").glob("*.png"))
+    assert len(pngs) == 2
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("s3://masks/missing.png", "mask file does not exist"),
+    ("s3://masks/a/../m0.png", "leads outside its folder"),
+])
+def test_a_bad_remote_mask_is_named(url: str, problem: str, s3: Any, tmp_path: Path) -> None:
+    src = _nucleus_with_remote_masks(tmp_path, s3, ["s3://masks/m0.png", url])
+    with pytest.raises(ReadError, match=problem) as err:
+        annobridge.convert(src, tmp_path / "out" / "pan.json", "coco-panoptic")
+    assert url in str(err.value)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_remote_mask_larger_than_the_cap_is_refused(s3: Any, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    from annobridge.core import storage
+
+    src = _nucleus_with_remote_masks(tmp_path, s3, ["s3://masks/m0.png"])
+    monkeypatch.setattr(storage, "MAX_MASK_BYTES", 16)
+    with pytest.raises(ReadError, match="larger than"):
+        annobridge.convert(src, tmp_path / "out" / "pan.json", "coco-panoptic")
