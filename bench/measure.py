@@ -25,8 +25,10 @@ _RUNNER = textwrap.dedent(
     start = time.perf_counter()
     exec(compile(code, "<case>", "exec"), {"__name__": "__case__"})
     wall = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"wall": wall, "rss": rss}))
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)  # worker processes, once they are joined
+    print(json.dumps({"wall": wall, "rss": me.ru_maxrss * 1024, "cpu": me.ru_utime + me.ru_stime,
+                      "children_cpu": kids.ru_utime + kids.ru_stime}))
     """
 )
 
@@ -36,6 +38,8 @@ class Result:
     name: str
     wall: float
     rss: int
+    cpu: float = 0.0  # user + sys seconds of the case's own process
+    children_cpu: float = 0.0  # ... and of the worker processes it started and joined
 
 
 def run_case(name: str, code: str, *, env: dict[str, str] | None = None) -> Result:
@@ -47,7 +51,7 @@ def run_case(name: str, code: str, *, env: dict[str, str] | None = None) -> Resu
     if proc.returncode != 0:
         raise RuntimeError(f"case {name!r} failed:\n{proc.stderr}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    return Result(name, data["wall"], data["rss"])
+    return Result(name, data["wall"], data["rss"], data.get("cpu", 0.0), data.get("children_cpu", 0.0))
 
 
 def print_table(title: str, floor: Result, results: list[Result]) -> None:

@@ -100,6 +100,8 @@ def read_shards(
 ) -> Shards | None:
     """``path`` listed for workers to read in parts (``converters/sharded.py``), or None when
     its reader cannot list it (or, on Dask, its parts need the driver's parsed file)."""
+    from annobridge.converters import sharded
+
     reg = _registry(registry)
     location = str(path)
     fmt = resolve_reader(location, format, reg, context.storage_options)
@@ -115,7 +117,7 @@ def read_shards(
     except OSError as exc:
         raise ReadError(f"cannot read: {exc.strerror or exc}",
                         file=getattr(exc, "filename", None) or local_path) from exc
-    if shards is None or (context.executor != "process" and not shards.portable):
+    if shards is None or (not shards.portable and (context.executor != "process" or not sharded.FORK)):
         return None
     context.report.source = location if storage.is_remote(location) else str(local_path)
     context.report.source_format = fmt.name

@@ -36,7 +36,7 @@ from typing import Any
 
 from annobridge.core import storage
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import ConversionReport, Context, Format, Shards
+from annobridge.core.formats import ConversionReport, Context, Format, Shards, _worker_start
 from annobridge.core.model import Dataset, DatasetHeader, DatasetItem
 
 logger = logging.getLogger(__name__)
@@ -47,8 +47,8 @@ class ShardPlan:
     """Everything a worker needs for its shards (pickled to Dask workers; inherited by forked ones)."""
 
     shards: Shards
-    source: str
-    url: str | None
+    source_format: str
+    url: str | None  # the URL of shards.root, for a remote source
     target: Format
     write_options: Any
     destination: Path | None  # the staging destination, for per-file writers
@@ -78,7 +78,7 @@ def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
     from annobridge.core import derive as derivation
 
     ctx = Context(storage_options=plan.storage_options)
-    ctx.report.source_format = plan.source  # counted here, by _checked: _fitted must not count again
+    ctx.report.source_format = plan.source_format  # counted by _checked here: _fitted must not count again
     storage.remember_source(None, plan.storage_options)
     if plan.url is not None:
         storage.remember_sources({"roots": {plan.url: plan.storage_options}})
@@ -92,7 +92,7 @@ def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
             items = plan.shards.read(mirror, units, header, ctx)
         else:
             items = plan.shards.read(plan.shards.root, units, header, ctx)
-        items = engine._checked(items, ctx, plan.source)
+        items = engine._checked(items, ctx, plan.shards.source or str(plan.shards.root))
         refs: list[str] | None = None
         if plan.shards.unique_refs:
             refs = []
@@ -134,6 +134,9 @@ def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
     base = base.rstrip("/")
     mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard."))
     wanted = sorted({rel for u in units for rel in plan.shards.files(u)})
+    for rel in wanted:  # listed by the driver from its copy; checked again before it names a local file
+        if rel.startswith("/") or any(part in ("", ".", "..") for part in rel.split("/")):
+                raise ReadError("a file of the source leads outside its folder", file=f"{plan.url}/{rel}")
     remote = [f"{base}/{rel}" for rel in wanted]
     local = [str(mirror / rel) for rel in wanted]
     for p in local:
@@ -178,6 +181,10 @@ def merge(report: ConversionReport, part: ConversionReport) -> None:
             report.notes.append(note)
 
 
+FORK = "fork" in multiprocessing.get_all_start_methods()
+"""Whether local workers can be forked (not on Windows): else they get the plan pickled, and
+sources whose parts need the driver's parse (COCO) are read in one process."""
+
 _PLAN: ShardPlan | None = None
 """The plan of the running sharded conversion, inherited by forked local workers."""
 
@@ -198,14 +205,14 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
     """Run every shard of ``plan`` on the context's workers and write ``destination`` from
     their results, in order."""
     global _PLAN
-    if ctx.executor == "process":
-        if ctx._pool is None:
-            ctx._pool = ProcessPoolExecutor(max_workers=ctx.workers, mp_context=multiprocessing.get_context("fork"),
-                                            initializer=_worker_start, initargs=(os.getpid(),))
-        fn: Any = _run_inherited
+    fn: Any = functools.partial(run_shard, plan)
+    if ctx.executor == "process" and FORK:
+        if ctx._pool is not None:  # forked before this plan existed
+            ctx._pool.shutdown()
+        ctx._pool = ProcessPoolExecutor(max_workers=ctx.workers, mp_context=multiprocessing.get_context("fork"),
+                                        initializer=_worker_start, initargs=(os.getpid(),))
+        fn = _run_inherited
         _PLAN = plan  # forked workers inherit it: only unit lists are sent
-    else:
-        fn = functools.partial(run_shard, plan)
     parts = chunks(plan.shards.units, ctx.workers)
     ctx.report.notes.append(f"read in {len(parts)} parts by the workers ({plan.shards.format} lists "
                             f"{len(plan.shards.units)} units{'; they wrote their items' if plan.parts else ''})")
@@ -279,8 +286,3 @@ def _numbered(marked: Iterator[tuple[DatasetItem, list[bool]]]) -> Iterator[Data
                 next_id = number_masks(anns, next_id)
         yield item
 
-
-def _worker_start(parent: int) -> None:
-    from annobridge.core.formats import _worker_start as start
-
-    start(parent)
