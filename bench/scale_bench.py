@@ -6,9 +6,12 @@ Every case runs in a fresh interpreter on generated data (``coco_generate.py``,
 ``panoptic_generate.py``, ``kitti_generate.py``; cached in ``bench/data/``), and every
 output is checked to be byte-identical to the one-process output. ``dask`` starts a
 ``LocalCluster`` of ``--workers`` processes inside the case (its start-up is in the time).
+Each case runs ``--repeat`` times, interleaved, and its fastest run is printed with the CPU
+time of the driver and of its worker processes (counted once they are joined), and what
+that CPU split allows on idle cores.
 
     python bench/scale_bench.py [--workers 2] [--coco-images 5000] [--panoptic-images 300]
-                                [--kitti-frames 200] [--s3]
+                                [--kitti-frames 200] [--repeat 3] [--s3]
 
 Needs ``annobridge[dask]`` (and ``annobridge[s3]`` + ``moto[server]`` for ``--s3``).
 """

@@ -64,21 +64,10 @@ def read_dataset(
     Every item is checked on the way (duplicate annotation ids, more than one ground-truth
     segmentation) and counted into ``context.report``.
     """
-    reg = _registry(registry)
     ctx = context or Context()
     location = str(path)
-    fmt = resolve_reader(location, format, reg, ctx.storage_options)
-    opts = parse_options(fmt, "read", options)
-    path = local_source(location, ctx.storage_options)
-    if not path.exists():
-        raise ReadError("input does not exist", file=path)
-    storage.remember_source(location if storage.is_remote(location) else None, ctx.storage_options)
-    try:
-        dataset = fmt.read(path, opts, ctx)  # type: ignore[misc]
-    except OSError as exc:
-        raise ReadError(f"cannot read: {exc.strerror or exc}", file=getattr(exc, "filename", None) or path) from exc
-    ctx.report.source = location if storage.is_remote(location) else str(path)
-    ctx.report.source_format = fmt.name
+    fmt = resolve_reader(location, format, _registry(registry), ctx.storage_options)
+    path, dataset = _opened(location, fmt, fmt.read, options, ctx)  # type: ignore[arg-type]
     dataset.source = str(path)
     dataset.format = fmt.name
     if dataset.total is None and isinstance(dataset.items, list):
@@ -102,29 +91,36 @@ def read_shards(
     its reader cannot list it (or, on Dask, its parts need the driver's parsed file)."""
     from annobridge.converters import sharded
 
-    reg = _registry(registry)
     location = str(path)
-    fmt = resolve_reader(location, format, reg, context.storage_options)
+    fmt = resolve_reader(location, format, _registry(registry), context.storage_options)
     if fmt.shards is None:
         return None
-    opts = parse_options(fmt, "read", options)
-    local_path = local_source(location, context.storage_options)
-    if not local_path.exists():
-        raise ReadError("input does not exist", file=local_path)
-    storage.remember_source(location if storage.is_remote(location) else None, context.storage_options)
-    try:
-        shards = fmt.shards(local_path, opts, context)
-    except OSError as exc:
-        raise ReadError(f"cannot read: {exc.strerror or exc}",
-                        file=getattr(exc, "filename", None) or local_path) from exc
+    local_path, shards = _opened(location, fmt, fmt.shards, options, context)
     if shards is None or (not shards.portable and (context.executor != "process" or not sharded.FORK)):
+        context.report.source = context.report.source_format = None
         return None
-    context.report.source = location if storage.is_remote(location) else str(local_path)
-    context.report.source_format = fmt.name
     shards.source, shards.format = str(local_path), fmt.name
     if context.on_total is not None:
         context.on_total(shards.total)
     return shards
+
+
+def _opened(location: str, fmt: Format, opener: Callable[[Path, Any, Context], Any], options: Options,
+            ctx: Context) -> tuple[Path, Any]:
+    """``opener(local path, parsed options, ctx)`` (a reader, or its shard listing) on the
+    local counterpart of ``location``, with the report's source filled in."""
+    opts = parse_options(fmt, "read", options)
+    path = local_source(location, ctx.storage_options)
+    if not path.exists():
+        raise ReadError("input does not exist", file=path)
+    storage.remember_source(location if storage.is_remote(location) else None, ctx.storage_options)
+    try:
+        opened = opener(path, opts, ctx)
+    except OSError as exc:
+        raise ReadError(f"cannot read: {exc.strerror or exc}", file=getattr(exc, "filename", None) or path) from exc
+    ctx.report.source = location if storage.is_remote(location) else str(path)
+    ctx.report.source_format = fmt.name
+    return path, opened
 
 
 def _remote_media(items: Iterable[DatasetItem]) -> Iterator[DatasetItem]:

@@ -463,7 +463,13 @@ class _Parsed:
 
     def part(self, positions: list[int], context: Context) -> Iterator[DatasetItem]:
         path, images, sources, cats, _, short = self.args
-        return _convert_items(path, images, sources, cats, context, short, positions)
+        enabled = gc.isenabled()
+        gc.disable()  # as in _items: the models built here are acyclic
+        try:
+            yield from _convert_items(path, images, sources, cats, context, short, positions)
+        finally:
+            if enabled:
+                gc.enable()
 
 
 def shards(path: Path, options: CocoReadOptions, context: Context) -> Shards | None:
