@@ -355,7 +355,8 @@ def write_dataset(
                 url = storage.url_of(shards.root) if storage.is_remote(ctx.report.source or "") else None
                 plan = sharded.ShardPlan(shards, ctx.report.source_format or "", url, fmt, opts, stage / dst.name,
                                          derive, geometry, overlap, view, ctx.storage_options,
-                                         parts=fmt.parts is not None and view != "instance")
+                                         parts=fmt.parts is not None and (view != "instance"
+                                                                          or not fmt.parts.keeps_ids))
                 sharded.write(plan, dataset.header, stage / dst.name, ctx)
             else:
                 fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx, derive, geometry),

@@ -57,7 +57,7 @@ class ShardPlan:
     overlap: str
     view: str | None
     storage_options: dict[str, Any] = field(default_factory=dict)
-    parts: bool = False  # workers write with target.parts (not when new instance masks need numbers)
+    parts: bool = False  # workers write with target.parts (see Parts.keeps_ids)
 
 
 @dataclass
@@ -97,7 +97,7 @@ def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
         if plan.shards.unique_refs:
             refs = []
             items = _noting_refs(items, refs)
-        unnumbered = [] if plan.view == "instance" else None
+        unnumbered = [] if plan.view == "instance" and not plan.parts else None
         if plan.view is not None:
             items = derivation.in_view(Dataset(header=header, items=items), plan.view, plan.overlap,
                                        ctx.report, unnumbered).items
@@ -219,7 +219,7 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
     try:
         results = ctx.map(fn, parts, chunksize=1)  # one shard, one task
         items = _unpacked(results, header, ctx, plan.url is not None, plan.parts)
-        if plan.view == "instance":
+        if plan.view == "instance" and not plan.parts:
             from annobridge.converters import engine
 
             items = engine._fitted(_numbered(items), plan.target, ctx, plan.derive, plan.geometry)

@@ -145,10 +145,15 @@ class Parts:
         finish: ``finish(results, dataset, destination, options, context)`` runs in the driver
             on every shard's results in order: checks across items (two frames with one
             file name) and writes the aggregate outputs (image-set lists, class lists).
+        keeps_ids: whether the writer stores annotation ids. New instance masks are numbered
+            over the whole dataset, which only the driver can do; a writer that stores no ids
+            (KITTI) lets each worker number its part's masks (the numbers differ, the output
+            does not), so its parts still run on workers.
     """
 
     write: Callable[[Iterable[Any], Path, Any, Any, Context], list[Any]]
     finish: Callable[[Iterable[Any], Any, Path, Any, Context], None]
+    keeps_ids: bool = True
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,8 @@ def _coco(tmp: Path) -> Path:
 CASES = {  # source maker, target format, output name
     "kitti->kitti": (_kitti, "kitti", "out"),
     "kitti->nucleus": (_kitti, "nucleus", "out.jsonl"),
-    "panoptic->coco": (_panoptic, "coco", "out.json"),
+    "panoptic->coco": (_panoptic, "coco", "out.json"),  # new instance masks numbered by the driver
+    "panoptic->kitti": (_panoptic, "kitti", "out"),  # ... by each worker: KITTI writes no ids
     "nucleus->nucleus": (_nucleus, "nucleus", "out.jsonl"),
     "yolo->yolo": (_yolo, "yolo", "out"),
     "yolo->kitti": (_yolo, "kitti", "out"),

@@ -317,7 +317,7 @@ FORMAT = Format(
     write_options=KittiWriteOptions,
     output="directory",
     shards=read_shards,
-    parts=Parts(write_part, finish),
+    parts=Parts(write_part, finish, keeps_ids=False),
 )
 
 TRACKING_FORMAT = Format(
