@@ -105,7 +105,8 @@ def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
             out = list(items)
         elif plan.parts:
             assert plan.destination is not None and plan.target.parts is not None
-            stub = Dataset(header=header, source=plan.shards.source, format=plan.shards.format)
+            source = str(mirror) if mirror is not None else plan.shards.source  # media are read from there
+            stub = Dataset(header=header, source=source, format=plan.shards.format)
             fitted = engine._fitted(items, plan.target, ctx, plan.derive, plan.geometry)
             out = plan.target.parts.write(fitted, plan.destination, plan.write_options, stub, ctx)
         else:
