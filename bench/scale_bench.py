@@ -96,15 +96,16 @@ def run(title: str, src: Path, fmt: str, name: str, workers: int, repeat: int) -
     for r, digest in results:
         same = "identical" if digest == base[1] else "DIFFERS"
         print(f"{r.name:<28} {r.wall:8.2f} {r.rss / 2**20:8.0f} {base[0].wall / r.wall:8.2f}x "
-              f"{r.cpu:10.2f}s {r.children_cpu:10.2f}s  {same}")
+              f"{r.cpu - r.children_cpu:10.2f}s {r.children_cpu:10.2f}s  {same}")
         if digest != base[1]:
             raise SystemExit(f"{title}: {r.name} wrote different bytes than one process")
     one, many = results[0][0], results[1][0]
-    if many.children_cpu:  # what two idle cores would give: the driver's serial part, then the rest shared
-        ideal = max(many.cpu, (many.cpu + many.children_cpu) / workers)
-        print(f"{'':<28} CPU split with {workers} processes: driver {many.cpu:.2f}s, workers "
+    if many.children_cpu:  # what idle cores would give: the driver's serial part, then the rest shared
+        driver = many.cpu - many.children_cpu
+        ideal = max(driver, many.cpu / workers)
+        print(f"{'':<28} CPU split with {workers} processes: driver {driver:.2f}s, workers "
               f"{many.children_cpu:.2f}s; on {workers} idle cores at best {ideal:.2f}s = "
-              f"{(one.cpu + one.children_cpu) / ideal:.2f}x of one process's {one.cpu + one.children_cpu:.2f}s CPU")
+              f"{one.cpu / ideal:.2f}x of one process's {one.cpu:.2f}s CPU")
 
 
 def s3_case(src: Path) -> None:
