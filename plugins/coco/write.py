@@ -159,13 +159,17 @@ class _Writer:
         """
         main = kp = box = None
         for ann in group:
-            t = ann.type
+            ad = ann.__dict__
+            t = ad["type"]
             if t == "keypoints":
                 kp = ann
             elif t == "box":
                 box = ann
             else:
                 main = ann
+            if (ad["track_reference_id"] is not None or ad["class_pdf"] is not None
+                    or ad.get("embedding_vector") is not None or ad.get("taxonomy_name") is not None):
+                self._count_losses(ad)
         first = main or box or kp
         d = first.__dict__
         label = d["label"]
@@ -183,11 +187,6 @@ class _Writer:
                               "geometry under the first label")
             if merged is not None:
                 attrs = merged
-        for ann in group:
-            ad = ann.__dict__
-            if (ad["track_reference_id"] is not None or ad["class_pdf"] is not None
-                    or ad.get("embedding_vector") is not None or ad.get("taxonomy_name") is not None):
-                self._count_losses(ad)
         cid = attrs.get("category_id") if attrs else None
         cid = self.by_name.get(label) if cid is None else self.category_id(label, attrs)
         if cid is None:
@@ -197,8 +196,9 @@ class _Writer:
             rec = {"image_id": image_id, "category_id": cid}
         else:
             gid = d["group_id"]
-            if gid is not None and gid.isdigit() and gid.isascii() and (gid[0] != "0" or gid == "0"):
-                oid: Any = int(gid)
+            canonical = gid is not None and gid.isdigit() and gid.isascii() and (gid[0] != "0" or gid == "0")
+            if canonical:
+                oid: Any = int(gid)  # str(oid) == gid
             else:
                 attr_id = attrs.get("id")
                 oid = attr_id if type(attr_id) is str and attr_id == gid else _int_id(gid)
@@ -216,7 +216,7 @@ class _Writer:
                         if aid is not None and aid != gid and aid != gid + ":keypoints":
                             self.renumbered += 1
                 rec = {"id": oid, "image_id": image_id, "category_id": cid}
-            if gid is not None and str(rec.get("id")) != gid:
+            if gid is not None and not (canonical and "id" in rec) and str(rec.get("id")) != gid:
                 rec[GROUP_KEY] = gid  # restored as the group id on reading
         absent = attrs.get(ABSENT, ())
         mtype = main.type if main is not None else None
@@ -402,7 +402,9 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
     header = dataset.header
     coco_info = header.info.get("coco") or {}
     w = _Writer(header, context)
-    images: list[bytes] = []
+    # orjson's bytes keep a 4 KB buffer however short the output: kept in a list, the image
+    # records of 50,000 images held 200 MB, so they go to a file like the annotations
+    images = _Stream(destination.parent, destination.name + ".images")
     gt = _Stream(destination.parent, destination.name + ".gt")
     preds = _Stream(destination.parent, destination.name + ".results")
     pending: list[dict[str, Any]] = []
@@ -445,7 +447,7 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 yield rec, gt_recs, pred_recs, jobs
 
         for image_bytes, gt_bytes, gt_pending, pred_bytes in context.map(_encode_item, prepared()):
-            images.append(image_bytes)
+            images.add(image_bytes)
             gt.add(gt_bytes)
             pending.extend(gt_pending)
             preds.add(pred_bytes)
@@ -498,11 +500,12 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 gt.add(_dumps(r_ordered))
             _write_gt(destination, coco_info, images, gt, preds if n_pred else None, w)
     finally:
+        images.discard()
         gt.discard()
         preds.discard()
 
 
-def _write_gt(destination: Path, coco_info: dict[str, Any], images: list[bytes], gt: _Stream,
+def _write_gt(destination: Path, coco_info: dict[str, Any], images: _Stream, gt: _Stream,
               preds: _Stream | None, w: _Writer) -> None:
     top = coco_info.get("top") or {}
     keys = [k for k in (coco_info.get("keys") or _DEFAULT_TOP)]
@@ -529,7 +532,9 @@ def _write_gt(destination: Path, coco_info: dict[str, Any], images: list[bytes],
                 out.write(b",")
             out.write(_dumps(key) + b":")
             if key == "images":
-                out.write(b"[" + b",".join(images) + b"]")
+                out.write(b"[")
+                images.copy_to(out)
+                out.write(b"]")
             elif key == "annotations":
                 out.write(b"[")
                 gt.copy_to(out)
