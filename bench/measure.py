@@ -26,12 +26,14 @@ _RUNNER = textwrap.dedent(
     exec(compile(case["setup"], "<setup>", "exec"), scope)  # imports: not timed
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu0 = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+    kids0 = kids.ru_utime + kids.ru_stime
     start = time.perf_counter()
     exec(compile(case["code"], "<case>", "exec"), scope)
     wall = time.perf_counter() - start
     me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime - cpu0
-    print(json.dumps({"wall": wall, "rss": me.ru_maxrss * 1024, "cpu": cpu}))
+    print(json.dumps({"wall": wall, "rss": me.ru_maxrss * 1024, "cpu": cpu,
+                      "children_cpu": kids.ru_utime + kids.ru_stime - kids0}))
     """
 )
 
@@ -44,6 +46,8 @@ class Result:
     cpu: float = 0.0
     """CPU seconds (user + system) of the case's process and its workers, after ``setup``:
     on a shared machine compare this, wall time is noisy."""
+    children_cpu: float = 0.0
+    """... of which its worker processes (once they are joined)."""
 
 
 def run_case(name: str, code: str, *, env: dict[str, str] | None = None, setup: str = "") -> Result:
@@ -58,7 +62,7 @@ def run_case(name: str, code: str, *, env: dict[str, str] | None = None, setup: 
     if proc.returncode != 0:
         raise RuntimeError(f"case {name!r} failed:\n{proc.stderr}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    return Result(name, data["wall"], data["rss"], data.get("cpu", 0.0))
+    return Result(name, data["wall"], data["rss"], data.get("cpu", 0.0), data.get("children_cpu", 0.0))
 
 
 def print_table(title: str, floor: Result, results: list[Result]) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 from annobridge.core import derive as derivation
 from annobridge.core import storage
 from annobridge.core.errors import AnnobridgeError, FormatError, ReadError, ValidationWarning, WriteError
-from annobridge.core.formats import WARNING, Capabilities, ConversionReport, Context, Format, parse_options
+from annobridge.core.formats import WARNING, Capabilities, ConversionReport, Context, Format, Shards, parse_options
 from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem
 from annobridge.core.plugins import FormatRegistry, get_registry
 from annobridge.core.storage import StorageOptions
@@ -64,20 +64,10 @@ def read_dataset(
     Every item is checked on the way (duplicate annotation ids, more than one ground-truth
     segmentation) and counted into ``context.report``.
     """
-    reg = _registry(registry)
     ctx = context or Context()
     location = str(path)
-    fmt = resolve_reader(location, format, reg, ctx.storage_options)
-    opts = parse_options(fmt, "read", options)
-    path = local_source(location, ctx.storage_options)
-    if not path.exists():
-        raise ReadError("input does not exist", file=path)
-    try:
-        dataset = fmt.read(path, opts, ctx)  # type: ignore[misc]
-    except OSError as exc:
-        raise ReadError(f"cannot read: {exc.strerror or exc}", file=getattr(exc, "filename", None) or path) from exc
-    ctx.report.source = location if storage.is_remote(location) else str(path)
-    ctx.report.source_format = fmt.name
+    fmt = resolve_reader(location, format, _registry(registry), ctx.storage_options)
+    path, dataset = _opened(location, fmt, fmt.read, options, ctx)  # type: ignore[arg-type]
     dataset.source = str(path)
     dataset.format = fmt.name
     if dataset.total is None and isinstance(dataset.items, list):
@@ -87,6 +77,50 @@ def read_dataset(
     items = _remote_media(dataset.items) if storage.is_remote(location) else dataset.items
     dataset.items = _checked(items, ctx, str(path))
     return dataset
+
+
+def read_shards(
+    path: str | os.PathLike[str],
+    format: str | None = None,
+    options: Options = None,
+    *,
+    context: Context,
+    registry: FormatRegistry | None = None,
+) -> Shards | None:
+    """``path`` listed for workers to read in parts (``converters/sharded.py``), or None when
+    its reader cannot list it (or, on Dask, its parts need the driver's parsed file)."""
+    from annobridge.converters import sharded
+
+    location = str(path)
+    fmt = resolve_reader(location, format, _registry(registry), context.storage_options)
+    if fmt.shards is None:
+        return None
+    local_path, shards = _opened(location, fmt, fmt.shards, options, context)
+    if shards is None or (not shards.portable and (context.executor != "process" or not sharded.FORK)):
+        context.report.source = context.report.source_format = None
+        return None
+    shards.source, shards.format = str(local_path), fmt.name
+    if context.on_total is not None:
+        context.on_total(shards.total)
+    return shards
+
+
+def _opened(location: str, fmt: Format, opener: Callable[[Path, Any, Context], Any], options: Options,
+            ctx: Context) -> tuple[Path, Any]:
+    """``opener(local path, parsed options, ctx)`` (a reader, or its shard listing) on the
+    local counterpart of ``location``, with the report's source filled in."""
+    opts = parse_options(fmt, "read", options)
+    path = local_source(location, ctx.storage_options)
+    if not path.exists():
+        raise ReadError("input does not exist", file=path)
+    storage.remember_source(location if storage.is_remote(location) else None, ctx.storage_options)
+    try:
+        opened = opener(path, opts, ctx)
+    except OSError as exc:
+        raise ReadError(f"cannot read: {exc.strerror or exc}", file=getattr(exc, "filename", None) or path) from exc
+    ctx.report.source = location if storage.is_remote(location) else str(path)
+    ctx.report.source_format = fmt.name
+    return path, opened
 
 
 def _remote_media(items: Iterable[DatasetItem]) -> Iterator[DatasetItem]:
@@ -256,6 +290,7 @@ def write_dataset(
     derive: str = "auto",
     geometry: str | None = None,
     overlap: str = "error",
+    shards: Shards | None = None,
 ) -> ConversionReport:
     """Write ``dataset`` to ``destination`` atomically and return the report.
 
@@ -266,6 +301,9 @@ def write_dataset(
     The writer works in a temporary folder beside the destination; only when it finishes
     are its outputs moved into place. A failure leaves nothing behind, and an existing
     output is replaced only with ``overwrite=True``.
+
+    With ``shards`` (:func:`read_shards`; ``dataset`` gives only the header), the context's
+    workers read, fit and write the source in parts (``converters/sharded.py``).
     """
     reg = _registry(registry)
     fmt = resolve_writer(format, reg)
@@ -274,10 +312,9 @@ def write_dataset(
     if fmt.capabilities_for is not None:  # what this write holds depends on its options
         fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
     ctx = context or Context()
-    if derive == "auto":
-        view = derivation.segmentation_view(fmt.capabilities)
-        if view is not None:
-            dataset = derivation.in_view(dataset, view, overlap, ctx.report)
+    view = derivation.segmentation_view(fmt.capabilities) if derive == "auto" else None
+    if view is not None and shards is None:
+        dataset = derivation.in_view(dataset, view, overlap, ctx.report)
     location = str(destination)
     remote = storage.is_remote(location)
     if remote:
@@ -311,10 +348,20 @@ def write_dataset(
     done = False
     published: list[str] = []
     try:
-        fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx, derive, geometry),
-                         source=dataset.source, format=dataset.format, total=dataset.total)
         try:
-            fmt.write(fitted, stage / dst.name, opts, ctx)  # type: ignore[misc]
+            if shards is not None:
+                from annobridge.converters import sharded
+
+                url = storage.url_of(shards.root) if storage.is_remote(ctx.report.source or "") else None
+                plan = sharded.ShardPlan(shards, ctx.report.source_format or "", url, fmt, opts, stage / dst.name,
+                                         derive, geometry, overlap, view, ctx.storage_options,
+                                         parts=fmt.parts is not None and (view != "instance"
+                                                                          or not fmt.parts.keeps_ids))
+                sharded.write(plan, dataset.header, stage / dst.name, ctx)
+            else:
+                fitted = Dataset(header=dataset.header, items=_fitted(dataset.items, fmt, ctx, derive, geometry),
+                                 source=dataset.source, format=dataset.format, total=dataset.total)
+                fmt.write(fitted, stage / dst.name, opts, ctx)  # type: ignore[misc]
         except OSError as exc:
             raise WriteError(f"cannot write: {exc.strerror or exc}",
                              file=getattr(exc, "filename", None) or dst) from exc
@@ -480,6 +527,13 @@ def convert(
     ctx = Context(workers=workers, executor=executor, storage_options=dict(storage_options or {}),
                   progress=progress, on_total=on_total)
     try:
+        shards = None
+        if (workers > 1 or executor != "process") and transform is None and task is None:
+            shards = read_shards(source, src_format, read_options, context=ctx, registry=reg)
+        if shards is not None:
+            return write_dataset(Dataset(header=shards.header, source=shards.source, format=shards.format),
+                                 destination, dst_format, write_options, overwrite=overwrite, context=ctx,
+                                 registry=reg, derive=derive, geometry=geometry, overlap=overlap, shards=shards)
         dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
         if transform is not None:
             dataset = transform(dataset, ctx)

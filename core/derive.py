@@ -431,13 +431,18 @@ def _needs_view(anns: list[Any], view: str) -> bool:
     return not has_index and has_objects
 
 
-def in_view(dataset: Dataset, view: str, overlap: str, report: ConversionReport) -> Dataset:
+def in_view(dataset: Dataset, view: str, overlap: str, report: ConversionReport,
+            unnumbered: list[tuple[int, list[bool]]] | None = None) -> Dataset:
     """``dataset`` with the items that need it consolidated to ``view`` (``core/segmentation.py``
     :func:`consolidate_item`), the rest passed through untouched; what became what is counted
     in ``report.converted`` ("segmentation -> object_mask", "polygon -> segmentation").
 
     Runs in this process: most items of most datasets need nothing, and sending each one
     to a worker would cost more than the check. ``--task`` runs the full consolidation.
+
+    New instance masks are numbered over the whole dataset. A worker converting one shard
+    passes ``unnumbered``: the masks keep no id, and (position in the stream, [ground truth,
+    predictions] needing ids) is recorded for :func:`number_masks` in the driver.
     """
     from annobridge.core.segmentation import consolidate_item, drop_reason, make_plan
 
@@ -446,11 +451,13 @@ def in_view(dataset: Dataset, view: str, overlap: str, report: ConversionReport)
 
     def stream(items: Iterable[DatasetItem]) -> Iterator[DatasetItem]:
         next_id = 1
-        for item in items:
+        for position, item in enumerate(items):
             needs = [_needs_view(item.annotations, view), _needs_view(item.predictions, view)]
             if not any(needs):
                 yield item
                 continue
+            if unnumbered is not None and view == "instance":
+                unnumbered.append((position, needs))
             before = [{k: sum(1 for a in anns if a.type == k) for k in ("object_mask", "polygon")}
                       for anns in (item.annotations, item.predictions)]
             out, drops = consolidate_item(item, plan)
@@ -461,13 +468,8 @@ def in_view(dataset: Dataset, view: str, overlap: str, report: ConversionReport)
                 if not need:
                     continue
                 if view == "instance":  # number new masks over the dataset, as consolidate does
-                    used = {a.annotation_id for a in anns} | {a.group_id for a in anns}
-                    for a in anns:
-                        if a.type == "object_mask" and a.annotation_id is None:
-                            while str(next_id) in used:
-                                next_id += 1
-                            a.annotation_id = a.group_id = str(next_id)
-                            next_id += 1
+                    if unnumbered is None:
+                        next_id = number_masks(anns, next_id)
                     made = sum(1 for a in anns if a.type == "object_mask") - counts["object_mask"]
                     report.convert(prefix + "segmentation", "object_mask", made, consumed=1)
                 else:  # every object became a segment of the item's one new index mask
@@ -482,3 +484,16 @@ def in_view(dataset: Dataset, view: str, overlap: str, report: ConversionReport)
 
     return Dataset(header=dataset.header, items=stream(dataset.items), source=dataset.source,
                    format=dataset.format, total=dataset.total)
+
+
+def number_masks(anns: list[Any], next_id: int) -> int:
+    """Give the new instance masks of one item (no ``annotation_id`` yet) the next free
+    numbers from ``next_id``; returns the number to go on from."""
+    used = {a.annotation_id for a in anns} | {a.group_id for a in anns}
+    for a in anns:
+        if a.type == "object_mask" and a.annotation_id is None:
+            while str(next_id) in used:
+                next_id += 1
+            a.annotation_id = a.group_id = str(next_id)
+            next_id += 1
+    return next_id

@@ -1,11 +1,13 @@
 """Run :meth:`Context.map` chunks as Dask tasks (``--executor dask`` / ``dask://HOST:PORT``).
 
-Only the per-item work that goes through ``Context.map`` is distributed (mask coding, PNG
-decode and encode, point clouds, per-file writers); reading the stream and writing the
-ordered output stay in this process, so the output is byte-identical to one process.
-Workers write the files of their items into the engine's staging folder: with an existing
-scheduler, every worker must see that folder (run the workers on this machine, or stage on
-a shared filesystem).
+The per-item work that goes through ``Context.map`` is distributed (mask coding, PNG decode
+and encode, point clouds, per-file writers), and so are whole shards of a source that its
+reader lists in parts (``converters/sharded.py``); results come back in order, so the
+output is byte-identical to one process. Workers write the files of their items into the
+engine's staging folder: with an existing scheduler, every worker must see that folder (run
+the workers on this machine, or stage on a shared filesystem). Media of a remote source are
+fetched by each worker itself (``core.storage.cached_file``): every task carries the remote
+sources and their storage options.
 """
 
 from __future__ import annotations
@@ -23,9 +25,17 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
-def run_chunk(fn: Callable[[T], R], chunk: list[T]) -> list[R]:
-    """One task: ``fn`` over a chunk of items, in order."""
-    return [fn(x) for x in chunk]
+def run_chunk(fn: Callable[[T], R], chunk: list[T], sources: dict[str, Any] | None = None) -> list[R]:
+    """One task: ``fn`` over a chunk of items, in order. ``sources`` (``core.storage.sources``
+    of the driver) lets this worker fetch media of the driver's remote sources itself."""
+    from annobridge.core import storage
+
+    if sources:
+        storage.remember_sources(sources)
+    try:
+        return [fn(x) for x in chunk]
+    finally:
+        storage.drop_media()  # what this task fetched for itself
 
 
 class DaskRunner:
@@ -73,7 +83,9 @@ class DaskRunner:
 
     def submit(self, fn: Callable[[T], R], chunk: list[T]) -> Any:
         """One chunk as one task; ``.result()`` re-raises the worker's error (naming the item)."""
-        future = self.client.submit(run_chunk, fn, chunk, pure=False)
+        from annobridge.core import storage
+
+        future = self.client.submit(run_chunk, fn, chunk, storage.sources(), pure=False)
         self.futures.append(future)
         if len(self.futures) > 4 * self.window:
             self.futures = [f for f in self.futures if not f.done()]

@@ -113,6 +113,67 @@ Writer = Callable[["Dataset", Path, Any, "Context"], None]
 Detector = Callable[[Path], bool]
 
 
+@dataclass
+class Shards:
+    """A source listed as per-item units that workers read in parts (``Format.shards``).
+
+    Args:
+        units: cheap, picklable descriptions of the items, in reading order (frame stems,
+            file names, line offsets); a unit's items never span two units (a KITTI frame's
+            image and point cloud are one unit).
+        read: ``read(root, units, header, context)`` yields the items of ``units`` in order,
+            reading under ``root`` (the source folder, or a worker's copy of its part of a
+            remote source); it may add scenes to ``header``. A module-level function (or a
+            ``functools.partial`` of one) when ``portable``.
+        root: the local folder the driver listed.
+        header: the dataset header (categories, info), read once by the driver.
+        files: for remote sources: the paths, relative to the source URL, that a unit's read
+            needs (a worker fetches only these); None when the units cannot be fetched apart.
+        portable: ``read`` runs in any process that sees ``root`` or the source URL (Dask);
+            False when it needs state of the driver (a parsed COCO file), which only local
+            workers forked from the driver inherit.
+        unique_refs: the reader refuses a reference id used twice (Nucleus): workers send
+            their ids back and the driver checks across parts.
+        source / format / total: as on :class:`Dataset`.
+    """
+
+    units: list[Any]
+    read: Callable[[Path, list[Any], Any, Context], Iterable[Any]]
+    root: Path
+    header: Any
+    files: Callable[[Any], list[str]] | None = None
+    portable: bool = True
+    unique_refs: bool = False
+    source: str | None = None
+    format: str | None = None
+    total: int | None = None
+
+
+@dataclass(frozen=True)
+class Parts:
+    """A writer whose items can be written in parts on workers (``Format.parts``): per-file
+    formats, whose files of one item depend on that item only.
+
+    Args:
+        write: ``write(items, destination, options, dataset, context)`` runs in a worker on
+            the fitted items of one shard: writes their own files under the (staging)
+            ``destination`` and returns a list of small picklable results (KITTI: a frame's
+            file name and image sets). ``dataset`` carries the header and the source path,
+            no items. Module-level. The single-process writer is the same two steps.
+        finish: ``finish(results, dataset, destination, options, context)`` runs in the driver
+            on every shard's results in order: checks across items (two frames with one
+            file name) and writes the aggregate outputs (image-set lists, class lists).
+        keeps_ids: whether the writer stores annotation ids. New instance masks are numbered
+            over the whole dataset, which only the driver can do; a writer that stores no ids
+            (KITTI) lets each worker number its part's masks (the numbers differ, the output
+            does not), so its parts still run on workers.
+    """
+
+    write: Callable[[Iterable[Any], Path, Any, Any, Context], list[Any]]
+    finish: Callable[[Iterable[Any], Any, Path, Any, Context], None]
+    keeps_ids: bool = True
+
+
 class LazyFunction:
     """A function named by its module and name, imported when it is first called.
 
@@ -203,6 +264,11 @@ class Format:
         capabilities_for: for a format whose holdings depend on its write options (a YOLO
             folder of one task): the capabilities of a write with these parsed options. The
             engine fits items to them instead of ``capabilities``, which stays the union.
+        shards: ``shards(path, options, context)`` lists a source as :class:`Shards` so that
+            workers read it in parts (``converters/sharded.py``); None (the function, or its
+            result for one source) reads it in one process.
+        parts: how workers write their shards' items themselves (:class:`Parts`); without
+            it, workers send their fitted items to the driver, which writes them.
     """
 
     name: str
@@ -215,6 +281,8 @@ class Format:
     write_options: type[BaseModel] | LazyFunction = NO_OPTIONS
     output: Literal["file", "directory"] = "file"
     capabilities_for: Callable[[BaseModel], Capabilities] | None = None
+    shards: Callable[[Path, Any, Context], Shards | None] | None = None
+    parts: Parts | None = None
     plugin: str = field(default="", compare=False)
 
     def options_model(self, which: Literal["read", "write"]) -> type[BaseModel]:
@@ -292,6 +360,10 @@ class Context:
             processes), ``"dask"`` (a Dask ``LocalCluster`` of ``workers`` processes) or
             ``"dask://HOST:PORT"`` (an existing Dask scheduler; needs ``annobridge[dask]``).
         storage_options: keyword arguments for the fsspec filesystem of remote locations.
+        remote_root: set while a worker reads its part of a remote source from a partial
+            local copy: the URL of the copy's root. Readers resolve relative media paths
+            (Nucleus masks, point clouds) against it rather than the copy, which holds only
+            the part's own files; the media are fetched when used.
     """
 
     report: ConversionReport = field(default_factory=new_report)
@@ -304,6 +376,7 @@ class Context:
     chunksize: int = 8
     executor: str = "process"
     storage_options: dict[str, Any] = field(default_factory=dict)
+    remote_root: str | None = None
     side_outputs: list[tuple[Path, str]] = field(default_factory=list)
     shared_out: bool = False
     """Whether :meth:`map` handed any work to workers (else a conversion ran in one process)."""
@@ -321,13 +394,15 @@ class Context:
         ``validate`` lists these as warnings). Never raises."""
         self.report.notes.append(f"{WARNING}{finding}")
 
-    def map(self, fn: Callable[[T], R], iterable: Iterable[T]) -> Iterator[R]:
+    def map(self, fn: Callable[[T], R], iterable: Iterable[T], chunksize: int | None = None) -> Iterator[R]:
         """``map(fn, iterable)`` in order, on ``workers`` processes when more than one.
 
         ``fn`` must be a picklable module-level function. Inputs are submitted in a
-        bounded window, so a long stream is never held in memory at once. With a Dask
-        ``executor`` each chunk of inputs is one Dask task.
+        bounded window, so a long stream is never held in memory at once, in chunks of
+        ``chunksize`` (default :attr:`chunksize`). With a Dask ``executor`` each chunk of
+        inputs is one Dask task.
         """
+        size = chunksize or self.chunksize
         if self.executor != "process":
             from annobridge.core.distributed import DaskRunner
 
@@ -355,7 +430,7 @@ class Context:
         chunk: list[T] = []
         for x in iterable:
             chunk.append(x)
-            if len(chunk) >= self.chunksize:
+            if len(chunk) >= size:
                 window.append(submit(fn, chunk))
                 chunk = []
                 if len(window) >= limit:

@@ -636,11 +636,26 @@ class IndexMask(BaseModel):
 
             if self._png is not None:
                 self._array = read_mask_png(io.BytesIO(self._png), self.encoding)
+            elif self.location is not None and "://" in self.location and not self.location.startswith("file://"):
+                self._array = _remote_mask(self.location, self.encoding, self._expected)
             elif self.location is not None:
                 self._array = read_mask_png(self.location, self.encoding, expected=self._expected)
             else:
                 raise ValueError("index mask has neither an array nor a location")
         return self._array
+
+
+def _remote_mask(url: str, encoding: str, expected: tuple[int | None, int | None] | None) -> np.ndarray:
+    """A mask PNG at a URL (``s3://``, any fsspec URL), fetched now, when it is used: at most
+    :data:`annobridge.core.storage.MAX_MASK_BYTES`, its header checked before decoding."""
+    from annobridge.core import storage
+    from annobridge.core.errors import ReadError
+    from annobridge.core.masks import read_mask_png
+
+    try:
+        return read_mask_png(storage.media_copy(url), encoding, expected=expected)
+    except ReadError as exc:
+        raise ReadError(exc.problem, file=url, fix=exc.fix) from None
 
 
 class SegmentationAnnotation(_AnnotationBase):

@@ -16,12 +16,13 @@ one place that check lives; every plugin calls it before it opens or writes such
 from __future__ import annotations
 
 import os
+import posixpath
 import re
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from urllib.parse import quote, unquote
 
 from annobridge.core.errors import AnnobridgeError, ReadError
-from annobridge.core.storage import cached_file
+from annobridge.core.storage import cached_file, join_url, url_of
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
 
@@ -126,9 +127,9 @@ def media_file(location: str | None, root: Path | None) -> tuple[Path | None, st
     ``"missing"``, or one starting ``"outside the source folder"``). The URL of a file in a
     fetched remote source (core.storage) is read from its local copy.
     """
-    if location and "://" in location:
+    if location and "://" in location:  # a remote source's file: its key was checked on fetching
         copy = cached_file(location)
-        location = str(copy) if copy is not None else None
+        return (copy, "") if copy is not None else (None, "not a local file")
     if not location:
         return None, "not a local file"
     if "\x00" in location:
@@ -142,6 +143,11 @@ def media_file(location: str | None, root: Path | None) -> tuple[Path | None, st
         if root is not None and not _inside(root, path):
             return None, f"outside the source folder {str(root)!r}"
         return path, ""
+    base = url_of(root) if root is not None and path_problem(location) is None else None
+    if base is not None:  # beside a remote source, not in the local copy (or in another process's)
+        copy = cached_file(join_url(base, posixpath.normpath(location)))
+        if copy is not None:
+            return copy, ""
     return None, "missing"
 
 

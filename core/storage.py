@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import glob
+import hashlib
 import json
 import logging
 import posixpath
@@ -35,6 +36,7 @@ import re
 import secrets
 import shutil
 import tempfile
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -220,15 +222,150 @@ def as_url(location: str) -> str:
     return location
 
 
+def url_of(path: Path) -> str | None:
+    """The URL a local folder (or file) of a fetched copy came from, or None; in a worker,
+    the copies its driver made (:func:`sources`) count too."""
+    text = str(path)
+    copies = {str(cache): _parent_url(url) for (url, _), (_, cache) in _FETCHED.items()}
+    copies.update(_COPIES)
+    for copy, url in copies.items():
+        if text == copy:
+            return url
+        if text.startswith(copy + "/"):
+            return join_url(url, text[len(copy) + 1:])
+    return None
+
+
 def cached_file(url: str) -> Path | None:
-    """The local copy of a fetched URL (a media file writers copy), or None."""
+    """The local copy of a media file of a remote source (a file writers copy), or None.
+
+    The driver finds it in its fetched copy; a worker (which cannot see that copy) fetches
+    the one file itself, through fsspec with the source's storage options, when ``url`` lies
+    under a source it was told about (:func:`remember_source`) and its key climbs nowhere.
+    """
     for (source, _), (_, cache) in _FETCHED.items():
         root = _parent_url(source) + "/"
         if url.startswith(root):
             path = cache / url[len(root):]
             if path.is_file():
                 return path
+    for root, options in _SOURCES.items():
+        rel = url[len(root) + 1:] if root and url.startswith(root + "/") else None
+        if not rel or any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel or "\x00" in rel:
+            continue
+        path = _media_cache() / root.replace("://", "/") / rel
+        if not path.is_file():
+            fs, key = filesystem(url, options)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                fs.get_file(key, str(path))
+            except FileNotFoundError:
+                return None
+            except Exception as exc:  # noqa: BLE001 - fsspec/botocore raise many kinds
+                raise ReadError(f"cannot fetch the media file: {exc}", file=url,
+                                fix="check the URL, the credentials and --storage-option") from exc
+        return path
     return None
+
+
+MAX_MASK_BYTES = 256 * 2**20
+"""The most a remote mask PNG may weigh (its pixels are capped separately, before decoding)."""
+
+
+def options_for(url: str) -> StorageOptions:
+    """The storage options of the remote source ``url`` lies under (the longest match), else
+    the conversion's (:func:`remember_source`), else none (the environment's credentials)."""
+    best = ""
+    for root in _SOURCES:
+        if root and url.startswith(root + "/") and len(root) > len(best):
+            best = root
+    return dict(_SOURCES.get(best, {}))
+
+
+def fetch_bytes(url: str, limit: int, *, what: str = "file") -> bytes:
+    """The bytes of one remote file, at most ``limit`` of them; a key that climbs (``..``) is
+    refused, as :func:`fetch` refuses it.
+
+    Raises:
+        ReadError: the key climbs, the file is missing or larger than ``limit``, or the fetch fails.
+    """
+    path = url.split("://", 1)[-1].split("?", 1)[0]
+    if any(part in (".", "..") for part in path.split("/")) or "\x00" in url:
+        raise ReadError(f"the {what} URL leads outside its folder ('.' or '..' in it)", file=url)
+    fs, key = filesystem(url, options_for(url))
+    try:
+        with fs.open(key, "rb") as fh:
+            data = fh.read(limit + 1)
+    except FileNotFoundError:
+        raise ReadError(f"{what} does not exist", file=url, fix="upload it, or fix the URL") from None
+    except Exception as exc:  # noqa: BLE001 - fsspec/botocore raise many kinds
+        raise ReadError(f"cannot fetch the {what}: {exc}", file=url,
+                        fix="check the URL, the credentials and --storage-option") from exc
+    if len(data) > limit:
+        raise ReadError(f"{what} is larger than {limit // 2**20} MiB", file=url)
+    return data
+
+
+def media_copy(url: str, *, what: str = "mask file") -> Path:
+    """A local copy of the remote file ``url``: the fetched copy of its source when there is
+    one, else fetched now into this process's media cache (:func:`fetch_bytes`' checks)."""
+    copy = cached_file(url)
+    if copy is not None:
+        return copy
+    data = fetch_bytes(url, MAX_MASK_BYTES, what=what)
+    path = _media_cache() / "urls" / hashlib.sha256(url.encode()).hexdigest() / posixpath.basename(url.split("?")[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+_SOURCES: dict[str, StorageOptions] = {}
+"""Remote sources (their parent URL) whose media files this process may fetch, with their options."""
+_MEDIA = threading.local()  # each thread's own media folder: a worker thread drops only its own
+
+
+def remember_source(url: str | None, storage_options: StorageOptions | None = None) -> None:
+    """Let this process (a worker) fetch media files lying beside the remote source ``url``;
+    ``storage_options`` also become the default for other URLs (:func:`options_for`)."""
+    if storage_options:
+        _SOURCES[""] = dict(storage_options)
+    if url is not None and is_remote(url):
+        _SOURCES[_parent_url(url)] = dict(storage_options or {})
+
+
+_COPIES: dict[str, str] = {}
+"""Local copies the driver made (folder -> URL), known to a worker through :func:`sources`."""
+
+
+def remember_sources(state: dict[str, Any]) -> None:
+    """Take the remote sources (URL root -> storage options) and the driver's copies that
+    :func:`sources` gave in another process: media under them are fetched here."""
+    _SOURCES.update(state.get("roots", {}))
+    _COPIES.update(state.get("copies", {}))
+
+
+def sources() -> dict[str, Any]:
+    """The remote sources of this process (fetched or remembered) and its local copies of
+    them, to hand to workers (:func:`remember_sources`)."""
+    roots = {_parent_url(url): json.loads(options) for url, options in _FETCHED}
+    roots.update(_SOURCES)
+    copies = {str(cache): _parent_url(url) for (url, _), (_, cache) in _FETCHED.items()}
+    copies.update(_COPIES)
+    return {"roots": roots, "copies": copies}
+
+
+def drop_media() -> None:
+    """Remove the media files this thread fetched itself (a worker, once its task is done)."""
+    folder = getattr(_MEDIA, "folder", None)
+    if folder is not None:
+        _MEDIA.folder = None
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _media_cache() -> Path:
+    if getattr(_MEDIA, "folder", None) is None:
+        _MEDIA.folder = Path(tempfile.mkdtemp(prefix="annobridge-media."))
+    return _MEDIA.folder
 
 
 def release(url: str) -> None:
@@ -241,6 +378,7 @@ def release(url: str) -> None:
 def _release_all() -> None:
     for url in {k[0] for k in _FETCHED}:
         release(url)
+    drop_media()
 
 
 def exists(url: str, storage_options: StorageOptions | None = None) -> bool:

@@ -126,6 +126,7 @@ FORMAT = Format(
     capabilities=Capabilities(annotation_types=KINDS, prediction_types=KINDS,
                               attributes=frozenset({"iscrowd", "area", "bbox", "category_id", "num_keypoints"})),
     read=LazyFunction(f"{__name__}.read", "read"),
+    shards=LazyFunction(f"{__name__}.read", "shards"),
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=LazyFunction(f"{__name__}.options", "CocoReadOptions"),

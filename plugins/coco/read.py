@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +14,7 @@ import numpy as np
 import orjson
 
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import Context
+from annobridge.core.formats import Context, Shards
 from annobridge.core.limits import load_json, load_json_element, load_json_lazily
 from annobridge.core.model import (
     BoxAnnotation,
@@ -357,8 +358,8 @@ def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
         sources.append(_Source(records, buckets, results, f"#/{key}", lazy))
     top.pop(PREDICTIONS_KEY, None)
     del data, raw
-    return Dataset(header=header, items=_items(path, images, sources, cats, context,
-                                               options.mode("short_keypoints") != "error"),
+    return Dataset(header=header, items=_Parsed(path, images, sources, cats, context,
+                                                options.mode("short_keypoints") != "error"),
                    total=len(images))  # one item per image: the progress bar's total
 
 
@@ -514,8 +515,8 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
         top, keys = {}, list(_DEFAULT_TOP)
     header = DatasetHeader(categories=categories,
                            info={"coco": {"top": top, "keys": keys, "results": True}})
-    return Dataset(header=header, items=_items(path, images, [_Source(data, buckets, True, "#")],
-                                               cats, context, options.mode("short_keypoints") != "error"),
+    return Dataset(header=header, items=_Parsed(path, images, [_Source(data, buckets, True, "#")],
+                                                cats, context, options.mode("short_keypoints") != "error"),
                    total=len(images))
 
 
@@ -537,6 +538,45 @@ class _Source:
         self.raw = raw
 
 
+class _Parsed:
+    """The parsed file items are made from, image by image: iterated once by a reader, or
+    cut into parts by :func:`shards` for local workers forked from this process."""
+
+    def __init__(self, path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
+                 cats: dict[int, _Cat], context: Context, short: bool) -> None:
+        self.args = (path, images, sources, cats, context, short)
+
+    def __iter__(self) -> Iterator[DatasetItem]:
+        return _items(*self.args)
+
+    def part(self, positions: list[int], context: Context) -> Iterator[DatasetItem]:
+        path, images, sources, cats, _, short = self.args
+        enabled = gc.isenabled()
+        gc.disable()  # as in _items: the models built here are acyclic
+        try:
+            yield from _convert_items(path, images, sources, cats, context, short, positions)
+        finally:
+            if enabled:
+                gc.enable()
+
+
+def shards(path: Path, options: CocoReadOptions, context: Context) -> Shards | None:
+    """The parsed file's images as units for local workers forked from this process, which
+    inherit the parse (``converters/sharded.py``); None on Dask, whose workers cannot."""
+    if context.executor != "process":
+        return None
+    dataset = read(path, options, context)
+    parsed = dataset.items
+    assert isinstance(parsed, _Parsed)
+    return Shards(units=list(range(len(parsed.args[1]))), read=functools.partial(_read_part, parsed),
+                  root=path.parent, header=dataset.header, portable=False, total=dataset.total)
+
+
+def _read_part(parsed: _Parsed, root: Path, units: list[int], header: DatasetHeader,
+               context: Context) -> Iterator[DatasetItem]:
+    return parsed.part(units, context)
+
+
 def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
            cats: dict[int, _Cat], context: Context, short: bool) -> Iterator[DatasetItem]:
     enabled = gc.isenabled()
@@ -556,8 +596,9 @@ def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Sou
 
 
 def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
-                   cats: dict[int, _Cat], context: Context, short: bool) -> Iterator[DatasetItem]:
-    for pos in range(len(images)):
+                   cats: dict[int, _Cat], context: Context, short: bool,
+                   positions: Iterable[int] | None = None) -> Iterator[DatasetItem]:
+    for pos in range(len(images)) if positions is None else positions:
         item = images[pos][1]
         images[pos] = None  # type: ignore[call-overload]  # the consumer owns the item now
         ref = item.reference_id

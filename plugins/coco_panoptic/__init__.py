@@ -81,6 +81,7 @@ FORMAT = Format(
     description="COCO panoptic segmentation: JSON + folder of RGB PNGs (id = R + 256G + 65536B)",
     capabilities=Capabilities(annotation_types=frozenset({"segmentation"})),
     read=LazyFunction(f"{__name__}.read", "read"),
+    shards=LazyFunction(f"{__name__}.read", "shards"),
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=LazyFunction(f"{__name__}.options", "PanopticReadOptions"),

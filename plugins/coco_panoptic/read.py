@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -15,7 +16,7 @@ import msgspec
 import numpy as np
 
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import Context
+from annobridge.core.formats import Context, Shards
 from annobridge.core.limits import _has_long_integer, json_decoder, load_json, open_image
 from annobridge.core.model import (
     Category,
@@ -181,6 +182,13 @@ def read(path: Path, options: PanopticReadOptions, context: Context) -> Dataset:
 
     ``images`` and ``annotations`` stay JSON text until each element is needed.
     """
+    header, data, masks, check = _parse(path, options, context)
+    return Dataset(header=header, items=_items(path, data, masks, header.categories, context, check),
+                   total=len(data["images"]))
+
+
+def _parse(path: Path, options: PanopticReadOptions,
+           context: Context) -> tuple[DatasetHeader, dict[str, Any], Path, bool]:
     data = _load(path)
     if not isinstance(data, dict):
         raise ReadError(f"top level is a {type(data).__name__}, expected an object with "
@@ -195,9 +203,7 @@ def read(path: Path, options: PanopticReadOptions, context: Context) -> Dataset:
     masks = Path(options.masks) if options.masks else _masks_dir(path)
     if not masks.is_absolute() and options.masks:
         masks = path.parent / masks
-    check = options.check_masks or context.collect_errors
-    return Dataset(header=header, items=_items(path, data, masks, categories, context, check),
-                   total=len(data["images"]))
+    return header, data, masks, options.check_masks or context.collect_errors
 
 
 def _read_categories(path: Path, raw: list[Any], context: Context) -> list[Category]:
@@ -258,6 +264,40 @@ class _ImagePlan:
 
 def _items(path: Path, data: dict[str, Any], masks: Path, categories: list[Category],
            context: Context, check: bool = True) -> Iterator[DatasetItem]:
+    for plan, result in context.map(_inspect_png, _plans(path, data, masks, categories, context, check)):
+        yield _build_item(path, plan, result, context)
+
+
+def shards(path: Path, options: PanopticReadOptions, context: Context) -> Shards:
+    """The images, checked against the JSON, as units that workers read (decode their PNGs)
+    apart (``converters/sharded.py``); a unit's file is its PNG, relative to the JSON's folder."""
+    header, data, masks, check = _parse(path, options, context)
+    plans = list(_plans(path, data, masks, header.categories, context, check))
+    root = path.parent
+    for plan in plans:
+        if plan.png is not None and Path(plan.png).is_relative_to(root):
+            plan.png = Path(plan.png).relative_to(root).as_posix()
+        elif plan.png is not None:
+            plan.png = str(Path(plan.png).resolve())
+    return Shards(units=plans, read=functools.partial(_read_part, path.name), root=root, header=header,
+                  files=_png_of, total=len(plans))
+
+
+def _png_of(plan: _ImagePlan) -> list[str]:
+    return [plan.png] if plan.png is not None and not Path(plan.png).is_absolute() else []
+
+
+def _read_part(name: str, root: Path, plans: list[_ImagePlan], header: DatasetHeader,
+               context: Context) -> Iterator[DatasetItem]:
+    path = root / name
+    for plan in plans:
+        if plan.png is not None:
+            plan.png = str(root / plan.png)
+        yield _build_item(path, *_inspect_png(plan), context)
+
+
+def _plans(path: Path, data: dict[str, Any], masks: Path, categories: list[Category],
+           context: Context, check: bool) -> Iterator[_ImagePlan]:
     cats = {c.id: c for c in categories}
     images = data["images"]
     by_image: dict[Any, int] = {}
@@ -305,8 +345,7 @@ def _items(path: Path, data: dict[str, Any], masks: Path, categories: list[Categ
                 _plan_annotation(path, masks, plan, k, data["annotations"][k], cats, context)
             yield plan
 
-    for plan, result in context.map(_inspect_png, plans()):
-        yield _build_item(path, plan, result, context)
+    return plans()
 
 
 def _plan_annotation(path: Path, masks: Path, plan: _ImagePlan, k: int, ann: dict[str, Any],

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image
 
+from annobridge.core import storage
 from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.formats import Context, local_path
 from annobridge.core.limits import open_image
@@ -89,6 +90,11 @@ class _PngJob:
 def _write_png(job: _PngJob) -> dict[str, Any]:
     """Worker: decode the source mask, assign ids, write the RGB PNG, return per-segment stats."""
     copy_from = None
+    if job.location is not None and local_path(job.location) is None:  # a URL: fetched here, now
+        try:
+            job.location = str(storage.media_copy(job.location))
+        except ReadError as exc:
+            raise ReadError(exc.problem, file=exc.file, fix=exc.fix, item=job.reference_id) from None
     cached = _LAST_DECODED.pop(job.location, None) if job.location is not None else None
     if job.array is not None:
         arr = job.array
@@ -223,9 +229,6 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
                     raise WriteError(f"segment index {bad[0]} cannot be a panoptic id (1..{MAX_ID})",
                                      item=item.reference_id, fix="pass --option segment-ids=generate")
             location = seg.mask.location
-            if location is not None and not seg.mask.is_loaded and local_path(location) is None:
-                raise WriteError(f"mask {location} is a URL; coco-panoptic needs local PNGs",
-                                 item=item.reference_id, fix="download the masks first")
             dst = contained(masks, png, what="segmentation file_name", item=item.reference_id, error=WriteError)
             job = _PngJob(
                 reference_id=item.reference_id, file_name=png, dst=str(dst),

@@ -140,7 +140,7 @@ import os
 import re
 from pathlib import Path
 
-from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
+from annobridge.core.formats import Capabilities, Format, LazyFunction, Parts, lazy_exports
 from annobridge.core.hookspecs import hookimpl
 
 __all__ = [
@@ -249,6 +249,9 @@ FORMAT = Format(
     capabilities=CAPS,
     read=LazyFunction(f"{__name__}.read", "read"),
     write=LazyFunction(f"{__name__}.write", "write"),
+    shards=LazyFunction(f"{__name__}.read", "shards"),
+    parts=Parts(LazyFunction(f"{__name__}.write", "write_part"), LazyFunction(f"{__name__}.write", "finish"),
+                keeps_ids=False),
     detect=detect,
     read_options=LazyFunction(f"{__name__}.options", "KittiReadOptions"),
     write_options=LazyFunction(f"{__name__}.options", "KittiWriteOptions"),

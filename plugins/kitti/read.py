@@ -3,6 +3,7 @@ streamed frame by frame. The row grammar is in the package docstring."""
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from annobridge.core import camera
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import Context
+from annobridge.core.formats import Context, Shards
 from annobridge.core.limits import MAX_INT_DIGITS
 from annobridge.core.model import (
     BoxAnnotation,
@@ -402,6 +403,17 @@ def _read_rows(path: Path, prefix: int, context: Context, strict: bool = False) 
 
 def read(path: Path, options: KittiReadOptions, context: Context) -> Dataset:
     """Read a KITTI object-benchmark folder; items are built lazily, frame by frame."""
+    layout, frames, header, sets = _listing(path, options)
+    state = _ReadState(options, load_label_map(options.label_map), context, OBJECT_STYLE)
+    expected_calib_dir = layout.calib_dir or layout.split_dir / "calib"
+    return Dataset(header=header, items=_object_items(iter(frames), layout.split, sets, header, state,
+                                                      expected_calib_dir))
+
+
+def _listing(path: Path, options: KittiReadOptions) -> tuple[Layout, list[FrameFiles], DatasetHeader,
+                                                              dict[str, list[str]]]:
+    """The layout, the files of every frame, the header (categories from every label file)
+    and the image sets: what is read before the first item."""
     mapping = load_label_map(options.label_map)
     layout = resolve_layout(path, options.split, options.images)
     labels = _names(layout.label_dir, (".txt",))
@@ -418,25 +430,65 @@ def read(path: Path, options: KittiReadOptions, context: Context) -> Dataset:
     header = DatasetHeader(categories=_scan_names([Path(labels[s]) for s in sorted(labels)]
                                                   + [Path(results[s]) for s in sorted(results)], 0, mapping),
                            info={"kitti": {"split": layout.split}})
-    sets = _imagesets(layout)
-    state = _ReadState(options, mapping, context, OBJECT_STYLE)
+
     def opt(d: dict[str, str], s: str) -> Path | None:
         v = d.get(s)
         return None if v is None else Path(v)
 
-    frames = (FrameFiles(s, opt(labels, s), opt(results, s), opt(images, s), opt(velodyne, s), opt(calibs, s))
-              for s in stems)
-    expected_calib_dir = layout.calib_dir or layout.split_dir / "calib"
-    return Dataset(header=header, items=_object_items(frames, layout, sets, header, state, expected_calib_dir))
+    frames = [FrameFiles(s, opt(labels, s), opt(results, s), opt(images, s), opt(velodyne, s), opt(calibs, s))
+              for s in stems]
+    return layout, frames, header, _imagesets(layout)
 
 
-def _object_items(frames: Iterator[FrameFiles], layout: Layout, sets: dict[str, list[str]],
+_FRAME_FILES = ("label", "results", "image", "velodyne", "calib")
+
+
+def shards(path: Path, options: KittiReadOptions, context: Context) -> Shards:
+    """The source as frames that workers read apart (``converters/sharded.py``): a unit is a
+    frame's files relative to ``path`` (a frame's image and point cloud stay together)."""
+    layout, frames, header, sets = _listing(path, options)
+    root = path if path.is_dir() else path.parent
+    units = []
+    fetchable = True
+    for ff in frames:
+        rel = {}
+        for key in _FRAME_FILES:
+            p = getattr(ff, key)
+            if p is None:
+                continue
+            try:
+                rel[key] = p.relative_to(root).as_posix()
+            except ValueError:  # an images= folder elsewhere: read where it is
+                rel[key] = str(p)
+                fetchable = False
+        units.append((ff.stem, rel))
+    calib_dir = layout.calib_dir or layout.split_dir / "calib"
+    read = functools.partial(_read_frames, options, layout.split, sets, calib_dir.relative_to(root).as_posix()
+                             if calib_dir.is_relative_to(root) else str(calib_dir))
+    return Shards(units=units, read=read, root=root, header=header,
+                  files=_frame_file_list if fetchable else None)
+
+
+def _frame_file_list(unit: tuple[str, dict[str, str]]) -> list[str]:
+    return list(unit[1].values())
+
+
+def _read_frames(options: KittiReadOptions, split: str | None, sets: dict[str, list[str]], calib_dir: str,
+                 root: Path, units: list[tuple[str, dict[str, str]]], header: DatasetHeader,
+                 context: Context) -> Iterator[DatasetItem]:
+    """The items of some frames (:func:`shards`), read under ``root``."""
+    state = _ReadState(options, load_label_map(options.label_map), context, OBJECT_STYLE)
+    frames = (FrameFiles(stem, **{k: root / v for k, v in rel.items()}) for stem, rel in units)
+    return _object_items(frames, split, sets, header, state, root / calib_dir)
+
+
+def _object_items(frames: Iterator[FrameFiles], split: str | None, sets: dict[str, list[str]],
                   header: DatasetHeader, state: _ReadState, calib_dir: Path) -> Iterator[DatasetItem]:
     for ff in frames:
-        yield from _frame_items(ff, layout, sets, header, state, calib_dir)
+        yield from _frame_items(ff, split, sets, header, state, calib_dir)
 
 
-def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], header: DatasetHeader,
+def _frame_items(ff: FrameFiles, split: str | None, sets: dict[str, list[str]], header: DatasetHeader,
                  state: _ReadState, calib_dir: Path) -> Iterator[DatasetItem]:
     stem = ff.stem
     calib = _calib_or_none(ff.calib, state.context)
@@ -480,8 +532,8 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
                 if cub is not None:
                     gt_cuboids.append(cub)
     attrs: dict[str, Any] = {"kitti_frame": stem}
-    if layout.split:
-        attrs["kitti_split"] = layout.split
+    if split:
+        attrs["kitti_split"] = split
     if calib is not None:
         attrs["kitti_calib"] = calib
     if stem in sets:

@@ -61,6 +61,8 @@ class FrameResult:
     pred_rows: list[str]
     drops: list[tuple[str, str, int]]
     imagesets: list[str]
+    ref: str = ""  # the frame's first item
+    scene: str | None = None  # its scene, for a frame past a scene's first (the object layout has no sequences)
 
 
 def _label_of(label: str, mapping: dict[str, str | None]) -> str | None:
@@ -325,7 +327,9 @@ def write_frame(job: FrameJob) -> FrameResult:
                 load_points(src).astype("<f4").tofile(velo_dir / f"{name}.bin")
     sets = [s for s in ((image or cloud).attributes.get("kitti_imagesets") or [])  # type: ignore[union-attr]
             if isinstance(s, str)]
-    return FrameResult(job.stem, job.split_dir, gt_rows, pr_rows, drops, sets)
+    first = job.items[0]
+    later = first.scene.scene_reference_id if first.scene is not None and first.scene.index > 0 else None
+    return FrameResult(job.stem, job.split_dir, gt_rows, pr_rows, drops, sets, first.reference_id, later)
 
 
 def _write_text(path: Path, rows: list[str]) -> None:
@@ -392,49 +396,78 @@ def _record(context: Context, res: FrameResult) -> None:
 
 def write(dataset: Dataset, destination: Path, options: KittiWriteOptions, context: Context) -> None:
     """Write the KITTI object layout under ``destination``."""
+    jobs = _object_jobs(iter(dataset.items), destination, options, source_root(dataset.source))
+    done = (_written(res, context) for res in context.map(write_frame, jobs))
+    finish(done, dataset, destination, options, context)
+
+
+@dataclass
+class WrittenFrame:
+    """What the driver needs of a frame written elsewhere (``Format.parts``)."""
+
+    stem: str
+    ref: str
+    imagesets: list[str]
+    scene: str | None
+
+
+def _object_jobs(items: Iterator[DatasetItem], destination: Path, options: KittiWriteOptions,
+                 media_root: Path | None) -> Iterator[FrameJob]:
     mapping = load_label_map(options.label_map)
     calibs = _CalibSource(options.calib)
-    media_root = source_root(dataset.source)
     destination.mkdir(parents=True, exist_ok=True)
+    for group in _frames(items):
+        stem = None
+        for it in group:
+            s = it.attributes.get("kitti_frame")
+            if isinstance(s, str) and s and "kitti_sequence" not in it.attributes:
+                stem = s
+                break
+        if stem is None:
+            imgs = [i for i in group if i.pointcloud_location is None]
+            stem = (imgs[0] if imgs else group[0]).reference_id
+        stem = _safe_stem(stem)
+        split = next((i.attributes.get("kitti_split") for i in group
+                      if i.attributes.get("kitti_split") in ("training", "testing")), options.split)
+        label_file = all(i.attributes.get("kitti_label_file", True) is not False for i in group)
+        yield FrameJob(stem, group, calibs.get(stem, group), destination / split, options.media, mapping,
+                       OBJECT_STYLE, None, label_file, media_root=media_root)
+
+
+def _written(res: FrameResult, context: Context) -> WrittenFrame:
+    _record(context, res)
+    return WrittenFrame(res.stem, res.ref, res.imagesets, res.scene)
+
+
+def write_part(items: Iterator[DatasetItem], destination: Path, options: KittiWriteOptions, dataset: Dataset,
+               context: Context) -> list[WrittenFrame]:
+    """In a worker: write the frames of one shard's items (``Format.parts``)."""
+    jobs = _object_jobs(items, destination, options, source_root(dataset.source))
+    return [_written(write_frame(job), context) for job in jobs]
+
+
+def finish(frames: Iterator[WrittenFrame], dataset: Dataset, destination: Path, options: KittiWriteOptions,
+           context: Context) -> None:
+    """In the driver, over every frame in order: one file name per frame, the image sets."""
     used: set[str] = set()
     imagesets: dict[str, list[str]] = {}
     multi_frame_scenes: set[str] = set()
-
-    def jobs() -> Iterator[FrameJob]:
-        for group in _frames(iter(dataset.items)):
-            first = group[0]
-            if first.scene is not None and first.scene.index > 0:
-                multi_frame_scenes.add(first.scene.scene_reference_id)
-            stem = None
-            for it in group:
-                s = it.attributes.get("kitti_frame")
-                if isinstance(s, str) and s and "kitti_sequence" not in it.attributes:
-                    stem = s
-                    break
-            if stem is None:
-                imgs = [i for i in group if i.pointcloud_location is None]
-                stem = (imgs[0] if imgs else group[0]).reference_id
-            stem = _safe_stem(stem)
-            if stem in used:
-                raise WriteError(f"two frames would both be written as {stem}.txt", item=first.reference_id,
-                                 fix="give items unique reference ids (or kitti_frame attributes)")
-            used.add(stem)
-            split = next((i.attributes.get("kitti_split") for i in group
-                          if i.attributes.get("kitti_split") in ("training", "testing")), options.split)
-            label_file = all(i.attributes.get("kitti_label_file", True) is not False for i in group)
-            yield FrameJob(stem, group, calibs.get(stem, group), destination / split, options.media, mapping,
-                           OBJECT_STYLE, None, label_file, media_root=media_root)
-
-    for res in context.map(write_frame, jobs()):
-        _record(context, res)
-        for s in res.imagesets:
-            imagesets.setdefault(s, []).append(res.stem)
+    for frame in frames:
+        if frame.stem in used:
+            raise WriteError(f"two frames would both be written as {frame.stem}.txt", item=frame.ref,
+                             fix="give items unique reference ids (or kitti_frame attributes)")
+        used.add(frame.stem)
+        if frame.scene is not None:
+            multi_frame_scenes.add(frame.scene)
+        for s in frame.imagesets:
+            imagesets.setdefault(s, []).append(frame.stem)
     if multi_frame_scenes:
         context.report.drop("scene", "the KITTI object layout has no sequences; each frame is written on its own",
                             len(multi_frame_scenes))
     if dataset.header.scenes and any(s.metadata for s in dataset.header.scenes.values()):
         context.report.drop("scene metadata", "KITTI holds no scene metadata",
                             sum(1 for s in dataset.header.scenes.values() if s.metadata))
+    destination.mkdir(parents=True, exist_ok=True)
     for name, stems in imagesets.items():
         (destination / "ImageSets").mkdir(exist_ok=True)
         (destination / "ImageSets" / f"{name}.txt").write_text("".join(s + "\n" for s in stems), encoding="utf-8")

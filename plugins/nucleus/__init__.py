@@ -193,6 +193,7 @@ FORMAT = Format(
     description="Scale Nucleus payloads: one item or scene a line (JSONL), 8-bit masks, pointcloud JSON",
     capabilities=Capabilities.full(),
     read=LazyFunction(f"{__name__}.read", "read"),
+    shards=LazyFunction(f"{__name__}.read", "shards"),
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=LazyFunction(f"{__name__}.options", "NucleusReadOptions"),

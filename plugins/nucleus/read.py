@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
+import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import TypeAdapter, ValidationError
 
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import Context, local_path
+from annobridge.core.formats import Context, Shards, local_path
 from annobridge.core.limits import load_json
 from annobridge.core.model import (
     Annotation,
@@ -37,6 +40,7 @@ from annobridge.core.model import (
     construct_with_defaults,
 )
 from annobridge.core.paths import contained
+from annobridge.core.storage import join_url
 from annobridge.plugins.nucleus.common import (
     EXT,
     ITEM_NATIVE_ATTRIBUTES,
@@ -187,6 +191,7 @@ class _Reader:
     """Payloads with keys Nucleus does not define (kept as attributes), for one warning ..."""
     first_unknown: str = ""
     """... naming the first of them."""
+    folder: str = ""  # the file's folder below the source root (for Context.remote_root)
 
     @property
     def base(self) -> Path:
@@ -214,44 +219,65 @@ class _Reader:
     def location(self, loc: str | None) -> str | None:
         if loc is None:
             return None
+        if self.context.remote_root is not None and "://" not in loc and not loc.startswith("/"):
+            return self._remote(loc)  # a worker's copy holds only the .jsonl: the URL, fetched on use
         p = local_path(loc, self.base)
         return loc if p is None else str(p)
+
+    def _remote(self, loc: str) -> str:
+        assert self.context.remote_root is not None  # _contain kept loc inside the file's folder
+        return join_url(self.context.remote_root, posixpath.normpath(posixpath.join(self.folder, loc)))
 
     # ---------------------------------------------------------------- items
 
     def items(self) -> Iterator[DatasetItem]:
         with open(self.path, "rb") as fh:  # bytes: a line that is not UTF-8 is one error, not the end
             for self.lineno, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                item = fast_item(line, self.seen_items, f"line {self.lineno}")
-                if item is not None:
-                    yield item
-                    continue
-                try:
-                    obj = _loads(line)
-                except ReadError as exc:
-                    truncated = not line.endswith(b"\n")
-                    self.context.error(ReadError(
-                        f"invalid JSON: {exc.problem}" + (" (the line is cut short)" if truncated else ""),
-                        file=self.path, where=self.where(),
-                        fix=exc.fix or "each line must be one complete JSON object (a Nucleus item or scene payload)",
-                    ))
-                    continue
-                if not isinstance(obj, dict):
-                    self.context.error(ReadError(f"a line must be a JSON object, got {_tname(obj)}",
-                                                 file=self.path, where=self.where()))
-                    continue
-                if "frames" in obj or "video_url" in obj:
-                    yield from self.scene(obj)
-                else:
-                    item = self.item(obj, "", None, None)
-                    if item is not None:
-                        yield item
+                yield from self.line(line)
+        self._warn_unknown()
+
+    def lines(self, where: list[tuple[int, int]]) -> Iterator[DatasetItem]:
+        """The items of the lines at these (byte offset, line number) places."""
+        with open(self.path, "rb") as fh:
+            for offset, self.lineno in where:
+                fh.seek(offset)
+                yield from self.line(fh.readline())
+        self._warn_unknown()
+
+    def _warn_unknown(self) -> None:
         if self.unknown:
             self.context.warn(f"{self.path}: {self.unknown} payloads have keys Nucleus does not define, "
                               f"first {self.first_unknown}; kept as attributes (written back under "
                               f'"{EXT}") (--option strict=true refuses them)')
+
+    def line(self, line: bytes) -> Iterator[DatasetItem]:
+        """The items of one line (an item payload, or a scene payload's frames)."""
+        if not line.strip():
+            return
+        item = fast_item(line, self.seen_items, f"line {self.lineno}")
+        if item is not None:
+            yield item
+            return
+        try:
+            obj = _loads(line)
+        except ReadError as exc:
+            truncated = not line.endswith(b"\n")
+            self.context.error(ReadError(
+                f"invalid JSON: {exc.problem}" + (" (the line is cut short)" if truncated else ""),
+                file=self.path, where=self.where(),
+                fix=exc.fix or "each line must be one complete JSON object (a Nucleus item or scene payload)",
+            ))
+            return
+        if not isinstance(obj, dict):
+            self.context.error(ReadError(f"a line must be a JSON object, got {_tname(obj)}",
+                                         file=self.path, where=self.where()))
+            return
+        if "frames" in obj or "video_url" in obj:
+            yield from self.scene(obj)
+        else:
+            item = self.item(obj, "", None, None)
+            if item is not None:
+                yield item
 
     def _ref(self, obj: dict[str, Any], ptr: str) -> str:
         ref = obj.get("reference_id", obj.get("ref_id"))
@@ -341,6 +367,8 @@ class _Reader:
             raise _Bad(ptr, exc.problem, fix=exc.fix) from exc
 
     def _check_file(self, loc: str, ptr: str, what: str) -> None:
+        if self.context.remote_root is not None:
+            return  # remote: a missing file is named when it is fetched
         p = local_path(loc, self.base)
         if p is not None and not p.is_file():
             raise _Bad(ptr, f"{what} file {str(p)!r} does not exist",
@@ -776,6 +804,39 @@ def read(path: Path, options: NucleusReadOptions, context: Context) -> Dataset:
         if sidecar.is_file():
             _read_sidecar(sidecar, header)
     return Dataset(header=header, items=_read_items(files, options, context, header))
+
+
+def shards(path: Path, options: NucleusReadOptions, context: Context) -> Shards:
+    """The payload lines as units that workers read apart (``converters/sharded.py``): (file
+    relative to the source, byte offset, line number) of each non-blank line, found by a
+    scan for newlines. Reference ids used twice across parts are found by the driver."""
+    dataset = read(path, options, context)
+    files = _sources(path)
+    root = path if path.is_dir() else path.parent
+    units = []
+    for f in files:
+        name = f.relative_to(root).as_posix()
+        with open(f, "rb") as fh:
+            offset = 0
+            for lineno, line in enumerate(fh, start=1):
+                if line.strip():
+                    units.append((name, offset, lineno))
+                offset += len(line)
+    return Shards(units=units, read=functools.partial(_read_lines, options), root=root, header=dataset.header,
+                  files=_file_of, unique_refs=True)
+
+
+def _file_of(unit: tuple[str, int, int]) -> list[str]:
+    return [unit[0]]
+
+
+def _read_lines(options: NucleusReadOptions, root: Path, units: list[tuple[str, int, int]],
+                header: DatasetHeader, context: Context) -> Iterator[DatasetItem]:
+    seen: dict[str, str] = {}
+    for name, group in itertools.groupby(units, key=lambda u: u[0]):
+        reader = _Reader(root / name, context, options.check_files, header, seen, strict=options.strict,
+                         folder=posixpath.dirname(name))
+        yield from reader.lines([(offset, lineno) for _, offset, lineno in group])
 
 
 def _read_items(files: list[Path], options: NucleusReadOptions, context: Context,

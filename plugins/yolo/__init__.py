@@ -120,6 +120,7 @@ FORMAT = Format(
     capabilities=Capabilities(annotation_types=HELD["auto"], prediction_types=PREDICTED["auto"]),
     capabilities_for=capabilities_for,  # type: ignore[arg-type]
     read=LazyFunction(f"{__name__}.read", "read"),
+    shards=LazyFunction(f"{__name__}.read", "shards"),
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=LazyFunction(f"{__name__}.read", "detect"),
     read_options=LazyFunction(f"{__name__}.options", "YoloReadOptions"),

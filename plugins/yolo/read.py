@@ -3,9 +3,10 @@ one item per image or label file. The row grammar is in the package docstring.""
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import yaml
 
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import Context
+from annobridge.core.formats import Context, Shards
 from annobridge.core.limits import open_image
 from annobridge.core.model import (
     BoxAnnotation,
@@ -589,12 +590,50 @@ def read(path: Path, options: Any, context: Context) -> Dataset:
     images_dir = Path(options.images) if options.images else None
     fallback = parse_size(options.image_size) if options.image_size else None
     rows = _RowReader(layout, task, context)
-    return Dataset(header=header, items=_items(layout, rows, images_dir, fallback, context))
+    return Dataset(header=header, items=_items(_entries(layout, images_dir), rows, fallback, context))
 
 
-def _items(layout: Layout, rows: _RowReader, images_dir: Path | None, fallback: tuple[int, int] | None,
-           context: Context) -> Iterator[DatasetItem]:
+def shards(path: Path, options: Any, context: Context) -> Shards:
+    """The source as label/image pairs that workers read apart (``converters/sharded.py``);
+    a unit names its files relative to the dataset folder when they lie in it."""
+    dataset = read(path, options, context)
+    layout = find_layout(path)
+    root = layout.file.parent if layout.file is not None else (path if path.is_dir() else path.parent)
+    images_dir = Path(options.images) if options.images else None
+    units = []
+    inside = True
     for entry in _entries(layout, images_dir):
+        files = []
+        for p in (entry.image, entry.label):
+            if p is not None and p.is_relative_to(root):
+                files.append(p.relative_to(root).as_posix())
+            elif p is not None:
+                files.append(str(p))
+                inside = False
+            else:
+                files.append(None)
+        units.append((entry.ref, files[0], files[1], entry.split))
+    task = dataset.header.info["yolo"]["task"]
+    fallback = parse_size(options.image_size) if options.image_size else None
+    return Shards(units=units, read=functools.partial(_read_part, layout, task, fallback), root=root,
+                  header=dataset.header, files=_unit_files if inside else None, total=len(units))
+
+
+def _unit_files(unit: tuple[str, str | None, str, str | None]) -> list[str]:
+    return [f for f in unit[1:3] if f is not None]
+
+
+def _read_part(layout: Layout, task: str, fallback: tuple[int, int] | None, root: Path,
+               units: list[tuple[str, str | None, str, str | None]], header: DatasetHeader,
+               context: Context) -> Iterator[DatasetItem]:
+    entries = (_Entry(ref, None if image is None else root / image, root / label, split)
+               for ref, image, label, split in units)
+    return _items(entries, _RowReader(layout, task, context), fallback, context)
+
+
+def _items(entries: Iterable[_Entry], rows: _RowReader, fallback: tuple[int, int] | None,
+           context: Context) -> Iterator[DatasetItem]:
+    for entry in entries:
         size = None
         if entry.image is not None and entry.image.is_file():
             try:

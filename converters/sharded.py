@@ -1,0 +1,289 @@
+"""Sharded conversion: workers read, check, fit and (for per-file writers) write their own
+part of the source, and the driver gets back small results in order.
+
+A reader that can list its per-item units cheaply offers ``Format.shards`` (KITTI frames,
+YOLO label files, Lightly files, panoptic images, Nucleus JSONL lines; a parsed COCO file's
+images for local forked workers). With ``--workers N`` or ``--executor dask`` the engine cuts
+the unit list into shards and runs :func:`run_shard` on each: the worker reads the shard
+(fetching the files of a remote source itself, through fsspec), counts and fits its items,
+and then either
+
+- writes them with the target's ``Format.parts.write`` (per-file writers: KITTI, YOLO) into
+  the staging folder and returns the small per-item results the writer's ``finish`` needs
+  for its aggregate outputs, or
+- returns the fitted items, which the driver writes with the target's ordinary writer (one
+  JSON or JSONL file; its per-item work still goes through ``Context.map``).
+
+Results are consumed in unit order, so the output is byte-identical to one process; a
+worker's error names the item and fails the conversion, whose staging folder is removed.
+Local workers are forked after the driver listed (or, for COCO, parsed) the source, so
+they inherit it and only unit ranges cross the process boundary.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import multiprocessing
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from annobridge.core import storage
+from annobridge.core.errors import ReadError
+from annobridge.core.formats import ConversionReport, Context, Format, Shards, _worker_start
+from annobridge.core.model import Dataset, DatasetHeader, DatasetItem
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class ShardPlan:
+    """Everything a worker needs for its shards (pickled to Dask workers; inherited by forked ones)."""
+
+    shards: Shards
+    source_format: str
+    url: str | None  # the URL of shards.root, for a remote source
+    target: Format
+    write_options: Any
+    destination: Path | None  # the staging destination, for per-file writers
+    derive: str
+    geometry: str | None
+    overlap: str
+    view: str | None
+    storage_options: dict[str, Any] = field(default_factory=dict)
+    parts: bool = False  # workers write with target.parts (see Parts.keeps_ids)
+
+
+@dataclass
+class ShardResult:
+    """What a worker sends back: the writer's part results (or the fitted items), the shard's
+    report, and scenes its reader added to the header."""
+
+    out: Any
+    report: ConversionReport
+    scenes: dict[str, Any]
+    unnumbered: list[tuple[int, list[bool]]] | None = None  # items whose new masks the driver numbers
+    refs: list[str] | None = None  # the reference ids read, when the driver checks them across parts
+
+
+def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
+    """Read, check, fit and (per-file writers) write one shard of units, in unit order."""
+    from annobridge.converters import engine
+    from annobridge.core import derive as derivation
+
+    ctx = Context(storage_options=plan.storage_options)
+    ctx.report.source_format = plan.source_format  # counted by _checked here: _fitted must not count again
+    storage.remember_source(None, plan.storage_options)
+    if plan.url is not None:
+        storage.remember_sources({"roots": {plan.url: plan.storage_options}})
+    header = plan.shards.header.model_copy(update={"scenes": {}})
+    mirror = None
+    try:
+        if plan.url is not None and plan.shards.files is not None:
+            mirror = _fetch_units(plan, units)
+            ctx.remote_root = plan.url
+            ctx.report.notes.append(f"the workers fetched the files of their parts from {plan.url}")
+            items = plan.shards.read(mirror, units, header, ctx)
+        else:
+            items = plan.shards.read(plan.shards.root, units, header, ctx)
+        items = engine._checked(items, ctx, plan.shards.source or str(plan.shards.root))
+        refs: list[str] | None = None
+        if plan.shards.unique_refs:
+            refs = []
+            items = _noting_refs(items, refs)
+        unnumbered = [] if plan.view == "instance" and not plan.parts else None
+        if plan.view is not None:
+            items = derivation.in_view(Dataset(header=header, items=items), plan.view, plan.overlap,
+                                       ctx.report, unnumbered).items
+        if unnumbered is not None:  # the driver numbers the new masks over the dataset, then fits
+            out = list(items)
+        elif plan.parts:
+            assert plan.destination is not None and plan.target.parts is not None
+            source = str(mirror) if mirror is not None else plan.shards.source  # media are read from there
+            stub = Dataset(header=header, source=source, format=plan.shards.format)
+            fitted = engine._fitted(items, plan.target, ctx, plan.derive, plan.geometry)
+            out = plan.target.parts.write(fitted, plan.destination, plan.write_options, stub, ctx)
+        else:
+            out = list(engine._fitted(items, plan.target, ctx, plan.derive, plan.geometry))
+        if mirror is not None and not plan.parts:
+            for item in out:  # the copy goes now: what the driver may still read becomes a URL
+                _as_urls(item, mirror, plan.url)
+    finally:
+        if mirror is not None:
+            shutil.rmtree(mirror, ignore_errors=True)
+    ctx.report.source_format = None
+    return ShardResult(out, ctx.report, dict(header.scenes), unnumbered, refs)
+
+
+def _noting_refs(items: Any, refs: list[str]) -> Iterator[DatasetItem]:
+    for item in items:
+        refs.append(item.reference_id)
+        yield item
+
+
+def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
+    """A local folder laid out as the source, holding only the files of ``units`` (and the
+    files every unit needs), fetched by this worker from the source URL."""
+    assert plan.url is not None and plan.shards.files is not None
+    fs, base = storage.filesystem(plan.url, plan.storage_options)
+    base = base.rstrip("/")
+    mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard."))
+    wanted = sorted({rel for u in units for rel in plan.shards.files(u)})
+    for rel in wanted:  # listed by the driver from its copy; checked again before it names a local file
+        if rel.startswith("/") or any(part in ("", ".", "..") for part in rel.split("/")):
+                raise ReadError("a file of the source leads outside its folder", file=f"{plan.url}/{rel}")
+    remote = [f"{base}/{rel}" for rel in wanted]
+    local = [str(mirror / rel) for rel in wanted]
+    for p in local:
+        Path(p).parent.mkdir(parents=True, exist_ok=True)
+    if remote:
+        fs.get(remote, local)
+    return mirror
+
+
+def _as_urls(item: DatasetItem, mirror: Path, url: str) -> None:
+    """Media and mask locations inside a worker's copy become the URLs they were fetched from."""
+    root = str(mirror) + os.sep
+
+    def remote(value: str | None) -> str | None:
+        if value is None or not value.startswith(root):
+            return value
+        return storage.join_url(url, value[len(root):].replace(os.sep, "/"))
+
+    item.image_location = remote(item.image_location)
+    item.pointcloud_location = remote(item.pointcloud_location)
+    for a in (*item.annotations, *item.predictions):
+        mask = getattr(a, "mask", None)
+        if a.type == "segmentation" and mask is not None:
+            mask.location = remote(mask.location)
+
+
+def merge(report: ConversionReport, part: ConversionReport) -> None:
+    """Add a shard's counts to the conversion's report."""
+    report.items_read += part.items_read
+    report.items_written += part.items_written
+    for kind, n in part.read.items():
+        report.read[kind] = report.read.get(kind, 0) + n
+    for key, n in part.converted.items():
+        report.converted[key] = report.converted.get(key, 0) + n
+    for what, reasons in part.dropped.items():
+        for reason, n in reasons.items():
+            report.drop(what, reason, n)
+    for kind, n in part._delta.items():
+        report._delta[kind] = report._delta.get(kind, 0) + n
+    for note in part.notes:
+        if note not in report.notes:
+            report.notes.append(note)
+
+
+FORK = "fork" in multiprocessing.get_all_start_methods()
+"""Whether local workers can be forked (not on Windows): else they get the plan pickled, and
+sources whose parts need the driver's parse (COCO) are read in one process."""
+
+_PLAN: ShardPlan | None = None
+"""The plan of the running sharded conversion, inherited by forked local workers."""
+
+
+def _run_inherited(units: list[Any]) -> ShardResult:
+    assert _PLAN is not None, "a local shard worker was not forked from the driver"
+    return run_shard(_PLAN, units)
+
+
+def chunks(units: list[Any], workers: int) -> list[list[Any]]:
+    """Shards of consecutive units: about eight per worker (so a slow shard does not leave the
+    others idle), at most 256 units each (bounded results in flight)."""
+    size = max(1, min(256, -(-len(units) // max(1, workers * 8))))
+    return [units[i:i + size] for i in range(0, len(units), size)]
+
+
+def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Context) -> None:
+    """Run every shard of ``plan`` on the context's workers and write ``destination`` from
+    their results, in order."""
+    global _PLAN
+    fn: Any = functools.partial(run_shard, plan)
+    if ctx.executor == "process" and FORK:
+        if ctx._pool is not None:  # forked before this plan existed
+            ctx._pool.shutdown()
+        ctx._pool = ProcessPoolExecutor(max_workers=ctx.workers, mp_context=multiprocessing.get_context("fork"),
+                                        initializer=_worker_start, initargs=(os.getpid(),))
+        fn = _run_inherited
+        _PLAN = plan  # forked workers inherit it: only unit lists are sent
+    parts = chunks(plan.shards.units, ctx.workers)
+    ctx.report.notes.append(f"read in {len(parts)} parts by the workers ({plan.shards.format} lists "
+                            f"{len(plan.shards.units)} units{'; they wrote their items' if plan.parts else ''})")
+    try:
+        results = ctx.map(fn, parts, chunksize=1)  # one shard, one task
+        items = _unpacked(results, header, ctx, plan.url is not None, plan.parts)
+        if plan.view == "instance" and not plan.parts:
+            from annobridge.converters import engine
+
+            items = engine._fitted(_numbered(items), plan.target, ctx, plan.derive, plan.geometry)
+        dataset = Dataset(header=header, items=items, source=plan.shards.source,
+                          format=plan.shards.format, total=plan.shards.total)
+        if plan.parts:
+            plan.target.parts.finish(dataset.items, dataset, destination, plan.write_options, ctx)
+        else:
+            assert plan.target.write is not None
+            plan.target.write(dataset, destination, plan.write_options, ctx)
+    finally:
+        _PLAN = None
+
+
+def _unpacked(results: Iterator[ShardResult], header: DatasetHeader, ctx: Context, remote: bool,
+              plan_parts: bool) -> Iterator[Any]:
+    """The items (or part results) of each shard, once its counts and scenes are merged."""
+    seen: set[str] = set()
+    for result in results:
+        for ref in result.refs or ():
+            if ref in seen:
+                raise ReadError(f"reference_id {ref!r} is used twice", item=ref, file=ctx.report.source,
+                                fix="reference ids must be unique in a dataset")
+            seen.add(ref)
+        merge(ctx.report, result.report)
+        header.scenes.update(result.scenes)
+        if ctx.progress is not None and result.report.items_read:
+            ctx.progress(result.report.items_read)
+        if remote and not plan_parts:
+            for item in result.out:
+                _local_masks(item)
+        if result.unnumbered is not None:
+            yield from _marked(result)
+        else:
+            yield from result.out
+
+
+def _local_masks(item: DatasetItem) -> None:
+    """Masks of a remote source point at the driver's fetched copy, as when one process reads
+    it (the writer then stores them as it stores local masks)."""
+    for a in (*item.annotations, *item.predictions):
+        mask = getattr(a, "mask", None)
+        if a.type == "segmentation" and mask is not None and mask.location and "://" in mask.location:
+            copy = storage.cached_file(mask.location)
+            if copy is not None:
+                mask.location = str(copy)
+
+
+def _marked(result: ShardResult) -> Iterator[tuple[DatasetItem, list[bool]]]:
+    assert result.unnumbered is not None
+    marks = dict(result.unnumbered)
+    for position, item in enumerate(result.out):
+        yield item, marks.get(position, [False, False])
+
+
+def _numbered(marked: Iterator[tuple[DatasetItem, list[bool]]]) -> Iterator[DatasetItem]:
+    """New instance masks numbered over the dataset, in order, as one process numbers them."""
+    from annobridge.core.derive import number_masks
+
+    next_id = 1
+    for item, needs in marked:
+        for anns, need in zip((item.annotations, item.predictions), needs):
+            if need:
+                next_id = number_masks(anns, next_id)
+        yield item
+
