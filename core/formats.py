@@ -197,8 +197,9 @@ class ConversionReport(BaseModel):
             key = f"{source} -> {target}"
             self.converted[key] = self.converted.get(key, 0) + count
         target = ("prediction:" if source.startswith("prediction:") else "") + target
-        self._delta[source] = self._delta.get(source, 0) - (count if consumed is None else consumed)
-        self._delta[target] = self._delta.get(target, 0) + (count if made is None else made)
+        delta = self._delta  # a private attribute: pydantic looks it up slowly
+        delta[source] = delta.get(source, 0) - (count if consumed is None else consumed)
+        delta[target] = delta.get(target, 0) + (count if made is None else made)
 
     @property
     def written(self) -> dict[str, int]:
