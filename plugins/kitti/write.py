@@ -186,7 +186,7 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     main = b if b is not None else c
     assert main is not None
     kind = ("prediction:" if prediction else "") + main.type
-    label = _label_of(main.label, job.mapping)
+    label = _label_of(main.label, job.mapping) if job.mapping else main.label
     if label is None:
         drops.append((kind, f"label map drops class {main.label!r}", 1))
         return None
@@ -331,7 +331,18 @@ def write_frame(job: FrameJob) -> FrameResult:
                 load_points(src).astype("<f4").tofile(velo_dir / f"{name}.bin")
     sets = [s for s in ((image or cloud).attributes.get("kitti_imagesets") or [])  # type: ignore[union-attr]
             if isinstance(s, str)]
-    return FrameResult(job.stem, job.split_dir, gt_rows, pr_rows, drops, sets)
+    return FrameResult(job.stem, job.split_dir, gt_rows, pr_rows, _summed(drops), sets)
+
+
+def _summed(drops: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
+    """``drops`` with the counts of equal (what, reason) pairs added up: a frame's rows report
+    the same loss each (``attribute:area``), and the report is told once per frame."""
+    if len(drops) < 2:
+        return drops
+    counts: dict[tuple[str, str], int] = {}
+    for what, reason, n in drops:
+        counts[what, reason] = counts.get((what, reason), 0) + n
+    return [(what, reason, n) for (what, reason), n in counts.items()]
 
 
 def _frames(items: Iterator[DatasetItem]) -> Iterator[list[DatasetItem]]:

@@ -143,6 +143,7 @@ class _Writer:
         self.task: str | None = known if options.task == "auto" else options.task
         self.box_only_files: list[Path] = []  # written before auto chose the task
         self.splits: dict[str, None] = {}
+        self.label_roots: dict[str, Path] = {}  # split -> labels/<split>
         self.fallback = parse_size(options.image_size) if options.image_size else None
 
     # -- sizes and names
@@ -331,8 +332,11 @@ class _Writer:
         self.splits.setdefault(split, None)
         rel = self.relative(item.reference_id)
         rows = self.rows(item, w, h)
-        label = contained(self.dst / "labels" / split, rel + ".txt", what="label path", item=item.reference_id,
-                          error=WriteError, made_here=True)
+        root = self.label_roots.get(split)
+        if root is None:
+            root = self.label_roots[split] = self.dst / "labels" / split
+        label = contained(root, rel + ".txt", what="label path", item=item.reference_id, error=WriteError,
+                          made_here=True)
         write_new_file(label, "".join([r + "\n" for r in rows]))
         if rows and (self.task is None or (self.task == "pose" and self.schema.names is None)):
             self.box_only_files.append(label)  # fixed up once the task (or pose's schema) is known
