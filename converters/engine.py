@@ -215,7 +215,9 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
             kinds: set[str] = set()
             fresh: Sequence[str] = options
         else:
-            kinds = held.setdefault(gid, set())
+            kinds = held.get(gid)  # type: ignore[assignment]
+            if kinds is None:
+                kinds = held[gid] = set()
             fresh = [k for k in options if k not in kinds] if kinds else options
         made = None
         losses: derivation.Losses = []

@@ -439,8 +439,9 @@ def segmentation_view(caps: Capabilities) -> str | None:
 
 
 def _needs_view(anns: list[Any], view: str) -> bool:
-    has_index = any(a.type == "segmentation" for a in anns)
-    has_objects = any(a.type in ("object_mask", "polygon") for a in anns)
+    kinds = {a.type for a in anns}  # one pass: this runs for every item of every conversion
+    has_index = "segmentation" in kinds
+    has_objects = "object_mask" in kinds or "polygon" in kinds
     if view == "instance":  # an item whose objects are there already keeps them, not copies
         return has_index and not has_objects
     return not has_index and has_objects

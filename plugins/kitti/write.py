@@ -88,6 +88,9 @@ def _cuboid_camera(c: CuboidAnnotation, t: camera.Transform | None, ref: str) ->
 def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], prediction: bool,
               t: camera.Transform | None, size: tuple[int | None, int | None], job: FrameJob, ref: str,
               drops: list[tuple[str, str, int]]) -> list[str]:
+    if not cuboids:  # a 2D dataset: nothing to pair
+        return [row for row in (_render(b, None, prediction, t, size, job, ref, drops) for b in boxes)
+                if row is not None]
     by_group: dict[str, CuboidAnnotation] = {}
     by_track: dict[str, CuboidAnnotation] = {}
     for c in cuboids:
