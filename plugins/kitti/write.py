@@ -304,11 +304,11 @@ def write_frame(job: FrameJob) -> FrameResult:
     if job.tracking is None:
         name = job.stem + ".txt"
         if gt_rows or (job.write_label_file and not pr_rows):
-            write_new_file(os.path.join(sd, "label_2", name), "".join([r + "\n" for r in gt_rows]))
+            _write_text(os.path.join(sd, "label_2", name), gt_rows)
         if pr_rows:
-            write_new_file(os.path.join(sd, "results", name), "".join([r + "\n" for r in pr_rows]))
+            _write_text(os.path.join(sd, "results", name), pr_rows)
         if calib is not None:
-            write_new_file(os.path.join(sd, "calib", name), kitti_calib.format_calib(calib))
+            _write_text(os.path.join(sd, "calib", name), [kitti_calib.format_calib(calib).removesuffix("\n")])
     if job.media == "copy":
         if job.tracking is None:
             img_dir, velo_dir, name = sd / "image_2", sd / "velodyne", job.stem
@@ -334,18 +334,13 @@ def write_frame(job: FrameJob) -> FrameResult:
                 load_points(src).astype("<f4").tofile(velo_dir / f"{name}.bin")
     sets = [s for s in ((image or cloud).attributes.get("kitti_imagesets") or [])  # type: ignore[union-attr]
             if isinstance(s, str)]
-    return FrameResult(job.stem, job.split_dir, gt_rows, pr_rows, _summed(drops), sets)
+    return FrameResult(job.stem, job.split_dir, gt_rows, pr_rows, drops, sets)
 
 
-def _summed(drops: list[tuple[str, str, int]]) -> list[tuple[str, str, int]]:
-    """``drops`` with the counts of equal (what, reason) pairs added up: a frame's rows report
-    the same loss each (``attribute:area``), and the report is told once per frame."""
-    if len(drops) < 2:
-        return drops
-    counts: dict[tuple[str, str], int] = {}
-    for what, reason, n in drops:
-        counts[what, reason] = counts.get((what, reason), 0) + n
-    return [(what, reason, n) for (what, reason), n in counts.items()]
+def _write_text(path: str, rows: list[str]) -> None:
+    """Write ``rows`` as lines (:func:`~annobridge.core.paths.write_new_file`: the folder is
+    made only when the open finds it missing)."""
+    write_new_file(path, "".join([r + "\n" for r in rows]))
 
 
 def _frames(items: Iterator[DatasetItem]) -> Iterator[list[DatasetItem]]:
@@ -393,7 +388,12 @@ class _CalibSource:
 
 
 def _record(context: Context, res: FrameResult) -> None:
+    """Report a frame's drops, each (what, reason) once with its count: the rows of a frame
+    report the same loss each (``attribute:area``)."""
+    counts: dict[tuple[str, str], int] = {}
     for what, reason, n in res.drops:
+        counts[what, reason] = counts.get((what, reason), 0) + n
+    for (what, reason), n in counts.items():
         context.report.drop(what, reason, n)
 
 
