@@ -20,6 +20,7 @@ traceback, and never builds a value the rest of the pipeline cannot trust:
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import os
@@ -100,15 +101,21 @@ def _has_long_integer(raw: bytes) -> bool:
     those as Python ints where orjson (and annobridge) read integers beyond 64 bits as floats,
     so such documents skip msgspec. Digit runs inside strings (RLE counts, file names) follow
     a quote, a letter or another character no number follows, and are passed over. The scan
-    runs in C (translate, find): a regex over a 188 MB file took longer than parsing it."""
-    zeros = raw.translate(_DIGITS_TO_ZERO)
-    pos = zeros.find(_RUN_19)
-    while pos != -1:
-        start = pos - 1 if pos and raw[pos - 1] == 0x2D else pos  # a minus sign
-        if start == 0 or raw[start - 1] in b"[,: \t\r\n":
-            return True
-        pos = zeros.find(_RUN_19, pos + 19)
+    runs in C (translate, find): a regex over a 188 MB file took longer than parsing it. It
+    goes chunk by chunk so that it never holds a second copy of a large document."""
+    for offset in range(0, len(raw), _SCAN_CHUNK):
+        zeros = raw[offset:offset + _SCAN_CHUNK + 18].translate(_DIGITS_TO_ZERO)
+        pos = zeros.find(_RUN_19)
+        while pos != -1 and pos < _SCAN_CHUNK:  # a run starting later is the next chunk's
+            at = offset + pos
+            start = at - 1 if at and raw[at - 1] == 0x2D else at  # a minus sign
+            if start == 0 or raw[start - 1] in b"[,: \t\r\n":
+                return True
+            pos = zeros.find(_RUN_19, pos + 19)
     return False
+
+
+_SCAN_CHUNK = 1 << 23
 _ORJSON_PLACE = re.compile(r"line (\d+) column (\d+)")
 
 
@@ -130,6 +137,17 @@ def load_json(raw: bytes | str, *, file: str | os.PathLike[str] | None = None,
         ReadError: not UTF-8, not JSON, a non-finite or overflowing number, an integer longer
             than :data:`MAX_INT_DIGITS` digits, or nesting deeper than :data:`MAX_JSON_DEPTH`.
     """
+    enabled = gc.isenabled()
+    gc.disable()  # a parse builds only acyclic containers: collections during it find nothing
+    try:  # to free and walk the growing tree again and again (three quarters of a 224 MB parse)
+        return _load_json(raw, file=file, where=where, item=item)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _load_json(raw: bytes | str, *, file: str | os.PathLike[str] | None, where: str | None,
+               item: str | None) -> Any:
     if isinstance(raw, bytes) and not _has_long_integer(raw):
         # msgspec builds Python objects straight from the bytes; orjson builds a yyjson
         # document first, which on a 188 MB COCO file raised the parse's peak by half again.
@@ -169,6 +187,62 @@ def load_json(raw: bytes | str, *, file: str | os.PathLike[str] | None = None,
     except RecursionError as exc:
         raise ReadError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels", file=file, where=where,
                         item=item) from exc
+
+
+def load_json_lazily(raw: bytes, lazy: str) -> dict[str, Any] | None:
+    """The top-level object of ``raw``, parsed except for the list under ``lazy``: that list
+    holds its elements unparsed (``msgspec.Raw`` slices of ``raw``), for
+    :func:`load_json_element` to parse one at a time.
+
+    A reader that converts the elements one by one then never holds the whole parsed tree:
+    on a 224 MB COCO file, 0.35 GB at the peak instead of 1.35 GB, and faster too (each
+    element's objects are freed while still in the CPU cache). The whole document is checked
+    here for syntax and nesting; the numbers inside the lazy elements are checked as each is
+    parsed.
+
+    Returns:
+        The members in document order, or None when the document is not an object with a
+        list under ``lazy``, or needs :func:`load_json`'s careful path (a long integer, a
+        syntax error, a bad number outside the lazy list): call :func:`load_json` then.
+    """
+    if _has_long_integer(raw):
+        return None
+    enabled = gc.isenabled()
+    gc.disable()  # as in load_json: the parsed members are acyclic
+    try:
+        top = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
+        if lazy not in top:
+            return None
+        return {key: (msgspec.json.decode(value, type=list[msgspec.Raw]) if key == lazy
+                      else msgspec.json.decode(value)) for key, value in top.items()}
+    except (msgspec.DecodeError, RecursionError):  # ValidationError included
+        return None
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def load_json_element(element: Any, raw: bytes, *, file: str | os.PathLike[str] | None = None,
+                      where: str | None = None) -> Any:
+    """Parse one element kept by :func:`load_json_lazily` under the limits of :func:`load_json`.
+
+    Args:
+        element: the ``msgspec.Raw`` element.
+        raw: the whole document it was cut from: a refused element is reported as
+            :func:`load_json` reports the whole document (line and column in the file).
+        where: the element's JSON pointer, in case the whole document parses after all.
+
+    Raises:
+        ReadError: as :func:`load_json`.
+    """
+    try:
+        return _DECODE(element)
+    except (msgspec.DecodeError, RecursionError):
+        load_json(raw, file=file)  # raises, naming the line and column in the file
+        return load_json(bytes(element), file=file, where=where)
+
+
+_DECODE = msgspec.json.Decoder().decode
 
 
 # --------------------------------------------------------------------------- images

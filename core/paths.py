@@ -35,6 +35,9 @@ def path_problem(location: str) -> str | None:
     Checks the text only (no file system): absolute POSIX or Windows paths, drive letters,
     UNC paths, NUL bytes, and ``..`` components that climb above the root.
     """
+    if (location and location[0] != "/" and ".." not in location and "\\" not in location
+            and ":" not in location and "\x00" not in location):
+        return None  # the common case, decided without pathlib (a writer asks once per image)
     if not location:
         return "the path is empty"
     if not _SEPARATOR_OR_DRIVE.search(location) and location not in (".", ".."):  # one plain name

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from operator import attrgetter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
 import numpy as np
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context
-from annobridge.core.limits import load_json
+from annobridge.core.limits import load_json, load_json_element, load_json_lazily
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
@@ -68,17 +70,25 @@ def _base(ref: str, aid: str, gid: str, attrs: dict[str, Any], conf: Any, kind: 
 # --------------------------------------------------------------------------- JSON
 
 
-def _load_json(path: Path) -> Any:
+def _load_json(path: Path, lazy: str | None = None) -> tuple[Any, bytes | None]:
     """Parse a JSON file, then freeze the garbage collector's view of what it built.
 
-    The parsed tree holds millions of container objects that only die by reference
-    counting; without :func:`gc.freeze`, every full collection triggered while items are
-    built would walk all of them again (three times the whole conversion on 40k objects).
-    :func:`_items` unfreezes when it is done.
+    With ``lazy`` (``"annotations"``), that list is kept unparsed, one ``msgspec.Raw`` per
+    record, and the file's bytes are returned too for :func:`load_json_element`; when the
+    file needs the careful parse (see :func:`load_json_lazily`) everything is parsed and
+    the bytes are None.
+
+    The parsed tree holds many container objects that only die by reference counting;
+    without :func:`gc.freeze`, every full collection triggered while items are built would
+    walk all of them again. :func:`_items` unfreezes when it is done.
     """
-    data = load_json(path.read_bytes(), file=path)  # finite numbers, bounded ints and depth
+    raw: bytes | None = path.read_bytes()
+    data = load_json_lazily(raw, lazy) if lazy else None  # type: ignore[arg-type]
+    if data is None:
+        data = load_json(raw, file=path)  # type: ignore[arg-type]  # finite numbers, bounded ints and depth
+        raw = None
     gc.freeze()
-    return data
+    return data, raw
 
 
 # --------------------------------------------------------------------------- reading
@@ -292,7 +302,7 @@ def read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
 
 
 def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
-    data = _load_json(path)
+    data, raw = _load_json(path, lazy="annotations")
     if type(data) is list:
         return _read_results(path, data, options, context)
     if type(data) is not dict:
@@ -312,10 +322,17 @@ def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
             context.error(ReadError(f"{key} is {type(records).__name__}, expected a list",
                                     file=path, where=f"#/{key}"))
             continue
-        buckets = _bucket(records, image_index, path, context, results=results, prefix=f"#/{key}")
-        sources.append(_Source(records, buckets, results, f"#/{key}"))
+        lazy = raw if key == "annotations" else None
+        buckets = _bucket_lazy(records, image_index) if lazy is not None else None
+        if lazy is not None and buckets is None:  # a problem: parse all now, to name each one
+            records = [load_json_element(r, lazy, file=path, where=f"#/{key}/{i}")
+                       for i, r in enumerate(records)]
+            lazy = None
+        if buckets is None:
+            buckets = _bucket(records, image_index, path, context, results=results, prefix=f"#/{key}")
+        sources.append(_Source(records, buckets, results, f"#/{key}", lazy))
     top.pop(PREDICTIONS_KEY, None)
-    del data
+    del data, raw
     return Dataset(header=header, items=_items(path, images, sources, cats, context,
                                                options.mode("short_keypoints") != "error"),
                    total=len(images))  # one item per image: the progress bar's total
@@ -373,14 +390,45 @@ def _bucket_fast(anns: list[Any], image_index: dict[Any, int], results: bool) ->
     """:func:`_bucket` for a file with no problem (C-level passes); None sends the caller
     to the careful loop, which names every problem."""
     try:
-        if not results:
-            ids = [a["id"] for a in anns]
-            if not {type(v) for v in ids} <= _ID_TYPES or len(set(ids)) != len(ids):
-                return None
-        get = image_index.get
-        positions = [get(a["image_id"]) for a in anns]
+        ids = None if results else [a["id"] for a in anns]
+        image_ids = [a["image_id"] for a in anns]
     except (KeyError, TypeError):
         return None
+    return _bucket_ids(ids, image_ids, image_index)
+
+
+class _Head(msgspec.Struct):
+    """What bucketing needs of a ground-truth record kept unparsed (the rest is skipped)."""
+
+    id: Any = None
+    image_id: Any = None
+
+
+_head = msgspec.json.Decoder(_Head).decode
+
+
+def _bucket_lazy(anns: list[msgspec.Raw], image_index: dict[Any, int]) -> list[list[int]] | None:
+    """:func:`_bucket_fast` for ground-truth records kept unparsed; None on any problem."""
+    try:
+        heads = [_head(a) for a in anns]
+    except (msgspec.DecodeError, RecursionError):  # not an object, or a bad id
+        return None
+    return _bucket_ids(list(map(_HEAD_ID, heads)), list(map(_HEAD_IMAGE_ID, heads)), image_index)
+
+
+_HEAD_ID, _HEAD_IMAGE_ID = attrgetter("id"), attrgetter("image_id")
+
+
+def _bucket_ids(ids: list[Any] | None, image_ids: list[Any], image_index: dict[Any, int]
+                ) -> list[list[int]] | None:
+    """Annotation positions per image position, from the records' ids and image ids in
+    C-level passes; None when any id is missing, of a wrong type, or used twice, or any
+    image id names no image."""
+    if not set(map(type, image_ids)) <= _ID_TYPES:
+        return None
+    if ids is not None and (not set(map(type, ids)) <= _ID_TYPES or len(set(ids)) != len(ids)):
+        return None
+    positions = list(map(image_index.get, image_ids))
     if None in positions:
         return None
     buckets: list[list[int]] = [[] for _ in range(len(image_index))]
@@ -409,7 +457,7 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
         gt_path = Path(options.gt)
         if not gt_path.exists():
             raise ReadError("ground-truth file given with gt= does not exist", file=gt_path)
-        gt = _load_json(gt_path)
+        gt, _ = _load_json(gt_path)
         if type(gt) is not dict:
             raise ReadError("gt= must be a COCO ground-truth object, not a results list",
                             file=gt_path, where="#")
@@ -438,15 +486,21 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
 
 
 class _Source:
-    """One list of COCO records to convert: ground truth or results, and its JSON pointer."""
+    """One list of COCO records to convert: ground truth or results, and its JSON pointer.
 
-    __slots__ = ("records", "buckets", "results", "prefix")
+    With ``raw`` (the file's bytes), the records are unparsed ``msgspec.Raw`` slices of it,
+    each parsed when its image is converted: the whole tree is never held at once.
+    """
 
-    def __init__(self, records: list[Any], buckets: list[list[int]], results: bool, prefix: str):
+    __slots__ = ("records", "buckets", "results", "prefix", "raw")
+
+    def __init__(self, records: list[Any], buckets: list[list[int]], results: bool, prefix: str,
+                 raw: bytes | None = None):
         self.records = records
         self.buckets = buckets
         self.results = results
         self.prefix = prefix
+        self.raw = raw
 
 
 def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
@@ -475,16 +529,24 @@ def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: l
         ref = item.reference_id
         for src in sources:
             out = item.predictions if src.results else item.annotations
-            records = src.records
+            records, raw = src.records, src.raw
             for i in src.buckets[pos]:
                 a = records[i]
                 records[i] = None  # free the source record as soon as it is converted
+                if raw is not None:
+                    try:
+                        a = _decode(a)
+                    except (msgspec.DecodeError, RecursionError):  # a number out of range
+                        a = load_json_element(a, raw, file=path, where=f"{src.prefix}/{i}")
                 made = _annotation(a, i, ref, cats, path, context, src.results, short, src.prefix)
                 if made is not None:
                     out.extend(made)
             src.buckets[pos] = None  # type: ignore[call-overload]
         yield item
         del item
+
+
+_decode = msgspec.json.Decoder().decode
 
 
 def _rle_total(counts: str) -> int | None:

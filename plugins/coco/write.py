@@ -402,7 +402,9 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
     header = dataset.header
     coco_info = header.info.get("coco") or {}
     w = _Writer(header, context)
-    images: list[bytes] = []
+    # orjson's bytes keep a 4 KB buffer however short the output: kept in a list, the image
+    # records of 50,000 images held 200 MB, so they go to a file like the annotations
+    images = _Stream(destination.parent, destination.name + ".images")
     gt = _Stream(destination.parent, destination.name + ".gt")
     preds = _Stream(destination.parent, destination.name + ".results")
     pending: list[dict[str, Any]] = []
@@ -445,7 +447,7 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 yield rec, gt_recs, pred_recs, jobs
 
         for image_bytes, gt_bytes, gt_pending, pred_bytes in context.map(_encode_item, prepared()):
-            images.append(image_bytes)
+            images.add(image_bytes)
             gt.add(gt_bytes)
             pending.extend(gt_pending)
             preds.add(pred_bytes)
@@ -498,11 +500,12 @@ def write(dataset: Dataset, destination: Path, options: CocoWriteOptions, contex
                 gt.add(_dumps(r_ordered))
             _write_gt(destination, coco_info, images, gt, preds if n_pred else None, w)
     finally:
+        images.discard()
         gt.discard()
         preds.discard()
 
 
-def _write_gt(destination: Path, coco_info: dict[str, Any], images: list[bytes], gt: _Stream,
+def _write_gt(destination: Path, coco_info: dict[str, Any], images: _Stream, gt: _Stream,
               preds: _Stream | None, w: _Writer) -> None:
     top = coco_info.get("top") or {}
     keys = [k for k in (coco_info.get("keys") or _DEFAULT_TOP)]
@@ -529,7 +532,9 @@ def _write_gt(destination: Path, coco_info: dict[str, Any], images: list[bytes],
                 out.write(b",")
             out.write(_dumps(key) + b":")
             if key == "images":
-                out.write(b"[" + b",".join(images) + b"]")
+                out.write(b"[")
+                images.copy_to(out)
+                out.write(b"]")
             elif key == "annotations":
                 out.write(b"[")
                 gt.copy_to(out)
