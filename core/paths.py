@@ -26,7 +26,6 @@ from annobridge.core.errors import AnnobridgeError, ReadError
 from annobridge.core.storage import cached_file
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
-_SEPARATOR_OR_DRIVE = re.compile(r"[/\\:\x00]")
 
 
 def path_problem(location: str) -> str | None:
@@ -40,8 +39,6 @@ def path_problem(location: str) -> str | None:
         return None  # the common case, decided without pathlib (a writer asks once per image)
     if not location:
         return "the path is empty"
-    if not _SEPARATOR_OR_DRIVE.search(location) and location not in (".", ".."):  # one plain name
-        return None
     if "\x00" in location:
         return "the path contains a NUL byte"
     if location.startswith(("/", "\\")) or _DRIVE.match(location) or PureWindowsPath(location).is_absolute():
