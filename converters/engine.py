@@ -12,7 +12,7 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -201,6 +201,7 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
     converted: dict[tuple[str, str], int] = {}
     ladders: dict[str, tuple[str, ...]] = {}
     derivations = derivation.DERIVATIONS
+    steps: dict[str, list[tuple[str, Callable[..., Any]]]] = {}  # kind -> its ladder's (kind, function)
     crowd_kept = "iscrowd" in caps.attributes
     for a in group:
         kind = a.type
@@ -210,22 +211,24 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
         options = ladders.get(kind)
         if options is None:
             options = ladders[kind] = derivation.candidates(kind, allowed, geometry)
+            steps[kind] = [(k, derivations[(kind, k)]) for k in options]
         gid = a.group_id
         if gid is None:
             kinds: set[str] = set()
-            fresh: Sequence[str] = options
         else:
             kinds = held.get(gid)  # type: ignore[assignment]
             if kinds is None:
                 kinds = held[gid] = set()
-            fresh = [k for k in options if k not in kinds] if kinds else options
         made = None
         losses: derivation.Losses = []
-        for target in fresh:
-            made = derivations[(kind, target)](a, item, losses)
+        for target, derive_to in steps[kind]:
+            if target in kinds:  # the object has one already
+                continue
+            made = derive_to(a, item, losses)
             if made is not None:
                 break
         if made is None:
+            fresh = [k for k in options if k not in kinds]
             if not options:
                 reason = f"{fmt_name} cannot hold {kind} {what}"
             elif not fresh:

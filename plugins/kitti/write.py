@@ -127,6 +127,9 @@ def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], predi
     return rows
 
 
+_IMPLIED = frozenset({"iscrowd", "area"})
+
+
 def _implied(key: str, value: Any, ann: Any) -> bool:
     """Attributes that carry no information beyond the box: COCO ``iscrowd`` 0 and an
     ``area`` equal to the box's width x height."""
@@ -201,7 +204,7 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     for holder in (b, c):
         if holder is not None and holder.attributes:
             for key, value in holder.attributes.items():
-                if key in KITTI_ATTRIBUTES or _implied(key, value, holder):
+                if key in KITTI_ATTRIBUTES or (key in _IMPLIED and _implied(key, value, holder)):
                     continue
                 drops.append((f"attribute:{key}", "KITTI label rows have no field for it", 1))
     text = attrs.get("kitti_text")
@@ -212,7 +215,8 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     dont_care = bool(attrs.get("dont_care")) or label.lower() == "dontcare"
     geom = _cuboid_camera(c, t, ref) if c is not None and not dont_care else None
     if b is not None:
-        bbox = (float(b.x), float(b.y), float(b.x) + float(b.width), float(b.y) + float(b.height))
+        x0, y0 = float(b.x), float(b.y)
+        bbox = (x0, y0, x0 + float(b.width), y0 + float(b.height))
     else:
         if t is None:
             drops.append((kind, "no P2 calibration to project the cuboid to a 2D box; row written with a 0 0 0 0 box", 1))
