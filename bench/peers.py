@@ -44,15 +44,17 @@ OUT = HERE / "out" / "peers"
 PEERS = HERE / ".peers"
 PINS = {"labelformat": "labelformat==0.1.17", "globox": "globox==2.9.0", "datumaro": "datumaro==1.13.12"}
 
-# A wrapper that runs one command and reports its wall time and the peak RSS of its process
-# tree (RUSAGE_CHILDREN of a fresh wrapper covers that command alone).
+# A wrapper that runs one command and reports its wall time, its CPU time (user + system) and
+# the peak RSS of its process tree (RUSAGE_CHILDREN of a fresh wrapper covers that command
+# alone). CPU time is the steadier figure on a machine that others load too.
 _WRAP = (
     "import json, resource, subprocess, sys, time\n"
     "t = time.perf_counter()\n"
     "rc = subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)\n"
     "wall = time.perf_counter() - t\n"
-    "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024\n"
-    "print(json.dumps({'rc': rc.returncode, 'wall': wall, 'rss': rss,"
+    "use = resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+    "rss, cpu = use.ru_maxrss * 1024, use.ru_utime + use.ru_stime\n"
+    "print(json.dumps({'rc': rc.returncode, 'wall': wall, 'cpu': cpu, 'rss': rss,"
     " 'err': rc.stderr.decode(errors='replace')[-2000:]}))\n"
 )
 
@@ -75,6 +77,7 @@ class Run:
     task: str
     tool: str
     walls: list[float]
+    cpus: list[float]
     rss: int
     objects: int | None
     note: str = ""
@@ -82,6 +85,10 @@ class Run:
     @property
     def wall(self) -> float:
         return statistics.median(self.walls)
+
+    @property
+    def cpu(self) -> float:
+        return statistics.median(self.cpus)
 
 
 def peer_python(tool: str) -> Path:
@@ -101,10 +108,12 @@ def pinned(cmd: list[str]) -> list[str]:
 
 
 def measure(cmd: list[str], repeat: int, clean: Path | None, folder: Path | None = None
-            ) -> tuple[list[float], int, str]:
+            ) -> tuple[list[float], list[float], int, str]:
     """Run ``cmd`` ``repeat`` times, removing ``clean`` before each run and creating ``folder``
     (the folder the tool expects to exist; by default the output's parent)."""
-    walls, peak, err = [], 0, ""
+    walls: list[float] = []
+    cpus: list[float] = []
+    peak, err = 0, ""
     for _ in range(repeat):
         if clean is not None:
             if clean.is_dir():
@@ -117,9 +126,10 @@ def measure(cmd: list[str], repeat: int, clean: Path | None, folder: Path | None
         if res["rc"] != 0:
             raise RuntimeError(f"{' '.join(cmd)} failed ({res['rc']}):\n{res['err']}")
         walls.append(res["wall"])
+        cpus.append(res["cpu"])
         peak = max(peak, res["rss"])
         err = res["err"]
-    return walls, peak, err
+    return walls, cpus, peak, err
 
 
 def count_coco(path: Path) -> tuple[int, int]:
@@ -235,12 +245,13 @@ def main() -> None:
     print(f"input: {src.name}, {src.stat().st_size / 2**20:.0f} MB, {n_in:,} objects "
           f"({seg_in:,} with segmentation); medians of {args.repeat}, one core each", flush=True)
     runs: list[Run] = []
-    walls, rss, _ = measure([sys.executable, "-c", _FLOOR_JSON, str(src)], args.repeat, None)
-    runs.append(Run("floor", "json.load", walls, rss, None))
+    walls, cpus, rss, _ = measure([sys.executable, "-c", _FLOOR_JSON, str(src)], args.repeat, None)
+    runs.append(Run("floor", "json.load", walls, cpus, rss, None))
     floor_out = OUT / "floor.json"
     floor_out.parent.mkdir(parents=True, exist_ok=True)
-    walls, rss, _ = measure([sys.executable, "-c", _FLOOR_ORJSON, str(src), str(floor_out)], args.repeat, floor_out)
-    runs.append(Run("floor", "orjson loads+dumps", walls, rss, None))
+    walls, cpus, rss, _ = measure([sys.executable, "-c", _FLOOR_ORJSON, str(src), str(floor_out)], args.repeat,
+                                  floor_out)
+    runs.append(Run("floor", "orjson loads+dumps", walls, cpus, rss, None))
     for task in args.tasks:
         for tool in args.tools:
             out = OUT / tool / task
@@ -250,18 +261,18 @@ def main() -> None:
                 continue
             cmd, output = made
             folder = output if tool == "globox" and task in ("yolo", "voc") else None
-            walls, rss, _ = measure(cmd, args.repeat, output, folder)
+            walls, cpus, rss, _ = measure(cmd, args.repeat, output, folder)
             n, note = objects_in(task, output)
-            runs.append(Run(task, tool, walls, rss, n, note))
-            print(f"{task:<6} {tool:<12} {runs[-1].wall:7.2f} s {rss / 2**20:7.0f} MB {n:>9,} objects {note}",
-                  flush=True)
+            runs.append(Run(task, tool, walls, cpus, rss, n, note))
+            print(f"{task:<6} {tool:<12} {runs[-1].wall:7.2f} s {runs[-1].cpu:7.2f} s CPU {rss / 2**20:7.0f} MB "
+                  f"{n:>9,} objects {note}", flush=True)
     print_table(runs, n_in)
 
 
 def print_table(runs: list[Run], n_in: int) -> None:
     floor = next(r for r in runs if r.tool == "json.load")
-    print(f"\n{'task':<7}{'tool':<20}{'wall s':>8}{'peak MB':>9}{'objects':>10}  {'x annobridge':>12}"
-          f"{'x floor':>8}  note")
+    print(f"\n{'task':<7}{'tool':<20}{'wall s':>8}{'CPU s':>7}{'peak MB':>9}{'objects':>10}  {'x annobridge':>12}"
+          f"{'x floor':>8}{'CPU x floor':>12}  note")
     for r in runs:
         ours = next((o for o in runs if o.task == r.task and o.tool == "annobridge"), None)
         vs = f"{r.wall / ours.wall:12.2f}" if ours and r.task != "floor" else f"{'':>12}"
@@ -269,7 +280,8 @@ def print_table(runs: list[Run], n_in: int) -> None:
         note = r.note
         if r.objects is not None and r.objects < n_in:
             note = f"DROPS {n_in - r.objects:,} of {n_in:,}" + (f"; {note}" if note else "")
-        print(f"{r.task:<7}{r.tool:<20}{r.wall:8.2f}{r.rss / 2**20:9.0f}{objs}  {vs}{r.wall / floor.wall:8.2f}  {note}")
+        print(f"{r.task:<7}{r.tool:<20}{r.wall:8.2f}{r.cpu:7.2f}{r.rss / 2**20:9.0f}{objs}  {vs}"
+              f"{r.wall / floor.wall:8.2f}{r.cpu / floor.cpu:12.2f}  {note}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,7 @@ from pycocotools.cocoeval import COCOeval
 from annobridge.converters import engine
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context
+from annobridge.core.limits import load_json_lazily
 from annobridge.core.model import (
     BoxAnnotation,
     CategoryAnnotation,
@@ -690,3 +691,52 @@ def test_a_group_with_two_main_geometries_becomes_two_records(tmp_path: Path) ->
     other = [a for k, a in anns.items() if k != 4]
     assert len(other) == 1 and other[0]["segmentation"] == [[5, 5, 9, 5, 9, 9]]
     assert other[0]["bbox"] == [5, 5, 4, 4] and other[0]["area"] > 0
+
+
+# --------------------------------------------------------------------------- records parsed one by one
+
+
+def _read_both(path: Path, monkeypatch: pytest.MonkeyPatch, options: dict | None = None) -> tuple:
+    """The dataset (or the problems, when validating finds some) read with the annotations
+    parsed record by record, and read with the whole file parsed first."""
+    read_mod = sys.modules["annobridge.plugins.coco.read"]
+    out = []
+    for lazy in (True, False):
+        with monkeypatch.context() as m:
+            if not lazy:
+                m.setattr(read_mod, "load_json_lazily", lambda raw, key: None)
+            problems = engine.validate(path, "coco", options, write_to="")
+            if problems:
+                out.append([str(p) for p in problems])
+            else:
+                ds = engine.read_dataset(path, "coco", options).materialize()
+                out.append((ds.header, ds.items))
+    return tuple(out)
+
+
+@pytest.mark.parametrize("rel", sorted(str(p.relative_to(FIX)) for p in FIX.glob("*/*.json")))
+def test_records_parsed_one_by_one_read_as_the_whole_file(rel: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    raw = (FIX / rel).read_bytes()
+    if isinstance(json.loads(raw), dict) and isinstance(json.loads(raw).get("annotations"), list):
+        assert load_json_lazily(raw, "annotations") is not None  # the path under test is taken
+    lazy, whole = _read_both(FIX / rel, monkeypatch)
+    assert lazy == whole
+
+
+@pytest.mark.parametrize("change, problem", [
+    ({"id": 12345678901234567890123}, "annotation id is 1.2345678901234568e+22, expected an integer"),
+    ({"image_id": 1.0}, "image_id 1.0 does not exist in images"),
+    ({"id": 1}, "annotation id 1 is used twice"),
+    ({"image_id": 99}, "image_id 99 does not exist"),
+    ({"area": "@@"}, "number 1e400 is out of range"),
+])
+def test_records_parsed_one_by_one_find_the_same_problems(change: dict, problem: str, tmp_path: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    data = copy.deepcopy(BASE)
+    data["annotations"] = [{"id": n, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]} for n in (1, 2, 3)]
+    data["annotations"][2].update(change)
+    path = tmp_path / "odd.json"
+    path.write_text(json.dumps(data, indent=1).replace('"@@"', "1e400"))
+    lazy, whole = _read_both(path, monkeypatch)
+    assert lazy == whole
+    assert len(lazy) == 1 and problem in lazy[0], lazy

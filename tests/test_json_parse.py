@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from annobridge.core.errors import ReadError
-from annobridge.core.limits import MAX_INT_DIGITS, MAX_JSON_DEPTH, load_json
+from annobridge.core.limits import MAX_INT_DIGITS, MAX_JSON_DEPTH, load_json, load_json_element, load_json_lazily
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1)
@@ -55,3 +55,45 @@ def test_limits_through_bytes_are_the_same_errors() -> None:
         load_json(b'["\xff"]', file="x.json")
     with pytest.raises(ReadError, match=r"not valid JSON: .*line 1"):
         load_json(b'{"a": 1,}', file="x.json")
+
+
+# --------------------------------------------------------------------------- one list left unparsed
+
+wide_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), wide_values, max_size=4), st.lists(wide_values, max_size=6),
+       st.integers(min_value=0, max_value=4))
+def test_lazily_parsed_elements_are_what_load_json_reads(members: dict, elements: list, at: int) -> None:
+    doc = dict(list(members.items())[:at])
+    doc["annotations"] = elements
+    doc.update(list(members.items())[at:])
+    raw = json.dumps(doc).encode()
+    lazy = load_json_lazily(raw, "annotations")
+    expected = load_json(raw)
+    assert lazy is not None and list(lazy) == list(expected)  # the members, in document order
+    got = {**lazy, "annotations": [load_json_element(e, raw) for e in lazy["annotations"]]}
+    assert got == expected
+    assert json.dumps(got) == json.dumps(expected)  # and the same types (1 stays 1, 2**70 a float)
+
+
+def test_lazily_parsed_elements_keep_the_limits_and_the_place() -> None:
+    raw = b'{"images": [],\n "annotations": [{"a": 1},\n  {"area": 1e400}]}'
+    lazy = load_json_lazily(raw, "annotations")
+    assert lazy is not None and load_json_element(lazy["annotations"][0], raw) == {"a": 1}
+    with pytest.raises(ReadError, match=r"x\.json:line 3: number 1e400 is out of range for a double \(line 3, column"):
+        load_json_element(lazy["annotations"][1], raw, file="x.json", where="#/annotations/1")
+    # what the whole document's parse would refuse or read otherwise goes through load_json
+    assert load_json_lazily(b'{"images": [1e400], "annotations": []}', "annotations") is None
+    assert load_json_lazily(b'{"annotations": [{"a": NaN}]}', "annotations") is None
+    assert load_json_lazily(b'{"annotations": {}}', "annotations") is None
+    assert load_json_lazily(b'[{"annotations": []}]', "annotations") is None
+    assert load_json_lazily(b'{"images": []}', "annotations") is None
+    deep = b'{"annotations": [' + b"[" * (MAX_JSON_DEPTH + 10) + b"]" * (MAX_JSON_DEPTH + 10) + b"]}"
+    assert load_json_lazily(deep, "annotations") is None

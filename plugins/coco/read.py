@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
+import orjson
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context
@@ -413,7 +414,15 @@ def _bucket_lazy(anns: list[msgspec.Raw], image_index: dict[Any, int]) -> list[l
         heads = [_head(a) for a in anns]
     except (msgspec.DecodeError, RecursionError):  # not an object, or a bad id
         return None
-    return _bucket_ids(list(map(_HEAD_ID, heads)), list(map(_HEAD_IMAGE_ID, heads)), image_index)
+    ids, image_ids = list(map(_HEAD_ID, heads)), list(map(_HEAD_IMAGE_ID, heads))
+    if not (_within_64_bits(ids) and _within_64_bits(image_ids)):
+        return None  # orjson, which parses the records, reads such integers as floats
+    return _bucket_ids(ids, image_ids, image_index)
+
+
+def _within_64_bits(values: list[Any]) -> bool:
+    ints = values if set(map(type, values)) == {int} else [v for v in values if type(v) is int]
+    return not ints or (min(ints) >= -(1 << 63) and max(ints) < (1 << 64))
 
 
 _HEAD_ID, _HEAD_IMAGE_ID = attrgetter("id"), attrgetter("image_id")
@@ -528,25 +537,25 @@ def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: l
         images[pos] = None  # type: ignore[call-overload]  # the consumer owns the item now
         ref = item.reference_id
         for src in sources:
-            out = item.predictions if src.results else item.annotations
-            records, raw = src.records, src.raw
+            results, prefix, records, raw = src.results, src.prefix, src.records, src.raw
+            out = item.predictions if results else item.annotations
             for i in src.buckets[pos]:
                 a = records[i]
                 records[i] = None  # free the source record as soon as it is converted
-                if raw is not None:
+                if raw is not None:  # load_json_element, with its fast path inline
                     try:
-                        a = _decode(a)
-                    except (msgspec.DecodeError, RecursionError):  # a number out of range
-                        a = load_json_element(a, raw, file=path, where=f"{src.prefix}/{i}")
-                made = _annotation(a, i, ref, cats, path, context, src.results, short, src.prefix)
+                        a = _loads(memoryview(a))
+                    except orjson.JSONDecodeError:  # a number out of range
+                        a = load_json_element(a, raw, file=path, where=f"{prefix}/{i}")
+                made = _annotation(a, i, ref, cats, path, context, results, short, prefix)
                 if made is not None:
-                    out.extend(made)
+                    out += made
             src.buckets[pos] = None  # type: ignore[call-overload]
         yield item
         del item
 
 
-_decode = msgspec.json.Decoder().decode
+_loads = orjson.loads
 
 
 def _rle_total(counts: str) -> int | None:
@@ -619,9 +628,10 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
         gid = str(aid)
         conf = None
         spelled = attrs.pop(GROUP_KEY, None)
-        if type(spelled) is str and spelled:
+        if type(spelled) is str and spelled and spelled != gid:
             gid = spelled
-        if type(aid) is str or gid != str(aid):
+            attrs["id"] = aid
+        elif type(aid) is str:
             attrs["id"] = aid
         if "area" not in attrs or "iscrowd" not in attrs or bbox_raw is _MISSING or (
                 kps is not _MISSING and num is _MISSING):

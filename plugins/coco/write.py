@@ -159,13 +159,17 @@ class _Writer:
         """
         main = kp = box = None
         for ann in group:
-            t = ann.type
+            ad = ann.__dict__
+            t = ad["type"]
             if t == "keypoints":
                 kp = ann
             elif t == "box":
                 box = ann
             else:
                 main = ann
+            if (ad["track_reference_id"] is not None or ad["class_pdf"] is not None
+                    or ad.get("embedding_vector") is not None or ad.get("taxonomy_name") is not None):
+                self._count_losses(ad)
         first = main or box or kp
         d = first.__dict__
         label = d["label"]
@@ -183,11 +187,6 @@ class _Writer:
                               "geometry under the first label")
             if merged is not None:
                 attrs = merged
-        for ann in group:
-            ad = ann.__dict__
-            if (ad["track_reference_id"] is not None or ad["class_pdf"] is not None
-                    or ad.get("embedding_vector") is not None or ad.get("taxonomy_name") is not None):
-                self._count_losses(ad)
         cid = attrs.get("category_id") if attrs else None
         cid = self.by_name.get(label) if cid is None else self.category_id(label, attrs)
         if cid is None:
@@ -197,8 +196,9 @@ class _Writer:
             rec = {"image_id": image_id, "category_id": cid}
         else:
             gid = d["group_id"]
-            if gid is not None and gid.isdigit() and gid.isascii() and (gid[0] != "0" or gid == "0"):
-                oid: Any = int(gid)
+            canonical = gid is not None and gid.isdigit() and gid.isascii() and (gid[0] != "0" or gid == "0")
+            if canonical:
+                oid: Any = int(gid)  # str(oid) == gid
             else:
                 attr_id = attrs.get("id")
                 oid = attr_id if type(attr_id) is str and attr_id == gid else _int_id(gid)
@@ -216,7 +216,7 @@ class _Writer:
                         if aid is not None and aid != gid and aid != gid + ":keypoints":
                             self.renumbered += 1
                 rec = {"id": oid, "image_id": image_id, "category_id": cid}
-            if gid is not None and str(rec.get("id")) != gid:
+            if gid is not None and not (canonical and "id" in rec) and str(rec.get("id")) != gid:
                 rec[GROUP_KEY] = gid  # restored as the group id on reading
         absent = attrs.get(ABSENT, ())
         mtype = main.type if main is not None else None
