@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from annobridge.core.limits import open_image
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context
+from annobridge.core.limits import open_image
 from annobridge.core.model import (
     BoxAnnotation,
     Category,

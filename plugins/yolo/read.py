@@ -11,10 +11,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import yaml
-from annobridge.core.limits import open_image
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context
+from annobridge.core.limits import open_image
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
