@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # type checkers and IDEs see the real names
         PluginError,
         ReadError,
         UnsupportedAnnotationError,
+        ValidationWarning,
         WriteError,
     )
     from annobridge.core.formats import Capabilities, ConversionReport, Context, Format
@@ -89,6 +90,7 @@ _LAZY: dict[str, str] = {
     "PluginError": "annobridge.core.errors",
     "ReadError": "annobridge.core.errors",
     "UnsupportedAnnotationError": "annobridge.core.errors",
+    "ValidationWarning": "annobridge.core.errors",
     "WriteError": "annobridge.core.errors",
     "Capabilities": "annobridge.core.formats",
     "ConversionReport": "annobridge.core.formats",
@@ -131,7 +133,7 @@ __all__ = [
     "Keypoint", "KeypointsAnnotation", "LidarPoint", "LineAnnotation", "MaterializedDataset",
     "MultiCategoryAnnotation", "ObjectMaskAnnotation", "OrientedBoxAnnotation", "PluginError", "Point", "Point3D",
     "PolygonAnnotation", "ReadError", "Scene", "SceneCategoryAnnotation", "Segment",
-    "SegmentationAnnotation", "Taxonomy", "UnsupportedAnnotationError", "WriteError",
+    "SegmentationAnnotation", "Taxonomy", "UnsupportedAnnotationError", "ValidationWarning", "WriteError",
     "consolidate", "convert", "hookimpl", "load", "merge", "read_label_map", "relabel", "save",
     "split", "update_scene_metadata", "validate",
 ]

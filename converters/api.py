@@ -24,7 +24,7 @@ from annobridge.converters.datasetops import (
     split,
     update_scene_metadata,
 )
-from annobridge.core.errors import AnnobridgeError
+from annobridge.core.errors import AnnobridgeError, ValidationWarning
 from annobridge.core.formats import ConversionReport, Context
 from annobridge.core.model import Dataset, DatasetItem, MaterializedDataset
 from annobridge.core.segmentation import consolidate
@@ -175,13 +175,16 @@ def validate(
     format: str | None = None,
     write_to: str | None = None,
     write_options: Options = None,
+    warnings: bool = False,
 ) -> list[AnnobridgeError]:
-    """Every problem found reading ``path``, in one run (empty when it is valid), and what
-    writing it in ``write_to`` (default: its own format; ``""``: reading only) would refuse.
-    ``format`` is the old name of ``from_format``."""
+    """Every problem found reading ``path``, in one run (empty when it is valid), and every
+    one that writing it in ``write_to`` (default: its own format; ``""``: reading only) would
+    refuse. With ``warnings=True`` the list ends with a :class:`ValidationWarning` for each
+    thing kept as given but noted (a Nucleus mask pixel value no segment labels, ...), which
+    does not make the dataset invalid. ``format`` is the old name of ``from_format``."""
     return engine.validate(path, _one(from_format, format, "from_format", "format"), options,
-                           write_to=write_to, write_options=write_options)
+                           write_to=write_to, write_options=write_options, warnings=warnings)
 
 
 __all__ = ["AnnobridgeError", "consolidate", "convert", "load", "merge", "read_label_map", "relabel",
-           "save", "split", "update_scene_metadata", "validate"]
+           "save", "split", "update_scene_metadata", "validate", "ValidationWarning"]

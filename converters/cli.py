@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from annobridge.core.errors import AnnobridgeError, FormatError
+from annobridge.core.errors import AnnobridgeError, FormatError, ValidationWarning
 
 if TYPE_CHECKING:
     from annobridge.core.formats import Format
@@ -432,11 +432,12 @@ def inspect(path: Path, src_format: str | None, options: tuple[str, ...], as_jso
               help="Also check that this format's writer accepts the data (default: the format "
                    "read; 'none' checks reading only).")
 @click.option("--json", "as_json", is_flag=True,
-              help="Print {valid, format, problems: [{message, file, where, item, fix}]}.")
+              help="Print {valid, format, problems: [{message, file, where, item, fix}], warnings}.")
 def validate(path: Path, src_format: str | None, options: tuple[str, ...], dst_format: str | None,
              as_json: bool) -> None:
-    """Read PATH and list every problem found, with its location, and what writing it would
-    refuse; exit 1 if any."""
+    """Read PATH and list every problem found, with its location, and everything writing it
+    would refuse (the first 100 of each, then a count); exit 1 if any. Warnings (data kept as
+    given that other tools may reject) are listed after them and do not fail."""
     from annobridge.converters import engine
     from annobridge.core.plugins import get_registry
 
@@ -445,22 +446,38 @@ def validate(path: Path, src_format: str | None, options: tuple[str, ...], dst_f
     writer = (registry.get(dst_format) if dst_format not in (None, "none")
               else reader if dst_format is None and reader.write is not None else None)
     read_opts, write_opts = split_options(_parse_pairs(options), reader, writer)
-    problems = engine.validate(path, reader.name, read_opts, write_to="" if dst_format == "none" else dst_format,
-                               write_options=write_opts, registry=registry)
+    found = engine.validate(path, reader.name, read_opts, write_to="" if dst_format == "none" else dst_format,
+                            write_options=write_opts, registry=registry, warnings=True)
+    problems = [p for p in found if not isinstance(p, ValidationWarning)]
+    warnings = [p for p in found if isinstance(p, ValidationWarning)]
     if as_json:
         click.echo(json.dumps({
             "path": str(path), "format": reader.name, "valid": not problems,
             "problems": [{"message": str(p), "kind": type(p).__name__, "problem": p.problem, "file": p.file,
                           "where": p.where, "item": p.item, "fix": p.fix} for p in problems],
+            "warnings": [str(w) for w in warnings],
         }, indent=2))
         if problems:
             sys.exit(1)
         return
-    for problem in problems:
-        click.echo(str(problem))
+    for line in _capped([str(p) for p in problems], "problems"):
+        click.echo(line)
+    for line in _capped([f"warning: {w}" for w in warnings], "warnings"):
+        click.echo(line)
     if problems:
-        raise click.ClickException(f"{len(problems)} problem(s) found in {path}")
-    click.echo(f"{path}: valid {reader.name}")
+        raise click.ClickException(f"{len(problems)} problem(s) found in {path}"
+                                   + (f", and {len(warnings)} warning(s)" if warnings else ""))
+    click.echo(f"{path}: valid {reader.name}" + (f" ({len(warnings)} warning(s))" if warnings else ""))
+
+
+VALIDATE_SHOWN = 100
+"""``validate`` prints this many problems (and as many warnings); ``--json`` lists all."""
+
+
+def _capped(lines: list[str], what: str) -> list[str]:
+    if len(lines) <= VALIDATE_SHOWN:
+        return lines
+    return lines[:VALIDATE_SHOWN] + [f"... and {len(lines) - VALIDATE_SHOWN} more {what} (--json lists all)"]
 
 
 # --------------------------------------------------------------------------- metadata

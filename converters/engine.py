@@ -19,8 +19,8 @@ from typing import Any
 
 from annobridge.core import derive as derivation
 from annobridge.core import storage
-from annobridge.core.errors import AnnobridgeError, FormatError, ReadError, WriteError
-from annobridge.core.formats import Capabilities, ConversionReport, Context, Format, parse_options
+from annobridge.core.errors import AnnobridgeError, FormatError, ReadError, ValidationWarning, WriteError
+from annobridge.core.formats import WARNING, Capabilities, ConversionReport, Context, Format, parse_options
 from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem
 from annobridge.core.plugins import FormatRegistry, get_registry
 from annobridge.core.storage import StorageOptions
@@ -537,15 +537,19 @@ def validate(
     write_to: str | None = None,
     write_options: Options = None,
     registry: FormatRegistry | None = None,
+    warnings: bool = False,
 ) -> list[AnnobridgeError]:
     """Every problem found reading ``path``, in one run (empty when it is valid); then, when
     reading found none, what a conversion would fail on: the dataset is written into a
     temporary folder in ``write_to`` (default: its own format, when that can be written), so
     that whatever the writer refuses (metadata keys with two types, masks it cannot hold,
-    ...) is found too.
+    ...) is found too. Writers record each problem through ``Context.error`` and go on, so
+    every one is listed, not only the first.
 
     Args:
         write_to: the format to check writing into; ``""`` checks reading only.
+        warnings: also list what is kept as given but noted as ``warning: ...`` in the
+            report (a :class:`ValidationWarning` each, after the errors).
     """
     reg = registry if registry is not None else get_registry()
     ctx = Context(collect_errors=True)
@@ -558,14 +562,18 @@ def validate(
         ctx.errors.append(exc)
         return ctx.errors
     target = fmt.name if write_to is None else write_to
-    if ctx.errors or not target or reg.get(target).write is None:
+    if not ctx.errors and target and reg.get(target).write is not None:
+        ctx = Context(collect_errors=True)  # the read is repeated: its notes are counted once
+        scratch = Path(tempfile.mkdtemp(prefix="annobridge-validate-"))
+        try:
+            dataset = read_dataset(path, fmt.name, options, context=ctx, registry=reg)
+            write_dataset(dataset, scratch / "out", target, write_options, context=ctx, registry=reg)
+        except AnnobridgeError as exc:  # a problem the writer cannot go past
+            ctx.errors.append(exc)
+        finally:
+            ctx.close(cancel=True)
+            shutil.rmtree(scratch, ignore_errors=True)
+    if not warnings:
         return ctx.errors
-    scratch = Path(tempfile.mkdtemp(prefix="annobridge-validate-"))
-    try:
-        convert(path, scratch / "out", src_format=fmt.name, dst_format=target, read_options=options,
-                write_options=write_options, registry=reg)
-    except AnnobridgeError as exc:
-        ctx.errors.append(exc)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
-    return ctx.errors
+    notes = dict.fromkeys(n[len(WARNING):] for n in ctx.report.notes if n.startswith(WARNING))
+    return ctx.errors + [ValidationWarning(note) for note in notes]

@@ -88,3 +88,8 @@ class MetadataTypeError(AnnobridgeError):
     The message names the key, both types and an example owner (item, scene, annotation)
     of each, e.g. ``metadata key "speed" is a string on item "a" but a number on item "b"``.
     """
+
+
+class ValidationWarning(AnnobridgeError):
+    """A finding of ``validate`` that ``convert`` does not refuse: the data is kept as given
+    (and noted as ``warning: ...`` in the conversion report), but another tool may reject it."""

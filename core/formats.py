@@ -197,9 +197,12 @@ class ConversionReport(BaseModel):
             key = f"{source} -> {target}"
             self.converted[key] = self.converted.get(key, 0) + count
         target = ("prediction:" if source.startswith("prediction:") else "") + target
-        delta = self._delta  # a private attribute: pydantic looks it up slowly
-        delta[source] = delta.get(source, 0) - (count if consumed is None else consumed)
-        delta[target] = delta.get(target, 0) + (count if made is None else made)
+        consumed = count if consumed is None else consumed
+        made = count if made is None else made
+        if consumed:
+            self._delta[source] = self._delta.get(source, 0) - consumed
+        if made:  # a conversion in place (consumed = made = 0) leaves the counts as they are
+            self._delta[target] = self._delta.get(target, 0) + made
 
     @property
     def written(self) -> dict[str, int]:
@@ -236,6 +239,10 @@ class ConversionReport(BaseModel):
         if not self.dropped:
             lines.append("nothing was dropped")
         return "\n".join(lines)
+
+
+WARNING = "warning: "
+"""The prefix of a report note that ``validate`` lists as a warning."""
 
 
 @dataclass
@@ -280,6 +287,11 @@ class Context:
         if not self.collect_errors:
             raise err
         self.errors.append(err)
+
+    def warn(self, finding: AnnobridgeError | str) -> None:
+        """Note data that is kept as given but looks wrong (``warning: ...`` in the report;
+        ``validate`` lists these as warnings). Never raises."""
+        self.report.notes.append(f"{WARNING}{finding}")
 
     def map(self, fn: Callable[[T], R], iterable: Iterable[T]) -> Iterator[R]:
         """``map(fn, iterable)`` in order, on ``workers`` processes when more than one.

@@ -265,6 +265,10 @@ class ScopeSchema:
         """Raise :class:`MetadataTypeError` for the first field holding two kinds."""
         check_consistent(self.fields, self.owner_word)
 
+    def conflicts(self) -> list[MetadataTypeError]:
+        """Every field holding two kinds, one error each."""
+        return type_conflicts(self.fields, self.owner_word)
+
 
 _OWNER_WORDS = {"items": "item", "scenes": "scene", "annotations": "annotation",
                 "predictions": "prediction", "segments": "segment"}
@@ -276,15 +280,24 @@ def check_consistent(fields: dict[str, FieldStats], owner_word: str = "item") ->
     Raises:
         MetadataTypeError: names the key, both kinds and an example owner of each.
     """
+    for problem in type_conflicts(fields, owner_word):
+        raise problem
+
+
+def type_conflicts(fields: dict[str, FieldStats], owner_word: str = "item") -> list[MetadataTypeError]:
+    """One :class:`MetadataTypeError` per field holding two incompatible kinds, by key (so
+    that ``validate`` lists them all)."""
+    out = []
     for path, fs in sorted(fields.items()):
         pair = fs.conflict
         if pair:
             a, b = pair
-            raise MetadataTypeError(
+            out.append(MetadataTypeError(
                 f'metadata key "{path}" is {_article(a)} on {owner_word} "{fs.examples[a]}" '
                 f'but {_article(b)} on {owner_word} "{fs.examples[b]}"',
                 fix="use one type per key across the dataset (ints on a float key are fine)",
-            )
+            ))
+    return out
 
 
 def _article(kind: str) -> str:

@@ -56,7 +56,7 @@ def test_validate_json_lists_problems_with_their_places() -> None:
     assert out["valid"] is False and out["format"] == "coco"
     assert out["problems"] and all(p["file"] and p["where"].startswith("#/") for p in out["problems"])
     ok = json.loads(run("validate", str(JSONL), "--json").stdout)
-    assert ok == {"path": str(JSONL), "format": "jsonl", "valid": True, "problems": []}
+    assert ok == {"path": str(JSONL), "format": "jsonl", "valid": True, "problems": [], "warnings": []}
 
 
 def test_fail_on_drop_exits_3_only_when_something_was_dropped(tmp_path: Path) -> None:

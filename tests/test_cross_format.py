@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from pycocotools.coco import COCO
 
 import annobridge
@@ -83,22 +84,28 @@ def test_coco_polygons_and_masks_to_kitti_become_boxes_keypoints_are_reported(tm
     assert sorted(tuple(float(v) for v in r[-11:-7]) for r in rows) == want
 
 
-def test_panoptic_to_nucleus_needs_renumbering_or_says_so(tmp_path: Path) -> None:
-    src = next(p for p in (FIXTURES / "coco-panoptic/datumaro").rglob("*.json"))
-    try:
-        annobridge.convert(src, tmp_path / "n.jsonl", dst_format="nucleus")
-    except annobridge.WriteError as exc:  # ids above 255 cannot be 8-bit Nucleus indices
-        assert "renumber-segments" in str(exc)
-        report = annobridge.convert(src, tmp_path / "n.jsonl", dst_format="nucleus",
-                                    write_options={"renumber-segments": "true"})
-    else:
-        report = annobridge.ConversionReport()  # small ids fit: nothing to renumber
-    back = annobridge.load(tmp_path / "n.jsonl", "nucleus")
+@pytest.mark.parametrize("case", ["datumaro", "generated"])
+def test_panoptic_to_nucleus_renumbers_segments_and_says_so(case: str, tmp_path: Path) -> None:
+    from tests.panoptic_helpers import make_panoptic
+
+    if case == "datumaro":  # segment id 7: fits, nothing to renumber
+        src = next(p for p in (FIXTURES / "coco-panoptic/datumaro").rglob("*.json"))
+    else:  # panopticapi colour ids (R + 256 G + 65536 B): far above 255
+        src = make_panoptic(tmp_path / "src", "val", images=3)
     orig = annobridge.load(src, "coco-panoptic")
+    big = sum(any(s.index > 255 for a in i.annotations for s in a.annotations) for i in orig.items)
+    assert big == (3 if case == "generated" else 0)
+    report = annobridge.convert(src, tmp_path / "n.jsonl", dst_format="nucleus")  # renumber-segments=auto
+    assert report.lossless and report.converted.get("segmentation -> segmentation renumbered 1..n", 0) == big
+    if big:  # ids above 255 cannot be 8-bit Nucleus indices: forbidding the renumbering says so
+        with pytest.raises(annobridge.WriteError, match="renumber-segments"):
+            annobridge.convert(src, tmp_path / "m.jsonl", dst_format="nucleus",
+                               write_options={"renumber-segments": "false"})
+    back = annobridge.load(tmp_path / "n.jsonl", "nucleus")
     for a, b in zip(orig.items, back.items):
         sa, sb = a.annotations[0], b.annotations[0]
         la = {s.index: s.label for s in sa.annotations}
         lb = {s.index: s.label for s in sb.annotations}
         ma, mb = sa.mask.load(), sb.mask.load()
         assert [[la.get(int(v), "") for v in row] for row in ma] == [[lb.get(int(v), "") for v in row] for row in mb]
-    assert report.items_written in (0, len(orig.items))
+    assert report.items_written == len(orig.items)

@@ -75,7 +75,8 @@ def test_a_failing_item_is_named_and_nothing_is_left(scheduler: str, tmp_path: P
     src = _nucleus_with_big_mask(tmp_path)
     out = tmp_path / "out"
     with pytest.raises(WriteError, match='img-1') as err:
-        annobridge.convert(src / "items.jsonl", out / "items.jsonl", "nucleus", executor=scheduler, workers=2)
+        annobridge.convert(src / "items.jsonl", out / "items.jsonl", "nucleus", executor=scheduler, workers=2,
+                           write_options={"renumber-segments": "false"})  # by default it would be renumbered
     assert "8-bit" in str(err.value)
     assert not out.exists()
 

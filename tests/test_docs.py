@@ -65,3 +65,13 @@ def test_docstrings_point_only_at_files_in_the_repository() -> None:
     missing = [f"{p.relative_to(root)}: {m}" for p, m in named
                if not (root / m).is_file() and m != "SOURCES.md"]
     assert not missing, missing
+
+
+def test_every_built_in_reader_is_in_the_refusal_audit() -> None:
+    """docs/refusals.md lists, per format, what a reader refuses and why (issue 9 §1)."""
+    text = (ROOT / "docs" / "refusals.md").read_text(encoding="utf-8")
+    audited = {row.split("|")[1].strip() for row in text.splitlines() if row.startswith("| ") and "---" not in row}
+    audited = {name.strip() for cell in audited for name in cell.split(",")}
+    readers = {f.name for f in get_registry().formats.values()
+               if f.read is not None and f.plugin.startswith("annobridge.plugins.")}
+    assert readers <= audited, sorted(readers - audited)

@@ -224,3 +224,25 @@ def test_coco_written_from_the_nucleus_all_kinds_fixture_reads_back(tmp_path: Pa
             if p.type == "keypoints"]
     assert [(k.names, k.keypoints) for k in back] == [(k.names, k.keypoints) for k in kps]
     assert annobridge.validate(tmp_path / "c.json", "coco", {"strict": "true"})
+
+
+def test_the_nucleus_client_accepts_panoptic_masks_renumbered_by_default(tmp_path: Path) -> None:
+    """Panoptic colour ids (far above 255) become 8-bit Nucleus indices without an option; the
+    client reads every line, and validate warns of the void pixels no segment labels."""
+    from PIL import Image
+
+    from tests.panoptic_helpers import make_panoptic
+
+    src = make_panoptic(tmp_path / "src", "val", images=2)  # with void pixels (id 0)
+    out = tmp_path / "n.jsonl"
+    report = annobridge.convert(src, out, dst_format="nucleus")
+    assert report.converted == {"segmentation -> segmentation renumbered 1..n": 2} and report.lossless
+    assert _client_accepts(out) == 2
+    for line in map(json.loads, out.read_text().splitlines()):
+        [mask] = line["annotations"]
+        with Image.open(tmp_path / mask["mask_url"]) as png:
+            assert png.mode == "L"
+        assert [s["index"] for s in mask["annotations"]] == list(range(1, len(mask["annotations"]) + 1))
+    found = annobridge.validate(out, "nucleus", warnings=True)
+    assert found and all(isinstance(w, annobridge.ValidationWarning) for w in found)
+    assert all("pixel values [0] have no segment" in str(w) for w in found)

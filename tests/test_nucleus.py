@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import annobridge
-from annobridge.core.errors import ReadError, WriteError
+from annobridge.core.errors import FormatError, ReadError, WriteError
 from annobridge.core.model import (
     ANNOTATION_TYPES,
     BoxAnnotation,
@@ -118,7 +118,8 @@ def build_all_kinds(folder: Path) -> Dataset:
             KeypointsAnnotation(label="person", keypoints=[1, 1, 2, 2, 2, 1], names=["nose", "eye"], confidence=0.8),
             CategoryAnnotation(label="sunny", confidence=0.6, class_pdf={"sunny": 0.6, "rainy": 0.4}),
             MultiCategoryAnnotation(labels=["a"], confidence=0.5),
-            SegmentationAnnotation(mask=IndexMask.from_array(mask), annotations=[Segment(label="car", index=1)]),
+            SegmentationAnnotation(mask=IndexMask.from_array(mask), annotations=[  # a segment per pixel value
+                Segment(label="bg", index=0), Segment(label="car", index=1), Segment(label="sign", index=2)]),
         ],
     )
     items = [img]
@@ -526,13 +527,14 @@ def test_cli_nucleus_to_canonical_and_back(tmp_path: Path) -> None:
     canon = ROOT / "fixtures" / "jsonl" / "all-kinds" / "dataset.jsonl"
     r4 = subprocess.run([*cli, "convert", str(canon), str(tmp_path / "n.jsonl"), "--to", "nucleus"],
                         capture_output=True, text=True, check=False)
-    assert r4.returncode == 1 and "does not fit in 8 bits" in r4.stderr and "renumber-segments" in r4.stderr
-    assert not (tmp_path / "n.jsonl").exists()
-    r5 = subprocess.run([*cli, "convert", str(canon), str(tmp_path / "n.jsonl"), "--to", "nucleus",
-                         "--option", "renumber-segments=true"], capture_output=True, text=True, check=False,
+    assert r4.returncode == 0, r4.stderr  # renumbered by default (renumber-segments=auto), and said so
+    assert "converted 1 segmentation -> segmentation renumbered 1..n" in r4.stdout
+    assert "nothing was dropped" in r4.stdout
+    r5 = subprocess.run([*cli, "convert", str(canon), str(tmp_path / "n.jsonl"), "--to", "nucleus", "--overwrite",
+                         "--option", "renumber-segments=false"], capture_output=True, text=True, check=False,
                         cwd=canon.parent)  # its media locations are relative to the dataset folder
-    assert r5.returncode == 0, r5.stderr
-    assert "segmentation:index: renumbered" in r5.stdout + r5.stderr
+    assert r5.returncode == 1 and "does not fit in 8 bits" in r5.stderr and "renumber-segments" in r5.stderr
+    assert "Traceback" not in r5.stderr
     r6 = subprocess.run([*cli, "convert", str(tmp_path / "n.jsonl"), str(tmp_path / "c2.jsonl"), "--to", "jsonl"],
                         capture_output=True, text=True, check=False)
     assert r6.returncode == 0, r6.stderr
@@ -579,15 +581,24 @@ def test_wrong_type(tmp_path: Path) -> None:
 
 
 def test_unknown_key_in_payload(tmp_path: Path) -> None:
+    """Keys Nucleus does not define are kept as attributes with a warning; strict=true refuses them."""
     line = _item_line()
     line["annotations"][0]["colour"] = "red"
     path = _write_lines(tmp_path / "u.jsonl", line)
     with pytest.raises(ReadError, match=r'u\.jsonl:line 1, #/annotations/0/colour \(item "img"\): '
                                         r"unknown key 'colour' in box payload"):
-        _read_all(path)
+        list(annobridge.load(path, "nucleus", {"strict": "true"}, stream=True).items)
+    [item] = _read_all(path)
+    assert item.annotations[0].attributes == {"colour": "red"}
+    report = annobridge.convert(path, tmp_path / "back.jsonl", dst_format="nucleus")
+    [warning] = [n for n in report.notes if n.startswith("warning: ")]
+    assert "1 payloads have keys Nucleus does not define, first 'colour' in a box payload (line 1, #/annotations/0)" in warning
+    [back] = annobridge.load(tmp_path / "back.jsonl", "nucleus").items
+    assert back.annotations[0].attributes == {"colour": "red"}  # under "annobridge" now, read back the same
     path = _write_lines(tmp_path / "v.jsonl", _item_line(colour="red"))
     with pytest.raises(ReadError, match=r"v\.jsonl:line 1, #/colour.*unknown key 'colour' in item payload"):
-        _read_all(path)
+        list(annobridge.load(path, "nucleus", {"strict": "true"}, stream=True).items)
+    assert _read_all(path)[0].attributes == {"colour": "red"}
 
 
 def test_missing_mask_file(tmp_path: Path) -> None:
@@ -621,7 +632,8 @@ def test_bad_extension_and_prediction_without_skeleton(tmp_path: Path) -> None:
             "track_reference_id": None, "task_id": None, "confidence": 0.5}
     path = _write_lines(tmp_path / "k.jsonl", _item_line(predictions=[pred]))
     with pytest.raises(ReadError, match=r"#/predictions/0/geometry/skeleton.*needs a skeleton"):
-        _read_all(path)
+        list(annobridge.load(path, "nucleus", {"strict": "true"}, stream=True).items)
+    assert _read_all(path)[0].predictions[0].skeleton is None  # kept, with a warning (tests/test_refusals.py)
 
 
 def test_validate_lists_every_problem(tmp_path: Path) -> None:
@@ -645,14 +657,24 @@ def test_validate_lists_every_problem(tmp_path: Path) -> None:
 # --------------------------------------------------------------------------- write errors
 
 
-def test_mask_index_above_255_is_a_write_error(tmp_path: Path) -> None:
+def test_mask_index_above_255_is_a_write_error_only_when_renumbering_cannot_help(tmp_path: Path) -> None:
     mask = np.zeros((2, 2), np.uint32)
     mask[0, 0] = 300
     item = DatasetItem(reference_id="big", image_location="https://e.com/b.png", annotations=[
         SegmentationAnnotation(mask=IndexMask.from_array(mask), annotations=[Segment(label="x", index=300)])])
     with pytest.raises(WriteError, match=r'item "big".*mask value 300 does not fit in 8 bits.*Nucleus masks are 8-bit'):
-        annobridge.save([item], tmp_path / "out.jsonl", "nucleus")
+        annobridge.save([item], tmp_path / "out.jsonl", "nucleus", options={"renumber-segments": "false"})
     assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing left behind
+    many = np.arange(256, 256 + 16 * 16, dtype=np.uint32).reshape(16, 16)  # 256 segments: no 8-bit mask holds them
+    item = DatasetItem(reference_id="many", image_location="https://e.com/m.png", annotations=[
+        SegmentationAnnotation(mask=IndexMask.from_array(many),
+                               annotations=[Segment(label="x", index=int(i)) for i in many.ravel()])])
+    with pytest.raises(WriteError, match=r'item "many".*256 segments and an index above 255'):
+        annobridge.save([item], tmp_path / "out.jsonl", "nucleus")
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+    report = annobridge.save([item.model_copy(update={"annotations": [item.annotations[0].model_copy(
+        update={"annotations": item.annotations[0].annotations[:255]})]})], tmp_path / "out.jsonl", "nucleus")
+    assert report.converted == {"segmentation -> segmentation renumbered 1..n": 1} and report.lossless
 
 
 def test_scene_errors(tmp_path: Path) -> None:
@@ -687,7 +709,9 @@ def test_scene_payload_errors(tmp_path: Path) -> None:
                                                         "type": "pointcloud", "annotations": []}}], "weather": "rain"}
     path = _write_lines(tmp_path / "s.jsonl", scene)
     with pytest.raises(ReadError, match=r"s\.jsonl:line 1, #/weather.*unknown key 'weather' in scene payload"):
-        _read_all(path)
+        list(annobridge.load(path, "nucleus", {"strict": "true"}, stream=True).items)
+    _read_all(path)
+    assert annobridge.load(path, "nucleus").header.scenes["s"].attributes == {"weather": "rain"}  # kept, warned
     scene.pop("weather")
     scene["frames"][0]["lidar"]["type"] = "radar"
     path = _write_lines(tmp_path / "t.jsonl", scene)
@@ -739,14 +763,26 @@ def test_renumber_segments_option(tmp_path: Path) -> None:
     item = DatasetItem(reference_id="pan", image_location="https://e.com/p.png", annotations=[
         SegmentationAnnotation(mask=IndexMask.from_array(mask), annotations=[
             Segment(label="car", index=300), Segment(label="road", index=7001, attributes={"isthing": 0})])])
-    report = annobridge.save([item], tmp_path / "x.jsonl", "nucleus", options={"renumber-segments": "true"})
-    assert report.dropped == {"segmentation:index": {"renumbered 1..n to fit an 8-bit Nucleus mask "
-                                                     "(original index kept in the segment's attributes)": 1}}
+    report = annobridge.save([item], tmp_path / "x.jsonl", "nucleus")  # renumber-segments=auto
+    assert report.converted == {"segmentation -> segmentation renumbered 1..n": 1} and report.lossless
+    assert report.written == {"segmentation": 1}
+    assert any('attributes["original_index"]' in n for n in report.notes)
     [seg] = annobridge.load(tmp_path / "x.jsonl", "nucleus").items[0].annotations
     assert np.array_equal(seg.mask.load(), [[0, 1, 1], [2, 2, 0]])
     assert [(s.label, s.index, s.attributes) for s in seg.annotations] == [
         ("car", 1, {"original_index": 300}), ("road", 2, {"isthing": 0, "original_index": 7001})]
     assert Image.open(tmp_path / "x.masks" / "000000-pan.png").mode == "L"
+    small = DatasetItem(reference_id="s", image_location="https://e.com/s.png", annotations=[
+        SegmentationAnnotation(mask=IndexMask.from_array(np.array([[0, 5], [9, 9]], np.uint8)), annotations=[
+            Segment(label="bg", index=0), Segment(label="a", index=5), Segment(label="b", index=9)])])
+    report = annobridge.save([small], tmp_path / "s.jsonl", "nucleus")  # fits: auto leaves it alone
+    assert report.converted == {}
+    report = annobridge.save([small], tmp_path / "t.jsonl", "nucleus", options={"renumber-segments": True})
+    assert report.converted == {"segmentation -> segmentation renumbered 1..n": 1}  # true: always
+    [seg] = annobridge.load(tmp_path / "t.jsonl", "nucleus").items[0].annotations
+    assert np.array_equal(seg.mask.load(), [[1, 2], [3, 3]])
+    with pytest.raises(FormatError, match="renumber"):
+        annobridge.save([small], tmp_path / "u.jsonl", "nucleus", options={"renumber-segments": "sometimes"})
 
 
 def _cross_sources() -> list[tuple[str, Path]]:

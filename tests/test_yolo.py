@@ -340,8 +340,8 @@ def test_bad_rows_name_file_line_and_item(tmp_path: Path, rows: str, message: st
 
 
 def test_bad_yaml_is_named(tmp_path: Path) -> None:
-    with pytest.raises(ReadError, match=r"data\.yaml:nc: nc is 3 but names lists 1 classes"):
-        annobridge.load(_dataset(tmp_path, "", "train: images/train\nnames: [car]\nnc: 3\n"), "yolo")
+    with pytest.raises(ReadError, match=r"data\.yaml:nc: nc is 3 but names lists 1 classes"):  # names win otherwise
+        annobridge.load(_dataset(tmp_path, "", "train: images/train\nnames: [car]\nnc: 3\n"), "yolo", {"strict": "true"})
     with pytest.raises(ReadError, match=r"kpt_shape is \[17, 4\], expected \[K, 2\] or \[K, 3\]"):
         annobridge.load(_dataset(tmp_path / "2", "", "train: images/train\nnames: [a]\nkpt_shape: [17, 4]\n"), "yolo")
     with pytest.raises(ReadError, match=r"data\.yaml:kpt_names: kpt_names is not \{class id: \[\.\.\.\]\}"):

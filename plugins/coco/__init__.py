@@ -120,7 +120,9 @@ class CocoReadOptions(BaseModel):
             ``coco_person_keypoints`` export has categories with ``keypoints: []``), noted
             in the report; ``prefix`` reads shorter lists only; ``error`` refuses the file.
         strict: refuse what the file leaves inconsistent instead of keeping it: both
-            options above become ``error`` unless given otherwise.
+            options above become ``error`` unless given otherwise, and an image size written
+            as a whole float (``640.0``) is refused instead of read as the integer
+            (docs/refusals.md).
     """
 
     model_config = ConfigDict(extra="forbid")

@@ -222,8 +222,12 @@ def _parse_categories(raw: Any, path: Path, options: CocoReadOptions,
     return cats, index
 
 
-def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[Any, DatasetItem]], dict[Any, int]]:
-    """(COCO id, item without annotations) per image, and COCO id -> position."""
+def _parse_images(raw: Any, path: Path, context: Context,
+                  strict: bool = False) -> tuple[list[tuple[Any, DatasetItem]], dict[Any, int]]:
+    """(COCO id, item without annotations) per image, and COCO id -> position.
+
+    A size written as a whole float (``640.0``, as some exporters do) is read as the integer,
+    with a warning; ``strict`` refuses it."""
     if raw is None:
         return [], {}
     if type(raw) is not list:
@@ -233,6 +237,7 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
     out: list[tuple[Any, DatasetItem]] = []
     index: dict[Any, int] = {}
     refs: dict[str, int] = {}
+    floats = 0
     for i, img in enumerate(raw):
         if type(img) is not dict:
             context.error(ReadError(f"image is {type(img).__name__}, expected an object",
@@ -254,6 +259,10 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
                                     fix="image ids must be unique"))
             continue
         width, height, file_name = img.get("width"), img.get("height"), img.get("file_name", _MISSING)
+        if not strict and float in (type(width), type(height)):
+            kinds = (type(width), type(height))
+            width, height = _whole(width), _whole(height)
+            floats += kinds != (type(width), type(height))
         problem = None
         if (type(width) is not int or width < 0) and width is not None:
             problem = f"image width is {width!r}, expected a non-negative integer"
@@ -286,7 +295,15 @@ def _parse_images(raw: Any, path: Path, context: Context) -> tuple[list[tuple[An
         refs[ref] = i
         index[iid] = len(out)
         out.append((iid, item))
+    if floats:
+        context.warn(f"{path}#/images: {floats} images give width or height as a whole float (640.0); read as "
+                     "integers (--option strict=true refuses them)")
     return out, index
+
+
+def _whole(value: Any) -> Any:
+    """``640.0`` -> ``640``; anything else as it is."""
+    return int(value) if type(value) is float and value.is_integer() and value >= 0 else value
 
 
 def read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
@@ -310,7 +327,7 @@ def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
         raise ReadError(f"top level is {type(data).__name__}, expected an object (ground truth) "
                         "or a list (results)", file=path, where="#")
     categories, cats = _parse_categories(data.get("categories"), path, options, context)
-    images, image_index = _parse_images(data.get("images"), path, context)
+    images, image_index = _parse_images(data.get("images"), path, context, options.strict)
     top = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories")}
     header = DatasetHeader(categories=categories,
                            info={"coco": {"top": top, "keys": [k for k in data if k != PREDICTIONS_KEY]}})
@@ -471,7 +488,7 @@ def _read_results(path: Path, data: list[Any], options: CocoReadOptions,
             raise ReadError("gt= must be a COCO ground-truth object, not a results list",
                             file=gt_path, where="#")
         categories, cats = _parse_categories(gt.get("categories"), gt_path, options, context)
-        images, image_index = _parse_images(gt.get("images"), gt_path, context)
+        images, image_index = _parse_images(gt.get("images"), gt_path, context, options.strict)
         top = {k: v for k, v in gt.items() if k not in ("images", "annotations", "categories")}
         keys = list(gt)
         del gt

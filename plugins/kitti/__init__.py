@@ -203,6 +203,9 @@ class KittiReadOptions(BaseModel):
         label_map: a class-name mapping file (see the module docstring).
         images: for a folder of label files (or one file) without the KITTI layout, the
             folder holding the images, found by stem (default: ``images/`` beside it).
+        strict: refuse what a file leaves inconsistent but annobridge can keep (rows with and
+            without a score in one label file), instead of keeping it with a warning in the
+            report (docs/refusals.md).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -211,6 +214,7 @@ class KittiReadOptions(BaseModel):
     velodyne: bool = True
     label_map: Path | None = None
     images: Path | None = None
+    strict: bool = False
 
 
 class KittiWriteOptions(BaseModel):

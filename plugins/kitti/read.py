@@ -368,9 +368,12 @@ def _row_annotations(row: Row, path: Path, lineno: int, ref: str, gid: str, t: c
     return box, cuboid
 
 
-def _read_rows(path: Path, prefix: int, context: Context) -> list[tuple[int, Row]]:
+def _read_rows(path: Path, prefix: int, context: Context, strict: bool = False) -> list[tuple[int, Row]]:
+    """The rows of one label file. Rows with and without a score in one file are read as the
+    frame's predictions and ground truth, with a warning (``strict`` refuses them)."""
     rows: list[tuple[int, Row]] = []
     kind: tuple[int, bool] | None = None
+    mixed: ReadError | None = None
     with open(path, encoding="utf-8", errors="replace") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -379,16 +382,21 @@ def _read_rows(path: Path, prefix: int, context: Context) -> list[tuple[int, Row
                 row = parse_row(line, path, lineno, prefix=prefix)
                 if kind is None:
                     kind = (lineno, row.is_prediction)
-                elif kind[1] != row.is_prediction:
+                elif kind[1] != row.is_prediction and (strict or mixed is None):
                     have = "with a score (prediction)" if row.is_prediction else "without a score (ground truth)"
                     first = "with" if kind[1] else "without"
-                    raise ReadError(f"row is {have} but line {kind[0]} is {first} a score; a file holds "
-                                    "ground truth or predictions, not both", file=path, where=f"line {lineno}",
-                                    fix="put predictions (16 columns) in their own files")
+                    mixed = ReadError(f"row is {have} but line {kind[0]} is {first} a score; a file holds "
+                                      "ground truth or predictions, not both", file=path, where=f"line {lineno}",
+                                      fix="put predictions (16 columns) in their own files")
+                    if strict:
+                        raise mixed
             except ReadError as err:
                 context.error(err)
                 continue
             rows.append((lineno, row))
+    if mixed is not None and not strict:
+        context.warn(f"{mixed.location}: {mixed.problem}; read as the frame's predictions and ground truth "
+                     "(--option strict=true refuses it)")
     return rows
 
 
@@ -442,7 +450,7 @@ def _frame_items(ff: FrameFiles, layout: Layout, sets: dict[str, list[str]], hea
     sources = [(p, i) for i, p in enumerate((ff.label, ff.results)) if p is not None]
     row_no = 0
     for src, which in sources:
-        rows = _read_rows(src, 0, state.context)
+        rows = _read_rows(src, 0, state.context, state.options.strict)
         if which == 0 and rows and rows[0][1].is_prediction:
             label_is_gt = False
         for lineno, row in rows:
@@ -562,7 +570,7 @@ def _tracking_items(seqs: list[str], labels: dict[str, Path], results: dict[str,
         by_frame: dict[int, list[tuple[int, Row, Path]]] = {}
         for src in (labels.get(seq), results.get(seq)):
             if src is not None:
-                for lineno, row in _read_rows(src, 2, state.context):
+                for lineno, row in _read_rows(src, 2, state.context, state.options.strict):
                     by_frame.setdefault(int(row.prefix[0]), []).append((lineno, row, src))
         images = _stems(image_dir / seq if image_dir and (image_dir / seq).is_dir() else None, IMAGE_EXTS)
         clouds = _stems(velo_dir / seq if velo_dir and (velo_dir / seq).is_dir() else None, (".bin",))

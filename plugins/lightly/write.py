@@ -13,7 +13,7 @@ import numpy as np
 
 from annobridge.core.errors import WriteError
 from annobridge.core.formats import Context
-from annobridge.core.metadata import FieldStats, check_consistent, flatten, get_path, set_path
+from annobridge.core.metadata import FieldStats, flatten, get_path, set_path, type_conflicts
 from annobridge.core.model import Dataset, DatasetHeader, DatasetItem
 from annobridge.core.paths import contained, path_problem, safe_name
 from annobridge.plugins.lightly.common import (
@@ -283,13 +283,16 @@ class _PredictionWriter:
                     report.drop(ann.type, "Lightly holds predictions only; pass --option score=S to "
                                 "write ground truth as predictions with score S")
                     continue
-                task = self.tasks.task_for(ann)
                 conf = ann.confidence if source == "pred" and ann.confidence is not None else (
                     score_opt if source == "gt" else None)
                 try:
+                    task = self.tasks.task_for(ann)
                     made = list(self._singles(ann, task, conf, item))
                 except _LateLabel as exc:  # Lightly vectors have one entry per category, fixed once written
                     report.drop(prefix + ann.type, str(exc))
+                    continue
+                except WriteError as exc:  # validating: recorded, and the other annotations are checked
+                    self.context.error(exc)
                     continue
                 singles.setdefault(task.name, []).extend(made)
         tasks_seen = item.attributes.get("lightly_tasks") if isinstance(item.attributes, dict) else None
@@ -463,7 +466,8 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
                                item.metadata, preds.job(item, "")))
                 continue
             fn = _item_file_name(item, options.input)
-            _claim(names_seen, fn, item.reference_id)
+            if not _claimed(names_seen, fn, item.reference_id, context):
+                continue
             origin = _origin(item, fn, options.input)
             if origin:
                 origins[fn] = origin
@@ -518,7 +522,7 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
     given = read_metadata_schema(options.schema_file) if options.schema_file else [
         SchemaEntry(e.get("name", e["path"]), e["path"], e["valueDataType"], e.get("defaultValue"))
         for e in lightly_info.get("metadata_schema", []) if e.get("valueDataType") in READ_VALUE_TYPES]
-    md_records.finish(destination / "metadata", given)
+    md_records.finish(destination / "metadata", given, context)
     if origins:
         _write_json(destination / ORIGINS_FILE, {"items": origins})
 
@@ -543,8 +547,18 @@ def _claim(seen: dict[str, str], file_name: str, owner: str) -> None:
     key = split_ext(file_name)[0]
     if key in seen and seen[key] != owner:
         raise WriteError(f"items {seen[key]!r} and {owner!r} both map to the Lightly file {key}.json",
-                         fix="give the items distinct reference ids or image paths")
+                         item=owner, fix="give the items distinct reference ids or image paths")
     seen[key] = owner
+
+
+def _claimed(seen: dict[str, str], file_name: str, owner: str, context: Context) -> bool:
+    """:func:`_claim`; validating, a clash is recorded and the item skipped (False)."""
+    try:
+        _claim(seen, file_name, owner)
+    except WriteError as exc:
+        context.error(exc)
+        return False
+    return True
 
 
 class MetadataBuffer:
@@ -568,18 +582,23 @@ class MetadataBuffer:
         self._fh.write(json.dumps([file_name, kind, metadata], ensure_ascii=False) + "\n")
         self.count += 1
 
-    def finish(self, folder: Path, given: list[SchemaEntry]) -> None:
+    def finish(self, folder: Path, given: list[SchemaEntry], context: Context) -> None:
         """Check one type per key, write ``schema.json`` and one file per record.
 
         Raises:
-            MetadataTypeError: a key holds two types across the records.
+            MetadataTypeError: a key holds two types across the records (validating, each
+                such key is recorded through ``context.error`` and nothing is written).
             WriteError: values do not fit a given schema entry.
         """
         self._fh.close()
         try:
             if not self.count and not given:
                 return
-            check_consistent(self.fields)
+            conflicts = type_conflicts(self.fields)
+            for conflict in conflicts:
+                context.error(conflict)
+            if conflicts:
+                return
             schema = build_metadata_schema(self.fields, given)
             floats = [e.path for e in schema if e.value_type in ("NUMERIC_FLOAT", "CATEGORICAL_TIMESTAMP")]
             _write_json(folder / "schema.json", [e.to_json() for e in schema])
@@ -637,8 +656,8 @@ def write_task_folder(dataset: Dataset, destination: Path, options: LightlyTaskW
             if item.metadata:
                 context.report.drop("item metadata", "lightly-task holds no item metadata")
             fn = _item_file_name(item, options.input)
-            _claim(seen, fn, item.reference_id)
-            yield preds.job(item, fn)
+            if _claimed(seen, fn, item.reference_id, context):
+                yield preds.job(item, fn)
 
     for fn, per_task, clipped in context.map(_encode_job, jobs()):
         preds.clipped += clipped

@@ -92,9 +92,17 @@ Write option ``incomplete_lidar_scenes=true`` writes a lidar scene whose frames 
 exactly one point cloud (a KITTI sequence with velodyne scans for some frames only) instead of
 failing; Nucleus refuses such a scene on upload, and the report says so.
 
-Write option ``renumber_segments=true``: a mask with an index above 255 (panoptic ids) has its
-segments renumbered 1..n (pixels of no segment become 0), each segment keeping its original
-index in ``attributes["original_index"]``; reported. Without it such a mask is a WriteError.
+Write option ``renumber_segments`` (``auto``, the default): a mask with an index above 255
+(panoptic ids) has its segments renumbered 1..n (pixels of no segment become 0), each segment
+keeping its original index in ``attributes["original_index"]``, counted in the report as a
+conversion (``segmentation -> segmentation renumbered 1..n``); only a mask with more than 255
+segments is a WriteError. ``true`` renumbers every mask, ``false`` none (an index above 255 is
+then a WriteError).
+
+Pixel values no segment labels are unlabelled (void) in the model and written as they are;
+the Nucleus guide asks for "a Segment for each unique pixel value in the mask" (index 0 too:
+the SDK's example maps 0 to background with a segment), so ``validate`` lists each such mask as
+a warning (it decodes the masks; ``convert`` does not look).
 
 Write option ``booleans_as_strings=true`` writes metadata booleans as ``"true"``/``"false"``
 (the format sheet's safe policy for Nucleus's metadata typing; reported, as it is lossy).
@@ -104,6 +112,12 @@ means to its producer, as a COCO ``file_name`` does; the Nucleus client resolves
 its working directory). Masks and point clouds are files this format opens: relative ones
 are resolved against the ``.jsonl`` folder when read, and ``.json`` clouds outside the output
 are written relative to the output's folder.
+
+Read option ``strict=true`` refuses a keypoints prediction without a ``skeleton`` (the client
+requires one) and keys Nucleus does not define in an item, scene or annotation payload; by
+default the first is read with no skeleton and the others are kept as attributes (written back
+under ``annobridge``), each noted as a warning (docs/refusals.md). Unknown keys inside a
+``geometry`` are refused either way: they may change what the geometry means.
 
 Read option ``check_files=false`` skips the existence check of local masks and point clouds
 (a stat per file; nothing is decoded at read time either way).
@@ -122,8 +136,9 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from annobridge.core.formats import Capabilities, Format
 from annobridge.core.hookspecs import hookimpl
@@ -151,6 +166,10 @@ class NucleusReadOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
     check_files: bool = True
     """Check at read time that local mask and point-cloud files exist (a stat, no decode)."""
+    strict: bool = False
+    """Refuse what the file leaves inconsistent but annobridge can keep (a keypoints prediction
+    without a skeleton, payload keys Nucleus does not define), instead of keeping it with a
+    warning in the report (docs/refusals.md)."""
 
 
 class NucleusWriteOptions(BaseModel):
@@ -162,9 +181,17 @@ class NucleusWriteOptions(BaseModel):
     incomplete_lidar_scenes: bool = False
     """Write a lidar scene whose frames do not all have exactly one point cloud (Nucleus refuses
     it on upload; noted in the report) instead of failing."""
-    renumber_segments: bool = False
-    """When a mask holds an index above 255, renumber its segments 1..n (the original index goes
-    to the segment's ``attributes["original_index"]``; reported) instead of failing."""
+    renumber_segments: Literal["auto", "true", "false"] = "auto"
+    """``auto``: when a mask holds an index above 255, renumber its segments 1..n (the original
+    index goes to the segment's ``attributes["original_index"]``; counted as a conversion),
+    failing only beyond 255 segments; ``true``: renumber every mask; ``false``: never (fail)."""
+
+    @field_validator("renumber_segments", mode="before")
+    @classmethod
+    def _renumber_word(cls, value: object) -> object:
+        if isinstance(value, bool):  # renumber_segments=True, as before auto existed
+            return "true" if value else "false"
+        return value.lower() if isinstance(value, str) else value
     booleans_as_strings: bool = False
     """Write metadata booleans as the strings ``"true"``/``"false"`` (reported; whether Nucleus
     needs this is not verified, see the format sheet)."""

@@ -180,6 +180,11 @@ class _Reader:
     header: DatasetHeader
     seen_items: dict[str, str] = field(default_factory=dict)
     lineno: int = 0
+    strict: bool = False
+    unknown: int = 0
+    """Payloads with keys Nucleus does not define (kept as attributes), for one warning ..."""
+    first_unknown: str = ""
+    """... naming the first of them."""
 
     @property
     def base(self) -> Path:
@@ -187,6 +192,19 @@ class _Reader:
 
     def where(self, pointer: str = "") -> str:
         return f"line {self.lineno}, #{pointer}" if pointer else f"line {self.lineno}"
+
+    def extra_keys(self, obj: dict[str, Any], ptr: str, what: str, allowed: frozenset[str]) -> dict[str, Any]:
+        """The keys of a payload that Nucleus does not define: kept (the caller makes them
+        attributes) and noted, or, with ``strict``, refused."""
+        if allowed.issuperset(obj):
+            return {}
+        if self.strict:
+            _obj(obj, ptr, what, allowed)
+        extra = {k: v for k, v in obj.items() if k not in allowed}
+        if not self.unknown:
+            self.first_unknown = f"{next(iter(extra))!r} in a {what} ({self.where(ptr)})"
+        self.unknown += 1
+        return extra
 
     def error(self, bad: _Bad, item: str | None) -> ReadError:
         return ReadError(bad.problem, file=self.path, where=self.where(bad.pointer), item=item, fix=bad.fix)
@@ -224,6 +242,10 @@ class _Reader:
                     item = self.item(obj, "", None, None)
                     if item is not None:
                         yield item
+        if self.unknown:
+            self.context.warn(f"{self.path}: {self.unknown} payloads have keys Nucleus does not define, "
+                              f"first {self.first_unknown}; kept as attributes (written back under "
+                              f'"{EXT}") (--option strict=true refuses them)')
 
     def _ref(self, obj: dict[str, Any], ptr: str) -> str:
         ref = obj.get("reference_id", obj.get("ref_id"))
@@ -236,7 +258,7 @@ class _Reader:
         ref = None
         try:
             allowed = _FRAME_ITEM_KEYS if scene is not None else _ITEM_KEYS | {"url", "type"}
-            _obj(obj, ptr or "/", "item payload", allowed)
+            extra = self.extra_keys(_obj(obj, ptr or "/", "item payload"), ptr or "/", "item payload", allowed)
             ref = self._ref(obj, ptr)
             if ref in self.seen_items:
                 raise _Bad(f"{ptr}/reference_id", f"reference_id {ref!r} is used twice (first at {self.seen_items[ref]})",
@@ -267,6 +289,7 @@ class _Reader:
                 if v is not None and (not isinstance(v, int) or v < 0):
                     raise _Bad(f"{ptr}/{key}", f"{key} must be a whole number >= 0, got {v}")
             attributes = {k: obj[k] for k in ITEM_NATIVE_ATTRIBUTES if k in obj}
+            attributes.update(extra)
             ext = _obj(obj.get(EXT, {}), f"{ptr}/{EXT}", "annobridge extension",
                        frozenset({"attributes", "annotations", "predictions", "sensor", "frame_index"}))
             attributes.update(_dict(ext, "attributes", f"{ptr}/{EXT}"))
@@ -363,7 +386,7 @@ class _Reader:
             raise _Bad(f"{ptr}/type", f"unknown annotation type {_tname(kind)}; expected one of "
                        + ", ".join(sorted(_KEYS)))
         allowed = (_KEYS_PRED if prediction else _KEYS)[kind]
-        _obj(payload, ptr, f"{kind} payload", allowed)
+        extra = self.extra_keys(payload, ptr, f"{kind} payload", allowed)
         pref = _str(payload, "reference_id", ptr)
         if pref is not None and pref != ref:
             raise _Bad(f"{ptr}/reference_id", f"reference_id {pref!r} differs from the item's {ref!r}",
@@ -373,6 +396,7 @@ class _Reader:
             f["metadata"] = dict(_dict(payload, "metadata", ptr))
             f["track_reference_id"] = _str(payload, "track_reference_id", ptr)
         attributes = {k: payload[k] for k in SERVER_KEYS if payload.get(k) is not None}
+        attributes.update(extra)
         if kind not in ("category", "multicategory"):
             f["annotation_id"] = _str(payload, "annotation_id", ptr)
         if prediction and kind != "mask":
@@ -420,9 +444,13 @@ class _Reader:
         elif kind == "keypoints":
             _obj(geom, gptr, "keypoints geometry", _KEYPOINTS_GEOM)
             f.update(label=_label(payload, ptr), **_keypoints(geom, gptr))
-            if prediction and f["skeleton"] is None:
-                raise _Bad(f"{gptr}/skeleton", "a keypoints prediction needs a skeleton (Nucleus requires it)",
-                           fix="write \"skeleton\": [] when there is none")
+            if prediction and f["skeleton"] is None:  # the client needs one; the model holds None
+                if self.strict:
+                    raise _Bad(f"{gptr}/skeleton", "a keypoints prediction needs a skeleton (Nucleus requires it)",
+                               fix="write \"skeleton\": [] when there is none, or read without strict=true")
+                self.context.warn(self.error(_Bad(f"{gptr}/skeleton", "a keypoints prediction has no skeleton, "
+                                                  "which the Nucleus client requires; read as none (written "
+                                                  "back as [])"), ref))
             cls = KeypointsAnnotation
         elif kind == "cuboid":
             _obj(geom, gptr, "cuboid geometry", _CUBOID_GEOM)
@@ -481,7 +509,7 @@ class _Reader:
 
     def scene(self, obj: dict[str, Any]) -> Iterator[DatasetItem]:
         try:
-            _obj(obj, "/", "scene payload", _SCENE_KEYS)
+            extra = self.extra_keys(_obj(obj, "/", "scene payload"), "/", "scene payload", _SCENE_KEYS)
             ref = self._ref(obj, "")
             if ref in self.header.scenes:
                 raise _Bad("/reference_id", f"scene reference_id {ref!r} is used twice",
@@ -489,6 +517,7 @@ class _Reader:
             frames = _list(obj, "frames", "")
             ext = _obj(obj.get(EXT, {}), f"/{EXT}", "annobridge extension", frozenset({"attributes"}))
             attributes = {k: obj[k] for k in SCENE_NATIVE_ATTRIBUTES if k in obj}
+            attributes.update(extra)
             attributes.update(_dict(ext, "attributes", f"/{EXT}"))
             cats = []
             for key in ("annotations", "predictions"):
@@ -747,5 +776,5 @@ def _read_items(files: list[Path], options: NucleusReadOptions, context: Context
                 header: DatasetHeader) -> Iterator[DatasetItem]:
     seen: dict[str, str] = {}
     for f in files:
-        reader = _Reader(f, context, options.check_files, header, seen)
+        reader = _Reader(f, context, options.check_files, header, seen, strict=options.strict)
         yield from reader.items()

@@ -64,12 +64,17 @@ class _Job:
     in_scene: bool
     final_base: str
     """The output's final folder (the engine stages elsewhere): outside references are relative to it."""
-    renumber_segments: bool
+    renumber_segments: str
+    """``auto``: renumber a mask's segments 1..n when an index does not fit in 8 bits; ``true``:
+    always; ``false``: never (such a mask is a WriteError)."""
     media_root: str | None = None
     """Point clouds are copied only from inside this folder (the source's; None for in-memory items)."""
     mask_url: str | None = None
     """Where the masks will be uploaded (a URL prefix), or None for local paths."""
     pointcloud_url: str | None = None
+    collect: bool = False
+    """Validating: a problem of one annotation is recorded (``_Done.errors``) and the item goes
+    on; masks are also checked for pixel values no segment labels."""
 
 
 @dataclass
@@ -79,6 +84,9 @@ class _Done:
     payload: dict[str, Any]
     ext: dict[str, Any]
     drops: list[tuple[str, str, int]]
+    converted: list[tuple[str, str, int]] = field(default_factory=list)
+    errors: list[ReadError | WriteError] = field(default_factory=list)
+    warnings: list[WriteError] = field(default_factory=list)
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -104,8 +112,14 @@ def _camera_params(cp: Any) -> Any:
 
 
 class _Drops:
+    """What one item job records for the report: drops, conversions, and (validating) the
+    problems found and the warnings."""
+
     def __init__(self) -> None:
         self.items: Counter[tuple[str, str]] = Counter()
+        self.converted: Counter[tuple[str, str]] = Counter()
+        self.errors: list[ReadError | WriteError] = []
+        self.warnings: list[WriteError] = []
 
     def add(self, what: str, reason: str, n: int = 1) -> None:
         self.items[(what, reason)] += n
@@ -176,7 +190,8 @@ def _item_job(job: _Job) -> _Done:
             payload[key] = native
         if extra:
             ext[key] = extra
-    return _Done(item.scene, kind, payload, ext, drops.as_list())
+    return _Done(item.scene, kind, payload, ext, drops.as_list(),
+                 [(w, r, n) for (w, r), n in drops.converted.items()], drops.errors, drops.warnings)
 
 
 def _generated_id(ref: str, kind: str, n: int, prediction: bool, taken: set[str]) -> str:
@@ -207,7 +222,14 @@ def _annotation_payloads(anns: list[Any], ref: str, prediction: bool, job: _Job,
             drops.add(prefix + "cuboid", "camera-frame cuboid: Nucleus cuboids are in the point cloud's frame "
                       "(convert with calibration)")
             continue
-        native.append(_annotation_payload(ann, ref, n, prediction, job, drops, taken))
+        try:
+            native.append(_annotation_payload(ann, ref, n, prediction, job, drops, taken))
+        except (ReadError, WriteError) as exc:  # a mask that cannot be decoded or held
+            if exc.item is None:  # a mask file's own error: say whose mask it is
+                exc = type(exc)(exc.problem, file=exc.file, where=exc.where, item=ref, fix=exc.fix)
+            if not job.collect:
+                raise exc from None
+            drops.errors.append(exc)  # validating: this annotation is left out, the others checked
     return native, extra
 
 
@@ -298,8 +320,8 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
             ext["annotation_id"] = aid
     elif t == "segmentation":
         mask, segments = ann.mask, list(ann.annotations)
-        if job.renumber_segments:
-            mask, segments = _renumbered(ann, ref, drops, prefix)
+        if job.renumber_segments != "false":
+            mask, segments = _renumbered(ann, ref, drops, prefix, force=job.renumber_segments == "true")
         segs = []
         seg_attrs = {}
         for s in segments:
@@ -311,7 +333,7 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
             segs.append(sp)
         if seg_attrs:
             ext["segment_attributes"] = seg_attrs
-        p = {"type": "mask", "mask_url": _store_mask(mask, job, prediction, ref),
+        p = {"type": "mask", "mask_url": _store_mask(mask, job, prediction, ref, segments, drops, ann.mask.location),
              "annotations": segs, "annotation_id": aid, "reference_id": ref}
         if ann.metadata:
             ext["metadata"] = ann.metadata
@@ -355,19 +377,29 @@ _STRICT_REASONS = {
 }
 
 
-def _renumbered(ann: SegmentationAnnotation, ref: str, drops: _Drops, prefix: str) -> tuple[IndexMask, list[Segment]]:
-    """Segments renumbered 1..n (pixels of no segment -> 0) when the mask does not fit in 8 bits.
+RENUMBERED = "segmentation renumbered 1..n"
+"""The conversion a renumbered mask is counted as (``report.converted``)."""
+
+
+def _renumbered(ann: SegmentationAnnotation, ref: str, drops: _Drops, prefix: str,
+                force: bool = False) -> tuple[IndexMask, list[Segment]]:
+    """Segments renumbered 1..n (pixels of no segment -> 0) when the mask does not fit in 8 bits
+    (or always, ``force``); counted as a conversion.
 
     The original index is kept in each segment's ``attributes["original_index"]``.
+
+    Raises:
+        WriteError: more than 255 segments, which no 8-bit mask holds.
     """
     if ann.mask.location is not None and not ann.mask.is_loaded and local_path(ann.mask.location) is None:
         return ann.mask, list(ann.annotations)  # a remote mask: nothing to renumber
     array = ann.mask.load()
-    if not array.size or int(array.max()) < 256:
+    if not array.size or (not force and int(array.max()) < 256):
         return ann.mask, list(ann.annotations)
     if len(ann.annotations) > 255:
-        raise WriteError(f"segmentation has {len(ann.annotations)} segments; an 8-bit Nucleus mask holds 255",
-                         item=ref, fix="write fewer segments per item, or a format with wider masks")
+        raise WriteError(f"segmentation has {len(ann.annotations)} segments and an index above 255; an 8-bit "
+                         "Nucleus mask holds 255 segments", item=ref, file=ann.mask.location,
+                         fix="write fewer segments per item, or a format with wider masks")
     new_of = {s.index: n for n, s in enumerate(ann.annotations, start=1)}
     values, inverse = np.unique(array, return_inverse=True)
     lut = np.array([new_of.get(int(v), 0) for v in values], dtype=np.uint8)
@@ -375,17 +407,23 @@ def _renumbered(ann: SegmentationAnnotation, ref: str, drops: _Drops, prefix: st
     segments = [s.model_copy(update={"index": new_of[s.index],
                                      "attributes": {**s.attributes, "original_index": s.index}})
                 for s in ann.annotations]
-    drops.add(f"{prefix}segmentation:index", "renumbered 1..n to fit an 8-bit Nucleus mask "
-              "(original index kept in the segment's attributes)")
+    drops.converted[(f"{prefix}segmentation", RENUMBERED)] += 1
     return mask, segments
 
 
-def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str) -> str:
+def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str, segments: list[Segment],
+                drops: _Drops, origin: str | None) -> str:
     """Write the mask as an 8-bit PNG in the masks folder; a remote URL is kept as it is.
 
+    Validating (``job.collect``), a pixel value that no segment labels is a warning: the
+    Nucleus guide wants "a Segment for each unique pixel value in the mask", but the model
+    reads such pixels as unlabelled (void), as COCO panoptic's 0 is, so convert keeps them.
+
+    Args:
+        origin: the file the mask was read from (``mask`` may be a renumbered copy), for messages.
+
     Raises:
-        WriteError: the mask is not the item's size or needs more than 8 bits. (Values no
-            segment labels are void in the model and written as they are.)
+        WriteError: the mask is not the item's size or needs more than 8 bits.
     """
     if mask.location is not None and not mask.is_loaded and local_path(mask.location) is None:
         return mask.location
@@ -394,8 +432,8 @@ def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str) -> str:
     except WriteError as exc:
         raise WriteError(f"segmentation mask: {exc.problem}; Nucleus masks are 8-bit (index <= 255)",
                          item=ref, file=mask.location,
-                         fix="renumber the segments with --option renumber-segments=true, or write a format "
-                         "with wider masks") from exc
+                         fix="leave --option renumber-segments at auto (it renumbers up to 255 segments), "
+                         "or write a format with wider masks") from exc
     except ReadError:
         raise
     item = job.item
@@ -403,6 +441,14 @@ def _store_mask(mask: IndexMask, job: _Job, prediction: bool, ref: str) -> str:
         raise WriteError(f"segmentation mask is {array.shape[1]}x{array.shape[0]} but the image is "
                          f"{item.width}x{item.height}", item=ref, file=mask.location,
                          fix="a Nucleus mask has the image's size: resize it (nearest neighbour)")
+    if job.collect:
+        present = np.flatnonzero(np.bincount(array.ravel(), minlength=256))
+        unlabelled = sorted(set(present.tolist()) - {s.index for s in segments})
+        if unlabelled:
+            drops.warnings.append(WriteError(
+                f"pixel values {unlabelled} have no segment (read as unlabelled); the Nucleus guide "
+                "wants a Segment for each pixel value in the mask", item=ref, file=origin,
+                fix="add a Segment for each value (index 0 too, e.g. label 'background')"))
     target = Path(job.masks_dir) / f"{job.seq:06d}-{_safe(ref)}{'-pred' if prediction else ''}.png"
     target.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(np.ascontiguousarray(array)).save(target, format="PNG")
@@ -644,7 +690,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
             schema.add(item.reference_id, item.metadata)
             yield _Job(item, seq, str(base), str(masks_dir), str(clouds_dir), strict, item.scene is not None,
                        final_base, options.renumber_segments, media_root, options.mask_url,
-                       options.pointcloud_url)
+                       options.pointcloud_url, context.collect_errors)
 
     header = dataset.header
     written_scenes: set[str] = set()
@@ -672,6 +718,12 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
         for done in context.map(_item_job, jobs()):
             for what, reason, n in done.drops:
                 report.drop(what, reason, n)
+            for source, target, n in done.converted:
+                report.convert(source, target, n, consumed=0, made=0)
+            for problem in done.errors:
+                context.error(problem)
+            for finding in done.warnings:
+                context.warn(finding)
             if done.scene is None:
                 flush()
                 out.write(dumps(_with_ext(done.payload, {} if strict else done.ext)))
@@ -689,7 +741,11 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
         for ref, scene in header.scenes.items():
             if ref not in written_scenes:  # a scene without frames in the stream
                 out.write(dumps(_scene_payload(_SceneBuffer(ref), scene, strict, report)))
-    schema.check()  # a key with two types: Nucleus indexes one type per key (nothing is kept)
+    for conflict in schema.conflicts():  # Nucleus indexes one type per key (nothing is kept)
+        context.error(conflict)
+    if any(kind.endswith(RENUMBERED) for kind in report.converted):
+        report.notes.append("segments renumbered 1..n to fit 8-bit Nucleus masks; each keeps its index in "
+                            'attributes["original_index"] (--option renumber-segments=false refuses instead)')
     if unplaced:
         report.items_written -= len(unplaced)
         report.notes.append(f"{len(unplaced)} items have no image or point cloud and were not written "

@@ -120,10 +120,13 @@ class VocReadOptions(BaseModel):
     Args:
         coordinates: ``devkit`` (1-based inclusive pixels, the default) or ``corners``
             (continuous edges, as datumaro and labelformat write them).
+        strict: refuse a SegmentationClass value beyond the class list instead of keeping it
+            as an unlabelled (void) mask value with a warning (docs/refusals.md).
     """
 
     model_config = ConfigDict(extra="forbid")
     coordinates: Coordinates = "devkit"
+    strict: bool = False
 
 
 class VocWriteOptions(BaseModel):
@@ -145,7 +148,7 @@ class VocWriteOptions(BaseModel):
 
 
 def read(path: Path, options: VocReadOptions, context: Context) -> Dataset:
-    return _read.read(path, options.coordinates, context)
+    return _read.read(path, options.coordinates, context, strict=options.strict)
 
 
 def write(dataset: Dataset, destination: Path, options: VocWriteOptions, context: Context) -> None:

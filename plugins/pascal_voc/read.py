@@ -373,17 +373,29 @@ class MaskReader:
     colors: dict[tuple[int, int, int], int]
     instance_colors: dict[tuple[int, int, int], int]
     context: Context
+    strict: bool = False
+    """Refuse a class mask value beyond the class list; otherwise it is kept as an unlabelled
+    (void) value of the mask, with one warning per file."""
 
     def semantic(self, path: Path, item: str) -> tuple[SegmentationAnnotation, np.ndarray]:
         arr, direct = read_index_png(path, item, self.colors)
         segments = []
+        unlabelled = []
         for v in np.unique(arr).tolist():
             if v == VOID:
                 continue
             if v >= len(self.classes):
-                raise ReadError(f"mask value {v} has no class (the class list has {len(self.classes)})",
-                                file=path, item=item, fix="list the classes in labelmap.txt")
+                if self.strict:
+                    raise ReadError(f"mask value {v} has no class (the class list has {len(self.classes)})",
+                                    file=path, item=item, fix="list the classes in labelmap.txt")
+                unlabelled.append(v)
+                continue
             segments.append(Segment(label=self.classes[v], index=v))
+        if unlabelled:
+            self.context.warn(ReadError(
+                f"mask values {unlabelled} have no class (the class list has {len(self.classes)}); kept as "
+                "unlabelled pixels (--option strict=true refuses them)", file=path, item=item,
+                fix="list the classes in labelmap.txt"))
         mask = IndexMask(location=str(path)) if direct else IndexMask.from_array(arr)
         seg = SegmentationAnnotation(mask=mask, annotations=segments, reference_id=item,
                                      annotation_id="segmentation")
@@ -448,7 +460,7 @@ def _int_field(root: ET.Element, xpath: str, file: Path, item: str) -> int | Non
     return int(text)
 
 
-def read(path: Path, coordinates: Coordinates, context: Context) -> Dataset:
+def read(path: Path, coordinates: Coordinates, context: Context, strict: bool = False) -> Dataset:
     layout = find_layout(path)
     if layout is None:
         raise ReadError("not a Pascal VOC folder: no Annotations/, ImageSets/ or Segmentation* "
@@ -486,7 +498,7 @@ def read(path: Path, coordinates: Coordinates, context: Context) -> Dataset:
     images = _walk(layout.images if layout.images is not None else layout.root, IMAGE_EXTS)
     ids = sorted(set(xmls) | set(sets.order) | set(class_pngs) | set(object_pngs)
                  | (set(images) if layout.flat else set()))
-    masks = MaskReader(classes, colors, {c: i for i, c in enumerate(VOC_COLORMAP)}, context)
+    masks = MaskReader(classes, colors, {c: i for i, c in enumerate(VOC_COLORMAP)}, context, strict)
     parser = ItemParser(coordinates, context)
     return Dataset(header=header, items=_items(ids, layout, xmls, class_pngs, object_pngs, sets, parser,
                                                masks, images, context), total=len(ids))

@@ -113,12 +113,15 @@ ImageSize = Annotated[str | None, AfterValidator(_check_image_size)]
 
 class YoloReadOptions(BaseModel):
     """``task``: how to read rows; ``image_size``: ``WxH`` for images that give none;
-    ``images``: a folder to find images in when they are not beside the labels."""
+    ``images``: a folder to find images in when they are not beside the labels; ``strict``:
+    refuse a class count (``nc``, darknet ``classes``) that differs from the names, which is
+    otherwise read with the names and a warning (docs/refusals.md)."""
 
     model_config = ConfigDict(extra="forbid")
     task: Task = "auto"
     image_size: ImageSize = None
     images: str | None = None
+    strict: bool = False
 
 
 class YoloWriteOptions(BaseModel):

@@ -60,6 +60,9 @@ class Layout:
     skeleton: dict[int, list[tuple[int, int]]] = field(default_factory=dict)
     info: dict[str, Any] = field(default_factory=dict)
     file: Path | None = None
+    count_mismatch: ReadError | None = None
+    """A class count (``nc``, darknet ``classes``) that differs from the names: the names win,
+    as in Ultralytics (``data["nc"] = len(data["names"])``); ``strict`` refuses it."""
 
 
 def _text(path: Path, item: str | None = None) -> str:
@@ -163,9 +166,10 @@ def _yaml_layout(file: Path) -> Layout:
         raise ReadError("the dataset YAML has no names", file=file, fix="add names: [class0, class1, ...]")
     names = _names_from(data["names"], file)
     nc = data.get("nc")
+    mismatch = None
     if nc is not None and (not isinstance(nc, int) or nc != len(names)):
-        raise ReadError(f"nc is {nc!r} but names lists {len(names)} classes", file=file, where="nc",
-                        fix="make nc equal the number of names, or remove it")
+        mismatch = ReadError(f"nc is {nc!r} but names lists {len(names)} classes", file=file, where="nc",
+                             fix="make nc equal the number of names, or remove it")
     if sorted(names) != list(range(len(names))):
         raise ReadError(f"class ids in names must be 0..{len(names) - 1}, got {sorted(names)}", file=file,
                         where="names")
@@ -179,7 +183,7 @@ def _yaml_layout(file: Path) -> Layout:
         else:
             logger.info("%s: path %r is not a folder inside the YAML's folder; using the YAML's folder",
                         file, data["path"])
-    layout = Layout(root=root, names=names, splits=[], file=file)
+    layout = Layout(root=root, names=names, splits=[], file=file, count_mismatch=mismatch)
     for key in SPLIT_KEYS:
         value = data.get(key)
         if not value:
@@ -268,9 +272,10 @@ def _darknet_layout(file: Path) -> Layout:
     if not names_path.is_file():
         raise ReadError(f"names file {fields.get('names', 'obj.names')!r} not found", file=file, where="names")
     names = _names_file(names_path)
+    mismatch = None
     if "classes" in fields and fields["classes"].isdigit() and int(fields["classes"]) != len(names):
-        raise ReadError(f"classes is {fields['classes']} but {names_path.name} has {len(names)} names",
-                        file=file, where="classes")
+        mismatch = ReadError(f"classes is {fields['classes']} but {names_path.name} has {len(names)} names",
+                             file=file, where="classes", fix="make classes equal the number of names")
     splits = []
     for key in ("train", "valid", "test"):
         if key in fields:
@@ -280,7 +285,7 @@ def _darknet_layout(file: Path) -> Layout:
     if not splits:
         for folder in sorted(root.glob("obj_*_data")):
             splits.append(Split(name=folder.name[4:-5], folders=[folder], source=str(folder)))
-    return Layout(root=root, names=names, splits=splits, file=file)
+    return Layout(root=root, names=names, splits=splits, file=file, count_mismatch=mismatch)
 
 
 def _folder_layout(root: Path) -> Layout:
@@ -560,6 +565,11 @@ def is_rectangle(corners: list[float], tolerance: float) -> bool:
 
 def read(path: Path, options: Any, context: Context) -> Dataset:
     layout = find_layout(path)
+    if layout.count_mismatch is not None:
+        if options.strict:
+            raise layout.count_mismatch
+        context.warn(f"{layout.count_mismatch}; the names are read, as Ultralytics does "
+                     "(--option strict=true refuses it)")
     task = options.task if options.task != "auto" else layout.task
     if task == "pose" and layout.kpt_shape is None:
         raise ReadError("task pose needs kpt_shape in the dataset YAML", file=layout.file or path,
