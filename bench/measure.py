@@ -21,12 +21,17 @@ _RUNNER = textwrap.dedent(
     # repository's annobridge/ folder would shadow the installed package (whose
     # annobridge.converters maps to converters/). Import the installed one.
     sys.path[:] = [p for p in sys.path if p not in ("", os.getcwd())]
-    code = sys.stdin.read()
+    case = json.loads(sys.stdin.read())
+    scope = {"__name__": "__case__"}
+    exec(compile(case["setup"], "<setup>", "exec"), scope)  # imports: not timed
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu0 = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
     start = time.perf_counter()
-    exec(compile(code, "<case>", "exec"), {"__name__": "__case__"})
+    exec(compile(case["code"], "<case>", "exec"), scope)
     wall = time.perf_counter() - start
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    print(json.dumps({"wall": wall, "rss": rss}))
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime - cpu0
+    print(json.dumps({"wall": wall, "rss": me.ru_maxrss * 1024, "cpu": cpu}))
     """
 )
 
@@ -36,23 +41,30 @@ class Result:
     name: str
     wall: float
     rss: int
+    cpu: float = 0.0
+    """CPU seconds (user + system) of the case's process and its workers, after ``setup``:
+    on a shared machine compare this, wall time is noisy."""
 
 
-def run_case(name: str, code: str, *, env: dict[str, str] | None = None) -> Result:
-    """Run ``code`` in a fresh interpreter; return its wall time (s) and peak RSS (bytes)."""
+def run_case(name: str, code: str, *, env: dict[str, str] | None = None, setup: str = "") -> Result:
+    """Run ``code`` in a fresh interpreter; return its wall time (s), CPU time and peak RSS
+    (bytes). ``setup`` runs first in the same namespace, untimed (imports, when start-up is
+    measured on its own)."""
     proc = subprocess.run(
-        [sys.executable, "-c", _RUNNER], input=textwrap.dedent(code), capture_output=True, text=True,
+        [sys.executable, "-c", _RUNNER], input=json.dumps({"setup": textwrap.dedent(setup), "code": textwrap.dedent(code)}),
+        capture_output=True, text=True,
         env={**os.environ, **(env or {})}, check=False,
     )
     if proc.returncode != 0:
         raise RuntimeError(f"case {name!r} failed:\n{proc.stderr}")
     data = json.loads(proc.stdout.strip().splitlines()[-1])
-    return Result(name, data["wall"], data["rss"])
+    return Result(name, data["wall"], data["rss"], data.get("cpu", 0.0))
 
 
 def print_table(title: str, floor: Result, results: list[Result]) -> None:
-    """Print wall time, peak RSS and both ratios to the floor."""
+    """Print wall time, CPU time, peak RSS and their ratios to the floor."""
     print(f"\n{title}")
-    print(f"{'case':<40} {'wall s':>8} {'peak MB':>8} {'x time':>7} {'x mem':>7}")
+    print(f"{'case':<40} {'wall s':>8} {'cpu s':>8} {'peak MB':>8} {'x time':>7} {'x cpu':>7} {'x mem':>7}")
     for r in [floor, *results]:
-        print(f"{r.name:<40} {r.wall:8.2f} {r.rss / 2**20:8.0f} {r.wall / floor.wall:7.2f} {r.rss / floor.rss:7.2f}")
+        print(f"{r.name:<40} {r.wall:8.2f} {r.cpu:8.2f} {r.rss / 2**20:8.0f} {r.wall / floor.wall:7.2f} "
+              f"{r.cpu / max(floor.cpu, 1e-9):7.2f} {r.rss / floor.rss:7.2f}")

@@ -1,7 +1,8 @@
 """Benchmark: Nucleus -> Nucleus and Nucleus -> canonical JSONL against the floor.
 
 The floor is ``orjson.loads`` then ``orjson.dumps`` of every line of the same file in one
-process. Data is generated (seeded) with annobridge's own Nucleus writer: 640x480 images,
+process. Imports are not timed (start-up is ``bench/startup_bench.py``'s business): the
+ratios compare the work per line. CPU time is printed beside wall time. Data is generated (seeded) with annobridge's own Nucleus writer: 640x480 images,
 8 annotations each (boxes, polygons of 8-30 vertices, a 17-keypoint person every other item),
 10% of the items with a box prediction.
 
@@ -20,6 +21,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from measure import print_table, run_case
 
 DATA = Path(__file__).resolve().parent / "data"
+SETUP = """
+import annobridge, annobridge.converters.api
+import annobridge.plugins.nucleus.read, annobridge.plugins.nucleus.write, annobridge.plugins.jsonl.write
+"""
 NAMES = [f"kp{i}" for i in range(17)]
 
 
@@ -73,16 +78,14 @@ def main() -> None:
         generate(n, src)
     out = DATA / "out"
     out.mkdir(parents=True, exist_ok=True)
-    floor = run_case("floor: orjson loads+dumps per line", f"""
-        import orjson
+    floor = run_case("floor: orjson loads+dumps per line", setup="import orjson", code=f"""
         with open({str(src)!r}, "rb") as fh, open({str(out / 'floor.jsonl')!r}, "wb") as dst:
             for line in fh:
                 dst.write(orjson.dumps(orjson.loads(line)) + b"\\n")
     """)
     cases = []
     for name, fmt in (("nucleus -> nucleus", "nucleus"), ("nucleus -> jsonl", "jsonl")):
-        cases.append(run_case(name, f"""
-            import annobridge
+        cases.append(run_case(name, setup=SETUP, code=f"""
             annobridge.convert({str(src)!r}, {str(out / ('x.' + fmt + '.jsonl'))!r}, src_format="nucleus",
                                dst_format={fmt!r}, overwrite=True, workers={args.workers})
         """))

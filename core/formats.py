@@ -14,14 +14,13 @@ themselves on import: a plugin returns its formats from the ``register_formats``
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
-import tempfile
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
@@ -32,10 +31,13 @@ from annobridge.core.distributed import run_chunk
 from annobridge.core.errors import AnnobridgeError, FormatError
 
 if TYPE_CHECKING:
+    from concurrent.futures import ProcessPoolExecutor
+
     from annobridge.core.model import Dataset
 
-# core.model (numpy, every pydantic model) is imported where it is used, not here: plugins
-# import this module to declare their formats, and ``annobridge formats`` must stay cheap.
+# core.model (numpy, every pydantic model), the process pool and tempfile are imported where
+# they are used, not here: plugins import this module to declare their formats, and
+# ``annobridge formats`` must stay cheap.
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -47,6 +49,16 @@ ALL_ANNOTATION_TYPES = frozenset({
 })
 """Every item-level kind: the keys of ``core.model.ANNOTATION_TYPES`` less ``scene_category``,
 written out so that declaring a format does not import the model (a test keeps them equal)."""
+
+ALL_ATTRIBUTES = frozenset({
+    "actions", "alpha", "area", "bbox", "category_id", "coco_absent", "cvat", "cvat_elements",
+    "cvat_ellipse", "cvat_mask_box", "cvat_outside", "cvat_points", "cvat_track", "cvat_xml",
+    "difficult", "dont_care", "iscrowd", "isthing", "keyframe", "kitti_text", "label_attributes",
+    "num_keypoints", "occluded", "part", "pose", "score", "source", "split", "track_id",
+    "truncated", "voc_extra", "voc_instance", "voc_text", "z_order",
+})
+"""The keys of ``core.model.KNOWN_ATTRIBUTES``, written out for the same reason (a test keeps
+them equal)."""
 
 
 class Capabilities(BaseModel):
@@ -77,11 +89,9 @@ class Capabilities(BaseModel):
     @classmethod
     def full(cls) -> Capabilities:
         """Holds everything the model holds (the canonical JSONL, Nucleus with its extension)."""
-        from annobridge.core.model import KNOWN_ATTRIBUTES
-
         return cls(annotation_types=ALL_ANNOTATION_TYPES, prediction_types=ALL_ANNOTATION_TYPES,
                    item_metadata=True, annotation_metadata=True, scenes=True, pointclouds=True,
-                   attributes=frozenset(KNOWN_ATTRIBUTES))
+                   attributes=ALL_ATTRIBUTES)
 
 
 class NoOptions(BaseModel):
@@ -93,6 +103,72 @@ class NoOptions(BaseModel):
 Reader = Callable[[Path, Any, "Context"], "Dataset"]
 Writer = Callable[["Dataset", Path, Any, "Context"], None]
 Detector = Callable[[Path], bool]
+
+
+class LazyFunction:
+    """A function named by its module and name, imported when it is first called.
+
+    Plugins declare ``read``, ``write`` and ``detect`` this way, so that building the registry
+    (``annobridge formats``, ``--help`` of a command) imports no reader or writer and with them
+    numpy, Pillow and the model. It pickles by name: a worker process imports it itself.
+
+    Args:
+        module: the dotted module path (``"annobridge.plugins.coco.read"``).
+        name: the function's name in that module.
+    """
+
+    __slots__ = ("module", "name", "_function")
+
+    def __init__(self, module: str, name: str) -> None:
+        self.module = module
+        self.name = name
+        self._function: Callable[..., Any] | None = None
+
+    @property
+    def function(self) -> Callable[..., Any]:
+        """The function itself (imported now if it was not yet)."""
+        if self._function is None:
+            self._function = getattr(importlib.import_module(self.module), self.name)
+        return self._function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.function(*args, **kwargs)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return LazyFunction, (self.module, self.name)
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, LazyFunction) and (self.module, self.name) == (other.module, other.name))
+
+    def __hash__(self) -> int:
+        return hash((self.module, self.name))
+
+    def __repr__(self) -> str:
+        return f"LazyFunction({self.module!r}, {self.name!r})"
+
+
+def lazy_exports(package: str, names: dict[str, tuple[str, ...]]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) for a plugin package that re-exports names of its
+    submodules without importing them up front.
+
+    Args:
+        package: the package's ``__name__``.
+        names: submodule (relative to ``package``) -> the names it provides.
+
+    Returns:
+        The ``__getattr__`` to assign in the package: it imports the submodule on first use
+        of one of its names and raises AttributeError for any other name (so ``from package
+        import submodule`` still finds the submodule).
+    """
+    where = {name: module for module, provided in names.items() for name in provided}
+
+    def __getattr__(name: str) -> Any:
+        module = where.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f"{package}.{module}"), name)
+
+    return __getattr__
 
 
 @dataclass(frozen=True)
@@ -312,6 +388,8 @@ class Context:
             return
         else:
             if self._pool is None:
+                from concurrent.futures import ProcessPoolExecutor
+
                 self._pool = ProcessPoolExecutor(max_workers=self.workers, initializer=_worker_start,
                                                  initargs=(os.getpid(),))
             pool = self._pool
@@ -337,6 +415,8 @@ class Context:
     def side_output(self, url: str) -> Path:
         """A new local folder whose files the engine uploads under ``url`` (any fsspec URL)
         when the conversion succeeds, and removes otherwise (Nucleus ``mask-url``)."""
+        import tempfile
+
         folder = Path(tempfile.mkdtemp(prefix="annobridge-side."))
         self.side_outputs.append((folder, url))
         return folder

@@ -732,6 +732,25 @@ def construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
     return obj
 
 
+_DEFAULTS: dict[type, tuple[tuple[str, Any, Any], ...]] = {}
+
+
+def construct_with_defaults(cls: type[BaseModel], /, **values: Any) -> Any:
+    """:func:`construct` from the fields given, the others at their defaults (a fresh list or
+    dict from each default factory, a copy of a mutable default): ``model_construct`` without
+    its per-call inspection of every default factory (about three times faster). ``values``
+    must be already checked.
+    """
+    spec = _DEFAULTS.get(cls)
+    if spec is None:
+        spec = _DEFAULTS[cls] = tuple(
+            (name, info.default, info.default_factory
+             or (info.default.copy if isinstance(info.default, (list, dict, set)) else None))
+            for name, info in cls.model_fields.items())
+    return construct(cls, {name: values[name] if name in values else (factory() if factory is not None else default)
+                           for name, default, factory in spec})
+
+
 def auto_annotation_id(box: BoxAnnotation) -> str:
     """Nucleus's automatic box id: ``label-x-y-width-height-reference_id``, ``str()`` of each
     number as given (``10`` and ``10.0`` give different ids, as in Nucleus)."""

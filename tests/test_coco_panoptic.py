@@ -467,7 +467,7 @@ def test_writing_a_mask_of_the_wrong_size_fails_and_leaves_nothing(tmp_path: Pat
     '{}',
 ])
 def test_lazy_json_scan_equals_json_loads(text: str) -> None:
-    from annobridge.plugins.coco_panoptic import _scan
+    from annobridge.plugins.coco_panoptic.read import _scan
 
     got = _scan(text)
     assert got is not None
@@ -476,6 +476,37 @@ def test_lazy_json_scan_equals_json_loads(text: str) -> None:
 
 @pytest.mark.parametrize("text", ['[1, 2]', '{"images": [1 2]}', '{"images": [1]} x', '{"a": 1,}', '{"images": ['])
 def test_lazy_json_scan_gives_up_on_anything_else(text: str) -> None:
-    from annobridge.plugins.coco_panoptic import _scan
+    from annobridge.plugins.coco_panoptic.read import _scan
 
     assert _scan(text) is None
+
+
+@pytest.mark.parametrize("bad", ["NaN", "1e400", "-1e309", "1" * 5000])
+@pytest.mark.parametrize("place", ["segment", "category"])
+def test_typed_json_read_refuses_bad_numbers_with_their_place(tmp_path: Path, bad: str, place: str) -> None:
+    # segments are decoded lazily (msgspec views): a number refused there is found when its
+    # annotation is read, and still named with its place
+    doc = json.loads(DATUMARO.read_text())
+    (doc["annotations"][0]["segments_info"][0] if place == "segment" else doc["categories"][0])["x"] = "@@"
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc, indent=1).replace('"@@"', bad))
+    pattern = r"p\.json(#/annotations/0|:line \d+): .*(not a number|out of range|digits).*\(line \d+, column \d+\)"
+    with pytest.raises(ReadError, match=pattern):
+        annobridge.load(path, "coco-panoptic", {"check_masks": False})
+
+
+def test_typed_json_read_equals_the_standard_library_scan_and_keeps_long_integers(tmp_path: Path) -> None:
+    from annobridge.plugins.coco_panoptic.read import _load, _scan
+
+    typed = _load(DATUMARO)
+    scanned = _scan(DATUMARO.read_text())
+    assert typed["images"].__class__.__name__ == "_LazyArray"
+    assert {k: list(v) if k in ("images", "annotations") else v for k, v in typed.items()} == \
+        {k: list(v) if k in ("images", "annotations") else v for k, v in scanned.items()} == json.loads(DATUMARO.read_text())
+    doc = json.loads(DATUMARO.read_text())
+    doc["annotations"][0]["segments_info"][0]["x"] = 12345678901234567890123  # beyond 64 bits: exact
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(doc))
+    ds = annobridge.load(path, "coco-panoptic", {"check_masks": False})
+    seg = next(a for item in ds.items for a in item.annotations)
+    assert seg.annotations[0].attributes["x"] == 12345678901234567890123

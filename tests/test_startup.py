@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import annobridge
-from annobridge.core.formats import ALL_ANNOTATION_TYPES
-from annobridge.core.model import ANNOTATION_TYPES
+from annobridge.core.formats import ALL_ANNOTATION_TYPES, ALL_ATTRIBUTES, LazyFunction
+from annobridge.core.model import ANNOTATION_TYPES, KNOWN_ATTRIBUTES
 
 HEAVY = ("numpy", "PIL", "pydantic", "orjson", "pycocotools", "annobridge.core.model",
          "annobridge.converters.engine")
@@ -47,6 +47,59 @@ def test_subcommand_help_imports_no_engine() -> None:
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
 
 
+LISTING_HEAVY = ("numpy", "PIL", "pycocotools", "yaml", "skimage", "annobridge.core.model",
+                 "annobridge.converters.engine")
+"""What listing formats must not import (pydantic itself is needed: options are its models)."""
+
+
+def readers_and_writers(loaded: set[str]) -> set[str]:
+    """The built-in plugins' implementation modules among ``loaded`` (packages are declarations)."""
+    return {m for m in loaded if m.startswith("annobridge.plugins.") and m.count(".") >= 3
+            and m.rsplit(".", 1)[1] in ("read", "write")}
+
+
+def test_listing_builtin_formats_imports_no_reader_writer_model_or_numpy() -> None:
+    # what `annobridge formats` does, with the built-in plugins only (an installed third-party
+    # plugin decides its own imports)
+    loaded = loaded_after(
+        "from annobridge.core.plugins import FormatRegistry, get_plugin_manager\n"
+        "from annobridge.converters.describe import describe_format\n"
+        "registry = FormatRegistry.from_manager(get_plugin_manager(load_entry_points=False))\n"
+        "rows = [describe_format(f) for f in registry.formats.values()]\n"
+        "assert len(rows) >= 12 and all(r['read_options'] is not None for r in rows)\n"
+    )
+    assert "annobridge.plugins.coco" in loaded and "annobridge.plugins.nucleus" in loaded
+    assert not loaded & set(LISTING_HEAVY), sorted(loaded & set(LISTING_HEAVY))
+    assert not readers_and_writers(loaded), sorted(readers_and_writers(loaded))
+
+
+def test_formats_command_imports_no_builtin_reader_or_writer() -> None:
+    loaded = loaded_after(run_cli("formats"))
+    assert "annobridge.plugins.yolo" in loaded  # the probe really listed the formats
+    assert not readers_and_writers(loaded), sorted(readers_and_writers(loaded))
+
+
+def test_lazy_functions_import_on_first_call_and_pickle_by_name(tmp_path) -> None:
+    import pickle
+
+    from annobridge.core.plugins import get_registry
+
+    fmt = get_registry().get("jsonl")
+    assert isinstance(fmt.read, LazyFunction) and fmt.read.module == "annobridge.plugins.jsonl.read"
+    again = pickle.loads(pickle.dumps(fmt.read))
+    assert again == fmt.read and again.function is fmt.read.function
+    from annobridge.plugins.kitti import parse_row  # re-exported names still import lazily
+    from annobridge.plugins.kitti.read import parse_row as direct
+
+    assert parse_row is direct
+    try:
+        from annobridge.plugins.kitti import no_such_name  # noqa: F401
+    except ImportError as exc:
+        assert "no_such_name" in str(exc)
+    else:
+        raise AssertionError("expected ImportError")
+
+
 def test_import_annobridge_is_lazy_until_a_name_is_used() -> None:
     loaded = loaded_after("import annobridge")
     assert not loaded & set(HEAVY), sorted(loaded & set(HEAVY))
@@ -78,3 +131,4 @@ def test_unknown_facade_name_is_an_attribute_error() -> None:
 def test_format_declarations_know_every_model_kind() -> None:
     # core.formats spells the kinds out so declaring a format does not import the model
     assert ALL_ANNOTATION_TYPES == frozenset(ANNOTATION_TYPES) - {"scene_category"}
+    assert ALL_ATTRIBUTES == frozenset(KNOWN_ATTRIBUTES)

@@ -88,13 +88,14 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from annobridge.core.formats import Capabilities, Format
+from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
-from annobridge.plugins.coco.read import _rle_total, read
-from annobridge.plugins.coco.write import write
 
-__all__ = ["FORMAT", "KINDS", "CocoReadOptions", "CocoWriteOptions", "_rle_total", "detect", "read",
-           "register_formats", "write"]
+__all__ = ["FORMAT", "KINDS", "CocoReadOptions", "CocoWriteOptions", "_rle_total", "detect",
+           "register_formats"]
+
+# The reader and writer (numpy, the model) are imported on first use, not to list formats.
+__getattr__ = lazy_exports(__name__, {"read": ("_rle_total",)})
 
 logger = logging.getLogger(__name__)
 
@@ -174,8 +175,8 @@ FORMAT = Format(
     description="COCO detection / instance segmentation / keypoints / stuff JSON and results lists",
     capabilities=Capabilities(annotation_types=KINDS, prediction_types=KINDS,
                               attributes=frozenset({"iscrowd", "area", "bbox", "category_id", "num_keypoints"})),
-    read=read,
-    write=write,
+    read=LazyFunction(f"{__name__}.read", "read"),
+    write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=CocoReadOptions,
     write_options=CocoWriteOptions,

@@ -116,10 +116,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from annobridge.core.formats import Capabilities, Format
+from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
-from annobridge.plugins.cvat.read import annotation_file, read
-from annobridge.plugins.cvat.write import write
+
+# The reader and writer (numpy, the model) are imported on first use, not to list formats.
+__getattr__ = lazy_exports(__name__, {"read": ("annotation_file",)})
 
 
 class CvatReadOptions(BaseModel):
@@ -151,6 +152,8 @@ class CvatWriteOptions(BaseModel):
 def detect(path: Path) -> bool:
     """An XML file (or a folder's ``annotations.xml``) whose root is ``<annotations>`` and
     whose ``<version>`` is 1.1, judged from its first 4 KiB."""
+    from annobridge.plugins.cvat.read import annotation_file
+
     xml = annotation_file(path)
     if not xml.is_file() or xml.suffix.lower() != ".xml":
         return False
@@ -173,8 +176,8 @@ FORMAT = Format(
     description="CVAT for images / for video 1.1 XML (boxes, rotated boxes, polygons, polylines, points, "
                 "ellipses, masks, skeletons, tags, tracks)",
     capabilities=CAPABILITIES,
-    read=read,
-    write=write,
+    read=LazyFunction(f"{__name__}.read", "read"),
+    write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=CvatReadOptions,
     write_options=CvatWriteOptions,

@@ -143,48 +143,27 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from annobridge.core.formats import Capabilities, Format
+from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
-from annobridge.plugins.kitti import calib as kitti_calib
-from annobridge.plugins.kitti.common import (
-    OBJECT_STYLE,
-    SENTINEL_3D,
-    TRACKING_DONTCARE_3D,
-    TRACKING_STYLE,
-    Style,
-    load_label_map,
-    render_numbers,
-)
-from annobridge.plugins.kitti.read import (
-    _SPLIT_DIRS,
-    FIELDS,
-    IMAGE_EXTS,
-    LIDAR_SENSOR,
-    FrameFiles,
-    Layout,
-    Row,
-    parse_row,
-    read,
-    read_tracking,
-    resolve_layout,
-)
-from annobridge.plugins.kitti.write import (
-    KITTI_ATTRIBUTES,
-    FrameJob,
-    FrameResult,
-    write,
-    write_frame,
-    write_tracking,
-)
 
 __all__ = [
     "CAPS", "FIELDS", "FORMAT", "IMAGE_EXTS", "KITTI_ATTRIBUTES", "LIDAR_SENSOR", "OBJECT_STYLE", "SENTINEL_3D",
     "TRACKING_DONTCARE_3D", "TRACKING_FORMAT", "TRACKING_STYLE", "FrameFiles", "FrameJob", "FrameResult",
     "KittiReadOptions", "KittiWriteOptions", "Layout", "Row", "Style", "detect", "detect_tracking",
-    "kitti_calib", "load_label_map", "parse_row", "read", "read_tracking", "register_formats",
-    "render_numbers", "resolve_layout", "write", "write_frame", "write_tracking",
+    "load_label_map", "parse_row", "read_tracking", "register_formats",
+    "render_numbers", "resolve_layout", "write_frame", "write_tracking",
 ]
-"""Public names of the package (the reader's, the writer's and the shared ones re-exported)."""
+"""Public names of the package (the reader's, the writer's and the shared ones re-exported;
+the reader and writer themselves are the submodules ``read`` and ``write``)."""
+
+# The reader and writer (numpy, the model) are imported on first use, not to list formats.
+__getattr__ = lazy_exports(__name__, {
+    "common": ("OBJECT_STYLE", "SENTINEL_3D", "TRACKING_DONTCARE_3D", "TRACKING_STYLE", "Style",
+               "load_label_map", "render_numbers"),
+    "read": ("FIELDS", "IMAGE_EXTS", "LIDAR_SENSOR", "FrameFiles", "Layout", "Row", "parse_row",
+             "read_tracking", "resolve_layout"),
+    "write": ("KITTI_ATTRIBUTES", "FrameJob", "FrameResult", "write_frame", "write_tracking"),
+})
 
 logger = logging.getLogger(__name__)
 
@@ -238,6 +217,8 @@ def detect(path: Path) -> bool:
     """A folder with ``label_2``/``image_2``+``calib``/``velodyne`` (or such a ``training/``),
     or label files without that layout whose first row is a KITTI row: a ``.txt`` file, a
     folder of them, or a folder holding ``labels/`` (labelformat)."""
+    from annobridge.plugins.kitti.read import _SPLIT_DIRS
+
     if path.is_file():
         return path.suffix.lower() == ".txt" and _kitti_rows(path)
     if not path.is_dir():
@@ -262,16 +243,18 @@ def detect(path: Path) -> bool:
 def _kitti_rows(path: Path) -> bool:
     """The file's first non-empty line is an object row: a class name, then 14 numbers
     (15 with a score)."""
+    from annobridge.plugins.kitti.calib import is_number
+
     try:
         with open(path, encoding="utf-8", errors="replace") as fh:
             line = next((t for t in fh if t.strip()), "")
     except OSError:
         return False
     toks = line.split()
-    if len(toks) < 15 or kitti_calib.is_number(toks[0]):
+    if len(toks) < 15 or is_number(toks[0]):
         return False
-    tail = 15 if len(toks) >= 16 and all(kitti_calib.is_number(t) for t in toks[-15:]) else 14
-    return all(kitti_calib.is_number(t) for t in toks[-tail:])
+    tail = 15 if len(toks) >= 16 and all(is_number(t) for t in toks[-15:]) else 14
+    return all(is_number(t) for t in toks[-tail:])
 
 
 def _looks_tracking(base: Path) -> bool:
@@ -307,8 +290,8 @@ FORMAT = Format(
     name="kitti",
     description="KITTI object benchmark: label_2 rows (2D box + 3D cuboid), calib, image_2, velodyne",
     capabilities=CAPS,
-    read=read,
-    write=write,
+    read=LazyFunction(f"{__name__}.read", "read"),
+    write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=KittiReadOptions,
     write_options=KittiWriteOptions,
@@ -319,8 +302,8 @@ TRACKING_FORMAT = Format(
     name="kitti-tracking",
     description="KITTI tracking: label_02/SSSS.txt sequences with track ids, image_02/SSSS, velodyne/SSSS",
     capabilities=CAPS,
-    read=read_tracking,
-    write=write_tracking,
+    read=LazyFunction(f"{__name__}.read", "read_tracking"),
+    write=LazyFunction(f"{__name__}.write", "write_tracking"),
     detect=detect_tracking,
     read_options=KittiReadOptions,
     write_options=KittiWriteOptions,

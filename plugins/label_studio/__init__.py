@@ -83,11 +83,9 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from annobridge.core.formats import Capabilities, Format
+from annobridge.core.formats import Capabilities, Format, LazyFunction
 from annobridge.core.hookspecs import hookimpl
-from annobridge.plugins.label_studio.read import read
 from annobridge.plugins.label_studio.regions import KINDS, size_option
-from annobridge.plugins.label_studio.write import write
 
 CAPABILITIES = Capabilities(annotation_types=KINDS, prediction_types=KINDS,
                             item_metadata=True, annotation_metadata=True)
@@ -161,8 +159,8 @@ FORMAT = Format(
     name="label-studio",
     description="Label Studio JSON export: image tasks with annotations and predictions (percent coordinates, brush RLE)",
     capabilities=CAPABILITIES,
-    read=read,
-    write=write,
+    read=LazyFunction(f"{__name__}.read", "read"),
+    write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=LabelStudioReadOptions,
     write_options=LabelStudioWriteOptions,

@@ -122,16 +122,15 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from annobridge.core.formats import Capabilities, Format
+from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
 from annobridge.plugins.lightly.common import KINDS, _parse_frames, split_ext
-from annobridge.plugins.lightly.read import (
-    parse_frame_file_name,
-    read,
-    read_task_folder,
-    rle_decode,
-)
-from annobridge.plugins.lightly.write import frame_file_name, rle_encode, write, write_task_folder
+
+# The reader and writer (the model, Pillow) are imported on first use, not to list formats.
+__getattr__ = lazy_exports(__name__, {
+    "read": ("parse_frame_file_name", "read_task_folder", "rle_decode"),
+    "write": ("frame_file_name", "rle_encode", "write_task_folder"),
+})
 
 
 class LightlyReadOptions(BaseModel):
@@ -231,8 +230,8 @@ FORMAT = Format(
     name="lightly",
     description="Lightly .lightly datasource folder: metadata/ (schema.json + per-file JSON) and predictions/ tasks",
     capabilities=CAPS,
-    read=read,
-    write=write,
+    read=LazyFunction(f"{__name__}.read", "read"),
+    write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=LightlyReadOptions,
     write_options=LightlyWriteOptions,
@@ -244,8 +243,8 @@ TASK_FORMAT = Format(
     name="lightly-task",
     description="Lightly single-task predictions folder (labelformat / LightlyStudio): schema.json + per-image JSON",
     capabilities=Capabilities(annotation_types=KINDS, prediction_types=KINDS),
-    read=read_task_folder,
-    write=write_task_folder,
+    read=LazyFunction(f"{__name__}.read", "read_task_folder"),
+    write=LazyFunction(f"{__name__}.write", "write_task_folder"),
     detect=detect_task_folder,
     read_options=LightlyTaskReadOptions,
     write_options=LightlyTaskWriteOptions,

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Any
 
 from annobridge.core.errors import ReadError
-from annobridge.core.limits import load_json
-from annobridge.core.metadata import value_kind
+
+# core.limits (msgspec, orjson) and core.metadata are imported where they are used: the
+# package declaration imports this module to list formats.
 
 
 WRITE_VALUE_TYPES = ("NUMERIC_INT", "NUMERIC_FLOAT", "CATEGORICAL_INT", "CATEGORICAL_STRING",
@@ -57,6 +58,8 @@ def _parse_frames(value: Any) -> Any:
 
 
 def _load_json(path: Path, base: Path | None = None) -> Any:
+    from annobridge.core.limits import load_json
+
     return load_json(path.read_bytes(), file=path)  # finite numbers, bounded ints and depth
 
 
@@ -103,6 +106,8 @@ def read_metadata_schema(path: Path) -> list[SchemaEntry]:
         ReadError: not a list of entries, a missing ``path``/``valueDataType``, an unknown
             ``valueDataType`` or a ``defaultValue`` of the wrong type (names the entry).
     """
+    from annobridge.core.metadata import value_kind
+
     data = _load_json(path)
     if not isinstance(data, list):
         raise ReadError(f"expected a JSON list of schema entries, got {value_kind(data)}", file=path,

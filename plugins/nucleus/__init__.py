@@ -140,7 +140,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from annobridge.core.formats import Capabilities, Format
+from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
 from annobridge.core.hookspecs import hookimpl
 from annobridge.plugins.nucleus.common import (  # noqa: F401  (re-exported, as before the split)
     EXT,
@@ -149,13 +149,11 @@ from annobridge.plugins.nucleus.common import (  # noqa: F401  (re-exported, as 
     SERVER_KEYS,
     SIDECAR_SUFFIX,
 )
-from annobridge.plugins.nucleus.read import read
-from annobridge.plugins.nucleus.write import (  # noqa: F401  (re-exported, as before the split)
-    CAMERA_PARAM_OPTIONAL,
-    NON_NUCLEUS_KINDS,
-    NON_NUCLEUS_PREDICTION_KINDS,
-    write,
-)
+
+# The reader and writer (numpy, the model) are imported on first use, not to list formats.
+__getattr__ = lazy_exports(__name__, {
+    "write": ("CAMERA_PARAM_OPTIONAL", "NON_NUCLEUS_KINDS", "NON_NUCLEUS_PREDICTION_KINDS"),
+})
 
 logger = logging.getLogger(__name__)
 
@@ -241,8 +239,8 @@ FORMAT = Format(
     name="nucleus",
     description="Scale Nucleus payloads: one item or scene a line (JSONL), 8-bit masks, pointcloud JSON",
     capabilities=Capabilities.full(),
-    read=read,
-    write=write,
+    read=LazyFunction(f"{__name__}.read", "read"),
+    write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=NucleusReadOptions,
     write_options=NucleusWriteOptions,

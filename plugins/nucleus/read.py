@@ -34,6 +34,7 @@ from annobridge.core.model import (
     SegmentationAnnotation,
     Taxonomy,
     annotation_id_problem,
+    construct_with_defaults,
 )
 from annobridge.core.paths import contained
 from annobridge.plugins.nucleus.common import (
@@ -309,8 +310,8 @@ class _Reader:
         if scene is not None:
             sensor = ext.get("sensor", frame_sensor or "camera")
             index = ext.get("frame_index", scene.index)
-            scene = FrameRef.model_construct(scene_reference_id=scene.scene_reference_id, index=index, sensor=sensor)
-        item = DatasetItem.model_construct(
+            scene = construct_with_defaults(FrameRef, scene_reference_id=scene.scene_reference_id, index=index, sensor=sensor)
+        item = construct_with_defaults(DatasetItem, 
             reference_id=ref, image_location=image, pointcloud_location=self.location(cloud),
             width=width, height=height, metadata=metadata, attributes=attributes,
             annotations=anns, predictions=preds, scene=scene,
@@ -490,7 +491,7 @@ class _Reader:
                 if index in seen:
                     raise _Bad(f"{sp}/index", f"segment index {index} appears twice in this mask")
                 seen.add(index)
-                segments.append(Segment.model_construct(label=_str(s, "label", sp, required=True), index=index,
+                segments.append(construct_with_defaults(Segment, label=_str(s, "label", sp, required=True), index=index,
                                                         metadata=dict(_dict(s, "metadata", sp)), attributes={}))
             f.update(mask=IndexMask(location=self.location(url), encoding="index"), annotations=segments,
                      metadata={}, track_reference_id=None)
@@ -501,7 +502,7 @@ class _Reader:
             for k in _OPTIONAL_FIELDS[cls]:
                 f.setdefault(k, None)
             f.setdefault("metadata", {})
-            return cls.model_construct(**f)
+            return construct_with_defaults(cls, **f)
         return _with_extension(cls, f, _obj(ext, f"{ptr}/{EXT}", "annobridge extension", _EXT_ANN_KEYS),
                                f"{ptr}/{EXT}")
 
@@ -523,7 +524,7 @@ class _Reader:
             for key in ("annotations", "predictions"):
                 for n, p in enumerate(_list(obj, key, "")):
                     cats.append(self.scene_category(p, f"/{key}/{n}", ref, key == "predictions"))
-            scene = Scene.model_construct(reference_id=ref, metadata=dict(_dict(obj, "metadata", "")),
+            scene = construct_with_defaults(Scene, reference_id=ref, metadata=dict(_dict(obj, "metadata", "")),
                                           annotations=cats, attributes=attributes)
         except _Bad as bad:
             self.context.error(self.error(bad, obj.get("reference_id") if isinstance(obj.get("reference_id"), str) else None))
@@ -532,7 +533,7 @@ class _Reader:
         for index, frame in enumerate(frames):
             ptr = f"/frames/{index}"
             if isinstance(frame, dict) and ("reference_id" in frame or "url" in frame):  # a video frame
-                item = self.item(frame, ptr, FrameRef.model_construct(scene_reference_id=ref, index=index,
+                item = self.item(frame, ptr, construct_with_defaults(FrameRef, scene_reference_id=ref, index=index,
                                                                       sensor="camera"), None)
                 if item is not None:
                     yield item
@@ -542,7 +543,7 @@ class _Reader:
                 continue
             for sensor, payload in frame.items():
                 item = self.item(payload, f"{ptr}/{_escape(sensor)}",
-                                 FrameRef.model_construct(scene_reference_id=ref, index=index, sensor=sensor), sensor)
+                                 construct_with_defaults(FrameRef, scene_reference_id=ref, index=index, sensor=sensor), sensor)
                 if item is not None:
                     yield item
 
@@ -565,7 +566,7 @@ class _Reader:
         if EXT in p:
             return _with_extension(SceneCategoryAnnotation, f, _obj(p[EXT], f"{ptr}/{EXT}", "annobridge extension",
                                                                     _EXT_ANN_KEYS), f"{ptr}/{EXT}")
-        return SceneCategoryAnnotation.model_construct(**f)
+        return construct_with_defaults(SceneCategoryAnnotation, **f)
 
 
 def _loads(line: str | bytes) -> Any:
@@ -649,7 +650,7 @@ def _keypoints(geom: dict[str, Any], ptr: str) -> dict[str, Any]:
 def _point3d(geom: dict[str, Any], key: str, ptr: str) -> Point3D:
     p = _obj(geom.get(key), f"{ptr}/{key}", key, frozenset({"x", "y", "z"}))
     sub = f"{ptr}/{key}"
-    return Point3D.model_construct(x=_num(p, "x", sub), y=_num(p, "y", sub), z=_num(p, "z", sub))
+    return construct_with_defaults(Point3D, x=_num(p, "x", sub), y=_num(p, "y", sub), z=_num(p, "z", sub))
 
 
 def _validation_problem(exc: ValidationError) -> str:

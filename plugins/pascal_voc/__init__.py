@@ -102,16 +102,19 @@ Options
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from annobridge.core.formats import Capabilities, Context, Format
 from annobridge.core.hookspecs import hookimpl
-from annobridge.core.model import Dataset
-from annobridge.plugins.pascal_voc import read as _read
-from annobridge.plugins.pascal_voc import write as _write
 from annobridge.plugins.pascal_voc.common import Coordinates
+
+if TYPE_CHECKING:
+    from annobridge.core.model import Dataset
+
+# The reader and writer (numpy, Pillow, the model) are imported on first use, not to list
+# formats; the package's ``read`` and ``write`` are those submodules.
 
 
 class VocReadOptions(BaseModel):
@@ -147,24 +150,30 @@ class VocWriteOptions(BaseModel):
     class_lists: bool | None = None
 
 
-def read(path: Path, options: VocReadOptions, context: Context) -> Dataset:
-    return _read.read(path, options.coordinates, context, strict=options.strict)
+def _read_dataset(path: Path, options: VocReadOptions, context: Context) -> Dataset:
+    from annobridge.plugins.pascal_voc.read import read
+
+    return read(path, options.coordinates, context, strict=options.strict)
 
 
-def write(dataset: Dataset, destination: Path, options: VocWriteOptions, context: Context) -> None:
+def _write_dataset(dataset: Dataset, destination: Path, options: VocWriteOptions, context: Context) -> None:
     if "/" in options.split or "\\" in options.split or not options.split.strip():
         from annobridge.core.errors import FormatError
 
         raise FormatError(f"split {options.split!r} must be a plain name", fix="e.g. split=train")
-    _write.write(dataset, destination, options.coordinates, options.media, options.split,
-                 options.class_lists, context)
+    from annobridge.plugins.pascal_voc.write import write
+
+    write(dataset, destination, options.coordinates, options.media, options.split,
+          options.class_lists, context)
 
 
 def detect(path: Path) -> bool:
     """A devkit tree (``Annotations/``, ``SegmentationClass/`` or ``SegmentationObject/``), or a
     folder (or its sub-folders, as Roboflow splits) whose first XML files have an
     ``<annotation>`` root."""
-    return path.is_dir() and _read.find_layout(path) is not None
+    from annobridge.plugins.pascal_voc.read import find_layout
+
+    return path.is_dir() and find_layout(path) is not None
 
 
 CAPABILITIES = Capabilities(annotation_types=frozenset({"box", "segmentation", "object_mask"}))
@@ -174,8 +183,8 @@ FORMAT = Format(
     description="Pascal VOC: Annotations XML boxes (parts, actions, attributes), ImageSets lists, "
                 "SegmentationClass/SegmentationObject palette PNGs, labelmap.txt",
     capabilities=CAPABILITIES,
-    read=read,
-    write=write,
+    read=_read_dataset,
+    write=_write_dataset,
     detect=detect,
     read_options=VocReadOptions,
     write_options=VocWriteOptions,

@@ -90,10 +90,12 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
-from annobridge.core.formats import Capabilities, Format
+from annobridge.core.formats import Capabilities, Format, LazyFunction
 from annobridge.core.hookspecs import hookimpl
-from annobridge.plugins.yolo.read import detect, read
-from annobridge.plugins.yolo.write import HELD, write
+from annobridge.plugins.yolo.common import HELD
+
+# The reader, writer and detector (yaml, Pillow, the model) are imported on first use, not to
+# list formats; the package's ``read`` and ``write`` are those submodules.
 
 Task = Literal["auto", "detect", "segment", "pose", "obb"]
 
@@ -154,9 +156,9 @@ FORMAT = Format(
     description="Ultralytics YOLO labels (detect, segment, pose, OBB) with data.yaml; darknet obj.data",
     capabilities=Capabilities(annotation_types=HELD["auto"], prediction_types=PREDICTED["auto"]),
     capabilities_for=capabilities_for,  # type: ignore[arg-type]
-    read=read,
-    write=write,
-    detect=detect,
+    read=LazyFunction(f"{__name__}.read", "read"),
+    write=LazyFunction(f"{__name__}.write", "write"),
+    detect=LazyFunction(f"{__name__}.read", "detect"),
     read_options=YoloReadOptions,
     write_options=YoloWriteOptions,
     output="directory",

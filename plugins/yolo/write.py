@@ -23,19 +23,11 @@ from annobridge.core.errors import WriteError
 from annobridge.core.formats import ConversionReport, Context
 from annobridge.core.model import Category, Dataset, DatasetItem, KeypointsAnnotation
 from annobridge.core.paths import contained, media_file, safe_name, source_root, write_new_file
+from annobridge.plugins.yolo.common import HELD, TASKS
 from annobridge.plugins.yolo.read import image_size, parse_size
 
 TASK_OF_KIND = {"polygon": "segment", "oriented_box": "obb", "keypoints": "pose"}
 """The task a non-box annotation kind asks for (``task=auto``)."""
-HELD = {
-    "detect": frozenset({"box"}),
-    "segment": frozenset({"box", "polygon"}),
-    "pose": frozenset({"box", "keypoints"}),
-    "obb": frozenset({"oriented_box", "polygon"}),
-}
-"""Kinds each task's rows hold (obb holds only polygons that were non-rectangular OBB quads)."""
-TASKS = tuple(HELD)
-HELD["auto"] = frozenset().union(*HELD.values())
 
 
 def _num(v: float) -> str:

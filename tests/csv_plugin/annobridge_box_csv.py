@@ -20,26 +20,23 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from annobridge import (
-    BoxAnnotation,
-    Capabilities,
-    Category,
-    Context,
-    Dataset,
-    DatasetHeader,
-    DatasetItem,
-    Format,
-    ReadError,
-    WriteError,
-    hookimpl,
-)
+from annobridge import Capabilities, Context, Format, ReadError, WriteError, hookimpl
 from annobridge.core.formats import NoOptions
+
+if TYPE_CHECKING:
+    from annobridge import Dataset, DatasetItem
+
+# The model (pydantic models, numpy) is imported when a file is read or written, not when
+# annobridge loads the plugin: `annobridge formats` and `--help` stay fast.
 
 COLUMNS = ["image", "image_width", "image_height", "label", "x", "y", "width", "height"]
 
 
 def read(path: Path, options: NoOptions, context: Context) -> Dataset:
+    from annobridge import Category, Dataset, DatasetHeader
+
     with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if not rows or rows[0] != COLUMNS:
@@ -50,6 +47,8 @@ def read(path: Path, options: NoOptions, context: Context) -> Dataset:
 
 
 def _items(path: Path, rows: list[list[str]], context: Context) -> Iterator[DatasetItem]:
+    from annobridge import BoxAnnotation, DatasetItem
+
     items: dict[str, DatasetItem] = {}
     for lineno, row in enumerate(rows, start=2):
         try:
