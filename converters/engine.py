@@ -222,41 +222,62 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
 
 def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps: Capabilities, fmt_name: str,
              report: ConversionReport, prefix: str, what: str, geometry: str | None) -> list[Any]:
-    """``group`` with each annotation the format cannot hold converted (or dropped)."""
+    """``group`` with each annotation the format cannot hold converted (or dropped).
+
+    Runs once per converted annotation (400,000 polygons on a large COCO set): lookups
+    are kept local and per-kind choices are made once per group.
+    """
     held: dict[str, set[str]] = {}  # group_id -> kinds the object already has in the output
     for a in group:
         if a.type in allowed and a.group_id is not None:
             held.setdefault(a.group_id, set()).add(a.type)
     out: list[Any] = []
     converted: dict[tuple[str, str], int] = {}
+    ladders: dict[str, tuple[str, ...]] = {}
+    derivations = derivation.DERIVATIONS
+    steps: dict[str, list[tuple[str, Callable[..., Any]]]] = {}  # kind -> its ladder's (kind, function)
+    crowd_kept = "iscrowd" in caps.attributes
     for a in group:
-        if a.type in allowed:
+        kind = a.type
+        if kind in allowed:
             out.append(a)
             continue
-        kinds = held.setdefault(a.group_id, set()) if a.group_id is not None else set()
-        options = derivation.candidates(a.type, allowed, geometry)
-        fresh = [k for k in options if k not in kinds]
+        options = ladders.get(kind)
+        if options is None:
+            options = ladders[kind] = derivation.candidates(kind, allowed, geometry)
+            steps[kind] = [(k, derivations[(kind, k)]) for k in options]
+        gid = a.group_id
+        if gid is None:
+            kinds: set[str] = set()
+        else:
+            kinds = held.get(gid)  # type: ignore[assignment]
+            if kinds is None:
+                kinds = held[gid] = set()
         made = None
         losses: derivation.Losses = []
-        for kind in fresh:
-            made = derivation.DERIVATIONS[(a.type, kind)](a, item, losses)
+        for target, derive_to in steps[kind]:
+            if target in kinds:  # the object has one already
+                continue
+            made = derive_to(a, item, losses)
             if made is not None:
                 break
         if made is None:
+            fresh = [k for k in options if k not in kinds]
             if not options:
-                reason = f"{fmt_name} cannot hold {a.type} {what}"
+                reason = f"{fmt_name} cannot hold {kind} {what}"
             elif not fresh:
-                reason = f"{fmt_name} cannot hold {a.type} {what}; its object already has a {options[0]}"
+                reason = f"{fmt_name} cannot hold {kind} {what}; its object already has a {options[0]}"
             else:
-                why = derivation.WHY_NOT.get((a.type, fresh[-1]), "nothing to derive")
-                reason = f"{fmt_name} cannot hold {a.type} {what}; no {'/'.join(fresh)} derived: {why}"
-            report.drop(prefix + a.type, reason)
+                why = derivation.WHY_NOT.get((kind, fresh[-1]), "nothing to derive")
+                reason = f"{fmt_name} cannot hold {kind} {what}; no {'/'.join(fresh)} derived: {why}"
+            report.drop(prefix + kind, reason)
             continue
-        kinds.add(made.type)
-        key = (prefix + a.type, made.type)
+        made_kind = made.type
+        kinds.add(made_kind)
+        key = (prefix + kind, made_kind)
         converted[key] = converted.get(key, 0) + 1
-        if made.type != "object_mask" and a.attributes.get("iscrowd") and "iscrowd" not in caps.attributes:
-            report.drop("attribute:iscrowd", f"{a.type} -> {made.type}: {fmt_name} has no crowd flag; "
+        if made_kind != "object_mask" and not crowd_kept and a.attributes.get("iscrowd"):
+            report.drop("attribute:iscrowd", f"{kind} -> {made_kind}: {fmt_name} has no crowd flag; "
                         "the crowd region is written as one plain object")
             made.attributes = {k: v for k, v in made.attributes.items() if k != "iscrowd"}
         for lost, reason, n in losses:

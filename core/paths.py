@@ -11,6 +11,8 @@ one place that check lives; every plugin calls it before it opens or writes such
   out, NUL bytes).
 * :func:`safe_name` turns an id into one file-name component, reversibly
   (:func:`unsafe_name` inverts it), so ids never create folders or climb out.
+* :func:`write_new_file` writes one output file of a writer with the fewest system calls
+  (writers make tens of thousands of label files).
 """
 
 from __future__ import annotations
@@ -62,6 +64,7 @@ def contained(
     where: str | None = None,
     item: str | None = None,
     error: type[AnnobridgeError] = ReadError,
+    made_here: bool = False,
 ) -> Path:
     """``root / location``, checked to stay inside ``root``.
 
@@ -72,6 +75,10 @@ def contained(
         what: the field it came from, for the message (``"file_name"``, ``"mask_url"``).
         file, where, item: the place of the record, passed to the error.
         error: the error class to raise (``ReadError`` for readers, ``WriteError`` for writers).
+        made_here: ``root`` is a folder this run made and only it fills (a writer's staging
+            folder): it holds no symbolic link the writer did not make, so the text check
+            alone decides and no path is resolved (resolving costs a ``stat`` per component
+            of both paths, on every one of tens of thousands of label files).
 
     Returns:
         The joined path (not resolved, so symlinks inside the root keep their names).
@@ -83,7 +90,7 @@ def contained(
     problem = path_problem(location)
     root_path = Path(root)
     path = root_path / location.replace("\\", "/") if problem is None else None
-    if path is not None and not _inside(root_path, path):
+    if path is not None and not made_here and not _inside(root_path, path):
         problem = "the path leads outside its folder through a symbolic link"
     if problem is not None:
         raise error(
@@ -93,6 +100,30 @@ def contained(
         )
     assert path is not None
     return path
+
+
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
+
+
+def write_new_file(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` as UTF-8 to ``path``, making its folder only when the open finds it missing.
+
+    A writer's label files: ``os.open`` + ``os.write`` (three system calls, where ``open()``
+    adds a ``fstat``, an ``ioctl`` and two ``lseek``), and no ``mkdir`` per file (50,000 frames
+    paid 50,000 ``mkdir`` calls). Line ends are written as given (``\\n``).
+    """
+    data = text.encode("utf-8")
+    try:
+        fd = os.open(path, _NEW_FILE, 0o666)
+    except FileNotFoundError:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, _NEW_FILE, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    finally:
+        os.close(fd)
 
 
 def is_contained(root: str | os.PathLike[str], location: str) -> bool:
@@ -158,6 +189,8 @@ def _inside(root: Path, path: Path) -> bool:
 
 
 _SAFE = "-_.,+=@()[]{}~!$&' "
+_UNCHANGED = re.compile(r"[A-Za-z0-9_.\-~,+=@()\[\]{}!$&' ]+")
+"""Names ``quote`` leaves as they are (ASCII letters, digits and the safe marks)."""
 
 
 def safe_name(name: str) -> str:
@@ -169,6 +202,8 @@ def safe_name(name: str) -> str:
     file. Ordinary ids (``img_001``, ``000123``) come out unchanged. :func:`unsafe_name`
     gives the id back.
     """
+    if _UNCHANGED.fullmatch(name) and not name.startswith("."):  # most ids: nothing to encode
+        return name
     out = quote(name, safe=_SAFE)
     if out.startswith("."):
         dots = len(out) - len(out.lstrip("."))

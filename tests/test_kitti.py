@@ -31,6 +31,14 @@ from annobridge.core.model import (
 from annobridge.core.pointclouds import load_points
 from annobridge.plugins.kitti import calib as kitti_calib
 from annobridge.plugins.kitti import parse_row
+from annobridge.plugins.kitti.common import (
+    OBJECT_STYLE,
+    TRACKING_STYLE,
+    Style,
+    _fixed,
+    _sentinel_tokens,
+    render_numbers,
+)
 from tests import kitti_synth
 from tests.projection import assert_close
 
@@ -736,3 +744,15 @@ def test_loose_label_folders_read_with_images_by_stem_and_are_detected(tmp_path:
     [one] = annobridge.load(results / "000001.txt", "kitti").items
     assert one.reference_id == "000001" and len(one.predictions) > 0
     assert get_registry().detect(ROOT / "fixtures/yolo/basic") == ["yolo"]
+
+
+@given(st.lists(st.floats(min_value=-1e4, max_value=1e5, allow_nan=False), min_size=4, max_size=4),
+       st.sampled_from([OBJECT_STYLE, TRACKING_STYLE]), st.booleans())
+def test_row_numbers_in_one_format_match_number_by_number(box: list[float], style: Style, dont_care: bool) -> None:
+    """render_text formats the four box numbers with one ``%``; the tokens are those of the
+    number-by-number path (a value that rounds to -0 loses its sign), sentinels included."""
+    tokens = render_numbers(truncated=-1, occluded=0, alpha=-10, bbox=tuple(box), geom=None,  # type: ignore[arg-type]
+                            dont_care=dont_care, score=None, text=None, style=style)
+    assert tokens[3:7] == [_fixed(v, style.decimals) for v in box]
+    assert tokens[:3] == ["-1", "0", "-10"] and tokens[7:] == list(_sentinel_tokens(style, dont_care))
+    assert "-0.00" not in tokens and "-0.000000" not in tokens

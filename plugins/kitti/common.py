@@ -59,6 +59,11 @@ class Style:
     ints_for_sentinels: bool  # object: "-1", "-1000"; tracking: "-1000.000000"
     dontcare_3d: tuple[int, ...]
 
+    @functools.cached_property
+    def box_format(self) -> str:
+        """The four box numbers in one ``%`` format (``%.2f %.2f %.2f %.2f``)."""
+        return " ".join([f"%.{self.decimals}f"] * 4)
+
 
 OBJECT_STYLE = Style(2, True, SENTINEL_3D)
 TRACKING_STYLE = Style(6, False, TRACKING_DONTCARE_3D)
@@ -80,6 +85,8 @@ def _fmt(v: float, style: Style, sentinel: bool = False) -> str:
 
 
 def _attr_fmt(v: Any, style: Style) -> str:
+    if type(v) is int:
+        return str(v)
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         v = float(v)
     if isinstance(v, int):
@@ -101,31 +108,68 @@ def render_numbers(*, truncated: Any, occluded: Any, alpha: Any,
                    bbox: tuple[float, float, float, float],
                    geom: tuple[float, ...] | None, dont_care: bool, score: Any,
                    text: list[str] | None, style: Style) -> list[str]:
-    """The numeric columns of a row. ``geom`` = (h, w, l, x, y, z, ry) or None (sentinels,
-    or the original text's tokens when there is one). ``text`` = the row's numbers as
-    written: a token is reused when its value equals the new one."""
+    """The numeric columns of a row as tokens (:func:`render_text` split at its spaces)."""
+    return render_text(truncated=truncated, occluded=occluded, alpha=alpha, bbox=bbox, geom=geom,
+                       dont_care=dont_care, score=score, text=text, style=style).split(" ")
+
+
+def render_text(*, truncated: Any, occluded: Any, alpha: Any,
+                bbox: tuple[float, float, float, float],
+                geom: tuple[float, ...] | None, dont_care: bool, score: Any,
+                text: list[str] | None, style: Style) -> str:
+    """The numeric columns of a row, joined by single spaces. ``geom`` = (h, w, l, x, y, z, ry)
+    or None (sentinels, or the original text's tokens when there is one). ``text`` = the row's
+    numbers as written: a token is reused when its value equals the new one.
+
+    Without ``text`` (every row the writer makes from other formats) the four box numbers
+    are formatted by one ``%`` operation; only a negative value takes the per-number path.
+    """
+    if text:
+        return " ".join(_tokens_like(truncated, occluded, alpha, bbox, geom, score, text, style))
+    box = style.box_format % bbox
+    if "-" in box:  # a value that rounds to -0 loses its sign (_fixed)
+        box = " ".join(_fixed(v, style.decimals) for v in bbox)
+    head = f"{_attr_fmt(truncated, style)} {_attr_fmt(occluded, style)} {_attr_fmt(alpha, style)} {box} "
+    if geom is None:
+        row = head + _sentinel_text(style, dont_care)
+    else:
+        row = head + " ".join(_fmt(v, style) for v in geom)
+    if score is not None:
+        row += " " + _score_fmt(score, style)
+    return row
+
+
+def _score_fmt(score: Any, style: Style) -> str:
+    return _attr_fmt(score, style) if isinstance(score, int) else f"{float(score):.{max(style.decimals, 4)}f}"
+
+
+def _tokens_like(truncated: Any, occluded: Any, alpha: Any, bbox: tuple[float, float, float, float],
+                 geom: tuple[float, ...] | None, score: Any, text: list[str], style: Style) -> list[str]:
+    """The columns of a row read from ``text``: each token kept when its value is unchanged."""
     out: list[str] = []
     for i, v in enumerate((truncated, occluded, alpha)):
-        tok = text[i] if text else None
-        if tok is not None and isinstance(v, (int, float)) and _same(float(v), tok):
+        tok = text[i]
+        if isinstance(v, (int, float)) and _same(float(v), tok):
             out.append(tok)
         else:
             out.append(_attr_fmt(v, style))
     for i, v in enumerate(bbox, start=3):
         out.append(_tok(v, text, i, style))
     if geom is None:
-        if text:
-            out.extend(text[7:14])
-        else:
-            out.extend(_sentinel_tokens(style, dont_care))
+        out.extend(text[7:14])
     else:
         out.extend(_tok(v, text, i, style) for i, v in enumerate(geom, start=7))
     if score is not None:
-        if text and len(text) > 14 and isinstance(score, (int, float)) and _same(float(score), text[14]):
+        if len(text) > 14 and isinstance(score, (int, float)) and _same(float(score), text[14]):
             out.append(text[14])
         else:
-            out.append(_attr_fmt(score, style) if isinstance(score, int) else f"{float(score):.{max(style.decimals, 4)}f}")
+            out.append(_score_fmt(score, style))
     return out
+
+
+@functools.cache
+def _sentinel_text(style: Style, dont_care: bool) -> str:
+    return " ".join(_sentinel_tokens(style, dont_care))
 
 
 @functools.cache

@@ -3,7 +3,9 @@ one frame at a time (``write_frame`` runs in a worker with --workers)."""
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -14,7 +16,7 @@ from annobridge.core import camera
 from annobridge.core.errors import FormatError, WriteError
 from annobridge.core.formats import Context
 from annobridge.core.model import BoxAnnotation, CuboidAnnotation, Dataset, DatasetItem
-from annobridge.core.paths import media_file, safe_name, source_root
+from annobridge.core.paths import media_file, safe_name, source_root, write_new_file
 from annobridge.core.pointclouds import load_points
 from annobridge.plugins.kitti import calib as kitti_calib
 from annobridge.plugins.kitti.common import (
@@ -24,7 +26,7 @@ from annobridge.plugins.kitti.common import (
     _image_size,
     _transform,
     load_label_map,
-    render_numbers,
+    render_text,
 )
 
 if TYPE_CHECKING:
@@ -88,6 +90,9 @@ def _cuboid_camera(c: CuboidAnnotation, t: camera.Transform | None, ref: str) ->
 def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], prediction: bool,
               t: camera.Transform | None, size: tuple[int | None, int | None], job: FrameJob, ref: str,
               drops: list[tuple[str, str, int]]) -> list[str]:
+    if not cuboids:  # a 2D dataset: nothing to pair
+        return [row for row in (_render(b, None, prediction, t, size, job, ref, drops) for b in boxes)
+                if row is not None]
     by_group: dict[str, CuboidAnnotation] = {}
     by_track: dict[str, CuboidAnnotation] = {}
     for c in cuboids:
@@ -122,6 +127,9 @@ def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], predi
             if row is not None:
                 rows.append(row)
     return rows
+
+
+_IMPLIED = frozenset({"iscrowd", "area"})
 
 
 def _implied(key: str, value: Any, ann: Any) -> bool:
@@ -167,6 +175,7 @@ def _pair_by_overlap(boxes: list[BoxAnnotation], pairs: list[CuboidAnnotation | 
             used.add(id(c))
 
 
+@functools.lru_cache(maxsize=4096)
 def _label_problem(label: str) -> str | None:
     """Why a class name would not read back as itself from a label row, or None."""
     words = label.split()
@@ -185,7 +194,7 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     main = b if b is not None else c
     assert main is not None
     kind = ("prediction:" if prediction else "") + main.type
-    label = _label_of(main.label, job.mapping)
+    label = _label_of(main.label, job.mapping) if job.mapping else main.label
     if label is None:
         drops.append((kind, f"label map drops class {main.label!r}", 1))
         return None
@@ -195,9 +204,9 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
                          fix="rename the class with --option label-map=FILE")
     attrs = (b.attributes if b is not None else {}) or {}
     for holder in (b, c):
-        if holder is not None:
+        if holder is not None and holder.attributes:
             for key, value in holder.attributes.items():
-                if key in KITTI_ATTRIBUTES or _implied(key, value, holder):
+                if key in KITTI_ATTRIBUTES or (key in _IMPLIED and _implied(key, value, holder)):
                     continue
                 drops.append((f"attribute:{key}", "KITTI label rows have no field for it", 1))
     text = attrs.get("kitti_text")
@@ -208,7 +217,8 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
     dont_care = bool(attrs.get("dont_care")) or label.lower() == "dontcare"
     geom = _cuboid_camera(c, t, ref) if c is not None and not dont_care else None
     if b is not None:
-        bbox = (float(b.x), float(b.y), float(b.x) + float(b.width), float(b.y) + float(b.height))
+        x0, y0 = float(b.x), float(b.y)
+        bbox = (x0, y0, x0 + float(b.width), y0 + float(b.height))
     else:
         if t is None:
             drops.append((kind, "no P2 calibration to project the cuboid to a 2D box; row written with a 0 0 0 0 box", 1))
@@ -237,15 +247,15 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
             score = raw
         else:
             score = conf if conf is not None else 1.0
-    nums = render_numbers(truncated=truncated, occluded=occluded, alpha=alpha, bbox=bbox, geom=geom,
-                          dont_care=dont_care, score=score, text=tokens, style=job.style)
+    nums = render_text(truncated=truncated, occluded=occluded, alpha=alpha, bbox=bbox, geom=geom,
+                       dont_care=dont_care, score=score, text=tokens, style=job.style)
     head = ""
     if job.tracking is not None:
         tid = attrs.get("track_id")
         if not isinstance(tid, int):
             tid = -1 if dont_care else _track_number(main.track_reference_id, job)
         head = f"{job.tracking[1]} {tid} "
-    return head + label + " " + " ".join(nums)
+    return head + label + " " + nums
 
 
 def _track_number(track_ref: str | None, job: FrameJob) -> int:
@@ -284,7 +294,9 @@ def write_frame(job: FrameJob) -> FrameResult:
         if extra:
             drops.append(("item metadata", "KITTI holds no item metadata (camera_params become calib)", 1))
     size = (image.width, image.height) if image is not None else (None, None)
-    image_src, image_skip = media_file(image.image_location if image is not None else None, job.media_root)
+    image_src, image_skip = None, ""
+    if image is not None and (size[0] is None or job.media == "copy"):  # else the image is not needed
+        image_src, image_skip = media_file(image.image_location, job.media_root)
     if image is not None and size[0] is None and image_src is not None:
         size = _image_size(image_src)
     members = [i for i in (image, cloud) if i is not None]
@@ -296,12 +308,13 @@ def write_frame(job: FrameJob) -> FrameResult:
     pr_rows = _rows_for(pr_boxes, pr_cubs, True, t, size, job, ref, drops)  # type: ignore[arg-type]
     sd = job.split_dir
     if job.tracking is None:
+        name = job.stem + ".txt"
         if gt_rows or (job.write_label_file and not pr_rows):
-            _write_text(sd / "label_2" / f"{job.stem}.txt", gt_rows)
+            _write_text(os.path.join(sd, "label_2", name), gt_rows)
         if pr_rows:
-            _write_text(sd / "results" / f"{job.stem}.txt", pr_rows)
+            _write_text(os.path.join(sd, "results", name), pr_rows)
         if calib is not None:
-            _write_text(sd / "calib" / f"{job.stem}.txt", [kitti_calib.format_calib(calib).removesuffix("\n")])
+            _write_text(os.path.join(sd, "calib", name), [kitti_calib.format_calib(calib).removesuffix("\n")])
     if job.media == "copy":
         if job.tracking is None:
             img_dir, velo_dir, name = sd / "image_2", sd / "velodyne", job.stem
@@ -332,17 +345,10 @@ def write_frame(job: FrameJob) -> FrameResult:
     return FrameResult(job.stem, job.split_dir, gt_rows, pr_rows, drops, sets, first.reference_id, later)
 
 
-def _write_text(path: Path, rows: list[str]) -> None:
-    """Write ``rows`` as lines; the folder is made only when the open finds it missing (one
-    ``mkdir`` per folder, not per file: 50,000 frames paid 50,000 ``mkdir`` calls)."""
-    text = "".join(r + "\n" for r in rows)
-    try:
-        fh = open(path, "w", encoding="utf-8", newline="\n")
-    except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fh = open(path, "w", encoding="utf-8", newline="\n")
-    with fh:
-        fh.write(text)
+def _write_text(path: str, rows: list[str]) -> None:
+    """Write ``rows`` as lines (:func:`~annobridge.core.paths.write_new_file`: the folder is
+    made only when the open finds it missing)."""
+    write_new_file(path, "".join([r + "\n" for r in rows]))
 
 
 def _frames(items: Iterator[DatasetItem]) -> Iterator[list[DatasetItem]]:
@@ -390,7 +396,12 @@ class _CalibSource:
 
 
 def _record(context: Context, res: FrameResult) -> None:
+    """Report a frame's drops, each (what, reason) once with its count: the rows of a frame
+    report the same loss each (``attribute:area``)."""
+    counts: dict[tuple[str, str], int] = {}
     for what, reason, n in res.drops:
+        counts[what, reason] = counts.get((what, reason), 0) + n
+    for (what, reason), n in counts.items():
         context.report.drop(what, reason, n)
 
 

@@ -22,7 +22,7 @@ from annobridge.core.derive import keypoints_box
 from annobridge.core.errors import WriteError
 from annobridge.core.formats import ConversionReport, Context
 from annobridge.core.model import Category, Dataset, DatasetItem, KeypointsAnnotation
-from annobridge.core.paths import contained, media_file, safe_name, source_root
+from annobridge.core.paths import contained, media_file, safe_name, source_root, write_new_file
 from annobridge.plugins.yolo.common import HELD, TASKS
 from annobridge.plugins.yolo.read import image_size, parse_size
 
@@ -135,7 +135,7 @@ class _Writer:
         self.task: str | None = known if options.task == "auto" else options.task
         self.box_only_files: list[Path] = []  # written before auto chose the task
         self.splits: dict[str, None] = {}
-        self.folders: set[Path] = set()  # label folders made so far
+        self.label_roots: dict[str, Path] = {}  # split -> labels/<split>
         self.fallback = parse_size(options.image_size) if options.image_size else None
 
     # -- sizes and names
@@ -260,9 +260,8 @@ class _Writer:
 
     def _row(self, a: Any, w: int, h: int, pad: str = "") -> str:
         cls = self.classes.id(a.label)
-        if a.type == "box":
-            body = " ".join(_num(v) for v in ((a.x + a.width / 2) / w, (a.y + a.height / 2) / h,
-                                               a.width / w, a.height / h))
+        if a.type == "box":  # one format for the row: %r of a float is _num's repr
+            body = "%r %r %r %r" % ((a.x + a.width / 2) / w, (a.y + a.height / 2) / h, a.width / w, a.height / h)
         elif a.type == "oriented_box":
             body = " ".join(_num(c / (w if i % 2 == 0 else h)) for i, c in enumerate(a.corners()))
         else:
@@ -325,12 +324,12 @@ class _Writer:
         self.splits.setdefault(split, None)
         rel = self.relative(item.reference_id)
         rows = self.rows(item, w, h)
-        label = contained(self.dst / "labels" / split, rel + ".txt", what="label path", item=item.reference_id,
-                          error=WriteError)
-        if label.parent not in self.folders:
-            label.parent.mkdir(parents=True, exist_ok=True)
-            self.folders.add(label.parent)
-        label.write_text("".join(r + "\n" for r in rows), encoding="utf-8")
+        root = self.label_roots.get(split)
+        if root is None:
+            root = self.label_roots[split] = self.dst / "labels" / split
+        label = contained(root, rel + ".txt", what="label path", item=item.reference_id, error=WriteError,
+                          made_here=True)
+        write_new_file(label, "".join([r + "\n" for r in rows]))
         if rows and (self.task is None or (self.task == "pose" and self.schema.names is None)):
             self.box_only_files.append(label)  # fixed up once the task (or pose's schema) is known
         if self.options.media != "none":
