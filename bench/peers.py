@@ -121,6 +121,8 @@ def measure(cmd: list[str], repeat: int, clean: Path | None, folder: Path | None
                 shutil.rmtree(clean)
             clean.unlink(missing_ok=True)
             (folder or clean.parent).mkdir(parents=True, exist_ok=True)
+        if hasattr(os, "sync"):
+            os.sync()  # the previous run's files reach the disk now, not during this run
         proc = subprocess.run([sys.executable, "-c", _WRAP, *pinned(cmd)], capture_output=True, text=True,
                               check=True)
         res = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -242,9 +244,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None,
                         help="where outputs go (default: a fresh folder in the system temp dir, removed after)")
     args = parser.parse_args()
-    # A fresh output folder per session: label files written under a long-lived, much-churned
-    # folder (bench/out here) cost one peer 22 s of kernel time instead of 2 s, which says
-    # nothing about the tools.
+    # A fresh output folder per session (see run_all on kernel time).
     global OUT
     OUT = args.out or Path(tempfile.mkdtemp(prefix="annobridge-peers-"))
     try:
@@ -267,9 +267,10 @@ def run_all(args: argparse.Namespace) -> None:
     walls, cpus, rss, _ = measure([sys.executable, "-c", _FLOOR_ORJSON, str(src), str(floor_out)], args.repeat,
                                   floor_out)
     runs.append(Run("floor", "orjson loads+dumps", walls, cpus, rss, None))
-    # Tools take turns within each repeat, and every run writes a folder that never existed:
-    # removing 50,000 label files just before a run made the next writer pay for it in kernel
-    # time (labelformat 17-30 s instead of 9 s here), so all outputs are removed at the end.
+    # Tools take turns within each repeat, every run writes a folder that never existed, and
+    # the disk is synced before each run: a writer of 50,000 label files otherwise pays kernel
+    # time for what the runs before it left behind (labelformat's KITTI run took 9 s alone and
+    # 17-30 s after others here). All outputs are removed at the end.
     for task in args.tasks:
         found: dict[str, Run] = {}
         for i in range(args.repeat):
