@@ -189,9 +189,9 @@ def _load_json(raw: bytes | str, *, file: str | os.PathLike[str] | None, where: 
                         item=item) from exc
 
 
-def load_json_lazily(raw: bytes, lazy: str) -> dict[str, Any] | None:
-    """The top-level object of ``raw``, parsed except for the list under ``lazy``: that list
-    holds its elements unparsed (``msgspec.Raw`` slices of ``raw``), for
+def load_json_lazily(raw: bytes, *lazy: str) -> dict[str, Any] | None:
+    """The top-level object of ``raw``, parsed except for the lists under the ``lazy`` keys:
+    each holds its elements unparsed (``msgspec.Raw`` slices of ``raw``), for
     :func:`load_json_element` to parse one at a time.
 
     A reader that converts the elements one by one then never holds the whole parsed tree:
@@ -203,16 +203,16 @@ def load_json_lazily(raw: bytes, lazy: str) -> dict[str, Any] | None:
 
     Returns:
         The members in document order, or None when the document is not an object with a
-        list under ``lazy``, or needs :func:`load_json`'s careful path (a syntax error, a
+        list under every ``lazy`` key, or needs :func:`load_json`'s careful path (a syntax error, a
         bad number outside the lazy list): call :func:`load_json` then.
     """
     enabled = gc.isenabled()
     gc.disable()  # as in load_json: the parsed members are acyclic
     try:
         top = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
-        if lazy not in top:
+        if not all(key in top for key in lazy):
             return None
-        return {key: (msgspec.json.decode(value, type=list[msgspec.Raw]) if key == lazy
+        return {key: (msgspec.json.decode(value, type=list[msgspec.Raw]) if key in lazy
                       else orjson.loads(memoryview(value))) for key, value in top.items()}
     except (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError):  # ValidationError included
         return None

@@ -17,7 +17,7 @@ import numpy as np
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context, Shards
-from annobridge.core.limits import _has_long_integer, json_decoder, load_json, open_image
+from annobridge.core.limits import _has_long_integer, json_decoder, load_json, load_json_lazily, open_image
 from annobridge.core.model import (
     Category,
     Dataset,
@@ -74,30 +74,24 @@ class _LazyArray(Sequence):
             yield decode(k, entry)
 
 
-_TOP = msgspec.json.Decoder(dict[str, msgspec.Raw])
-_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
 _ANY = msgspec.json.Decoder()
 
 
 def _typed(raw: bytes, path: Path) -> dict[str, Any] | None:
-    """The top-level object decoded by msgspec, ``images``/``annotations`` as :class:`_LazyArray`
-    of ``Raw`` views into ``raw`` (checked JSON, numbers decoded only when an element is).
+    """The top-level object (:func:`core.limits.load_json_lazily`), ``images``/``annotations``
+    as :class:`_LazyArray` of ``Raw`` views into ``raw`` (checked JSON, numbers decoded only
+    when an element is).
 
-    None when msgspec refuses the document or it is not an object (the caller falls back).
-    A number msgspec refuses inside an element (``1e400``) is found when the element is
-    decoded: :func:`load_json` then names it with the element's JSON pointer.
+    None when the document is refused, is not an object, or lacks either list (the caller
+    falls back). A number msgspec refuses inside an element (``1e400``) is found when the
+    element is decoded: :func:`load_json` then names it with the element's JSON pointer.
     """
-    try:
-        top = _TOP.decode(raw)
-        out: dict[str, Any] = {}
-        for key, value in top.items():
-            if key in ("images", "annotations") and memoryview(value)[:1] == b"[":
-                out[key] = _LazyArray(_ELEMENTS.decode(value), _element_decoder(path, key))
-            else:
-                out[key] = _ANY.decode(value)
-        return out
-    except (msgspec.DecodeError, RecursionError):
+    top = load_json_lazily(raw, "images", "annotations")
+    if top is None:
         return None
+    for key in ("images", "annotations"):
+        top[key] = _LazyArray(top[key], _element_decoder(path, key))
+    return top
 
 
 def _element_decoder(path: Path, key: str) -> Callable[[int, msgspec.Raw], Any]:
