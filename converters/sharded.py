@@ -164,24 +164,6 @@ def _as_urls(item: DatasetItem, mirror: Path, url: str) -> None:
             mask.location = remote(mask.location)
 
 
-def merge(report: ConversionReport, part: ConversionReport) -> None:
-    """Add a shard's counts to the conversion's report."""
-    report.items_read += part.items_read
-    report.items_written += part.items_written
-    for kind, n in part.read.items():
-        report.read[kind] = report.read.get(kind, 0) + n
-    for key, n in part.converted.items():
-        report.converted[key] = report.converted.get(key, 0) + n
-    for what, reasons in part.dropped.items():
-        for reason, n in reasons.items():
-            report.drop(what, reason, n)
-    for kind, n in part._delta.items():
-        report._delta[kind] = report._delta.get(kind, 0) + n
-    for note in part.notes:
-        if note not in report.notes:
-            report.notes.append(note)
-
-
 FORK = "fork" in multiprocessing.get_all_start_methods()
 """Whether local workers can be forked (not on Windows): else they get the plan pickled, and
 sources whose parts need the driver's parse (COCO) are read in one process."""
@@ -245,7 +227,7 @@ def _unpacked(results: Iterator[ShardResult], header: DatasetHeader, ctx: Contex
                 raise ReadError(f"reference_id {ref!r} is used twice", item=ref, file=ctx.report.source,
                                 fix="reference ids must be unique in a dataset")
             seen.add(ref)
-        merge(ctx.report, result.report)
+        ctx.report.add(result.report)
         header.scenes.update(result.scenes)
         if ctx.progress is not None and result.report.items_read:
             ctx.progress(result.report.items_read)

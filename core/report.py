@@ -38,6 +38,23 @@ class ConversionReport(BaseModel):
             reasons = self.dropped.setdefault(what, {})
             reasons[reason] = reasons.get(reason, 0) + count
 
+    def add(self, part: ConversionReport) -> None:
+        """Add the counts of ``part`` (one shard's report) to this report; its notes once each."""
+        self.items_read += part.items_read
+        self.items_written += part.items_written
+        for kind, n in part.read.items():
+            self.read[kind] = self.read.get(kind, 0) + n
+        for key, n in part.converted.items():
+            self.converted[key] = self.converted.get(key, 0) + n
+        for what, reasons in part.dropped.items():
+            for reason, n in reasons.items():
+                self.drop(what, reason, n)
+        for kind, n in part._delta.items():
+            self._delta[kind] = self._delta.get(kind, 0) + n
+        for note in part.notes:
+            if note not in self.notes:
+                self.notes.append(note)
+
     def convert(self, source: str, target: str, count: int = 1, *, consumed: int | None = None,
                 made: int | None = None) -> None:
         """Record that ``count`` annotations of kind ``target`` were made from ``source``.
