@@ -9,16 +9,17 @@ Written in parts on workers (``Format.parts``, ``converters/sharded.py``), three
 a label file depend on the items before it: the class ids of labels beyond the header's
 categories (numbered as first met), ``task=auto`` (the first item with keypoints, polygons
 or oriented boxes decides; box rows written before are fixed up then) and pose's keypoint
-schema (the header's, else the first keypoints met). Nothing is decided up front: each
-worker runs the one-process writer on its part from the same start (the header's classes
-and schema, a task given by the options or a YOLO source), and returns per item what it
-decided, adopted and numbered, and which files still hold box rows waiting for the task.
+schema (the header's, else the first keypoints met). The driver writes the first items
+itself, and :func:`lead` fixes ``task=auto`` to the task they chose for every part. Each
+worker then runs the one-process writer on its part from the same start (the header's
+classes and schema, that task), and returns per item what it decided, adopted and numbered,
+and which files still hold box rows waiting for the task (when the first items chose none).
 :func:`finish` replays that in order as one process would have met it, fixes the waiting
 files up once the task is known, and writes ``data.yaml``. When a part's choice differs
 from the one in order before it (a part of polygons after one that chose pose, a new label
 numbered differently), it raises :class:`PartsDiffer` and the engine writes the dataset
-again in one process. A COCO source declares its categories (and keypoint names) and its
-parts agree on the task, so they are written once, on the workers.
+again in one process. A COCO source declares its categories (and keypoint names), and its
+first items choose the task, so its parts are written once, on the workers.
 """
 
 from __future__ import annotations
