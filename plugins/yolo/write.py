@@ -372,7 +372,7 @@ class _Writer:
 
     # -- files
 
-    def item(self, item: DatasetItem) -> tuple[str, Path]:
+    def item(self, item: DatasetItem) -> tuple[str, str]:
         """Write the item's label file (and image); returns its split and the file."""
         w, h = self.size(item)
         split = self.split_of(item)
@@ -460,7 +460,7 @@ def write_part(items: Iterable[DatasetItem], destination: Path, options: Any, da
     writer = _Writer(dataset, destination, options, context)
     writer.classes.met, writer.schema.adopted = [], []
     out: list[WrittenLabel] = []
-    files: list[Path] = []
+    files: list[str] = []
     last = None
     for item in items:
         task = writer.task
@@ -477,11 +477,11 @@ def write_part(items: Iterable[DatasetItem], destination: Path, options: Any, da
         last = done
         out.append(done)
         files.append(label)
-    waiting = set(writer.box_only_files)  # never fixed up in this part: the task (or pose schema) came later
+    waiting = {str(p) for p in writer.box_only_files}  # never fixed up in this part: the task (or pose schema) came later
     if waiting:
         for i, (done, label) in enumerate(zip(out, files)):
             if label in waiting:
-                out[i] = WrittenLabel(done.split, None, label.relative_to(destination).as_posix(), done.decides,
+                out[i] = WrittenLabel(done.split, None, Path(label).relative_to(destination).as_posix(), done.decides,
                                       done.met, done.adopted)
     return out
 
