@@ -481,8 +481,9 @@ def write_part(items: Iterable[DatasetItem], destination: Path, options: Any, da
     waiting = {str(p) for p in writer.box_only_files}  # never fixed up in this part: the task (or pose schema) came later
     if waiting:
         for i, (done, label) in enumerate(zip(out, files)):
-            if label in waiting:
-                out[i] = WrittenLabel(done.split, None, Path(label).relative_to(destination).as_posix(), done.decides,
+            path = Path(label)  # as box_only_files holds it
+            if str(path) in waiting:
+                out[i] = WrittenLabel(done.split, None, path.relative_to(destination).as_posix(), done.decides,
                                       done.met, done.adopted)
     return out
 
