@@ -508,7 +508,7 @@ _head = msgspec.json.Decoder(_Head).decode
 def _bucket_lazy(anns: list[msgspec.Raw], image_index: dict[Any, int]) -> list[list[int]] | None:
     """:func:`_bucket_fast` for ground-truth records kept unparsed; None on any problem."""
     try:
-        heads = [_head(a) for a in anns]
+        heads = list(map(_head, anns))
     except (msgspec.DecodeError, RecursionError):  # not an object, or a bad id
         return None
     ids, image_ids = list(map(_HEAD_ID, heads)), list(map(_HEAD_IMAGE_ID, heads))
