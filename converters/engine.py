@@ -339,9 +339,7 @@ def write_dataset(
     reg = _registry(registry)
     fmt = resolve_writer(format, reg)
     _check_derive(derive, geometry)
-    opts = parse_options(fmt, "write", options)
-    if fmt.capabilities_for is not None:  # what this write holds depends on its options
-        fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
+    fmt, opts = _writer_with(fmt, options)
     ctx = context or Context()
     view = derivation.segmentation_view(fmt.capabilities) if derive == "auto" else None
     if view is not None and shards is None:
@@ -424,6 +422,14 @@ def write_dataset(
                 except OSError:
                     break
     return ctx.report
+
+
+def _writer_with(fmt: Format, options: Options) -> tuple[Format, Any]:
+    """``fmt`` with the capabilities of a write with ``options`` (parsed, also returned)."""
+    opts = parse_options(fmt, "write", options)
+    if fmt.capabilities_for is not None:  # what this write holds depends on its options
+        fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
+    return fmt, opts
 
 
 def _stage_prefix(name: str) -> str:
@@ -565,6 +571,9 @@ def convert(
             return write_dataset(Dataset(header=shards.header, source=shards.source, format=shards.format),
                                  destination, dst_format, write_options, overwrite=overwrite, context=ctx,
                                  registry=reg, derive=derive, geometry=geometry, overlap=overlap, shards=shards)
+        if derive == "auto" and transform is None and task is None:  # the reader sees what the writer gets
+            target, _ = _writer_with(resolve_writer(dst_format, reg), write_options)
+            ctx.boxes_on_read = derivation.boxes_on_read(target.capabilities, geometry)
         dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
         if transform is not None:
             dataset = transform(dataset, ctx)
