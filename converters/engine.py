@@ -564,6 +564,9 @@ def convert(
     ctx = Context(workers=workers, executor=executor, storage_options=dict(storage_options or {}),
                   progress=progress, on_total=on_total)
     try:
+        if derive == "auto" and transform is None and task is None:  # the reader sees what the writer gets
+            target, _ = _writer_with(resolve_writer(dst_format, reg), write_options)
+            ctx.boxes_on_read = derivation.boxes_on_read(target.capabilities, geometry)
         shards = None
         if (workers > 1 or executor != "process") and transform is None and task is None:
             shards = read_shards(source, src_format, read_options, context=ctx, registry=reg)
@@ -571,9 +574,6 @@ def convert(
             return write_dataset(Dataset(header=shards.header, source=shards.source, format=shards.format),
                                  destination, dst_format, write_options, overwrite=overwrite, context=ctx,
                                  registry=reg, derive=derive, geometry=geometry, overlap=overlap, shards=shards)
-        if derive == "auto" and transform is None and task is None:  # the reader sees what the writer gets
-            target, _ = _writer_with(resolve_writer(dst_format, reg), write_options)
-            ctx.boxes_on_read = derivation.boxes_on_read(target.capabilities, geometry)
         dataset = read_dataset(source, src_format, read_options, context=ctx, registry=reg)
         if transform is not None:
             dataset = transform(dataset, ctx)

@@ -435,7 +435,7 @@ def _read(path: Path, options: CocoReadOptions, context: Context, parts: bool = 
             buckets = _bucket(records, image_index, path, context, results=results, prefix=f"#/{key}")
         # boxes straight from the records only while every group is its record's own: a
         # spelled group id could join two records, which the engine's derivation resolves
-        boxes = context.boxes_on_read if lazy is not None and not parts and _GROUP_BYTES not in lazy else frozenset()
+        boxes = context.boxes_on_read if lazy is not None and _GROUP_BYTES not in lazy else frozenset()
         sources.append(_Source(records, buckets, results, f"#/{key}", lazy, boxes))
     top.pop(PREDICTIONS_KEY, None)
     del data, raw
@@ -642,7 +642,12 @@ class _Parsed:
         enabled = gc.isenabled()
         gc.disable()  # as in _items: the models built here are acyclic
         try:
+            for src in sources:  # this process's copy counts this part's boxes read from records
+                src.read_as = {}
             yield from _convert_items(path, images, sources, cats, context, short, positions)
+            for src in sources:  # every item of the part has been counted by the engine now
+                for kind, n in src.read_as.items():
+                    context.report.read_as(kind, "box", n)
         finally:
             if enabled:
                 gc.enable()
