@@ -191,25 +191,30 @@ def _annotation(p: Any, ref: str, prediction: bool) -> Any:
     f = {"reference_id": ref, "annotation_id": p.annotation_id, "group_id": None,
          "track_reference_id": p.track_reference_id, "metadata": {} if p.metadata is None else p.metadata,
          "attributes": attributes, "confidence": conf, "class_pdf": pdf}
+    # the kind's fields are set one by one (f.update(**kw) costs twice as much; this runs per annotation)
     g = p.geometry
     kind = type(p)
     if kind is _Box or kind is _BoxPrediction:
         if g.width < 0 or g.height < 0:
             raise _Refused
-        f.update(type="box", label=p.label, x=g.x, y=g.y, width=g.width, height=g.height,
-                 embedding_vector=p.embedding_vector)
+        f["type"], f["label"], f["x"], f["y"], f["width"], f["height"], f["embedding_vector"] = (
+            "box", p.label, g.x, g.y, g.width, g.height, p.embedding_vector)
         return construct(BoxAnnotation, f)
     if kind is _Polygon or kind is _PolygonPrediction or kind is _Line or kind is _LinePrediction:
         verts = g.vertices
-        flat = [c for v in verts for c in (v.x, v.y)]
+        flat: list[Any] = []
+        add = flat.append
+        for v in verts:  # a plain loop: faster than a nested comprehension's tuple per vertex
+            add(v.x)
+            add(v.y)
         if kind is _Line or kind is _LinePrediction:
             if len(verts) < 2:
                 raise _Refused
-            f.update(type="line", label=p.label, vertices=flat)
+            f["type"], f["label"], f["vertices"] = "line", p.label, flat
             return construct(LineAnnotation, f)
         if len(verts) < 3:
             raise _Refused
-        f.update(type="polygon", label=p.label, rings=[flat], embedding_vector=p.embedding_vector)
+        f["type"], f["label"], f["rings"], f["embedding_vector"] = "polygon", p.label, [flat], p.embedding_vector
         return construct(PolygonAnnotation, f)
     names = g.names
     n = len(names)
@@ -242,5 +247,5 @@ def _annotation(p: Any, ref: str, prediction: bool) -> Any:
             if i >= n or flat[3 * i + 2] != 0:
                 raise _Refused
             flat[3 * i], flat[3 * i + 1] = xy
-    f.update(type="keypoints", label=p.label, keypoints=flat, names=list(names), skeleton=skeleton)
+    f["type"], f["label"], f["keypoints"], f["names"], f["skeleton"] = "keypoints", p.label, flat, list(names), skeleton
     return construct(KeypointsAnnotation, f)
