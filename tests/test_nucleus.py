@@ -958,7 +958,8 @@ def test_fast_encoder_writes_what_the_exact_one_writes(data: st.DataObject) -> N
         ring = data.draw(st.lists(_FLOATS, min_size=3, max_size=6).map(lambda v: v + v))
         items.append(DatasetItem(
             reference_id=f"r{n}", image_location=f"https://e.com/{n}.png",
-            metadata=data.draw(st.dictionaries(st.text(max_size=3), _JSON_VALUES, max_size=2)),
+            metadata=data.draw(st.dictionaries(st.text(max_size=3).map(lambda k, n=n: f"{n}{k}"), _JSON_VALUES,
+                                               max_size=2)),  # keys of one item: no type clash across items
             attributes=data.draw(st.dictionaries(st.text(max_size=3), free, max_size=2)),
             annotations=[BoxAnnotation(label=data.draw(st.text(max_size=3)), x=x, y=y, width=abs(x), height=abs(y),
                                        annotation_id="b", attributes={"v": data.draw(free)}),
