@@ -617,6 +617,38 @@ def test_fast_path_builds_what_the_general_reader_builds(tmp_path: Path, monkeyp
         _read_all(path)
 
 
+_LONG_INT_PLACES = {  # where an integer can be in a line the fast path takes
+    "item metadata": lambda line, v: line["metadata"].__setitem__("deep", [{"n": v}]),
+    "annotation metadata": lambda line, v: line["annotations"][0]["metadata"].__setitem__("m", [v]),
+    "task_id": lambda line, v: line["annotations"][0].__setitem__("task_id", v),
+    "dataset_item_id": lambda line, v: line["predictions"][0].__setitem__("dataset_item_id", v),
+    "vertex": lambda line, v: line["annotations"][0]["geometry"]["vertices"][0].__setitem__("x", v),
+    "width": lambda line, v: line.__setitem__("width", v),
+    "class_pdf": lambda line, v: line["predictions"][0]["class_pdf"].__setitem__("bus", v),
+    "embedding": lambda line, v: line["annotations"][0]["embedding_vector"].append(v),
+    "unlabelled_xy": lambda line, v: line["annotations"][2]["annobridge"]["unlabelled_xy"].__setitem__("2", [v, 1]),
+}
+
+
+@pytest.mark.parametrize("place", sorted(_LONG_INT_PLACES))
+def test_fast_path_leaves_integers_of_19_digits_to_the_general_reader(tmp_path: Path, place: str) -> None:
+    """msgspec reads them as ints, the general reader (orjson) those beyond 64 bits as floats:
+    the fast path takes 18 digits and refuses 19, in typed fields and in free values alike."""
+    from annobridge.plugins.nucleus import fast
+
+    for value, taken in ((10**18 - 1, True), (-(10**18) + 1, True), (10**18, False), (-(10**18), False),
+                         (2**70, False)):
+        if value < 0 and place == "width":
+            continue  # refused anyway
+        line = _fast_path_lines()[0]
+        _LONG_INT_PLACES[place](line, value)
+        raw = _write_lines(tmp_path / "n.jsonl", line).read_bytes()
+        assert (fast.fast_item(raw, {}, "here") is not None) == taken, value
+    line = _fast_path_lines()[0]
+    line["metadata"]["big"] = 2**70
+    assert _read_all(_write_lines(tmp_path / "m.jsonl", line))[0].metadata["big"] == float(2**70)
+
+
 def test_truncated_line(tmp_path: Path) -> None:
     good = json.dumps(_item_line())
     path = tmp_path / "t.jsonl"
