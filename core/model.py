@@ -726,6 +726,7 @@ ANNOTATION_TYPES: dict[str, type[_AnnotationBase]] = {
 
 
 _FIELDS_SET: dict[type, set[str]] = {}
+_new, _set = object.__new__, object.__setattr__  # looked up once: construct runs once per annotation
 
 
 def construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
@@ -739,11 +740,11 @@ def construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
     fields_set = _FIELDS_SET.get(cls)
     if fields_set is None:
         fields_set = _FIELDS_SET[cls] = set(cls.model_fields)
-    obj = object.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", fields_set)
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new(cls)
+    _set(obj, "__dict__", values)
+    _set(obj, "__pydantic_fields_set__", fields_set)
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
     return obj
 
 
