@@ -267,7 +267,7 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
         aid = _generated_id(ref, t, n, prediction, taken)
         ext["annotation_id"] = None
     p: dict[str, Any]
-    numbers: Any = ()  # the annotation's numbers, checked finite for the fast encoder (_finite)
+    numbers: Any = ()  # the annotation's numbers, checked finite for the fast encoder
     if t == "box":
         numbers = (ann.x, ann.y, ann.width, ann.height)
         p = {"label": ann.label, "type": "box",
@@ -673,22 +673,19 @@ def _plain(value: Any) -> bool:
 
 def _annotation_plain(ann: Any, numbers: Any, embedding: list[float] | None) -> bool:
     """``_plain`` for what a payload takes from one annotation: its numbers (``numbers``: the
-    geometry's, ``embedding``), confidence, class_pdf, metadata and attributes; its other
-    fields are strings and ints."""
+    geometry's; ``embedding``; confidence), class_pdf, metadata and attributes; its other fields
+    are strings and ints. The numbers are summed in C: a NaN or infinity survives a sum; an
+    overflow or a non-number says False, which only costs the exact encoder."""
     metadata, attrs, conf, pdf = ann.metadata, ann.attributes, ann.confidence, ann.class_pdf
-    return (_finite(numbers) and (not metadata or _plain(metadata)) and (not attrs or _plain(attrs))
-            and (conf is None or _plain(conf)) and (pdf is None or _plain(pdf))
-            and (embedding is None or _finite(embedding)))
-
-
-def _finite(numbers: Any) -> bool:
-    """Whether every number of a model's number field(s) is finite, in one C-level sum: a NaN or
-    infinity survives summing; an overflow or a non-number says False, which only costs the
-    exact encoder."""
     try:
-        return math.isfinite(sum(numbers))
+        total = sum(numbers, conf or 0)
+        if embedding:
+            total += sum(embedding)
+        if not math.isfinite(total):
+            return False
     except (TypeError, OverflowError):
         return False
+    return (not metadata or _plain(metadata)) and (not attrs or _plain(attrs)) and (pdf is None or _plain(pdf))
 
 
 def _encode(line: dict[str, Any], plain: bool) -> bytes:
@@ -747,7 +744,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     root = source_root(dataset.source)
     media_root = str(root) if root is not None else None
 
-    schema = ScopeSchema("items")
+    schema = ScopeSchema("items", kinds_only=True)  # for conflicts(): kinds only
     unplaced: list[str] = []
 
     def jobs() -> Iterator[_Job]:
