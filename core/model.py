@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -840,17 +841,22 @@ def annotation_id_problem(item: DatasetItem) -> str | None:
     among predictions; an item has at most one ground-truth segmentation.
     """
     for name, anns in (("annotation", item.annotations), ("prediction", item.predictions)):
-        ids = [a.annotation_id for a in anns if a.annotation_id is not None]
-        if len(ids) != len(set(ids)):  # the common case costs one set; find the culprit only on failure
+        ids = list(map(_ID, anns))  # C-level passes: the engine checks every item it reads
+        given = set(ids)
+        given.discard(None)
+        if len(given) != len(ids) - ids.count(None):  # the common case; find the culprit only on failure
             seen: set[str] = set()
             for aid in ids:
                 if aid in seen:
                     return f"{name} id {aid!r} is used twice; annotation ids must be unique per item"
-                seen.add(aid)
-    segmentations = [a for a in item.annotations if a.type == "segmentation"]
-    if len(segmentations) > 1:
+                if aid is not None:
+                    seen.add(aid)
+    if list(map(_TYPE, item.annotations)).count("segmentation") > 1:
         return "item has more than one ground-truth segmentation; merge them into one index mask"
     return None
+
+
+_ID, _TYPE = attrgetter("annotation_id"), attrgetter("type")
 
 
 class Scene(BaseModel):
