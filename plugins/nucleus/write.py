@@ -689,7 +689,7 @@ def _annotation_plain(ann: Any, numbers: Any, embedding: list[float] | None) -> 
 
 
 def _encode(line: dict[str, Any], plain: bool) -> bytes:
-    """Compact UTF-8 JSON of one payload line, keys in insertion order.
+    """Compact UTF-8 JSON of one payload line, keys in insertion order, and its newline.
 
     A ``plain`` line (every float-typed model field and free value checked finite and plain
     by the item job: ``_Done.plain``) is written by orjson, which writes NaN and infinities as
@@ -700,7 +700,7 @@ def _encode(line: dict[str, Any], plain: bool) -> bytes:
     """
     if plain:
         try:
-            return orjson.dumps(line, option=_ORJSON_EXACT)
+            return orjson.dumps(line, option=_ORJSON_EXACT | orjson.OPT_APPEND_NEWLINE)
         except TypeError:  # a type orjson leaves to pydantic-core (an int past 64 bits, a non-str key)
             pass
     try:
@@ -708,8 +708,8 @@ def _encode(line: dict[str, Any], plain: bool) -> bytes:
     except PydanticSerializationError:
         out = None
     if out is None or ((b"NaN" in out or b"Infinity" in out) and _NON_FINITE.search(out)):
-        return json.dumps(line, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return out
+        out = json.dumps(line, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return out + b"\n"
 
 
 def _remote_folder(url: str | None, option: str, context: Context) -> Path | None:
@@ -766,7 +766,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
             n = _line_bools(line)
             report.drop("metadata booleans", 'written as the strings "true"/"false" (booleans-as-strings)', n)
         try:
-            return _encode(line, plain) + b"\n"
+            return _encode(line, plain)
         except (ValueError, TypeError) as exc:  # NaN/inf, or a value JSON has no form for (in attributes)
             raise WriteError(f"cannot write a value as JSON: {exc}", file=context.final_destination or destination,
                              item=line.get("reference_id"), fix="Nucleus payloads hold finite numbers, "
