@@ -264,7 +264,8 @@ class ScopeSchema:
     :meth:`conflicts` (a writer checking its output adds every item): no counts, values or
     ``geo_paths``, and metadata of a shape added before (the same keys and value types, no
     nested dict) adds nothing new, so it is passed over."""
-    _shapes: set[tuple[tuple[str, ...], tuple[type, ...]]] = field(default_factory=set, repr=False)
+    _shapes: set[tuple[tuple[str, ...], tuple[type, ...]]] = field(default_factory=set, init=False, repr=False,
+                                                                   compare=False)
 
     def add(self, owner: str, metadata: dict[str, Any]) -> None:
         if self.kinds_only:

@@ -90,7 +90,8 @@ class _Done:
     errors: list[ReadError | WriteError] = field(default_factory=list)
     warnings: list[WriteError] = field(default_factory=list)
     plain: bool = False
-    """Every value of ``payload`` and ``ext`` is plain JSON with finite numbers (``_encode``)."""
+    """Every value of ``payload`` and ``ext`` is plain JSON with finite numbers (``_encode``);
+    a scene's line, made of several items and the scene's own values, is never taken as plain."""
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
