@@ -946,6 +946,8 @@ _NAN_PLACES = {  # where a NaN or infinity can hide in an item (set after valida
     "second ring": lambda i, v: i.annotations[1].rings.append([0, 0, 1, 0, v, 1]),
     "keypoint": lambda i, v: i.annotations[2].keypoints.__setitem__(0, v),
     "cuboid yaw": lambda i, v: setattr(i.annotations[3], "yaw", v),
+    "skeleton": lambda i, v: setattr(i.annotations[2], "skeleton", [(0, v)]),
+    "item width": lambda i, v: setattr(i, "width", v),
     "confidence": lambda i, v: setattr(i.predictions[0], "confidence", v),
     "class_pdf": lambda i, v: i.predictions[0].class_pdf.__setitem__("b", v),
     "annotation attribute": lambda i, v: i.annotations[1].attributes.__setitem__("a", [{"b": v}]),

@@ -142,7 +142,8 @@ def _item_job(job: _Job) -> _Done:
     item = job.item
     drops = _Drops()
     ref = item.reference_id
-    drops.plain = _plain(item.metadata) and _plain(item.attributes)
+    drops.plain = (_plain(item.metadata) and _plain(item.attributes) and _plain(item.width)
+                   and _plain(item.height))
     payload: dict[str, Any] = {"metadata": item.metadata, "reference_id": ref}
     attrs = dict(item.attributes)
     if "embedding_info" in attrs:
@@ -291,6 +292,8 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
         p["task_id"] = server.pop("task_id", None)
     elif t == "keypoints":
         kp = numbers = ann.keypoints
+        if ann.skeleton:
+            numbers = [*kp, *(i for edge in ann.skeleton for i in edge)]
         points = []
         unlabelled: dict[str, list[float]] = {}
         for i in range(0, len(kp), 3):
@@ -344,7 +347,7 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
         segs = []
         seg_attrs = {}
         for s in segments:
-            if not (_plain(s.metadata) and _plain(s.attributes)):
+            if not (_plain(s.index) and _plain(s.metadata) and _plain(s.attributes)):
                 drops.plain = False
             sp: dict[str, Any] = {"label": s.label, "index": s.index}
             if s.metadata:
@@ -674,9 +677,10 @@ def _plain(value: Any) -> bool:
 
 def _annotation_plain(ann: Any, numbers: Any, embedding: list[float] | None) -> bool:
     """``_plain`` for what a payload takes from one annotation: its numbers (``numbers``: the
-    geometry's; ``embedding``; confidence), class_pdf, metadata and attributes; its other fields
-    are strings and ints. The numbers are summed in C: a NaN or infinity survives a sum; an
-    overflow or a non-number says False, which only costs the exact encoder."""
+    geometry's, a skeleton's; ``embedding``; confidence), class_pdf, metadata and attributes;
+    its other fields are strings (labels and ids are taken to be). The numbers are summed in C:
+    a NaN or infinity survives a sum; an overflow or a non-number says False, which only costs
+    the exact encoder."""
     metadata, attrs, conf, pdf = ann.metadata, ann.attributes, ann.confidence, ann.class_pdf
     try:
         total = sum(numbers, conf or 0)
