@@ -36,7 +36,7 @@ from typing import Any
 
 from annobridge.core import storage
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import ConversionReport, Context, Format, Shards, _worker_start
+from annobridge.core.formats import ConversionReport, Context, Format, HeaderScan, Shards, _worker_start
 from annobridge.core.model import Dataset, DatasetHeader, DatasetItem
 
 logger = logging.getLogger(__name__)
@@ -131,20 +131,50 @@ def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
     """A local folder laid out as the source, holding only the files of ``units`` (and the
     files every unit needs), fetched by this worker from the source URL."""
     assert plan.url is not None and plan.shards.files is not None
-    fs, base = storage.filesystem(plan.url, plan.storage_options)
+    return _fetched_files(plan.url, plan.storage_options, {rel for u in units for rel in plan.shards.files(u)})
+
+
+def _fetched_files(url: str, storage_options: dict[str, Any], files: set[str]) -> Path:
+    """A new local folder holding ``files`` (paths relative to ``url``), fetched from there."""
+    fs, base = storage.filesystem(url, storage_options)
     base = base.rstrip("/")
     mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard."))
-    wanted = sorted({rel for u in units for rel in plan.shards.files(u)})
+    wanted = sorted(files)
     for rel in wanted:  # listed by the driver from its copy; checked again before it names a local file
         if rel.startswith("/") or any(part in ("", ".", "..") for part in rel.split("/")):
-                raise ReadError("a file of the source leads outside its folder", file=f"{plan.url}/{rel}")
+            shutil.rmtree(mirror, ignore_errors=True)
+            raise ReadError("a file of the source leads outside its folder", file=f"{url}/{rel}")
     remote = [f"{base}/{rel}" for rel in wanted]
     local = [str(mirror / rel) for rel in wanted]
     for p in local:
         Path(p).parent.mkdir(parents=True, exist_ok=True)
-    if remote:
-        fs.get(remote, local)
+    try:
+        if remote:
+            fs.get(remote, local)
+    except BaseException:
+        shutil.rmtree(mirror, ignore_errors=True)
+        raise
     return mirror
+
+
+def scan_shard(scan: HeaderScan, root: Path, url: str | None, storage_options: dict[str, Any],
+               units: list[Any]) -> Any:
+    """A worker's part of the header pass (``Shards.scan``): the summary of ``units``, read
+    from ``root`` or, for a remote source, from the files of theirs that the scan reads."""
+    if url is None:
+        return _scanned(scan, root, units, str(root))
+    mirror = _fetched_files(url, storage_options, {rel for u in units for rel in scan.files(u)})
+    try:
+        return _scanned(scan, mirror, units, url)
+    finally:
+        shutil.rmtree(mirror, ignore_errors=True)
+
+
+def _scanned(scan: HeaderScan, root: Path, units: list[Any], source: str) -> Any:
+    try:
+        return scan.scan(root, units)
+    except OSError as exc:
+        raise ReadError(f"cannot read: {exc.strerror or exc}", file=getattr(exc, "filename", None) or source) from exc
 
 
 def _as_urls(item: DatasetItem, mirror: Path, url: str) -> None:
@@ -188,6 +218,11 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
     """Run every shard of ``plan`` on the context's workers and write ``destination`` from
     their results, in order."""
     global _PLAN
+    parts = chunks(plan.shards.units, ctx.workers)
+    scan = plan.shards.scan
+    if scan is not None:  # before the plan goes to the workers: they read with the whole header
+        scanner = functools.partial(scan_shard, scan, plan.shards.root, plan.url, plan.storage_options)
+        scan.merge(header, list(ctx.map(scanner, parts, chunksize=1)))
     fn: Any = functools.partial(run_shard, plan)
     if ctx.executor == "process" and FORK:
         if ctx._pool is not None:  # forked before this plan existed
@@ -196,7 +231,6 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
                                         initializer=_worker_start, initargs=(os.getpid(),))
         fn = _run_inherited
         _PLAN = plan  # forked workers inherit it: only unit lists are sent
-    parts = chunks(plan.shards.units, ctx.workers)
     ctx.report.notes.append(f"read in {len(parts)} parts by the workers ({plan.shards.format} lists "
                             f"{len(plan.shards.units)} units{'; they wrote their items' if plan.parts else ''})")
     try:
