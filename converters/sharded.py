@@ -58,6 +58,7 @@ class ShardPlan:
     view: str | None
     storage_options: dict[str, Any] = field(default_factory=dict)
     parts: bool = False  # workers write with target.parts (see Parts.keeps_ids)
+    scratch: str | None = None  # the driver's folder for workers' copies of a remote source (removed by it)
 
 
 @dataclass
@@ -131,14 +132,18 @@ def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
     """A local folder laid out as the source, holding only the files of ``units`` (and the
     files every unit needs), fetched by this worker from the source URL."""
     assert plan.url is not None and plan.shards.files is not None
-    return _fetched_files(plan.url, plan.storage_options, {rel for u in units for rel in plan.shards.files(u)})
+    return _fetched_files(plan.url, plan.storage_options, {rel for u in units for rel in plan.shards.files(u)},
+                          plan.scratch)
 
 
-def _fetched_files(url: str, storage_options: dict[str, Any], files: set[str]) -> Path:
-    """A new local folder holding ``files`` (paths relative to ``url``), fetched from there."""
+def _fetched_files(url: str, storage_options: dict[str, Any], files: set[str], scratch: str | None) -> Path:
+    """A new local folder holding ``files`` (paths relative to ``url``), fetched from there;
+    in the driver's ``scratch`` folder when this worker sees it, so that a worker stopped
+    mid-way (another failed) leaves nothing behind."""
     fs, base = storage.filesystem(url, storage_options)
     base = base.rstrip("/")
-    mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard."))
+    mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard.", dir=scratch if scratch and os.path.isdir(scratch)
+                                   else None))
     wanted = sorted(files)
     for rel in wanted:  # listed by the driver from its copy; checked again before it names a local file
         if rel.startswith("/") or any(part in ("", ".", "..") for part in rel.split("/")):
@@ -158,12 +163,12 @@ def _fetched_files(url: str, storage_options: dict[str, Any], files: set[str]) -
 
 
 def scan_shard(scan: HeaderScan, root: Path, url: str | None, storage_options: dict[str, Any],
-               units: list[Any]) -> Any:
+               scratch: str | None, units: list[Any]) -> Any:
     """A worker's part of the header pass (``Shards.scan``): the summary of ``units``, read
     from ``root`` or, for a remote source, from the files of theirs that the scan reads."""
     if url is None:
         return _scanned(scan, root, units, str(root))
-    mirror = _fetched_files(url, storage_options, {rel for u in units for rel in scan.files(u)})
+    mirror = _fetched_files(url, storage_options, {rel for u in units for rel in scan.files(u)}, scratch)
     try:
         return _scanned(scan, mirror, units, url)
     finally:
@@ -219,10 +224,7 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
     their results, in order."""
     global _PLAN
     parts = chunks(plan.shards.units, ctx.workers)
-    scan = plan.shards.scan
-    if scan is not None:  # before the plan goes to the workers: they read with the whole header
-        scanner = functools.partial(scan_shard, scan, plan.shards.root, plan.url, plan.storage_options)
-        scan.merge(header, list(ctx.map(scanner, parts, chunksize=1)))
+    _scan_header(plan, parts, header, ctx)
     fn: Any = functools.partial(run_shard, plan)
     if ctx.executor == "process" and FORK:
         if ctx._pool is not None:  # forked before this plan existed
@@ -247,8 +249,31 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
         else:
             assert plan.target.write is not None
             plan.target.write(dataset, destination, plan.write_options, ctx)
+    except BaseException:
+        ctx.close(cancel=True)  # stopped before their copies in plan.scratch go
+        raise
     finally:
         _PLAN = None
+        if plan.scratch is not None:
+            shutil.rmtree(plan.scratch, ignore_errors=True)
+
+
+def _scan_header(plan: ShardPlan, parts: list[list[Any]], header: DatasetHeader, ctx: Context) -> None:
+    """Make the workers' scratch folder (a remote source) and complete the header from their
+    first pass (``Shards.scan``), before the plan goes to them: they read with the whole header."""
+    if plan.url is not None:
+        plan.scratch = tempfile.mkdtemp(prefix="annobridge-shards.")
+    scan = plan.shards.scan
+    if scan is None:
+        return
+    scanner = functools.partial(scan_shard, scan, plan.shards.root, plan.url, plan.storage_options, plan.scratch)
+    try:
+        scan.merge(header, list(ctx.map(scanner, parts, chunksize=1)))
+    except BaseException:
+        ctx.close(cancel=True)
+        if plan.scratch is not None:
+            shutil.rmtree(plan.scratch, ignore_errors=True)
+        raise
 
 
 def _unpacked(results: Iterator[ShardResult], header: DatasetHeader, ctx: Context, remote: bool,
