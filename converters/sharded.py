@@ -23,6 +23,7 @@ they inherit it and only unit ranges cross the process boundary.
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import multiprocessing
 import os
@@ -36,7 +37,7 @@ from typing import Any
 
 from annobridge.core import storage
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import ConversionReport, Context, Format, HeaderScan, Shards, _worker_start
+from annobridge.core.formats import ConversionReport, Context, Format, HeaderScan, PartsDiffer, Shards, _worker_start
 from annobridge.core.model import Dataset, DatasetHeader, DatasetItem
 
 logger = logging.getLogger(__name__)
@@ -73,8 +74,9 @@ class ShardResult:
     refs: list[str] | None = None  # the reference ids read, when the driver checks them across parts
 
 
-def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
-    """Read, check, fit and (per-file writers) write one shard of units, in unit order."""
+def run_shard(plan: ShardPlan, units: list[Any], keep: list[DatasetItem] | None = None) -> ShardResult:
+    """Read, check, fit and (per-file writers) write one shard of units, in unit order;
+    ``keep`` collects the items read (the driver's lead part, for a write again)."""
     from annobridge.converters import engine
     from annobridge.core import derive as derivation
 
@@ -94,10 +96,12 @@ def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
         else:
             items = plan.shards.read(plan.shards.root, units, header, ctx)
         items = engine._checked(items, ctx, plan.shards.source or str(plan.shards.root))
+        if keep is not None:
+            items = _noting(items, keep.append)
         refs: list[str] | None = None
         if plan.shards.unique_refs:
             refs = []
-            items = _noting_refs(items, refs)
+            items = _noting(items, lambda item: refs.append(item.reference_id))  # type: ignore[union-attr]
         unnumbered = [] if plan.view == "instance" and not plan.parts else None
         if plan.view is not None:
             items = derivation.in_view(Dataset(header=header, items=items), plan.view, plan.overlap,
@@ -122,9 +126,9 @@ def run_shard(plan: ShardPlan, units: list[Any]) -> ShardResult:
     return ShardResult(out, ctx.report, dict(header.scenes), unnumbered, refs)
 
 
-def _noting_refs(items: Any, refs: list[str]) -> Iterator[DatasetItem]:
+def _noting(items: Any, note: Any) -> Iterator[DatasetItem]:
     for item in items:
-        refs.append(item.reference_id)
+        note(item)
         yield item
 
 
@@ -233,10 +237,16 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
                                         initializer=_worker_start, initargs=(os.getpid(),))
         fn = _run_inherited
         _PLAN = plan  # forked workers inherit it: only unit lists are sent
+    before = ctx.report.model_copy(deep=True)  # what a write again in one process starts from
     ctx.report.notes.append(f"read in {len(parts)} parts by the workers ({plan.shards.format} lists "
                             f"{len(plan.shards.units)} units{'; they wrote their items' if plan.parts else ''})")
     try:
-        results = ctx.map(fn, parts, chunksize=1)  # one shard, one task
+        lead: list[ShardResult] = []
+        kept: list[DatasetItem] = []
+        if plan.parts and plan.target.parts.lead is not None and parts:
+            lead = _lead(plan, parts, kept)  # before any worker starts
+        parts = [p for p in parts if p]
+        results = itertools.chain(lead, ctx.map(fn, parts, chunksize=1))  # one shard, one task
         items = _unpacked(results, header, ctx, plan.url is not None, plan.parts)
         if plan.view == "instance" and not plan.parts:
             from annobridge.converters import engine
@@ -245,7 +255,12 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
         dataset = Dataset(header=header, items=items, source=plan.shards.source,
                           format=plan.shards.format, total=plan.shards.total)
         if plan.parts:
-            plan.target.parts.finish(dataset.items, dataset, destination, plan.write_options, ctx)
+            try:
+                plan.target.parts.finish(dataset.items, dataset, destination, plan.write_options, ctx)
+            except PartsDiffer as why:
+                ctx.close()  # the parts still running finish before their files go
+                _in_one_process(plan, header, destination, ctx, before, str(why), kept,
+                                [u for p in parts for u in p])
         else:
             assert plan.target.write is not None
             plan.target.write(dataset, destination, plan.write_options, ctx)
@@ -274,6 +289,45 @@ def _scan_header(plan: ShardPlan, parts: list[list[Any]], header: DatasetHeader,
         if plan.scratch is not None:
             shutil.rmtree(plan.scratch, ignore_errors=True)
         raise
+
+
+LEAD = 16
+"""Units the driver writes itself before the workers start, for a writer with ``Parts.lead``."""
+
+
+def _lead(plan: ShardPlan, parts: list[list[Any]], kept: list[DatasetItem]) -> list[ShardResult]:
+    """The first units written in the driver (their items read kept in ``kept``); the plan's
+    write options then fixed to what they chose (``Parts.lead``), before the workers are
+    forked or sent the plan."""
+    assert plan.target.parts is not None and plan.target.parts.lead is not None
+    first, parts[0] = parts[0][:LEAD], parts[0][LEAD:]
+    result = run_shard(plan, first, kept)
+    plan.write_options = plan.target.parts.lead(result.out, plan.write_options)
+    return [result]
+
+
+def _in_one_process(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Context,
+                    before: ConversionReport, why: str, kept: list[DatasetItem], rest: list[Any]) -> None:
+    """Write the whole source again in the driver, as without workers, after the parts the
+    workers wrote turned out to depend on each other (:class:`PartsDiffer`): the items the
+    driver read for the lead part, then the units of the others (which, for a parsed COCO
+    file, only the workers' copies of it consumed)."""
+    from annobridge.converters import engine
+    from annobridge.core import derive as derivation
+
+    shutil.rmtree(destination, ignore_errors=True)
+    storage.complete(plan.shards.root)  # a remote source's copy: read here after all
+    ctx.report = before
+    ctx.report.notes.append(f"written again in one process: the parts the workers wrote differ ({why})")
+    items = itertools.chain(kept, plan.shards.read(plan.shards.root, rest, header, ctx))
+    items = engine._checked(items, ctx, plan.shards.source or str(plan.shards.root))
+    dataset = Dataset(header=header, items=items, source=plan.shards.source, format=plan.shards.format,
+                      total=plan.shards.total)
+    if plan.view is not None:
+        dataset = derivation.in_view(dataset, plan.view, plan.overlap, ctx.report)
+    dataset.items = engine._fitted(dataset.items, plan.target, ctx, plan.derive, plan.geometry)
+    assert plan.target.write is not None
+    plan.target.write(dataset, destination, plan.write_options, ctx)
 
 
 def _unpacked(results: Iterator[ShardResult], header: DatasetHeader, ctx: Context, remote: bool,

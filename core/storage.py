@@ -295,15 +295,17 @@ def _materialize(paths: Iterable[str]) -> None:
             copy.absent.difference_update(locals_)
 
 
-def _copy_of(url: str) -> _Copy | None:
+def _copy_of(location: str | Path) -> _Copy | None:
+    """The copy of the source URL ``location``, or the copy a local path lies in."""
     for (source, _), (_, cache) in _FETCHED.items():
-        if source == url:
+        if source == str(location) or (isinstance(location, Path) and location.is_relative_to(cache)):
             return _COPY_OF.get(cache)
     return None
 
 
-def complete(url: str) -> None:
-    """Fetch whatever the lazy copy of ``url`` still lacks, in one batch: a reader reads it now."""
+def complete(url: str | Path) -> None:
+    """Fetch whatever the lazy copy of ``url`` (a source URL, or a local path in its copy) still
+    lacks, in one batch: a reader reads it now. Nothing happens for other paths."""
     copy = _copy_of(url)
     if copy is not None and (copy.pending or copy.absent):
         missing = sorted(copy.pending | copy.absent)
