@@ -159,6 +159,7 @@ FORMAT = Format(
     read_options=LazyFunction(f"{__name__}.options", "LightlyReadOptions"),
     write_options=LazyFunction(f"{__name__}.options", "LightlyWriteOptions"),
     output="directory",
+    shards=LazyFunction(f"{__name__}.read", "shards"),
 )
 
 
