@@ -36,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from annobridge.core import storage
-from annobridge.core.errors import ReadError
+from annobridge.core.errors import AnnobridgeError, ReadError
 from annobridge.core.formats import ConversionReport, Context, Format, HeaderScan, PartsDiffer, Shards, _worker_start
 from annobridge.core.model import Dataset, DatasetHeader, DatasetItem
 
@@ -119,6 +119,8 @@ def run_shard(plan: ShardPlan, units: list[Any], keep: list[DatasetItem] | None 
         if mirror is not None and not plan.parts:
             for item in out:  # the copy goes now: what the driver may still read becomes a URL
                 _as_urls(item, mirror, plan.url)
+    except AnnobridgeError as err:
+        raise _named_by_url(err, mirror, plan.url)
     finally:
         if mirror is not None:
             shutil.rmtree(mirror, ignore_errors=True)
@@ -193,6 +195,14 @@ def _fetched_files(url: str, storage_options: dict[str, Any], files: set[Any], s
     return mirror
 
 
+def _named_by_url(err: AnnobridgeError, mirror: Path | None, url: str | None) -> AnnobridgeError:
+    """``err`` naming the source's URL instead of a file in this worker's copy of it."""
+    root = f"{mirror}{os.sep}"
+    if mirror is not None and url is not None and err.file is not None and err.file.startswith(root):
+        err.file = storage.join_url(url, err.file[len(root):].replace(os.sep, "/"))
+    return err
+
+
 def _merged(spans: list[tuple[int, int]], gap: int = 1 << 16) -> list[tuple[int, int]]:
     """Byte ranges joined where they touch or lie within ``gap`` bytes (blank lines between)."""
     out: list[tuple[int, int]] = []
@@ -213,6 +223,8 @@ def scan_shard(scan: HeaderScan, root: Path, url: str | None, storage_options: d
     mirror = _fetched_files(url, storage_options, {rel for u in units for rel in scan.files(u)}, scratch, scan=True)
     try:
         return _scanned(scan, mirror, units, url)
+    except AnnobridgeError as err:
+        raise _named_by_url(err, mirror, url)
     finally:
         if mirror.name != "scanned":  # a worker that does not see the driver's scratch folder
             shutil.rmtree(mirror, ignore_errors=True)
