@@ -6,6 +6,7 @@ conversion of the local folder, byte for byte; a failure leaves nothing behind."
 
 from __future__ import annotations
 
+import json
 import shutil
 import tempfile
 from pathlib import Path
@@ -132,3 +133,26 @@ def test_a_climbing_key_is_refused_before_anything_is_read(s3: Any, tmp_path: Pa
     with pytest.raises(ReadError, match="leads outside its folder"):
         annobridge.convert("s3://src/data", "s3://dst/run/out", "kitti", workers=2)
     assert s3.find("dst", withdirs=True) == []
+
+
+def test_kitti_categories_from_the_workers_pass_are_the_one_process_order(s3: Any, tmp_path: Path) -> None:
+    """Class names first seen in a late label file, or only in results files (listed after every
+    label file's), get the ids one process gives them: the categories pass reads the parts'
+    label and results files apart and the driver joins them in that order."""
+    src, url, _ = _upload("kitti", s3, tmp_path)
+    tr = src / "training"
+    last = sorted((tr / "label_2").glob("*.txt"))[-1]
+    rows = last.read_text().splitlines()
+    last.write_text("\n".join([rows[0].replace("Car", "Tram", 1), *rows[1:]]) + "\n")
+    (tr / "results").mkdir()
+    (tr / "results" / "000000.txt").write_text(rows[0].replace("Car", "Zebra crossing", 1) + " 0.5\n")
+    (tr / "results" / "000003.txt").write_text(rows[0].replace("Car", "Tram", 1) + " 0.25\n")
+    _put_tree(s3, src, "src/data")
+    one = annobridge.convert(src, tmp_path / "one" / "out.json", "coco")
+    names = [c["name"] for c in json.loads((tmp_path / "one" / "out.json").read_text())["categories"]]
+    assert names == ["Car", "Pedestrian", "Cyclist", "DontCare", "Tram", "Zebra crossing"]
+    many = annobridge.convert(url, "s3://dst/two/out.json", "coco", workers=2)
+    assert any("parts by the workers" in n for n in many.notes)
+    assert json.loads(s3.cat_file("dst/two/out.json"))["categories"] == json.loads(
+        (tmp_path / "one" / "out.json").read_text())["categories"]
+    assert many.read == one.read
