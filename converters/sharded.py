@@ -174,7 +174,10 @@ def _fetched_files(url: str, storage_options: dict[str, Any], files: set[Any], s
         target = mirror / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         if kept is not None and (kept / rel).is_file():
-            os.link(kept / rel, target)
+            try:
+                os.link(kept / rel, target)
+            except OSError:  # no hard links here
+                shutil.copyfile(kept / rel, target)
         elif not (scan and target.is_file()):
             remote.append(f"{base}/{rel}")
             local.append(str(target))
