@@ -18,6 +18,12 @@ Results are consumed in unit order, so the output is byte-identical to one proce
 worker's error names the item and fails the conversion, whose staging folder is removed.
 Local workers are forked after the driver listed (or, for COCO, parsed) the source, so
 they inherit it and only unit ranges cross the process boundary.
+
+A writer whose output depends on the items before (YOLO: ``task=auto``, class ids of new
+labels) declares ``Parts.lead``: the driver writes the first :data:`LEAD` units itself and
+fixes what they chose in the write options, before any worker starts; its ``finish``
+replays the parts' choices in order and raises :class:`PartsDiffer` when a part chose
+otherwise, and the dataset is then written again in one process (noted in the report).
 """
 
 from __future__ import annotations
