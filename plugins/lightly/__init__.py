@@ -186,6 +186,7 @@ TASK_FORMAT = Format(
     read_options=LazyFunction(f"{__name__}.options", "LightlyTaskReadOptions"),
     write_options=LazyFunction(f"{__name__}.options", "LightlyTaskWriteOptions"),
     output="directory",
+    shards=LazyFunction(f"{__name__}.read", "task_shards"),
 )
 
 

@@ -746,17 +746,44 @@ def _find_media(base: Path, stem: str) -> str:
     raise ReadError("media file vanished while reading", file=base / stem)
 
 
+def _task_header(path: Path) -> tuple[DatasetHeader, TaskSchema]:
+    task = read_task_schema(path / "schema.json", path.name)
+    return DatasetHeader(categories=_header_categories([task]),
+                         info={"lightly": {"tasks": {task.name: {"task_type": task.task_type,
+                                                                 "categories": task.categories}}}}), task
+
+
 def read_task_folder(path: Path, options: LightlyTaskReadOptions, context: Context) -> Dataset:
     """Read a single-task predictions folder (labelformat / LightlyStudio)."""
     if not path.is_dir():
         raise ReadError("expected the predictions folder (holding schema.json)", file=path)
-    task = read_task_schema(path / "schema.json", path.name)
+    header, task = _task_header(path)
     images = options.images if options.images is not None else path.parent / "images"
-    header = DatasetHeader(categories=_header_categories([task]),
-                           info={"lightly": {"tasks": {task.name: {"task_type": task.task_type,
-                                                                   "categories": task.categories}}}})
     files = _json_files(path, frozenset({"schema.json"}))
     return Dataset(header=header, items=_task_items(files, task, images, options, context), total=len(files))
+
+
+def task_shards(path: Path, options: LightlyTaskReadOptions, context: Context) -> Shards:
+    """The task folder as prediction files that workers read apart (``converters/sharded.py``):
+    a unit is one file, relative to the folder's parent (where ``images`` is by default); the
+    task schema is read here and carried in the plan."""
+    if not path.is_dir():
+        raise ReadError("expected the predictions folder (holding schema.json)", file=path)
+    header, task = _task_header(path)
+    units = [f"{path.name}/{stem}.json" for stem in _json_files(path, frozenset({"schema.json"}))]
+    return Shards(units=units, read=functools.partial(_read_task_part, path.name, task, options), root=path.parent,
+                  header=header, files=_task_file, total=len(units))
+
+
+def _task_file(unit: str) -> list[str]:
+    return [unit]
+
+
+def _read_task_part(name: str, task: TaskSchema, options: LightlyTaskReadOptions, root: Path, units: list[str],
+                    header: DatasetHeader, context: Context) -> Iterator[DatasetItem]:
+    """The items of some prediction files (:func:`task_shards`), read under ``root``."""
+    images = options.images if options.images is not None else root / "images"
+    return _task_items({u: root / u for u in units}, task, images, options, context)
 
 
 def _task_items(files: dict[str, Path], task: TaskSchema, images: Path, options: LightlyTaskReadOptions,
