@@ -135,6 +135,9 @@ class Shards:
         unique_refs: the reader refuses a reference id used twice (Nucleus): workers send
             their ids back and the driver checks across parts.
         source / format / total: as on :class:`Dataset`.
+        scan: what of the header only the units' files tell (KITTI's class names, from
+            every label file), found by the workers in a first pass over the same shards
+            so that the driver reads no per-item file; :class:`HeaderScan`.
     """
 
     units: list[Any]
@@ -147,6 +150,26 @@ class Shards:
     source: str | None = None
     format: str | None = None
     total: int | None = None
+    scan: HeaderScan | None = None
+
+
+@dataclass(frozen=True)
+class HeaderScan:
+    """A first pass of the workers that completes :attr:`Shards.header` before any item is read.
+
+    Args:
+        scan: ``scan(root, units)`` returns a small picklable summary of ``units`` (reading
+            their files under ``root``, as ``Shards.read`` does). Module-level, or a
+            ``functools.partial`` of one.
+        merge: ``merge(header, summaries)`` completes the header from the summaries of every
+            shard, in unit order.
+        files: the paths of a unit that ``scan`` reads, relative to the source (a worker
+            fetches only these from a remote source).
+    """
+
+    scan: Callable[[Path, list[Any]], Any]
+    merge: Callable[[Any, list[Any]], None]
+    files: Callable[[Any], list[str]]
 
 
 @dataclass(frozen=True)
@@ -162,16 +185,30 @@ class Parts:
             no items. Module-level. The single-process writer is the same two steps.
         finish: ``finish(results, dataset, destination, options, context)`` runs in the driver
             on every shard's results in order: checks across items (two frames with one
-            file name) and writes the aggregate outputs (image-set lists, class lists).
+            file name) and writes the aggregate outputs (image-set lists, class lists). It
+            raises :class:`PartsDiffer` when the parts cannot be joined as one process would
+            have written them.
         keeps_ids: whether the writer stores annotation ids. New instance masks are numbered
             over the whole dataset, which only the driver can do; a writer that stores no ids
             (KITTI) lets each worker number its part's masks (the numbers differ, the output
             does not), so its parts still run on workers.
+        lead: ``lead(results, options)`` for a writer whose first items decide how the rest
+            are written (YOLO's ``task=auto``): the driver writes the first few items itself,
+            before the workers start, and gives this its results; it returns the options
+            the other parts are written with (the choice made fixed), or ``options``.
     """
 
     write: Callable[[Iterable[Any], Path, Any, Any, Context], list[Any]]
     finish: Callable[[Iterable[Any], Any, Path, Any, Context], None]
     keeps_ids: bool = True
+    lead: Callable[[list[Any], Any], Any] | None = None
+
+
+class PartsDiffer(Exception):
+    """Raised by ``Parts.finish`` when the parts, written on workers from the same start,
+    made choices that depend on order after all (YOLO's ``task=auto``: a part of polygons
+    after one that chose pose). The engine then writes the dataset again in one process.
+    Never leaves the engine."""
 
 
 class LazyFunction:
