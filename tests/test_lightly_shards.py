@@ -14,7 +14,10 @@ import numpy as np
 import pytest
 
 import annobridge
+from annobridge.converters import engine
+from annobridge.core import storage
 from annobridge.core.errors import ReadError
+from annobridge.core.formats import Context
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
@@ -26,7 +29,7 @@ from annobridge.core.model import (
     ObjectMaskAnnotation,
     Scene,
 )
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, S3Requests
 from tests.test_distributed import scheduler  # noqa: F401  (the two-worker LocalCluster fixture)
 from tests.test_sharded import _same_report
 from tests.test_storage import _put_tree, _remote_tree
@@ -83,12 +86,37 @@ def _generated(tmp: Path, images: int = 40, videos: int = 3, frames: int = 12) -
     return tmp / "gen" / ".lightly"
 
 
+def _task_fixture(tmp: Path) -> Path:
+    """labelformat's Lightly object-detection folder (two files, no images beside it)."""
+    return FIXTURES / "lightly-task" / "labelformat-detection" / "detection-task-name"
+
+
+def _task_generated(tmp: Path) -> Path:
+    """A single-task folder (``lightly-task``) with images beside it, whose sizes the workers read."""
+    from PIL import Image
+
+    images = tmp / "task" / "images"
+    for n in range(12):
+        (images / f"d{n % 3}").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.full((6 + n, 8, 3), 9 * n, np.uint8)).save(images / f"d{n % 3}" / f"im{n}.png")
+    items = [DatasetItem(reference_id=f"d{n % 3}/im{n}", image_location=str(images / f"d{n % 3}" / f"im{n}.png"),
+                         predictions=[BoxAnnotation(label=("car", "bird")[k % 2], x=k, y=1, width=3, height=2 + k,
+                                                    confidence=0.25 * (k + 1)) for k in range(n % 4)])
+             for n in range(12)]
+    header = DatasetHeader(categories=[Category(id=0, name="car"), Category(id=3, name="bird")])
+    annobridge.save(Dataset(header=header, items=items), tmp / "task" / "detections", "lightly-task",
+                    {"input": str(images)})
+    return tmp / "task" / "detections"
+
+
 CASES = {  # source maker, read options, target format, output name
     "fixture->lightly": (_fixture, {}, "lightly", ".lightly"),
     "fixture+input->nucleus": (_fixture, DS_OPTIONS, "nucleus", "out.jsonl"),
     "generated->lightly": (_generated, {}, "lightly", ".lightly"),
     "generated->jsonl": (_generated, {}, "jsonl", "out.jsonl"),
     "generated->kitti": (_generated, {}, "kitti", "out"),  # workers write the KITTI results files
+    "task-fixture->lightly-task": (_task_fixture, {}, "lightly-task", "out"),
+    "task-generated->coco": (_task_generated, {}, "coco", "out.json"),
 }
 
 
@@ -103,10 +131,11 @@ def test_local_workers_read_lightly_in_parts(case: str, tmp_path: Path) -> None:
     one = annobridge.convert(src, tmp_path / "one" / name, fmt, read_options=options)
     many = annobridge.convert(src, tmp_path / "two" / name, fmt, read_options=options, workers=2)
     [parts] = [n for n in many.notes if "parts by the workers" in n]
-    assert int(parts.split()[2]) > 2, parts  # the video and its frames fall into different parts
+    assert int(parts.split()[2]) >= 2, parts  # a video and its frames fall into different parts
     assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
     _same_report(one, many)
-    assert _filled(many) == _filled(one) and len(_filled(one)) == 1  # summed over the parts
+    assert _filled(many) == _filled(one)  # summed over the parts
+    assert len(_filled(one)) == (not case.startswith("task"))
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
@@ -183,3 +212,34 @@ def test_dask_process_workers_read_lightly_parts_of_a_bucket_themselves(s3: Any,
     lines = [json.loads(x) for x in s3.cat_file(f"dst/dask/{name}").decode().splitlines()]
     assert any(str(d.get("image_location", "")).startswith("s3://src/data/d0/img_") for d in lines)
     assert any(str(d.get("image_location", "")).startswith("https://example.com/") for d in lines)  # origins
+
+
+def test_the_driver_fetches_only_what_spans_the_dataset_and_workers_fetch_each_file_once(
+        s3: Any, s3_requests: S3Requests, tmp_path: Path) -> None:
+    """Counted on the S3 server: the driver reads the schemas, the origins and the video files;
+    every other metadata and prediction file is downloaded once, by the worker that reads it."""
+    src = _generated(tmp_path, images=10, videos=2, frames=6)
+    s3.mkdir("src")
+    s3.mkdir("dst")
+    _put_tree(s3, src.parent, "src/data")
+    keys = {k[len("src/data/.lightly/"):] for k in s3.find("src/data/.lightly")}
+    spans = {k for k in keys if k.endswith(("schema.json", "tasks.json", "annobridge-origins.json"))}
+    videos = {"metadata/clips/v0.json", "metadata/clips/v1.json"}
+    assert videos <= keys
+    per_item = keys - spans - videos
+    s3_requests.clear()
+    ctx = Context(workers=2)
+    try:
+        assert engine.read_shards("s3://src/data/.lightly", context=ctx) is not None
+        driver = {k[len("src/data/.lightly/"):]: n for k, n in s3_requests.gets("src/data/.lightly/").items()}
+        assert set(driver) <= spans | videos and videos <= set(driver), driver
+    finally:
+        ctx.close(cancel=True)
+        storage.release("s3://src/data/.lightly")
+    local = annobridge.convert(src, tmp_path / "local" / "o.jsonl", "jsonl")
+    s3_requests.clear()
+    remote = annobridge.convert("s3://src/data/.lightly", "s3://dst/o.jsonl", "jsonl", workers=2)
+    fetched = {k[len("src/data/.lightly/"):]: n for k, n in s3_requests.gets("src/data/.lightly/").items()}
+    assert {k: fetched.get(k, 0) for k in per_item} == {k: 1 for k in per_item}
+    assert remote.items_written == local.items_written == 16
+    assert "the workers fetched the files of their parts from s3://src/data" in remote.notes

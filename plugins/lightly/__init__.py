@@ -114,7 +114,8 @@ filled-defaults note is summed over the parts. The writer is not written in part
 file can only be written once the whole dataset's types are known (ints on a float key become
 floats), a frame's name waits for its video's frame count, and new labels get category ids in
 the order they appear; its per-item prediction encoding already runs on the workers
-(``Context.map``).
+(``Context.map``). A ``lightly-task`` folder is read in parts likewise: a unit is one
+prediction file, the task schema is read by the driver.
 
 ``lightly-task`` — the path is the predictions folder (``schema.json`` plus one JSON per
 image, recursively), images at ``images`` (default ``<path>/../images``). One task only:
@@ -186,6 +187,7 @@ TASK_FORMAT = Format(
     read_options=LazyFunction(f"{__name__}.options", "LightlyTaskReadOptions"),
     write_options=LazyFunction(f"{__name__}.options", "LightlyTaskWriteOptions"),
     output="directory",
+    shards=LazyFunction(f"{__name__}.read", "task_shards"),
 )
 
 

@@ -110,9 +110,10 @@ def parse_frame_file_name(file_name: str) -> tuple[str, int, int] | None:
     return f"{m['video']}.{m['ext']}", int(m["index"]), len(m["index"])
 
 
-def _json_files(folder: Path, skip_top: frozenset[str] = frozenset()) -> dict[str, Path]:
-    """``relative stem -> path`` of every ``*.json`` below ``folder`` (sorted walk)."""
-    out: dict[str, Path] = {}
+def _json_files(folder: Path, skip_top: frozenset[str] = frozenset()) -> dict[str, str]:
+    """``relative stem -> path`` of every ``*.json`` below ``folder`` (sorted walk; paths as
+    strings: a listing of many thousand files spends most of its time making Path objects)."""
+    out: dict[str, str] = {}
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         rel_root = os.path.relpath(root, folder)
@@ -122,7 +123,7 @@ def _json_files(folder: Path, skip_top: frozenset[str] = frozenset()) -> dict[st
             rel = name if rel_root == "." else f"{rel_root}/{name}".replace(os.sep, "/")
             if rel in skip_top:
                 continue
-            out[rel[: -len(".json")]] = Path(root) / name
+            out[rel[: -len(".json")]] = os.path.join(root, name)
     return out
 
 
@@ -191,14 +192,14 @@ def read_task_schema(path: Path, name: str) -> TaskSchema:
     return TaskSchema(name, tt, cats)
 
 
-def _category(task: TaskSchema, cid: Any, file: Path, where: str) -> dict[str, Any]:
+def _category(task: TaskSchema, cid: Any, file: str | Path, where: str) -> dict[str, Any]:
     if not _is_int(cid) or cid not in task.by_id:
         raise ReadError(f"category_id {cid!r} is not in the schema of task {task.name!r}",
                         file=file, where=where, fix="add the category to the task's schema.json")
     return task.by_id[cid]
 
 
-def _class_pdf(task: TaskSchema, probs: Any, file: Path, where: str) -> dict[str, float] | None:
+def _class_pdf(task: TaskSchema, probs: Any, file: str | Path, where: str) -> dict[str, float] | None:
     if probs is None:
         return None
     names = task.sorted_names()
@@ -208,7 +209,7 @@ def _class_pdf(task: TaskSchema, probs: Any, file: Path, where: str) -> dict[str
     return {n: float(p) for n, p in zip(names, probs)}
 
 
-def _score(s: Any, file: Path, where: str, required: bool) -> float | None:
+def _score(s: Any, file: str | Path, where: str, required: bool) -> float | None:
     if s is None:
         if required:
             raise ReadError("prediction has no score", file=file, where=where,
@@ -219,7 +220,7 @@ def _score(s: Any, file: Path, where: str, required: bool) -> float | None:
     return float(s)
 
 
-def _bbox(b: Any, file: Path, where: str) -> list[float]:
+def _bbox(b: Any, file: str | Path, where: str) -> list[float]:
     if not isinstance(b, list) or len(b) != 4 or not all(_is_num(v) for v in b):
         raise ReadError(f"bbox must be 4 numbers [x, y, w, h], got {b!r}", file=file, where=where)
     if b[2] < 0 or b[3] < 0:
@@ -227,7 +228,7 @@ def _bbox(b: Any, file: Path, where: str) -> list[float]:
     return b
 
 
-def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str,
+def parse_predictions(task: TaskSchema, singles: list[Any], file: str | Path, ref: str,
                       size: tuple[int, int] | None) -> list[Any]:
     """Canonical annotations of one prediction file's singletons for ``task``.
 
@@ -329,7 +330,7 @@ def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str
     return out
 
 
-def _json_object(path: Path) -> dict[str, Any]:
+def _json_object(path: str | Path) -> dict[str, Any]:
     data = _load_json(path)
     if not isinstance(data, dict):
         raise ReadError(f"expected a JSON object, got {value_kind(data)}", file=path)
@@ -344,7 +345,7 @@ def _file_name_of(data: dict[str, Any], path: Path, what: str) -> str:
     return fn
 
 
-def _prediction_file(path: Path, task: TaskSchema) -> tuple[str, list[Any]]:
+def _prediction_file(path: str | Path, task: TaskSchema) -> tuple[str, list[Any]]:
     data = _json_object(path)
     fn = _file_name_of(data, path, "prediction")
     preds = data.get("predictions")
@@ -369,8 +370,8 @@ class _Entry:
     """What the folder holds for one media file (stem = file name without extension)."""
 
     stem: str
-    metadata_file: Path | None = None
-    prediction_files: list[tuple[TaskSchema, Path]] = field(default_factory=list)
+    metadata_file: str | None = None
+    prediction_files: list[tuple[TaskSchema, str]] = field(default_factory=list)
 
 
 def _resolve_folder(path: Path) -> Path:
@@ -415,18 +416,15 @@ def shards(path: Path, options: LightlyReadOptions, context: Context) -> Shards:
     The defaults a worker filled are summed by the report (``ConversionReport.tally``).
     """
     ls = _listing(path, options)
-    root = ls.folder.parent
+    root, name = ls.folder.parent, ls.folder.name
     origins: dict[str, dict[str, Any]] = {}
     for fn, origin in ls.origins.items():
         origins.setdefault(split_ext(fn)[0], {})[fn] = origin
-
-    def rel(p: Path) -> str:
-        return p.relative_to(root).as_posix()
-
-    units = [(stem, rel(e.metadata_file) if e.metadata_file is not None else None,
-              tuple((t.name, rel(p)) for t, p in e.prediction_files), origins.get(stem))
+    units = [(stem, f"{name}/metadata/{stem}.json" if e.metadata_file is not None else None,
+              tuple((t.name, f"{name}/predictions/{t.name}/{stem}.json") for t, _ in e.prediction_files),
+              origins.get(stem))
              for stem, e in sorted(ls.entries.items())]
-    read = functools.partial(_read_part, ls.folder.name, ls.schema, ls.tasks, options, _videos_of(ls, options))
+    read = functools.partial(_read_part, ls.schema, ls.tasks, options, _videos_of(ls, options))
     return Shards(units=units, read=read, root=root, header=ls.header, files=_unit_files)
 
 
@@ -471,7 +469,7 @@ def _videos_of(ls: _Listing, options: LightlyReadOptions) -> _Videos:
     return videos
 
 
-def _read_part(name: str, schema: list[SchemaEntry], tasks: list[TaskSchema], options: LightlyReadOptions,
+def _read_part(schema: list[SchemaEntry], tasks: list[TaskSchema], options: LightlyReadOptions,
                videos: _Videos, root: Path, units: list[_Unit], header: DatasetHeader,
                context: Context) -> Iterator[DatasetItem]:
     """The items of some media files (:func:`shards`), read under ``root`` (the folder's parent)."""
@@ -479,8 +477,8 @@ def _read_part(name: str, schema: list[SchemaEntry], tasks: list[TaskSchema], op
     entries: dict[str, _Entry] = {}
     origins: dict[str, dict[str, Any]] = {}
     for stem, metadata, predictions, origin in units:
-        entries[stem] = _Entry(stem, root / metadata if metadata is not None else None,
-                               [(by_name[t], root / p) for t, p in predictions])
+        entries[stem] = _Entry(stem, os.path.join(root, metadata) if metadata is not None else None,
+                               [(by_name[t], os.path.join(root, p)) for t, p in predictions])
         origins.update(origin or {})
     base = options.input if options.input is not None else root
     return _read_items(entries, schema, options, base, header, context, origins, videos.copy())
@@ -637,7 +635,7 @@ def _inherit(own: dict[str, Any], video: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_mirror(path: Path, stem: str, file_name: str) -> None:
+def _check_mirror(path: str | Path, stem: str, file_name: str) -> None:
     rel = stem + ".json"
     expected = _json_rel(file_name)
     if rel != expected:
@@ -746,20 +744,47 @@ def _find_media(base: Path, stem: str) -> str:
     raise ReadError("media file vanished while reading", file=base / stem)
 
 
+def _task_header(path: Path) -> tuple[DatasetHeader, TaskSchema]:
+    task = read_task_schema(path / "schema.json", path.name)
+    return DatasetHeader(categories=_header_categories([task]),
+                         info={"lightly": {"tasks": {task.name: {"task_type": task.task_type,
+                                                                 "categories": task.categories}}}}), task
+
+
 def read_task_folder(path: Path, options: LightlyTaskReadOptions, context: Context) -> Dataset:
     """Read a single-task predictions folder (labelformat / LightlyStudio)."""
     if not path.is_dir():
         raise ReadError("expected the predictions folder (holding schema.json)", file=path)
-    task = read_task_schema(path / "schema.json", path.name)
+    header, task = _task_header(path)
     images = options.images if options.images is not None else path.parent / "images"
-    header = DatasetHeader(categories=_header_categories([task]),
-                           info={"lightly": {"tasks": {task.name: {"task_type": task.task_type,
-                                                                   "categories": task.categories}}}})
     files = _json_files(path, frozenset({"schema.json"}))
     return Dataset(header=header, items=_task_items(files, task, images, options, context), total=len(files))
 
 
-def _task_items(files: dict[str, Path], task: TaskSchema, images: Path, options: LightlyTaskReadOptions,
+def task_shards(path: Path, options: LightlyTaskReadOptions, context: Context) -> Shards:
+    """The task folder as prediction files that workers read apart (``converters/sharded.py``):
+    a unit is one file, relative to the folder's parent (where ``images`` is by default); the
+    task schema is read here and carried in the plan."""
+    if not path.is_dir():
+        raise ReadError("expected the predictions folder (holding schema.json)", file=path)
+    header, task = _task_header(path)
+    units = [f"{path.name}/{stem}.json" for stem in _json_files(path, frozenset({"schema.json"}))]
+    return Shards(units=units, read=functools.partial(_read_task_part, path.name, task, options), root=path.parent,
+                  header=header, files=_task_file, total=len(units))
+
+
+def _task_file(unit: str) -> list[str]:
+    return [unit]
+
+
+def _read_task_part(name: str, task: TaskSchema, options: LightlyTaskReadOptions, root: Path, units: list[str],
+                    header: DatasetHeader, context: Context) -> Iterator[DatasetItem]:
+    """The items of some prediction files (:func:`task_shards`), read under ``root``."""
+    images = options.images if options.images is not None else root / "images"
+    return _task_items({u: os.path.join(root, u) for u in units}, task, images, options, context)
+
+
+def _task_items(files: dict[str, str], task: TaskSchema, images: Path, options: LightlyTaskReadOptions,
                 context: Context) -> Iterator[DatasetItem]:
     check = images.is_dir()
     for p in files.values():
