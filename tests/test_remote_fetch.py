@@ -1,8 +1,9 @@
 """What a sharded conversion of a bucket fetches, counted on the real S3 server (moto, its
 request log): the driver lists the source and fetches only the small files its detection and
 listing read; each per-item file (images, point clouds, label files, panoptic PNGs, Nucleus
-masks) is downloaded by the worker that reads it, once. The output equals a one-process
-conversion of the local folder, byte for byte; a failure leaves nothing behind."""
+masks) is downloaded once, by the worker that reads it (Nucleus masks that the COCO writer
+encodes: by the driver, when it writes them). The output equals a one-process conversion of
+the local folder, byte for byte; a failure leaves nothing behind."""
 
 from __future__ import annotations
 
