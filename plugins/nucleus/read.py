@@ -808,8 +808,9 @@ def read(path: Path, options: NucleusReadOptions, context: Context) -> Dataset:
 
 def shards(path: Path, options: NucleusReadOptions, context: Context) -> Shards:
     """The payload lines as units that workers read apart (``converters/sharded.py``): (file
-    relative to the source, byte offset, line number, end offset) of each non-blank line, found by a
-    scan for newlines. Reference ids used twice across parts are found by the driver."""
+    relative to the source, byte offset, line number, end offset) of each non-blank line,
+    found by a scan for newlines. Reference ids used twice across parts are found by the
+    driver."""
     dataset = read(path, options, context)
     files = _sources(path)
     root = path if path.is_dir() else path.parent
