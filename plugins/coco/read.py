@@ -323,7 +323,7 @@ _image_head = msgspec.json.Decoder(_ImageHead).decode
 class _LazyImages:
     """The images of a file read in parts (:func:`shards`), as :func:`_parse_images`'s list of
     ``(COCO id, item)``, each made when its part asks for it: the driver only checks the
-    records' ids, references and sizes (50,000 images: 0.03 s instead of 0.35 s before the
+    records' ids, references and sizes (50,000 images: 0.06 s instead of 0.35 s before the
     workers can start), and each forked worker makes the items of its own part."""
 
     def __init__(self, raws: list[Any], refs: list[str]) -> None:
@@ -338,15 +338,19 @@ class _LazyImages:
             heads = list(map(_image_head, raws))
         except (msgspec.DecodeError, RecursionError):
             return None
-        ids = list(map(_HEAD_ID, heads))
-        sizes = [h.width for h in heads] + [h.height for h in heads]
+        ids = list(map(_HEAD_ID, heads))  # C-level passes: this runs before any worker can start
+        sizes = [*map(_HEAD_WIDTH, heads), *map(_HEAD_HEIGHT, heads)]
+        ints = sizes if set(map(type, sizes)) == {int} else [v for v in sizes if v is not None]
+        names = [n for n in map(_HEAD_FILE, heads) if type(n) is not str]
         if (not set(map(type, ids)) <= _ID_TYPES or not _within_64_bits(ids)
-                or not set(map(type, sizes)) <= {int, type(None)} or not _within_64_bits(sizes)
-                or any(v < 0 for v in sizes if v is not None)
-                or any(type(h.file_name) is not str and h.file_name is not None and h.file_name is not _MISSING
-                       for h in heads)):
+                or set(map(type, ints)) - {int} or (ints and (min(ints) < 0 or not _within_64_bits(ints)))
+                or any(n is not None and n is not _MISSING for n in names)):
             return None
-        refs = [h.reference if type(h.reference) is str and h.reference else str(h.id) for h in heads]
+        spelled = list(map(_HEAD_REFERENCE, heads))
+        if set(spelled) == {None}:
+            refs = list(map(str, ids))
+        else:
+            refs = [r if type(r) is str and r else str(i) for r, i in zip(spelled, ids)]
         if len(set(refs)) != len(refs):
             return None
         return cls(raws, refs), dict(zip(ids, range(len(ids))))
@@ -504,7 +508,7 @@ _head = msgspec.json.Decoder(_Head).decode
 def _bucket_lazy(anns: list[msgspec.Raw], image_index: dict[Any, int]) -> list[list[int]] | None:
     """:func:`_bucket_fast` for ground-truth records kept unparsed; None on any problem."""
     try:
-        heads = [_head(a) for a in anns]
+        heads = list(map(_head, anns))
     except (msgspec.DecodeError, RecursionError):  # not an object, or a bad id
         return None
     ids, image_ids = list(map(_HEAD_ID, heads)), list(map(_HEAD_IMAGE_ID, heads))
@@ -519,6 +523,7 @@ def _within_64_bits(values: list[Any]) -> bool:
 
 
 _HEAD_ID, _HEAD_IMAGE_ID = attrgetter("id"), attrgetter("image_id")
+_HEAD_WIDTH, _HEAD_HEIGHT, _HEAD_FILE, _HEAD_REFERENCE = map(attrgetter, ("width", "height", "file_name", "reference"))
 
 
 def _bucket_ids(ids: list[Any] | None, image_ids: list[Any], image_index: dict[Any, int]
