@@ -578,6 +578,7 @@ def convert(
         ctx.close(cancel=True)  # a failed read stops the workers too (a no-op after a write)
         if storage.is_remote(str(source)):
             storage.release(str(source))
+        storage.drop_media()  # remote media fetched here: the next conversion fetches them anew
 
 
 DERIVE_MODES = ("auto", "none")

@@ -18,6 +18,12 @@ Results are consumed in unit order, so the output is byte-identical to one proce
 worker's error names the item and fails the conversion, whose staging folder is removed.
 Local workers are forked after the driver listed (or, for COCO, parsed) the source, so
 they inherit it and only unit ranges cross the process boundary.
+
+A writer whose output depends on the items before (YOLO: ``task=auto``, class ids of new
+labels) declares ``Parts.lead``: the driver writes the first :data:`LEAD` units itself and
+fixes what they chose in the write options, before any worker starts; its ``finish``
+replays the parts' choices in order and raises :class:`PartsDiffer` when a part chose
+otherwise, and the dataset is then written again in one process (noted in the report).
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from annobridge.core import storage
-from annobridge.core.errors import ReadError
+from annobridge.core.errors import AnnobridgeError, ReadError
 from annobridge.core.formats import ConversionReport, Context, Format, HeaderScan, PartsDiffer, Shards, _worker_start
 from annobridge.core.model import Dataset, DatasetHeader, DatasetItem
 
@@ -119,6 +125,8 @@ def run_shard(plan: ShardPlan, units: list[Any], keep: list[DatasetItem] | None 
         if mirror is not None and not plan.parts:
             for item in out:  # the copy goes now: what the driver may still read becomes a URL
                 _as_urls(item, mirror, plan.url)
+    except AnnobridgeError as err:
+        raise _named_by_url(err, mirror, plan.url)
     finally:
         if mirror is not None:
             shutil.rmtree(mirror, ignore_errors=True)
@@ -140,30 +148,79 @@ def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
                           plan.scratch)
 
 
-def _fetched_files(url: str, storage_options: dict[str, Any], files: set[str], scratch: str | None) -> Path:
-    """A new local folder holding ``files`` (paths relative to ``url``), fetched from there;
-    in the driver's ``scratch`` folder when this worker sees it, so that a worker stopped
-    mid-way (another failed) leaves nothing behind."""
+def _fetched_files(url: str, storage_options: dict[str, Any], files: set[Any], scratch: str | None, *,
+                   scan: bool = False) -> Path:
+    """A new local folder holding ``files`` (paths relative to ``url``, or ``(path, start, end)``
+    byte ranges of one, written at their offsets), fetched from there; in the driver's
+    ``scratch`` folder when this worker sees it, so that a worker stopped mid-way (another
+    failed) leaves nothing behind. There the header pass (``scan``) keeps what it fetched in
+    ``scratch/scanned``, and the reading pass takes those files from it instead of fetching
+    them again."""
     fs, base = storage.filesystem(url, storage_options)
     base = base.rstrip("/")
-    mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard.", dir=scratch if scratch and os.path.isdir(scratch)
-                                   else None))
-    wanted = sorted(files)
-    for rel in wanted:  # listed by the driver from its copy; checked again before it names a local file
+    shared = Path(scratch) if scratch and os.path.isdir(scratch) else None
+    if scan and shared is not None:
+        mirror = shared / "scanned"
+        mirror.mkdir(exist_ok=True)
+    else:
+        mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard.", dir=shared))
+    whole = sorted({f for f in files if isinstance(f, str)})
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    for f in files:
+        if not isinstance(f, str) and f[0] not in whole:
+            ranges.setdefault(f[0], []).append((f[1], f[2]))
+    for rel in (*whole, *ranges):  # listed by the driver from its copy; checked again before it names a local file
         if rel.startswith("/") or any(part in ("", ".", "..") for part in rel.split("/")):
-            shutil.rmtree(mirror, ignore_errors=True)
+            if not scan or shared is None:
+                shutil.rmtree(mirror, ignore_errors=True)
             raise ReadError("a file of the source leads outside its folder", file=f"{url}/{rel}")
-    remote = [f"{base}/{rel}" for rel in wanted]
-    local = [str(mirror / rel) for rel in wanted]
-    for p in local:
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
+    kept = shared / "scanned" if shared is not None and not scan else None
+    remote, local = [], []
+    for rel in whole:
+        target = mirror / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if kept is not None and (kept / rel).is_file():
+            try:
+                os.link(kept / rel, target)
+            except OSError:  # no hard links here
+                shutil.copyfile(kept / rel, target)
+        elif not (scan and target.is_file()):
+            remote.append(f"{base}/{rel}")
+            local.append(str(target))
     try:
         if remote:
             fs.get(remote, local)
+        for rel, spans in ranges.items():
+            target = mirror / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as fh:
+                for start, end in _merged(spans):
+                    fh.seek(start)
+                    fh.write(fs.cat_file(f"{base}/{rel}", start=start, end=end))
     except BaseException:
-        shutil.rmtree(mirror, ignore_errors=True)
+        if not scan or shared is None:
+            shutil.rmtree(mirror, ignore_errors=True)
         raise
     return mirror
+
+
+def _named_by_url(err: AnnobridgeError, mirror: Path | None, url: str | None) -> AnnobridgeError:
+    """``err`` naming the source's URL instead of a file in this worker's copy of it."""
+    root = f"{mirror}{os.sep}"
+    if mirror is not None and url is not None and err.file is not None and err.file.startswith(root):
+        err.file = storage.join_url(url, err.file[len(root):].replace(os.sep, "/"))
+    return err
+
+
+def _merged(spans: list[tuple[int, int]], gap: int = 1 << 16) -> list[tuple[int, int]]:
+    """Byte ranges joined where they touch or lie within ``gap`` bytes (blank lines between)."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1] + gap:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 def scan_shard(scan: HeaderScan, root: Path, url: str | None, storage_options: dict[str, Any],
@@ -172,11 +229,14 @@ def scan_shard(scan: HeaderScan, root: Path, url: str | None, storage_options: d
     from ``root`` or, for a remote source, from the files of theirs that the scan reads."""
     if url is None:
         return _scanned(scan, root, units, str(root))
-    mirror = _fetched_files(url, storage_options, {rel for u in units for rel in scan.files(u)}, scratch)
+    mirror = _fetched_files(url, storage_options, {rel for u in units for rel in scan.files(u)}, scratch, scan=True)
     try:
         return _scanned(scan, mirror, units, url)
+    except AnnobridgeError as err:
+        raise _named_by_url(err, mirror, url)
     finally:
-        shutil.rmtree(mirror, ignore_errors=True)
+        if mirror.name != "scanned":  # a worker that does not see the driver's scratch folder
+            shutil.rmtree(mirror, ignore_errors=True)
 
 
 def _scanned(scan: HeaderScan, root: Path, units: list[Any], source: str) -> Any:

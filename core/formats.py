@@ -128,7 +128,9 @@ class Shards:
         root: the local folder the driver listed.
         header: the dataset header (categories, info), read once by the driver.
         files: for remote sources: the paths, relative to the source URL, that a unit's read
-            needs (a worker fetches only these); None when the units cannot be fetched apart.
+            needs (a worker fetches only these), or ``(path, start, end)`` for the bytes of a
+            unit in a shared file (a JSONL line: the worker's copy holds them at their offsets);
+            None when the units cannot be fetched apart.
         portable: ``read`` runs in any process that sees ``root`` or the source URL (Dask);
             False when it needs state of the driver (a parsed COCO file), which only local
             workers forked from the driver inherit.
@@ -144,7 +146,7 @@ class Shards:
     read: Callable[[Path, list[Any], Any, Context], Iterable[Any]]
     root: Path
     header: Any
-    files: Callable[[Any], list[str]] | None = None
+    files: Callable[[Any], list[Any]] | None = None
     portable: bool = True
     unique_refs: bool = False
     source: str | None = None

@@ -76,7 +76,8 @@ class S3Requests(logging.Handler):
         import re
         from urllib.parse import unquote
 
-        m = re.search(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d+)', record.getMessage())
+        text = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())  # werkzeug colours statuses but 200
+        m = re.search(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d+)', text)
         if m:
             self.lines.append((m.group(1), unquote(m.group(2).split("?", 1)[0]).lstrip("/")))
 

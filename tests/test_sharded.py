@@ -174,6 +174,30 @@ def test_a_yolo_item_a_worker_cannot_write_is_named_and_nothing_is_left(tmp_path
         assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed.json"]
 
 
+@pytest.mark.parametrize(("width", "problem"), [(10, None), (10.0, None), ("10", "image width is '10'"),
+                                               (-1, "image width is -1")])
+def test_coco_images_read_in_parts_are_checked_as_one_process_checks_them(width: Any, problem: str | None,
+                                                                            tmp_path: Path) -> None:
+    """The driver only glances at the image records of a file read in parts; any it doubts
+    (a size written as a float, a bad size) is parsed as one process parses it."""
+    doc = json.loads(_mixed_coco(tmp_path).read_text())
+    doc["images"][25]["width"] = width
+    doc["images"][3]["annobridge_reference_id"] = "named"
+    (tmp_path / "odd.json").write_text(json.dumps(doc))
+    if problem is not None:
+        for workers in (1, 2):
+            with pytest.raises(ReadError, match=problem) as err:
+                annobridge.convert(tmp_path / "odd.json", tmp_path / f"out{workers}", "kitti", workers=workers)
+            assert err.value.item == "26" and "#/images/25" in str(err.value)
+        return
+    one = annobridge.convert(tmp_path / "odd.json", tmp_path / "one" / "out", "kitti")
+    many = annobridge.convert(tmp_path / "odd.json", tmp_path / "two" / "out", "kitti", workers=2)
+    assert any("whole float" in n for n in many.notes) == (type(width) is float)
+    assert (tmp_path / "two" / "out" / "training" / "label_2" / "named.txt").exists()
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+    _same_report(one, many)
+
+
 def test_a_reference_id_used_in_two_parts_is_refused(tmp_path: Path) -> None:
     src = _nucleus(tmp_path)
     lines = src.read_text(encoding="utf-8").splitlines()

@@ -72,10 +72,10 @@ def _base(ref: str, aid: str, gid: str, attrs: dict[str, Any], conf: Any, kind: 
 # --------------------------------------------------------------------------- JSON
 
 
-def _load_json(path: Path, lazy: str | None = None) -> tuple[Any, bytes | None]:
+def _load_json(path: Path, lazy: tuple[str, ...] = ()) -> tuple[Any, bytes | None]:
     """Parse a JSON file, then freeze the garbage collector's view of what it built.
 
-    With ``lazy`` (``"annotations"``), that list is kept unparsed, one ``msgspec.Raw`` per
+    With ``lazy`` (``("annotations",)``), those lists are kept unparsed, one ``msgspec.Raw`` per
     record, and the file's bytes are returned too for :func:`load_json_element`; when the
     file needs the careful parse (see :func:`load_json_lazily`) everything is parsed and
     the bytes are None.
@@ -85,7 +85,7 @@ def _load_json(path: Path, lazy: str | None = None) -> tuple[Any, bytes | None]:
     walk all of them again. :func:`_items` unfreezes when it is done.
     """
     raw = path.read_bytes()
-    data = load_json_lazily(raw, lazy) if lazy else None
+    data = load_json_lazily(raw, *lazy) if lazy else None
     if data is not None:
         gc.freeze()
         return data, raw
@@ -275,32 +275,93 @@ def _parse_images(raw: Any, path: Path, context: Context,
         if problem:
             context.error(ReadError(problem, file=path, where=where, item=ref))
             continue
-        attrs = img  # the reader owns the parsed record: the rest of it is the attributes
-        del attrs["id"]
-        attrs.pop("width", None)
-        attrs.pop("height", None)
-        if file_name is _MISSING:
-            file_name = None
-            attrs[ABSENT] = ["file_name"]
-        else:
-            del attrs["file_name"]
-        if type(iid) is str or ref != str(iid):
-            attrs["id"] = iid
-            attrs.pop(REFERENCE_KEY, None)
-        location = attrs.pop(LOCATION_KEY, None)
-        if type(location) is str and location:  # the file_name is kept for writing back
-            attrs["file_name"], file_name = file_name, location
-        item = _make(DatasetItem, {
-            "reference_id": ref, "image_location": file_name, "pointcloud_location": None,
-            "width": width, "height": height, "metadata": {}, "attributes": attrs,
-            "annotations": [], "predictions": [], "scene": None})
         refs[ref] = i
         index[iid] = len(out)
-        out.append((iid, item))
+        out.append((iid, _image_item(img, iid, ref, width, height, file_name)))
     if floats:
         context.warn(f"{path}#/images: {floats} images give width or height as a whole float (640.0); read as "
                      "integers (--option strict=true refuses them)")
     return out, index
+
+
+def _image_item(img: dict[str, Any], iid: Any, ref: str, width: Any, height: Any, file_name: Any) -> DatasetItem:
+    """The item of a checked image record (which it takes for its attributes)."""
+    attrs = img  # the reader owns the parsed record: the rest of it is the attributes
+    del attrs["id"]
+    attrs.pop("width", None)
+    attrs.pop("height", None)
+    if file_name is _MISSING:
+        file_name = None
+        attrs[ABSENT] = ["file_name"]
+    else:
+        del attrs["file_name"]
+    if type(iid) is str or ref != str(iid):
+        attrs["id"] = iid
+        attrs.pop(REFERENCE_KEY, None)
+    location = attrs.pop(LOCATION_KEY, None)
+    if type(location) is str and location:  # the file_name is kept for writing back
+        attrs["file_name"], file_name = file_name, location
+    return _make(DatasetItem, {
+        "reference_id": ref, "image_location": file_name, "pointcloud_location": None,
+        "width": width, "height": height, "metadata": {}, "attributes": attrs,
+        "annotations": [], "predictions": [], "scene": None})
+
+
+class _ImageHead(msgspec.Struct):
+    """What :class:`_LazyImages` checks of an image record kept unparsed."""
+
+    id: Any = None
+    width: Any = None
+    height: Any = None
+    file_name: Any = _MISSING
+    reference: Any = msgspec.field(default=None, name=REFERENCE_KEY)
+
+
+_image_head = msgspec.json.Decoder(_ImageHead).decode
+
+
+class _LazyImages:
+    """The images of a file read in parts (:func:`shards`), as :func:`_parse_images`'s list of
+    ``(COCO id, item)``, each made when its part asks for it: the driver only checks the
+    records' ids, references and sizes (50,000 images: 0.03 s instead of 0.35 s before the
+    workers can start), and each forked worker makes the items of its own part."""
+
+    def __init__(self, raws: list[Any], refs: list[str]) -> None:
+        self.raws = raws
+        self.refs = refs
+
+    @classmethod
+    def of(cls, raws: list[Any]) -> tuple[_LazyImages, dict[Any, int]] | None:
+        """The images and their index, or None when any record needs :func:`_parse_images`
+        (which names the problem, or warns of a size written as a float)."""
+        try:
+            heads = list(map(_image_head, raws))
+        except (msgspec.DecodeError, RecursionError):
+            return None
+        ids = list(map(_HEAD_ID, heads))
+        sizes = [h.width for h in heads] + [h.height for h in heads]
+        if (not set(map(type, ids)) <= _ID_TYPES or not _within_64_bits(ids)
+                or not set(map(type, sizes)) <= {int, type(None)} or not _within_64_bits(sizes)
+                or any(v < 0 for v in sizes if v is not None)
+                or any(type(h.file_name) is not str and h.file_name is not None and h.file_name is not _MISSING
+                       for h in heads)):
+            return None
+        refs = [h.reference if type(h.reference) is str and h.reference else str(h.id) for h in heads]
+        if len(set(refs)) != len(refs):
+            return None
+        return cls(raws, refs), dict(zip(ids, range(len(ids))))
+
+    def __len__(self) -> int:
+        return len(self.raws)
+
+    def __getitem__(self, pos: int) -> tuple[Any, DatasetItem]:
+        img = _loads(memoryview(self.raws[pos]))
+        iid = img["id"]
+        return iid, _image_item(img, iid, self.refs[pos], img.get("width"), img.get("height"),
+                                img.get("file_name", _MISSING))
+
+    def __setitem__(self, pos: int, value: None) -> None:
+        self.raws[pos] = value
 
 
 def _whole(value: Any) -> Any:
@@ -308,8 +369,9 @@ def _whole(value: Any) -> Any:
     return int(value) if type(value) is float and value.is_integer() and value >= 0 else value
 
 
-def read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
-    """Read a COCO ground-truth or results file; items are built lazily, image by image.
+def read(path: Path, options: CocoReadOptions, context: Context, parts: bool = False) -> Dataset:
+    """Read a COCO ground-truth or results file; items are built lazily, image by image
+    (``parts``: for :func:`shards`, the images too are parsed only when their part is read).
 
     Raises:
         ReadError: the file is not JSON, or (outside validation) the first problem found.
@@ -317,7 +379,7 @@ def read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
     enabled = gc.isenabled()
     gc.disable()  # the records and items built here are acyclic (50,000 items: a third faster)
     try:
-        return _read(path, options, context)
+        return _read(path, options, context, parts)
     except BaseException:
         gc.unfreeze()  # _load_json froze the parse; no item generator will unfreeze it
         raise
@@ -326,15 +388,22 @@ def read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
             gc.enable()
 
 
-def _read(path: Path, options: CocoReadOptions, context: Context) -> Dataset:
-    data, raw = _load_json(path, lazy="annotations")
+def _read(path: Path, options: CocoReadOptions, context: Context, parts: bool = False) -> Dataset:
+    data, raw = _load_json(path, lazy=("annotations", "images") if parts else ("annotations",))
     if type(data) is list:
         return _read_results(path, data, options, context)
     if type(data) is not dict:
         raise ReadError(f"top level is {type(data).__name__}, expected an object (ground truth) "
                         "or a list (results)", file=path, where="#")
     categories, cats = _parse_categories(data.get("categories"), path, options, context)
-    images, image_index = _parse_images(data.get("images"), path, context, options.strict)
+    records = data.get("images")
+    lazy_images = _LazyImages.of(records) if parts and raw is not None else None
+    if lazy_images is not None:
+        images, image_index = lazy_images
+    else:
+        if parts and raw is not None:  # kept unparsed, but a record needs the careful parse
+            records = [load_json_element(r, raw, file=path, where=f"#/images/{i}") for i, r in enumerate(records)]
+        images, image_index = _parse_images(records, path, context, options.strict)
     top = {k: v for k, v in data.items() if k not in ("images", "annotations", "categories")}
     header = DatasetHeader(categories=categories,
                            info={"coco": {"top": top, "keys": [k for k in data if k != PREDICTIONS_KEY]}})
@@ -565,7 +634,7 @@ def shards(path: Path, options: CocoReadOptions, context: Context) -> Shards | N
     inherit the parse (``converters/sharded.py``); None on Dask, whose workers cannot."""
     if context.executor != "process":
         return None
-    dataset = read(path, options, context)
+    dataset = read(path, options, context, parts=True)
     parsed = dataset.items
     assert isinstance(parsed, _Parsed)
     return Shards(units=list(range(len(parsed.args[1]))), read=functools.partial(_read_part, parsed),

@@ -438,6 +438,7 @@ def write_part(items: Iterable[DatasetItem], destination: Path, options: Any, da
     writer.classes.met, writer.schema.adopted = [], []
     out: list[WrittenLabel] = []
     files: list[Path] = []
+    last = None
     for item in items:
         task = writer.task
         split, label = writer.item(item)
@@ -448,13 +449,17 @@ def write_part(items: Iterable[DatasetItem], destination: Path, options: Any, da
             done.met, writer.classes.met = writer.classes.met, []
         if writer.schema.adopted:
             done.adopted, writer.schema.adopted = writer.schema.adopted, []
+        if done == last:  # one object for equal results: pickled once, for the driver to unpickle once
+            done = last
+        last = done
         out.append(done)
         files.append(label)
     waiting = set(writer.box_only_files)  # never fixed up in this part: the task (or pose schema) came later
     if waiting:
-        for done, label in zip(out, files):
+        for i, (done, label) in enumerate(zip(out, files)):
             if label in waiting:
-                done.task, done.waiting = None, label.relative_to(destination).as_posix()
+                out[i] = WrittenLabel(done.split, None, label.relative_to(destination).as_posix(), done.decides,
+                                      done.met, done.adopted)
     return out
 
 
