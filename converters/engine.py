@@ -7,6 +7,7 @@ Pure library code: no click, no printing. The CLI and the public ``load``/``save
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import os
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from annobridge.core import derive as derivation
 from annobridge.core import storage
 from annobridge.core.errors import AnnobridgeError, FormatError, ReadError, ValidationWarning, WriteError
 from annobridge.core.formats import WARNING, Capabilities, ConversionReport, Context, Format, Shards, parse_options
-from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem
+from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem, copied
 from annobridge.core.plugins import FormatRegistry, get_registry
 from annobridge.core.storage import StorageOptions
 
@@ -215,6 +217,8 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
     if not caps.annotation_metadata:
         n = 0
         for group in (update.get("annotations", anns), update.get("predictions", preds)):
+            if not any(map(_METADATA, group)) and "segmentation" not in map(_TYPE, group):
+                continue  # the common case, decided at C level
             for a in group:
                 if a.metadata:
                     n += 1
@@ -225,7 +229,10 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
     if item.scene is not None and not caps.scenes:
         report.drop("scene frame reference", f"{fmt_name} holds no scenes; frames become plain items")
         update["scene"] = None
-    return item.model_copy(update=update) if update else item
+    return copied(item, update) if update else item
+
+
+_METADATA, _TYPE = attrgetter("metadata"), attrgetter("type")
 
 
 def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps: Capabilities, fmt_name: str,
@@ -241,19 +248,13 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
             held.setdefault(a.group_id, set()).add(a.type)
     out: list[Any] = []
     converted: dict[tuple[str, str], int] = {}
-    ladders: dict[str, tuple[str, ...]] = {}
-    derivations = derivation.DERIVATIONS
-    steps: dict[str, list[tuple[str, Callable[..., Any]]]] = {}  # kind -> its ladder's (kind, function)
     crowd_kept = "iscrowd" in caps.attributes
     for a in group:
         kind = a.type
         if kind in allowed:
             out.append(a)
             continue
-        options = ladders.get(kind)
-        if options is None:
-            options = ladders[kind] = derivation.candidates(kind, allowed, geometry)
-            steps[kind] = [(k, derivations[(kind, k)]) for k in options]
+        options, steps = _ladder(kind, allowed, geometry)
         gid = a.group_id
         if gid is None:
             kinds: set[str] = set()
@@ -263,7 +264,7 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
                 kinds = held[gid] = set()
         made = None
         losses: derivation.Losses = []
-        for target, derive_to in steps[kind]:
+        for target, derive_to in steps:
             if target in kinds:  # the object has one already
                 continue
             made = derive_to(a, item, losses)
@@ -294,6 +295,15 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
     for (source, target), n in converted.items():
         report.convert(source, target, n)
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _ladder(kind: str, allowed: frozenset[str], geometry: str | None
+            ) -> tuple[tuple[str, ...], tuple[tuple[str, Callable[..., Any]], ...]]:
+    """The kinds ``kind`` may become in a target holding ``allowed``, in the order tried, and
+    each with its derivation function (``core/derive.py``)."""
+    options = derivation.candidates(kind, allowed, geometry)
+    return options, tuple((k, derivation.DERIVATIONS[(kind, k)]) for k in options)
 
 
 def _fitted(items: Iterable[DatasetItem], fmt: Format, ctx: Context,

@@ -94,10 +94,11 @@ class ConversionReport(BaseModel):
         target = ("prediction:" if source.startswith("prediction:") else "") + target
         consumed = count if consumed is None else consumed
         made = count if made is None else made
+        delta = self._delta  # a private attribute: each lookup goes through pydantic's __getattr__
         if consumed:
-            self._delta[source] = self._delta.get(source, 0) - consumed
+            delta[source] = delta.get(source, 0) - consumed
         if made:  # a conversion in place (consumed = made = 0) leaves the counts as they are
-            self._delta[target] = self._delta.get(target, 0) + made
+            delta[target] = delta.get(target, 0) + made
 
     @property
     def written(self) -> dict[str, int]:
