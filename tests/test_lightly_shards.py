@@ -243,3 +243,19 @@ def test_the_driver_fetches_only_what_spans_the_dataset_and_workers_fetch_each_f
     assert {k: fetched.get(k, 0) for k in per_item} == {k: 1 for k in per_item}
     assert remote.items_written == local.items_written == 16
     assert "the workers fetched the files of their parts from s3://src/data" in remote.notes
+
+
+def test_a_tallied_note_is_summed_over_the_parts_not_repeated() -> None:
+    import pickle
+
+    from annobridge.core.formats import ConversionReport
+
+    template = "filled {total} values: {counts}"
+    total = ConversionReport()
+    for counts in ({"a": 2, "b": 1}, {"b": 3}, {}):
+        part = ConversionReport()
+        part.notes.append("the same note from every part")
+        if counts:
+            part.tally(template, counts)
+        total.add(pickle.loads(pickle.dumps(part)))  # as a worker's report arrives
+    assert total.notes == ["the same note from every part", "filled 6 values: a 2, b 4"]

@@ -646,7 +646,7 @@ def _check_mirror(path: str | Path, stem: str, file_name: str) -> None:
 
 def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOptions, base: Path,
                 header: DatasetHeader, videos: _Videos, filled: Counter[str] | None = None
-                ) -> tuple[DatasetItem, list[tuple[TaskSchema, Path]]] | None:
+                ) -> tuple[DatasetItem, list[tuple[TaskSchema, str]]] | None:
     kind = None
     metadata: dict[str, Any] = {}
     file_name: str | None = None
@@ -769,7 +769,7 @@ def task_shards(path: Path, options: LightlyTaskReadOptions, context: Context) -
         raise ReadError("expected the predictions folder (holding schema.json)", file=path)
     header, task = _task_header(path)
     units = [f"{path.name}/{stem}.json" for stem in _json_files(path, frozenset({"schema.json"}))]
-    return Shards(units=units, read=functools.partial(_read_task_part, path.name, task, options), root=path.parent,
+    return Shards(units=units, read=functools.partial(_read_task_part, task, options), root=path.parent,
                   header=header, files=_task_file, total=len(units))
 
 
@@ -777,7 +777,7 @@ def _task_file(unit: str) -> list[str]:
     return [unit]
 
 
-def _read_task_part(name: str, task: TaskSchema, options: LightlyTaskReadOptions, root: Path, units: list[str],
+def _read_task_part(task: TaskSchema, options: LightlyTaskReadOptions, root: Path, units: list[str],
                     header: DatasetHeader, context: Context) -> Iterator[DatasetItem]:
     """The items of some prediction files (:func:`task_shards`), read under ``root``."""
     images = options.images if options.images is not None else root / "images"
