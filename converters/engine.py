@@ -347,9 +347,7 @@ def write_dataset(
     reg = _registry(registry)
     fmt = resolve_writer(format, reg)
     _check_derive(derive, geometry)
-    opts = parse_options(fmt, "write", options)
-    if fmt.capabilities_for is not None:  # what this write holds depends on its options
-        fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
+    fmt, opts = _writer_with(fmt, options)
     ctx = context or Context()
     view = derivation.segmentation_view(fmt.capabilities) if derive == "auto" else None
     if view is not None and shards is None:
@@ -432,6 +430,14 @@ def write_dataset(
                 except OSError:
                     break
     return ctx.report
+
+
+def _writer_with(fmt: Format, options: Options) -> tuple[Format, Any]:
+    """``fmt`` with the capabilities of a write with ``options`` (parsed, also returned)."""
+    opts = parse_options(fmt, "write", options)
+    if fmt.capabilities_for is not None:  # what this write holds depends on its options
+        fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
+    return fmt, opts
 
 
 def _stage_prefix(name: str) -> str:
@@ -566,6 +572,9 @@ def convert(
     ctx = Context(workers=workers, executor=executor, storage_options=dict(storage_options or {}),
                   progress=progress, on_total=on_total)
     try:
+        if derive == "auto" and transform is None and task is None:  # the reader sees what the writer gets
+            target, _ = _writer_with(resolve_writer(dst_format, reg), write_options)
+            ctx.boxes_on_read = derivation.boxes_on_read(target.capabilities, geometry)
         shards = None
         if (workers > 1 or executor != "process") and transform is None and task is None:
             shards = read_shards(source, src_format, read_options, context=ctx, registry=reg)

@@ -403,6 +403,9 @@ class Context:
             local copy: the URL of the copy's root. Readers resolve relative media paths
             (Nucleus masks, point clouds) against it rather than the copy, which holds only
             the part's own files; the media are fetched when used.
+        boxes_on_read: set by the engine for a plain conversion: the ground-truth kinds the
+            target gets as boxes (:func:`annobridge.core.derive.boxes_on_read`). A reader
+            may build these as the box its record carries; readers may ignore it.
     """
 
     report: ConversionReport = field(default_factory=new_report)
@@ -417,6 +420,7 @@ class Context:
     storage_options: dict[str, Any] = field(default_factory=dict)
     remote_root: str | None = None
     side_outputs: list[tuple[Path, str]] = field(default_factory=list)
+    boxes_on_read: frozenset[str] = frozenset()
     shared_out: bool = False
     """Whether :meth:`map` handed any work to workers (else a conversion ran in one process)."""
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)

@@ -100,6 +100,19 @@ class ConversionReport(BaseModel):
         if made:  # a conversion in place (consumed = made = 0) leaves the counts as they are
             delta[target] = delta.get(target, 0) + made
 
+    def read_as(self, source: str, target: str, count: int) -> None:
+        """Record that a reader handed on ``count`` annotations it read as ``source`` as the
+        ``target`` the engine would have derived from them (``Context.boxes_on_read``): read
+        as ``source`` and converted, like a conversion in the engine. Called once the items
+        went through the engine's count, which counted them as read ``target``."""
+        self.read[source] = self.read.get(source, 0) + count
+        left = self.read.get(target, 0) - count
+        if left:
+            self.read[target] = left
+        else:  # none was read as such
+            self.read.pop(target, None)
+        self.convert(source, target, count)
+
     @property
     def written(self) -> dict[str, int]:
         """Annotations written per kind: what was read, less what was dropped or converted

@@ -91,13 +91,13 @@ def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], predi
               t: camera.Transform | None, size: tuple[int | None, int | None], job: FrameJob, ref: str,
               drops: list[tuple[str, str, int]]) -> list[str]:
     lost: dict[str, int] = {}  # attribute key -> rows that lose it (one report entry per key)
-    try:
-        if not cuboids:  # a 2D dataset: nothing to pair
-            rows = [_render(b, None, prediction, t, size, job, ref, drops, lost) for b in boxes]
-            return [row for row in rows if row is not None] if None in rows else rows  # type: ignore[misc]
-        return _paired_rows(boxes, cuboids, prediction, t, size, job, ref, drops, lost)
-    finally:
-        drops.extend((f"attribute:{key}", _NO_FIELD, n) for key, n in lost.items())
+    if cuboids:
+        rows = _paired_rows(boxes, cuboids, prediction, t, size, job, ref, drops, lost)
+    else:  # a 2D dataset: nothing to pair
+        made = [_render(b, None, prediction, t, size, job, ref, drops, lost) for b in boxes]
+        rows = [row for row in made if row is not None]
+    drops.extend((f"attribute:{key}", _NO_FIELD, n) for key, n in lost.items())
+    return rows
 
 
 def _paired_rows(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], prediction: bool,
