@@ -67,6 +67,20 @@ def generate(n_items: int, path: Path) -> None:
     annobridge.save(annobridge.Dataset(items=items()), path, "nucleus", overwrite=True)
 
 
+def check(src: Path, out: Path, n: int) -> None:
+    """A fast run that drops data is no win: the data was written by annobridge's Nucleus
+    writer, so Nucleus -> Nucleus must give it back byte for byte, and the JSONL must hold
+    every item and annotation."""
+    if (out / "x.nucleus.jsonl").read_bytes() != src.read_bytes():
+        raise SystemExit(f"nucleus -> nucleus: {out / 'x.nucleus.jsonl'} differs from {src}")
+    import orjson
+
+    lines = (out / "x.jsonl.jsonl").read_bytes().splitlines()[1:]  # the first line is the header
+    anns = sum(len(orjson.loads(line)["annotations"]) for line in lines)
+    if len(lines) != n or anns != 8 * n:
+        raise SystemExit(f"nucleus -> jsonl: {len(lines)} items and {anns} annotations, expected {n} and {8 * n}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--large", action="store_true")
@@ -89,6 +103,7 @@ def main() -> None:
             annobridge.convert({str(src)!r}, {str(out / ('x.' + fmt + '.jsonl'))!r}, src_format="nucleus",
                                dst_format={fmt!r}, overwrite=True, workers={args.workers})
         """))
+    check(src, out, n)
     print_table(f"Nucleus, {n} items / {8 * n} annotations ({src.stat().st_size / 2**20:.0f} MB)", floor, cases)
 
 

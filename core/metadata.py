@@ -61,6 +61,11 @@ MISSING: Any = object()
 """Returned by :func:`get_path` for a path that does not resolve."""
 
 
+_FLAT_TYPES = frozenset({str, int, float, bool, type(None), list, tuple})
+"""Types whose metadata kind (:func:`value_kind`) is the same for every value, and that
+:func:`flatten` does not walk into."""
+
+
 def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
@@ -153,10 +158,14 @@ class FieldStats:
     all_int: bool = True
     numbers: list[float] = field(default_factory=list, repr=False)
 
-    def add(self, value: Any, owner: str) -> None:
+    def add(self, value: Any, owner: str, *, kinds_only: bool = False) -> str:
+        """Count ``value`` (of ``owner``); return its kind. ``kinds_only``: only its kind and
+        first owner, enough for :attr:`conflict`."""
         kind = value_kind(value)
         self.kinds[kind] += 1
         self.examples.setdefault(kind, owner)
+        if kinds_only:
+            return kind
         if kind == "numeric":
             self.all_int = self.all_int and isinstance(value, int)
             self.minimum = value if self.minimum is None else min(self.minimum, value)
@@ -168,6 +177,7 @@ class FieldStats:
         ):
             # keyed by (kind, value) would separate True from 1; the conflict check already does
             self.distinct[value] += 1
+        return kind
 
     @property
     def typed_kinds(self) -> list[str]:
@@ -249,16 +259,29 @@ class ScopeSchema:
     fields: dict[str, FieldStats] = field(default_factory=dict)
     geo_paths: set[str] = field(default_factory=set)
     owner_word: str = "item"
+    kinds_only: bool = False
+    """Record only the kinds each field holds and the first owner of each, enough for
+    :meth:`conflicts` (a writer checking its output adds every item): no counts, values or
+    ``geo_paths``, and metadata of a shape added before (the same keys and value types, no
+    nested dict) adds nothing new, so it is passed over."""
+    _shapes: set[tuple[tuple[str, ...], tuple[type, ...]]] = field(default_factory=set, init=False, repr=False,
+                                                                   compare=False)
 
     def add(self, owner: str, metadata: dict[str, Any]) -> None:
-        if geo_point(metadata) is not None:
+        if self.kinds_only:
+            types = tuple(map(type, metadata.values()))
+            if _FLAT_TYPES.issuperset(types):  # each value's kind follows from its type
+                shape = (tuple(metadata), types)
+                if shape in self._shapes:
+                    return
+                self._shapes.add(shape)
+        elif geo_point(metadata) is not None:
             self.geo_paths.add("")
         for path, value in flatten(metadata):
             fs = self.fields.get(path)
             if fs is None:
                 fs = self.fields[path] = FieldStats(path)
-            fs.add(value, owner)
-            if value_kind(value) == "geo":
+            if fs.add(value, owner, kinds_only=self.kinds_only) == "geo" and not self.kinds_only:
                 self.geo_paths.add(path)
 
     def check(self) -> None:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -726,6 +727,7 @@ ANNOTATION_TYPES: dict[str, type[_AnnotationBase]] = {
 
 
 _FIELDS_SET: dict[type, set[str]] = {}
+_new, _set = object.__new__, object.__setattr__  # looked up once: construct runs once per annotation
 
 
 def construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
@@ -739,11 +741,11 @@ def construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
     fields_set = _FIELDS_SET.get(cls)
     if fields_set is None:
         fields_set = _FIELDS_SET[cls] = set(cls.model_fields)
-    obj = object.__new__(cls)
-    object.__setattr__(obj, "__dict__", values)
-    object.__setattr__(obj, "__pydantic_fields_set__", fields_set)
-    object.__setattr__(obj, "__pydantic_extra__", None)
-    object.__setattr__(obj, "__pydantic_private__", None)
+    obj = _new(cls)
+    _set(obj, "__dict__", values)
+    _set(obj, "__pydantic_fields_set__", fields_set)
+    _set(obj, "__pydantic_extra__", None)
+    _set(obj, "__pydantic_private__", None)
     return obj
 
 
@@ -854,17 +856,22 @@ def annotation_id_problem(item: DatasetItem) -> str | None:
     among predictions; an item has at most one ground-truth segmentation.
     """
     for name, anns in (("annotation", item.annotations), ("prediction", item.predictions)):
-        ids = [a.annotation_id for a in anns if a.annotation_id is not None]
-        if len(ids) != len(set(ids)):  # the common case costs one set; find the culprit only on failure
+        ids = list(map(_ID, anns))  # C-level passes: the engine checks every item it reads
+        given = set(ids)
+        given.discard(None)
+        if len(given) != len(ids) - ids.count(None):  # the common case; find the culprit only on failure
             seen: set[str] = set()
             for aid in ids:
                 if aid in seen:
                     return f"{name} id {aid!r} is used twice; annotation ids must be unique per item"
-                seen.add(aid)
-    segmentations = [a for a in item.annotations if a.type == "segmentation"]
-    if len(segmentations) > 1:
+                if aid is not None:
+                    seen.add(aid)
+    if list(map(_TYPE, item.annotations)).count("segmentation") > 1:
         return "item has more than one ground-truth segmentation; merge them into one index mask"
     return None
+
+
+_ID, _TYPE = attrgetter("annotation_id"), attrgetter("type")
 
 
 class Scene(BaseModel):

@@ -15,6 +15,7 @@ from annobridge.core.errors import MetadataTypeError, ReadError
 from annobridge.core.metadata import (
     MISSING,
     TEXT_THRESHOLD,
+    ScopeSchema,
     bool_to_string,
     check_consistent,
     flatten,
@@ -193,6 +194,25 @@ def test_flatten_then_set_path_rebuilds_nested_metadata(md: dict[str, Any]) -> N
         set_path(rebuilt, path, value)
         assert get_path(md, path) == value
     assert rebuilt == md
+
+
+_LEAVES = st.one_of(st.integers(-5, 5), st.floats(-2, 2), st.booleans(), st.sampled_from(["a", "b"]), st.none(),
+                   st.lists(st.integers(), max_size=1), st.fixed_dictionaries({"lat": st.integers(-90, 90),
+                                                                                "lon": st.integers(-180, 180)}))
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.dictionaries(st.sampled_from(["w", "x"]), st.one_of(
+    _LEAVES, st.dictionaries(st.sampled_from(["p", "q"]), _LEAVES, max_size=2)), max_size=2), max_size=8))
+def test_kinds_only_schema_finds_the_same_conflicts(metadatas: list[dict[str, Any]]) -> None:
+    """A kinds-only schema (what a writer keeps) passes over metadata of a shape it has seen and
+    keeps no values, yet names the same conflicts with the same example items."""
+    full, kinds = ScopeSchema("items"), ScopeSchema("items", kinds_only=True)
+    for n, md in enumerate(metadatas):
+        full.add(f"i{n}", md)
+        kinds.add(f"i{n}", md)
+    assert [str(e) for e in kinds.conflicts()] == [str(e) for e in full.conflicts()]
+    assert {p: f.typed_kinds for p, f in kinds.fields.items()} == {p: f.typed_kinds for p, f in full.fields.items()}
 
 
 def test_compute_metadata_builtins_are_safe_on_black_and_exact_on_colours() -> None:

@@ -23,6 +23,7 @@ from annobridge import (
 )
 from annobridge.core.masks import narrow_mask, read_mask_png, write_mask_png
 from annobridge.core.errors import ReadError, WriteError
+from annobridge.core.model import annotation_id_problem
 
 
 def test_box_auto_id_matches_nucleus_example() -> None:
@@ -92,6 +93,11 @@ def test_duplicate_explicit_ids_and_second_segmentation_are_refused() -> None:
     seg = SegmentationAnnotation(mask=IndexMask.from_array(np.zeros((2, 2), np.uint8)))
     with pytest.raises(ValidationError, match="more than one ground-truth segmentation"):
         DatasetItem(reference_id="i", annotations=[seg, seg.model_copy()])
+    no_id = [PolygonAnnotation(label="p", rings=[[0, 0, 1, 0, 1, 1]]) for _ in range(3)]
+    item = DatasetItem(reference_id="i", annotations=[*no_id, a], predictions=[b.model_copy(), seg])
+    assert annotation_id_problem(item) is None  # several annotations without id are fine
+    item.predictions.append(b.model_copy())
+    assert annotation_id_problem(item) == "prediction id 'same' is used twice; annotation ids must be unique per item"
 
 
 def test_object_masks_round_trip_through_rle_and_may_overlap() -> None:

@@ -3,6 +3,7 @@ every payload we write, strict mode, scenes and point clouds, bad input, and the
 
 from __future__ import annotations
 
+import datetime
 import json
 import subprocess
 import sys
@@ -44,6 +45,7 @@ from annobridge.core.model import (
 )
 from annobridge.core.plugins import FormatRegistry, get_registry
 from annobridge.core.pointclouds import load_points
+from annobridge.plugins.nucleus import write as nucleus_write
 from nucleus import prediction as nucleus_prediction
 from nucleus.annotation import Annotation as NucleusAnnotation
 from nucleus.annotation import SceneCategoryAnnotation as NucleusSceneCategory
@@ -615,6 +617,38 @@ def test_fast_path_builds_what_the_general_reader_builds(tmp_path: Path, monkeyp
         _read_all(path)
 
 
+_LONG_INT_PLACES = {  # where an integer can be in a line the fast path takes
+    "item metadata": lambda line, v: line["metadata"].__setitem__("deep", [{"n": v}]),
+    "annotation metadata": lambda line, v: line["annotations"][0]["metadata"].__setitem__("m", [v]),
+    "task_id": lambda line, v: line["annotations"][0].__setitem__("task_id", v),
+    "dataset_item_id": lambda line, v: line["predictions"][0].__setitem__("dataset_item_id", v),
+    "vertex": lambda line, v: line["annotations"][0]["geometry"]["vertices"][0].__setitem__("x", v),
+    "width": lambda line, v: line.__setitem__("width", v),
+    "class_pdf": lambda line, v: line["predictions"][0]["class_pdf"].__setitem__("bus", v),
+    "embedding": lambda line, v: line["annotations"][0]["embedding_vector"].append(v),
+    "unlabelled_xy": lambda line, v: line["annotations"][2]["annobridge"]["unlabelled_xy"].__setitem__("2", [v, 1]),
+}
+
+
+@pytest.mark.parametrize("place", sorted(_LONG_INT_PLACES))
+def test_fast_path_leaves_integers_of_19_digits_to_the_general_reader(tmp_path: Path, place: str) -> None:
+    """msgspec reads them as ints, the general reader (orjson) those beyond 64 bits as floats:
+    the fast path takes 18 digits and refuses 19, in typed fields and in free values alike."""
+    from annobridge.plugins.nucleus import fast
+
+    for value, taken in ((10**18 - 1, True), (-(10**18) + 1, True), (10**18, False), (-(10**18), False),
+                         (2**70, False)):
+        if value < 0 and place == "width":
+            continue  # refused anyway
+        line = _fast_path_lines()[0]
+        _LONG_INT_PLACES[place](line, value)
+        raw = _write_lines(tmp_path / "n.jsonl", line).read_bytes()
+        assert (fast.fast_item(raw, {}, "here") is not None) == taken, value
+    line = _fast_path_lines()[0]
+    line["metadata"]["big"] = 2**70
+    assert _read_all(_write_lines(tmp_path / "m.jsonl", line))[0].metadata["big"] == float(2**70)
+
+
 def test_truncated_line(tmp_path: Path) -> None:
     good = json.dumps(_item_line())
     path = tmp_path / "t.jsonl"
@@ -894,14 +928,85 @@ def test_other_formats_survive_a_trip_through_nucleus(tmp_path: Path, monkeypatc
             assert checked.count(fmt) >= least, checked
 
 
-def test_non_finite_numbers_are_a_write_error(tmp_path: Path) -> None:
-    item = DatasetItem(reference_id="r", image_location="https://e.com/r.png", metadata={"label": "NaN"},
-                       annotations=[BoxAnnotation(label="NaN", x=1, y=2, width=3, height=4)])
+def _nan_item() -> DatasetItem:
+    return DatasetItem(
+        reference_id="r", image_location="https://e.com/r.png", metadata={"label": "NaN"},
+        annotations=[BoxAnnotation(label="NaN", x=1, y=2, width=3, height=4, embedding_vector=[0.5]),
+                     PolygonAnnotation(label="p", rings=[[0, 0, 4, 0, 4, 4]]),
+                     KeypointsAnnotation(label="k", keypoints=[1, 2, 2], names=["a"]),
+                     CuboidAnnotation(label="c", position=Point3D(x=1, y=2, z=3), dimensions=Point3D(x=1, y=1, z=1),
+                                      yaw=0.1)],
+        predictions=[BoxAnnotation(label="b", x=1, y=2, width=3, height=4, confidence=0.5, class_pdf={"b": 0.5})])
+
+
+_NAN_PLACES = {  # where a NaN or infinity can hide in an item (set after validation, or free values)
+    "box x": lambda i, v: setattr(i.annotations[0], "x", v),
+    "embedding": lambda i, v: i.annotations[0].embedding_vector.append(v),
+    "vertex": lambda i, v: i.annotations[1].rings[0].__setitem__(3, v),
+    "second ring": lambda i, v: i.annotations[1].rings.append([0, 0, 1, 0, v, 1]),
+    "keypoint": lambda i, v: i.annotations[2].keypoints.__setitem__(0, v),
+    "cuboid yaw": lambda i, v: setattr(i.annotations[3], "yaw", v),
+    "skeleton": lambda i, v: setattr(i.annotations[2], "skeleton", [(0, v)]),
+    "item width": lambda i, v: setattr(i, "width", v),
+    "confidence": lambda i, v: setattr(i.predictions[0], "confidence", v),
+    "class_pdf": lambda i, v: i.predictions[0].class_pdf.__setitem__("b", v),
+    "annotation attribute": lambda i, v: i.annotations[1].attributes.__setitem__("a", [{"b": v}]),
+    "annotation metadata": lambda i, v: i.annotations[2].metadata.__setitem__("m", v),
+    "item attribute": lambda i, v: i.attributes.__setitem__("a", {"b": (1, v)}),
+    "item metadata": lambda i, v: i.metadata.__setitem__("m", {"n": [v]}),
+}
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize("place", sorted(_NAN_PLACES))
+def test_non_finite_numbers_are_a_write_error(tmp_path: Path, place: str, value: float) -> None:
+    """orjson (the fast encoder) writes NaN and infinities as null: wherever one hides, the
+    writer must refuse it, naming the file and item, instead."""
+    item = _nan_item()
     annobridge.save([item], tmp_path / "ok.jsonl", "nucleus")  # the word NaN in text is fine
     assert _lines(tmp_path / "ok.jsonl")[0]["metadata"] == {"label": "NaN"}
-    item.annotations[0].x = float("nan")
+    _NAN_PLACES[place](item, value)
     with pytest.raises(WriteError, match=r'ok2\.jsonl \(item "r"\): cannot write a value as JSON: Out of range float'):
         annobridge.save([item], tmp_path / "ok2.jsonl", "nucleus")
+
+
+_JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=4),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=8)
+_FLOATS = st.floats(allow_nan=False, allow_infinity=False)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_fast_encoder_writes_what_the_exact_one_writes(data: st.DataObject) -> None:
+    """Lines of plain values go to orjson, the others to pydantic-core (write._encode): on
+    numbers of every size and free values of every JSON kind (ints past 64 bits, non-str keys,
+    datetimes, tuples), both write the same bytes."""
+    exact = nucleus_write._encode
+    free = _JSON_VALUES | st.sampled_from([{1: "int key"}, datetime.datetime(2024, 1, 2, tzinfo=datetime.timezone.utc),
+                                           datetime.date(2024, 1, 2), ("a", 1.5), 2**70, "\x00\u2028é\"\\"])
+    items = []
+    for n in range(data.draw(st.integers(1, 3))):
+        x, y = data.draw(_FLOATS), data.draw(_FLOATS)
+        ring = data.draw(st.lists(_FLOATS, min_size=3, max_size=6).map(lambda v: v + v))
+        items.append(DatasetItem(
+            reference_id=f"r{n}", image_location=f"https://e.com/{n}.png",
+            metadata=data.draw(st.dictionaries(st.text(max_size=3).map(lambda k, n=n: f"{n}{k}"), _JSON_VALUES,
+                                               max_size=2)),  # keys of one item: no type clash across items
+            attributes=data.draw(st.dictionaries(st.text(max_size=3), free, max_size=2)),
+            annotations=[BoxAnnotation(label=data.draw(st.text(max_size=3)), x=x, y=y, width=abs(x), height=abs(y),
+                                       annotation_id="b", attributes={"v": data.draw(free)}),
+                         PolygonAnnotation(label="p", rings=[ring], annotation_id="p",
+                                           metadata={"m": data.draw(_JSON_VALUES)})],
+            predictions=[BoxAnnotation(label="b", x=1, y=2, width=3, height=4,
+                                       confidence=data.draw(st.floats(0, 1)), class_pdf={"b": data.draw(_FLOATS)})]))
+    with tempfile.TemporaryDirectory() as tmp:
+        annobridge.save(items, Path(tmp) / "fast.jsonl", "nucleus")
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(nucleus_write, "_encode", lambda line, plain: exact(line, False))
+            annobridge.save(items, Path(tmp) / "exact.jsonl", "nucleus")
+        assert (Path(tmp) / "fast.jsonl").read_bytes() == (Path(tmp) / "exact.jsonl").read_bytes()
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])

@@ -12,15 +12,20 @@ kind or key, a scene, an extension other than keypoints' ``unlabelled_xy``, a va
 range, a duplicate id, an integer of 19 digits or more) returns None, and the general reader
 in ``read.py`` reads it again and names the file, line and field of any problem. So both
 paths accept the same lines and build equal objects (``tests/test_nucleus.py`` compares them).
+
+Integers of 19 digits or more are where the paths part: msgspec reads them as Python ints,
+the general reader (``core.limits.load_json``) reads those beyond 64 bits as floats. Typed
+fields refuse them in the schema (``Int``); the free values (metadata, server keys) are
+walked after decoding (``_has_long_int``), which costs a tenth of scanning the line's text
+for digit runs (``core.limits._has_long_integer``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 
-from annobridge.core.limits import _has_long_integer
 from annobridge.core.model import (
     BoxAnnotation,
     DatasetItem,
@@ -31,7 +36,10 @@ from annobridge.core.model import (
 )
 from annobridge.plugins.nucleus.common import SERVER_KEYS
 
-Num = int | float  # JSON ints stay ints (a box's automatic id prints them as given)
+_LONG = 10**18
+"""The least integer of 19 digits."""
+Int = Annotated[int, msgspec.Meta(gt=-_LONG, lt=_LONG)]
+Num = Int | float  # JSON ints stay ints (a box's automatic id prints them as given)
 
 
 class _Vertex(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -59,7 +67,7 @@ class _VertexGeometry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
 class _KeypointsGeometry(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     keypoints: list[_Keypoint]
     names: list[str]
-    skeleton: list[tuple[int, int]] | None = None
+    skeleton: list[tuple[Int, Int]] | None = None
 
 
 class _KeypointsExtension(msgspec.Struct, forbid_unknown_fields=True, gc=False):
@@ -123,8 +131,8 @@ class _KeypointsPrediction(_Payload, tag="keypoints"):
 class _Item(msgspec.Struct, forbid_unknown_fields=True, gc=False):
     reference_id: str
     image_url: str | None = None
-    width: int | None = None
-    height: int | None = None
+    width: Int | None = None
+    height: Int | None = None
     metadata: dict[str, Any] | None = None
     annotations: list[_Box | _Polygon | _Line | _Keypoints] | None = None
     predictions: (list[_BoxPrediction | _PolygonPrediction | _LinePrediction | _KeypointsPrediction]
@@ -146,11 +154,11 @@ def fast_item(line: bytes, seen: dict[str, str], where: str) -> DatasetItem | No
         seen: reference ids read so far -> where (updated when the item is taken).
         where: this line's place, for ``seen``.
     """
-    if _has_long_integer(line):
-        return None
     try:
         raw = _DECODER.decode(line)
     except (msgspec.DecodeError, RecursionError):
+        return None
+    if raw.metadata and _has_long_int(raw.metadata):
         return None
     ref = raw.reference_id
     if not ref or ref in seen:
@@ -176,6 +184,18 @@ def fast_item(line: bytes, seen: dict[str, str], where: str) -> DatasetItem | No
     return item
 
 
+def _has_long_int(value: Any) -> bool:
+    """Whether a free value decoded by msgspec holds an integer of 19 digits or more."""
+    t = type(value)
+    if t is int:
+        return not -_LONG < value < _LONG
+    if t is dict:
+        return any(map(_has_long_int, value.values()))
+    if t is list:
+        return any(map(_has_long_int, value))
+    return False
+
+
 def _annotation(p: Any, ref: str, prediction: bool) -> Any:
     if p.reference_id is not None and p.reference_id != ref:
         raise _Refused
@@ -188,28 +208,37 @@ def _annotation(p: Any, ref: str, prediction: bool) -> Any:
     attributes = {}
     if p.task_id is not None or p.dataset_item_id is not None or p.item_id is not None or p.dataset_id is not None:
         attributes = {k: getattr(p, k) for k in SERVER_KEYS if getattr(p, k) is not None}
+        if _has_long_int(attributes):
+            raise _Refused
+    if p.metadata and _has_long_int(p.metadata):
+        raise _Refused
     f = {"reference_id": ref, "annotation_id": p.annotation_id, "group_id": None,
          "track_reference_id": p.track_reference_id, "metadata": {} if p.metadata is None else p.metadata,
          "attributes": attributes, "confidence": conf, "class_pdf": pdf}
+    # the kind's fields are set one by one (f.update(**kw) costs twice as much; this runs per annotation)
     g = p.geometry
     kind = type(p)
     if kind is _Box or kind is _BoxPrediction:
         if g.width < 0 or g.height < 0:
             raise _Refused
-        f.update(type="box", label=p.label, x=g.x, y=g.y, width=g.width, height=g.height,
-                 embedding_vector=p.embedding_vector)
+        f["type"], f["label"], f["x"], f["y"], f["width"], f["height"], f["embedding_vector"] = (
+            "box", p.label, g.x, g.y, g.width, g.height, p.embedding_vector)
         return construct(BoxAnnotation, f)
     if kind is _Polygon or kind is _PolygonPrediction or kind is _Line or kind is _LinePrediction:
         verts = g.vertices
-        flat = [c for v in verts for c in (v.x, v.y)]
+        flat: list[Any] = []
+        add = flat.append
+        for v in verts:  # a plain loop: faster than a nested comprehension's tuple per vertex
+            add(v.x)
+            add(v.y)
         if kind is _Line or kind is _LinePrediction:
             if len(verts) < 2:
                 raise _Refused
-            f.update(type="line", label=p.label, vertices=flat)
+            f["type"], f["label"], f["vertices"] = "line", p.label, flat
             return construct(LineAnnotation, f)
         if len(verts) < 3:
             raise _Refused
-        f.update(type="polygon", label=p.label, rings=[flat], embedding_vector=p.embedding_vector)
+        f["type"], f["label"], f["rings"], f["embedding_vector"] = "polygon", p.label, [flat], p.embedding_vector
         return construct(PolygonAnnotation, f)
     names = g.names
     n = len(names)
@@ -242,5 +271,5 @@ def _annotation(p: Any, ref: str, prediction: bool) -> Any:
             if i >= n or flat[3 * i + 2] != 0:
                 raise _Refused
             flat[3 * i], flat[3 * i + 1] = xy
-    f.update(type="keypoints", label=p.label, keypoints=flat, names=list(names), skeleton=skeleton)
+    f["type"], f["label"], f["keypoints"], f["names"], f["skeleton"] = "keypoints", p.label, flat, list(names), skeleton
     return construct(KeypointsAnnotation, f)

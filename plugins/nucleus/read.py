@@ -231,7 +231,8 @@ class _Reader:
     # ---------------------------------------------------------------- items
 
     def items(self) -> Iterator[DatasetItem]:
-        with open(self.path, "rb") as fh:  # bytes: a line that is not UTF-8 is one error, not the end
+        # bytes: a line that is not UTF-8 is one error, not the end; 256 KiB reads, not 8 KiB ones
+        with open(self.path, "rb", buffering=1 << 18) as fh:
             for self.lineno, line in enumerate(fh, start=1):
                 yield from self.line(line)
         self._warn_unknown()
@@ -252,7 +253,7 @@ class _Reader:
 
     def line(self, line: bytes) -> Iterator[DatasetItem]:
         """The items of one line (an item payload, or a scene payload's frames)."""
-        if not line.strip():
+        if not line or line.isspace():  # (line.strip() would copy every line)
             return
         item = fast_item(line, self.seen_items, f"line {self.lineno}")
         if item is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import orjson
 from PIL import Image
 from pydantic_core import PydanticSerializationError, to_json
 
@@ -50,9 +52,10 @@ NON_NUCLEUS_PREDICTION_KINDS = frozenset({"object_mask", "oriented_box", "multic
 CAMERA_PARAM_OPTIONAL = ("k1", "k2", "k3", "k4", "p1", "p2")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Job:
-    """One item's work, picklable for ``context.map``."""
+    """One item's work, picklable for ``context.map`` (not frozen: a frozen dataclass is ~20x
+    slower to make, and one is made per item)."""
 
     item: DatasetItem
     seq: int
@@ -86,6 +89,9 @@ class _Done:
     converted: list[tuple[str, str, int]] = field(default_factory=list)
     errors: list[ReadError | WriteError] = field(default_factory=list)
     warnings: list[WriteError] = field(default_factory=list)
+    plain: bool = False
+    """Every value of ``payload`` and ``ext`` is plain JSON with finite numbers (``_encode``);
+    a scene's line, made of several items and the scene's own values, is never taken as plain."""
 
 
 _SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -114,13 +120,15 @@ class _Drops:
     """What one item job records for the report: drops, conversions, and (validating) the
     problems found and the warnings."""
 
-    __slots__ = ("converted", "errors", "items", "warnings")
+    __slots__ = ("converted", "errors", "items", "plain", "warnings")
 
     def __init__(self) -> None:  # plain dicts and lists: one is made per item
         self.items: dict[tuple[str, str], int] = {}
         self.converted: dict[tuple[str, str], int] = {}
         self.errors: list[ReadError | WriteError] = []
         self.warnings: list[WriteError] = []
+        self.plain = True
+        """No value seen so far stops the fast encoder (``_Done.plain``)."""
 
     def add(self, what: str, reason: str, n: int = 1) -> None:
         self.items[(what, reason)] = self.items.get((what, reason), 0) + n
@@ -134,6 +142,8 @@ def _item_job(job: _Job) -> _Done:
     item = job.item
     drops = _Drops()
     ref = item.reference_id
+    drops.plain = (_plain(item.metadata) and _plain(item.attributes) and _plain(item.width)
+                   and _plain(item.height))
     payload: dict[str, Any] = {"metadata": item.metadata, "reference_id": ref}
     attrs = dict(item.attributes)
     if "embedding_info" in attrs:
@@ -190,8 +200,10 @@ def _item_job(job: _Job) -> _Done:
             payload[key] = native
         if extra:
             ext[key] = extra
+            drops.plain = drops.plain and _plain(extra)
     return _Done(item.scene, kind, payload, ext, drops.as_list(),
-                 [(w, r, n) for (w, r), n in drops.converted.items()], drops.errors, drops.warnings)
+                 [(w, r, n) for (w, r), n in drops.converted.items()], drops.errors, drops.warnings,
+                 drops.plain)
 
 
 def _generated_id(ref: str, kind: str, n: int, prediction: bool, taken: set[str]) -> str:
@@ -257,7 +269,9 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
         aid = _generated_id(ref, t, n, prediction, taken)
         ext["annotation_id"] = None
     p: dict[str, Any]
+    numbers: Any = ()  # the annotation's numbers, checked finite for the fast encoder
     if t == "box":
+        numbers = (ann.x, ann.y, ann.width, ann.height)
         p = {"label": ann.label, "type": "box",
              "geometry": {"x": ann.x, "y": ann.y, "width": ann.width, "height": ann.height},
              "reference_id": ref, "annotation_id": aid, "metadata": ann.metadata,
@@ -265,6 +279,7 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
              "task_id": server.pop("task_id", None)}
     elif t in ("line", "polygon"):
         flat = ann.vertices if t == "line" else ann.rings[0]
+        numbers = flat if t == "line" or len(ann.rings) == 1 else [c for r in ann.rings for c in r]
         coords = iter(flat)
         verts = [{"x": x, "y": y} for x, y in zip(coords, coords, strict=True)]
         p = {"label": ann.label, "type": t, "geometry": {"vertices": verts}, "reference_id": ref,
@@ -276,7 +291,9 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
         p["track_reference_id"] = ann.track_reference_id
         p["task_id"] = server.pop("task_id", None)
     elif t == "keypoints":
-        kp = ann.keypoints
+        kp = numbers = ann.keypoints
+        if ann.skeleton:
+            numbers = [*kp, *(i for edge in ann.skeleton for i in edge)]
         points = []
         unlabelled: dict[str, list[float]] = {}
         for i in range(0, len(kp), 3):
@@ -299,6 +316,7 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
              "track_reference_id": ann.track_reference_id, "task_id": server.pop("task_id", None)}
     elif t == "cuboid":
         pos, dim = ann.position, ann.dimensions
+        numbers = (pos.x, pos.y, pos.z, dim.x, dim.y, dim.z, ann.yaw)
         p = {"label": ann.label, "type": "cuboid",
              "geometry": {"position": {"x": pos.x, "y": pos.y, "z": pos.z},
                           "dimensions": {"x": dim.x, "y": dim.y, "z": dim.z}, "yaw": ann.yaw},
@@ -329,6 +347,8 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
         segs = []
         seg_attrs = {}
         for s in segments:
+            if not (_plain(s.index) and _plain(s.metadata) and _plain(s.attributes)):
+                drops.plain = False
             sp: dict[str, Any] = {"label": s.label, "index": s.index}
             if s.metadata:
                 sp["metadata"] = s.metadata
@@ -357,6 +377,8 @@ def _annotation_payload(ann: Any, ref: str, n: int, prediction: bool, job: _Job,
         if ann.class_pdf is not None:
             ext["class_pdf"] = ann.class_pdf
     p.update(server)
+    if drops.plain:
+        drops.plain = _annotation_plain(ann, numbers, p.get("embedding_vector"))
     if ext:
         if job.strict:
             for key, value in ext.items():
@@ -633,22 +655,66 @@ def _line_bools(line: dict[str, Any]) -> int:
 
 
 _NON_FINITE = re.compile(rb'(?<![A-Za-z0-9_"])-?(?:NaN|Infinity)(?![A-Za-z0-9_"])')
+_ORJSON_EXACT = orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_SUBCLASS
+"""orjson options under which it refuses (TypeError) every type it would write otherwise than
+pydantic-core (a UTC datetime: ``+00:00`` against ``Z``); it writes the rest byte for byte alike."""
 
 
-def _encode(line: dict[str, Any]) -> bytes:
-    """Compact UTF-8 JSON of one payload line, keys in insertion order.
+def _plain(value: Any) -> bool:
+    """Whether a free value (metadata, attributes, ...) is plain JSON with finite numbers: dicts,
+    lists, tuples, strings, ints, bools, None and finite floats. orjson writes such a value as
+    pydantic-core does, and anything else (NaN, a datetime, a set, a str subclass) is left to
+    the exact encoder (``_encode``)."""
+    t = type(value)
+    if t is dict:
+        return all(map(_plain, value.values()))
+    if t is list or t is tuple:
+        return all(map(_plain, value))
+    if t is float:
+        return value - value == 0.0  # NaN and +-inf give NaN
+    return t is str or t is int or t is bool or value is None
 
-    pydantic-core's serializer (Rust, ~6x the standard library on float-heavy geometry) does
-    the work; a line it cannot serialize, or where a NaN/Infinity may have slipped in, is
-    encoded again by the standard library, which raises ValueError/TypeError on such values.
+
+def _annotation_plain(ann: Any, numbers: Any, embedding: list[float] | None) -> bool:
+    """``_plain`` for what a payload takes from one annotation: its numbers (``numbers``: the
+    geometry's, a skeleton's; ``embedding``; confidence), class_pdf, metadata and attributes;
+    its other fields are strings (labels and ids are taken to be). The numbers are summed in C:
+    a NaN or infinity survives a sum; an overflow or a non-number says False, which only costs
+    the exact encoder."""
+    metadata, attrs, conf, pdf = ann.metadata, ann.attributes, ann.confidence, ann.class_pdf
+    try:
+        total = sum(numbers, conf or 0)
+        if embedding:
+            total += sum(embedding)
+        if not math.isfinite(total):
+            return False
+    except (TypeError, OverflowError):
+        return False
+    return (not metadata or _plain(metadata)) and (not attrs or _plain(attrs)) and (pdf is None or _plain(pdf))
+
+
+def _encode(line: dict[str, Any], plain: bool) -> bytes:
+    """Compact UTF-8 JSON of one payload line, keys in insertion order, and its newline.
+
+    A ``plain`` line (every float-typed model field and free value checked finite and plain
+    by the item job: ``_Done.plain``) is written by orjson, which writes NaN and infinities as
+    null, so they must not reach it. The others go to pydantic-core's serializer (Rust, it
+    writes exactly what orjson does and more types); a line it cannot serialize, or where a
+    NaN/Infinity may have slipped in, is encoded again by the standard library, which raises
+    ValueError/TypeError on such values.
     """
+    if plain:
+        try:
+            return orjson.dumps(line, option=_ORJSON_EXACT | orjson.OPT_APPEND_NEWLINE)
+        except TypeError:  # a type orjson leaves to pydantic-core (an int past 64 bits, a non-str key)
+            pass
     try:
         out = to_json(line, inf_nan_mode="constants")
     except PydanticSerializationError:
         out = None
     if out is None or ((b"NaN" in out or b"Infinity" in out) and _NON_FINITE.search(out)):
-        return json.dumps(line, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    return out
+        out = json.dumps(line, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return out + b"\n"
 
 
 def _remote_folder(url: str | None, option: str, context: Context) -> Path | None:
@@ -683,7 +749,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     root = source_root(dataset.source)
     media_root = str(root) if root is not None else None
 
-    schema = ScopeSchema("items")
+    schema = ScopeSchema("items", kinds_only=True)  # for conflicts(): kinds only
     unplaced: list[str] = []
 
     def jobs() -> Iterator[_Job]:
@@ -700,18 +766,18 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
     header = dataset.header
     written_scenes: set[str] = set()
     buf: _SceneBuffer | None = None
-    def dumps(line: dict[str, Any]) -> bytes:
+    def dumps(line: dict[str, Any], plain: bool = False) -> bytes:
         if options.booleans_as_strings:
             n = _line_bools(line)
             report.drop("metadata booleans", 'written as the strings "true"/"false" (booleans-as-strings)', n)
         try:
-            return _encode(line) + b"\n"
+            return _encode(line, plain)
         except (ValueError, TypeError) as exc:  # NaN/inf, or a value JSON has no form for (in attributes)
             raise WriteError(f"cannot write a value as JSON: {exc}", file=context.final_destination or destination,
                              item=line.get("reference_id"), fix="Nucleus payloads hold finite numbers, "
                              "strings, lists and objects only") from exc
 
-    with open(destination, "wb") as out:
+    with open(destination, "wb", buffering=1 << 20) as out:  # a few large writes, not one per 8 KiB
         def flush() -> None:
             nonlocal buf
             if buf is not None:
@@ -731,7 +797,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
                 context.warn(finding)
             if done.scene is None:
                 flush()
-                out.write(dumps(_with_ext(done.payload, {} if strict else done.ext)))
+                out.write(dumps(_with_ext(done.payload, {} if strict else done.ext), done.plain))
                 continue
             sref = done.scene.scene_reference_id
             if buf is None or buf.ref != sref:
