@@ -1,17 +1,20 @@
 """Scale-out benchmark: 1 vs 2 local worker processes, and local processes vs Dask, for
-COCO -> KITTI, COCO panoptic -> COCO and KITTI -> Nucleus; optionally the same COCO -> KITTI
-from one S3 bucket to another on a local moto server (``--s3``).
+COCO -> KITTI, COCO -> YOLO, COCO panoptic -> COCO, KITTI -> Nucleus and Lightly -> KITTI;
+optionally the same COCO -> KITTI from one S3 bucket to another on a local moto server (``--s3``).
 
 Every case runs in a fresh interpreter on generated data (``coco_generate.py``,
-``panoptic_generate.py``, ``kitti_generate.py``; cached in ``bench/data/``), and every
-output is checked to be byte-identical to the one-process output. ``dask`` starts a
-``LocalCluster`` of ``--workers`` processes inside the case (its start-up is in the time).
-Each case runs ``--repeat`` times, interleaved, and its fastest run is printed with the CPU
-time of the driver and of its worker processes (counted once they are joined), and what
-that CPU split allows on idle cores.
+``panoptic_generate.py``, ``kitti_generate.py``, ``lightly_bench.py``; cached in
+``bench/data/``), and every output is checked to be byte-identical to the one-process
+output. ``dask`` starts a ``LocalCluster`` of ``--workers`` processes inside the case (its
+start-up is in the time).
+Each case runs ``--repeat`` times, interleaved, and its median and fastest runs are printed
+with the CPU time of the driver and of its worker processes (counted once they are joined).
+On a shared machine wall times are noisy: the CPU accounting line gives what the CPU split
+allows on idle cores, from the serial time the driver spends before any worker can start
+(importing, opening and listing the source: timed alone) and the rest shared by the workers.
 
     python bench/scale_bench.py [--workers 2] [--coco-images 5000] [--panoptic-images 300]
-                                [--kitti-frames 200] [--repeat 3] [--s3]
+                                [--kitti-frames 200] [--lightly-images 5000] [--repeat 3] [--s3]
 
 Needs ``annobridge[dask]`` (and ``annobridge[s3]`` + ``moto[server]`` for ``--s3``).
 """
@@ -75,37 +78,66 @@ def kitti(frames: int) -> Path:
     return out
 
 
+def lightly(images: int) -> Path:
+    """A ``.lightly`` folder of ``images`` images (nested metadata, 5 predicted boxes each):
+    workers read its per-image files in parts and write KITTI ``results/`` files."""
+    out = DATA / f"lightly_scale_{images}"
+    if not (out / ".lightly" / "metadata" / "schema.json").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run([sys.executable, "-c", f"import lightly_bench; lightly_bench.build(__import__('pathlib')"
+                        f".Path({str(out)!r}), {images})"], cwd=HERE, check=True)
+    return out / ".lightly"
+
+
+LIST = """
+from annobridge.converters import engine
+from annobridge.core.formats import Context
+ctx = Context(workers={workers})
+try:
+    engine.read_shards({src!r}, context=ctx)
+finally:
+    ctx.close()
+"""
+"""What the driver does before any worker can start: import, open and list (parse) the source."""
+
+
 def run(title: str, src: Path, fmt: str, name: str, workers: int, repeat: int) -> None:
-    """Each case ``repeat`` times, interleaved (1 process, N processes, Dask, 1 process, ...),
-    keeping each case's fastest run: on a shared machine the minimum is the least disturbed."""
+    """Each case ``repeat`` times, interleaved (1 process, N processes, Dask, 1 process, ...);
+    each case's median and fastest runs (on a shared machine the minimum is the least disturbed)
+    and the medians' ratio, then the CPU accounting of the median runs."""
     cases = [("1 process", 1, "process"), (f"{workers} processes", workers, "process"),
              (f"dask LocalCluster x{workers}", workers, "dask")]
-    best: dict[str, tuple[Result, str]] = {}
+    runs: dict[str, list[Result]] = {label: [] for label, _, _ in cases}
+    digests: dict[str, str] = {}
+    serial: list[Result] = []
     for _ in range(repeat):
         for label, n, executor in cases:
             out = OUT / f"{fmt}-{n}-{executor}"
             shutil.rmtree(out, ignore_errors=True)
             dst = out / name
-            r = run_case(label, CONVERT.format(src=str(src), dst=str(dst), fmt=fmt, workers=n, executor=executor))
-            if label not in best or r.wall < best[label][0].wall:
-                best[label] = (r, _digest(out))
-    results = [best[label] for label, _, _ in cases]
-    base = results[0]
+            runs[label].append(run_case(label, CONVERT.format(src=str(src), dst=str(dst), fmt=fmt, workers=n,
+                                                              executor=executor)))
+            digests.setdefault(label, _digest(out))
+        serial.append(run_case("listing", LIST.format(src=str(src), workers=workers)))
+    median = {label: sorted(rs, key=lambda r: r.wall)[len(rs) // 2] for label, rs in runs.items()}
+    base = median[cases[0][0]]
     print(f"\n{title}")
-    print(f"{'case':<28} {'wall s':>8} {'peak MB':>8} {'speed-up':>9} {'driver cpu':>11} {'worker cpu':>11}  output")
-    for r, digest in results:
-        same = "identical" if digest == base[1] else "DIFFERS"
-        print(f"{r.name:<28} {r.wall:8.2f} {r.rss / 2**20:8.0f} {base[0].wall / r.wall:8.2f}x "
-              f"{r.cpu - r.children_cpu:10.2f}s {r.children_cpu:10.2f}s  {same}")
-        if digest != base[1]:
+    print(f"{'case':<28} {'median s':>8} {'best s':>7} {'peak MB':>8} {'speed-up':>9} {'driver cpu':>11} "
+          f"{'worker cpu':>11}  output")
+    for label, _, _ in cases:
+        r = median[label]
+        same = "identical" if digests[label] == digests[cases[0][0]] else "DIFFERS"
+        print(f"{r.name:<28} {r.wall:8.2f} {min(x.wall for x in runs[label]):7.2f} {r.rss / 2**20:8.0f} "
+              f"{base.wall / r.wall:8.2f}x {r.cpu - r.children_cpu:10.2f}s {r.children_cpu:10.2f}s  {same}")
+        if same != "identical":
             raise SystemExit(f"{title}: {r.name} wrote different bytes than one process")
-    one, many = results[0][0], results[1][0]
-    if many.children_cpu:  # what idle cores would give: the driver's serial part, then the rest shared
-        driver = many.cpu - many.children_cpu
-        ideal = max(driver, many.cpu / workers)
-        print(f"{'':<28} CPU split with {workers} processes: driver {driver:.2f}s, workers "
-              f"{many.children_cpu:.2f}s; on {workers} idle cores at best {ideal:.2f}s = "
-              f"{one.cpu / ideal:.2f}x of one process's {one.cpu:.2f}s CPU")
+    one, many = base, median[cases[1][0]]
+    if many.children_cpu:  # what idle cores would give: the serial listing, then the rest shared
+        before = sorted(r.cpu for r in serial)[len(serial) // 2]
+        ideal = before + (many.cpu - before) / workers
+        print(f"{'':<28} CPU accounting: one process {one.cpu:.2f}s; {workers} processes {many.cpu:.2f}s, "
+              f"of which {before:.2f}s serial before the workers start; on {workers} idle cores "
+              f"{ideal:.2f}s = {one.cpu / ideal:.2f}x")
 
 
 def s3_case(src: Path) -> None:
@@ -155,6 +187,7 @@ def main() -> None:
     ap.add_argument("--coco-images", type=int, default=5000)
     ap.add_argument("--panoptic-images", type=int, default=300)
     ap.add_argument("--kitti-frames", type=int, default=200)
+    ap.add_argument("--lightly-images", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest is kept")
     ap.add_argument("--s3", action="store_true", help="also time COCO -> KITTI bucket to bucket")
     a = ap.parse_args()
@@ -162,10 +195,13 @@ def main() -> None:
     print(f"{os.cpu_count()} CPU(s); {a.workers} workers; load average {os.getloadavg()[0]:.1f} "
           "(figures are fair only on an idle machine)")
     run(f"COCO -> KITTI ({a.coco_images} images)", coco(a.coco_images), "kitti", "kitti", a.workers, a.repeat)
+    run(f"COCO -> YOLO ({a.coco_images} images)", coco(a.coco_images), "yolo", "yolo", a.workers, a.repeat)
     run(f"COCO panoptic -> COCO ({a.panoptic_images} images 640x480)", panoptic(a.panoptic_images), "coco",
         "out.json", a.workers, a.repeat)
     run(f"KITTI -> Nucleus ({a.kitti_frames} frames, 20,000 points)", kitti(a.kitti_frames), "nucleus",
         "scans.jsonl", a.workers, a.repeat)
+    run(f"Lightly -> KITTI ({a.lightly_images} images x 5 predicted boxes, nested metadata)",
+        lightly(a.lightly_images), "kitti", "kitti", a.workers, a.repeat)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     if a.s3:
         s3_case(coco(a.coco_images))

@@ -7,6 +7,7 @@ Pure library code: no click, no printing. The CLI and the public ``load``/``save
 
 from __future__ import annotations
 
+import functools
 import glob
 import logging
 import os
@@ -14,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from annobridge.core import derive as derivation
 from annobridge.core import storage
 from annobridge.core.errors import AnnobridgeError, FormatError, ReadError, ValidationWarning, WriteError
 from annobridge.core.formats import WARNING, Capabilities, ConversionReport, Context, Format, Shards, parse_options
-from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem
+from annobridge.core.model import Dataset, DatasetItem, annotation_id_problem, copied
 from annobridge.core.plugins import FormatRegistry, get_registry
 from annobridge.core.storage import StorageOptions
 
@@ -37,8 +39,9 @@ def _registry(registry: FormatRegistry | None) -> FormatRegistry:
 def resolve_reader(path: str | os.PathLike[str], name: str | None, registry: FormatRegistry,
                    storage_options: StorageOptions | None = None) -> Format:
     """The format to read ``path`` with: the named one, or the one detection finds (a remote
-    ``path`` is fetched for detection; the copy is reused by :func:`read_dataset`)."""
-    fmt = registry.get(name) if name else registry.detect_one(local_source(path, storage_options))
+    ``path`` is listed for detection, fetching the files detectors read; the copy is reused by
+    :func:`read_dataset` and :func:`read_shards`)."""
+    fmt = registry.get(name) if name else registry.detect_one(local_source(path, storage_options, lazy=True))
     if fmt.read is None:
         raise FormatError(f"format {fmt.name!r} cannot be read, only written")
     return fmt
@@ -95,10 +98,15 @@ def read_shards(
     fmt = resolve_reader(location, format, _registry(registry), context.storage_options)
     if fmt.shards is None:
         return None
-    local_path, shards = _opened(location, fmt, fmt.shards, options, context)
+    local_path, shards = _opened(location, fmt, fmt.shards, options, context, lazy=True)
     if shards is None or (not shards.portable and (context.executor != "process" or not sharded.FORK)):
         context.report.source = context.report.source_format = None
         return None
+    if storage.is_remote(location):  # the listing fetched what it read; the rest is the workers'
+        if shards.files is None:  # they read the driver's copy
+            storage.complete(location)
+        else:
+            storage.drop_pending(location)
     shards.source, shards.format = str(local_path), fmt.name
     if context.on_total is not None:
         context.on_total(shards.total)
@@ -106,11 +114,11 @@ def read_shards(
 
 
 def _opened(location: str, fmt: Format, opener: Callable[[Path, Any, Context], Any], options: Options,
-            ctx: Context) -> tuple[Path, Any]:
-    """``opener(local path, parsed options, ctx)`` (a reader, or its shard listing) on the
-    local counterpart of ``location``, with the report's source filled in."""
+            ctx: Context, *, lazy: bool = False) -> tuple[Path, Any]:
+    """``opener(local path, parsed options, ctx)`` (a reader, or with ``lazy`` its shard
+    listing) on the local counterpart of ``location``, with the report's source filled in."""
     opts = parse_options(fmt, "read", options)
-    path = local_source(location, ctx.storage_options)
+    path = local_source(location, ctx.storage_options, lazy=lazy)
     if not path.exists():
         raise ReadError("input does not exist", file=path)
     storage.remember_source(location if storage.is_remote(location) else None, ctx.storage_options)
@@ -135,12 +143,14 @@ def _remote_media(items: Iterable[DatasetItem]) -> Iterator[DatasetItem]:
         yield item.model_copy(update=update) if update else item
 
 
-def local_source(location: str | os.PathLike[str], storage_options: StorageOptions | None = None) -> Path:
+def local_source(location: str | os.PathLike[str], storage_options: StorageOptions | None = None, *,
+                 lazy: bool = False) -> Path:
     """The local path to read ``location`` from: a remote source is fetched into a local cache
-    first (once per process and URL; :func:`annobridge.core.storage.release` removes it)."""
+    first (once per process and URL; :func:`annobridge.core.storage.release` removes it);
+    with ``lazy`` only listed, its files fetched as they are opened (detection, shard listing)."""
     text = str(location)
     if storage.is_remote(text):
-        return storage.fetched(text, storage_options)
+        return storage.fetched(text, storage_options, lazy=lazy)
     return storage.local(text)
 
 
@@ -207,6 +217,8 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
     if not caps.annotation_metadata:
         n = 0
         for group in (update.get("annotations", anns), update.get("predictions", preds)):
+            if not any(map(_METADATA, group)) and "segmentation" not in map(_TYPE, group):
+                continue  # the common case, decided at C level
             for a in group:
                 if a.metadata:
                     n += 1
@@ -217,7 +229,10 @@ def fit_to(item: DatasetItem, caps: Capabilities, fmt_name: str, report: Convers
     if item.scene is not None and not caps.scenes:
         report.drop("scene frame reference", f"{fmt_name} holds no scenes; frames become plain items")
         update["scene"] = None
-    return item.model_copy(update=update) if update else item
+    return copied(item, update) if update else item
+
+
+_METADATA, _TYPE = attrgetter("metadata"), attrgetter("type")
 
 
 def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps: Capabilities, fmt_name: str,
@@ -233,19 +248,13 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
             held.setdefault(a.group_id, set()).add(a.type)
     out: list[Any] = []
     converted: dict[tuple[str, str], int] = {}
-    ladders: dict[str, tuple[str, ...]] = {}
-    derivations = derivation.DERIVATIONS
-    steps: dict[str, list[tuple[str, Callable[..., Any]]]] = {}  # kind -> its ladder's (kind, function)
     crowd_kept = "iscrowd" in caps.attributes
     for a in group:
         kind = a.type
         if kind in allowed:
             out.append(a)
             continue
-        options = ladders.get(kind)
-        if options is None:
-            options = ladders[kind] = derivation.candidates(kind, allowed, geometry)
-            steps[kind] = [(k, derivations[(kind, k)]) for k in options]
+        options, steps = _ladder(kind, allowed, geometry)
         gid = a.group_id
         if gid is None:
             kinds: set[str] = set()
@@ -255,7 +264,7 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
                 kinds = held[gid] = set()
         made = None
         losses: derivation.Losses = []
-        for target, derive_to in steps[kind]:
+        for target, derive_to in steps:
             if target in kinds:  # the object has one already
                 continue
             made = derive_to(a, item, losses)
@@ -286,6 +295,15 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
     for (source, target), n in converted.items():
         report.convert(source, target, n)
     return out
+
+
+@functools.lru_cache(maxsize=256)
+def _ladder(kind: str, allowed: frozenset[str], geometry: str | None
+            ) -> tuple[tuple[str, ...], tuple[tuple[str, Callable[..., Any]], ...]]:
+    """The kinds ``kind`` may become in a target holding ``allowed``, in the order tried, and
+    each with its derivation function (``core/derive.py``)."""
+    options = derivation.candidates(kind, allowed, geometry)
+    return options, tuple((k, derivation.DERIVATIONS[(kind, k)]) for k in options)
 
 
 def _fitted(items: Iterable[DatasetItem], fmt: Format, ctx: Context,
@@ -329,9 +347,7 @@ def write_dataset(
     reg = _registry(registry)
     fmt = resolve_writer(format, reg)
     _check_derive(derive, geometry)
-    opts = parse_options(fmt, "write", options)
-    if fmt.capabilities_for is not None:  # what this write holds depends on its options
-        fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
+    fmt, opts = _writer_with(fmt, options)
     ctx = context or Context()
     view = derivation.segmentation_view(fmt.capabilities) if derive == "auto" else None
     if view is not None and shards is None:
@@ -414,6 +430,14 @@ def write_dataset(
                 except OSError:
                     break
     return ctx.report
+
+
+def _writer_with(fmt: Format, options: Options) -> tuple[Format, Any]:
+    """``fmt`` with the capabilities of a write with ``options`` (parsed, also returned)."""
+    opts = parse_options(fmt, "write", options)
+    if fmt.capabilities_for is not None:  # what this write holds depends on its options
+        fmt = replace(fmt, capabilities=fmt.capabilities_for(opts))
+    return fmt, opts
 
 
 def _stage_prefix(name: str) -> str:
@@ -548,6 +572,9 @@ def convert(
     ctx = Context(workers=workers, executor=executor, storage_options=dict(storage_options or {}),
                   progress=progress, on_total=on_total)
     try:
+        if derive == "auto" and transform is None and task is None:  # the reader sees what the writer gets
+            target, _ = _writer_with(resolve_writer(dst_format, reg), write_options)
+            ctx.boxes_on_read = derivation.boxes_on_read(target.capabilities, geometry)
         shards = None
         if (workers > 1 or executor != "process") and transform is None and task is None:
             shards = read_shards(source, src_format, read_options, context=ctx, registry=reg)
@@ -570,6 +597,7 @@ def convert(
         ctx.close(cancel=True)  # a failed read stops the workers too (a no-op after a write)
         if storage.is_remote(str(source)):
             storage.release(str(source))
+        storage.drop_media()  # remote media fetched here: the next conversion fetches them anew
 
 
 DERIVE_MODES = ("auto", "none")

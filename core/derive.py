@@ -422,6 +422,21 @@ def candidates(kind: str, allowed: frozenset[str], geometry: str | None = None) 
     return tuple(ladder)
 
 
+def boxes_on_read(caps: Capabilities, geometry: str | None = None) -> frozenset[str]:
+    """The ground-truth kinds (polygon, object mask) that a target with ``caps`` gets as boxes:
+    the first kind :func:`~annobridge.converters.engine.fit_to` would derive them into.
+
+    The engine hands this to the reader of a plain conversion (``Context.boxes_on_read``): a
+    reader whose record carries the object's box (COCO ``bbox``, which the derivation takes
+    first) may build that box at once, after checking the record as always, instead of a
+    polygon or mask the engine would only turn into the same box; it reports the conversion
+    with :meth:`~annobridge.core.report.ConversionReport.read_as`.
+    """
+    allowed = caps.annotation_types
+    return frozenset(k for k in ("polygon", "object_mask")
+                     if k not in allowed and candidates(k, allowed, geometry)[:1] == ("box",))
+
+
 def segmentation_view(caps: Capabilities) -> str | None:
     """The segmentation view a target needs, or None when it holds what it gets.
 

@@ -128,25 +128,50 @@ class Shards:
         root: the local folder the driver listed.
         header: the dataset header (categories, info), read once by the driver.
         files: for remote sources: the paths, relative to the source URL, that a unit's read
-            needs (a worker fetches only these); None when the units cannot be fetched apart.
+            needs (a worker fetches only these), or ``(path, start, end)`` for the bytes of a
+            unit in a shared file (a JSONL line: the worker's copy holds them at their offsets);
+            None when the units cannot be fetched apart.
         portable: ``read`` runs in any process that sees ``root`` or the source URL (Dask);
             False when it needs state of the driver (a parsed COCO file), which only local
             workers forked from the driver inherit.
         unique_refs: the reader refuses a reference id used twice (Nucleus): workers send
             their ids back and the driver checks across parts.
         source / format / total: as on :class:`Dataset`.
+        scan: what of the header only the units' files tell (KITTI's class names, from
+            every label file), found by the workers in a first pass over the same shards
+            so that the driver reads no per-item file; :class:`HeaderScan`.
     """
 
     units: list[Any]
     read: Callable[[Path, list[Any], Any, Context], Iterable[Any]]
     root: Path
     header: Any
-    files: Callable[[Any], list[str]] | None = None
+    files: Callable[[Any], list[Any]] | None = None
     portable: bool = True
     unique_refs: bool = False
     source: str | None = None
     format: str | None = None
     total: int | None = None
+    scan: HeaderScan | None = None
+
+
+@dataclass(frozen=True)
+class HeaderScan:
+    """A first pass of the workers that completes :attr:`Shards.header` before any item is read.
+
+    Args:
+        scan: ``scan(root, units)`` returns a small picklable summary of ``units`` (reading
+            their files under ``root``, as ``Shards.read`` does). Module-level, or a
+            ``functools.partial`` of one.
+        merge: ``merge(header, summaries)`` completes the header from the summaries of every
+            shard, in unit order.
+        files: the paths of a unit that ``scan`` reads, relative to the source (a worker
+            fetches only these from a remote source).
+    """
+
+    scan: Callable[[Path, list[Any]], Any]
+    merge: Callable[[Any, list[Any]], None]
+    files: Callable[[Any], list[str]]
 
 
 @dataclass(frozen=True)
@@ -162,16 +187,30 @@ class Parts:
             no items. Module-level. The single-process writer is the same two steps.
         finish: ``finish(results, dataset, destination, options, context)`` runs in the driver
             on every shard's results in order: checks across items (two frames with one
-            file name) and writes the aggregate outputs (image-set lists, class lists).
+            file name) and writes the aggregate outputs (image-set lists, class lists). It
+            raises :class:`PartsDiffer` when the parts cannot be joined as one process would
+            have written them.
         keeps_ids: whether the writer stores annotation ids. New instance masks are numbered
             over the whole dataset, which only the driver can do; a writer that stores no ids
             (KITTI) lets each worker number its part's masks (the numbers differ, the output
             does not), so its parts still run on workers.
+        lead: ``lead(results, options)`` for a writer whose first items decide how the rest
+            are written (YOLO's ``task=auto``): the driver writes the first few items itself,
+            before the workers start, and gives this its results; it returns the options
+            the other parts are written with (the choice made fixed), or ``options``.
     """
 
     write: Callable[[Iterable[Any], Path, Any, Any, Context], list[Any]]
     finish: Callable[[Iterable[Any], Any, Path, Any, Context], None]
     keeps_ids: bool = True
+    lead: Callable[[list[Any], Any], Any] | None = None
+
+
+class PartsDiffer(Exception):
+    """Raised by ``Parts.finish`` when the parts, written on workers from the same start,
+    made choices that depend on order after all (YOLO's ``task=auto``: a part of polygons
+    after one that chose pose). The engine then writes the dataset again in one process.
+    Never leaves the engine."""
 
 
 class LazyFunction:
@@ -364,6 +403,9 @@ class Context:
             local copy: the URL of the copy's root. Readers resolve relative media paths
             (Nucleus masks, point clouds) against it rather than the copy, which holds only
             the part's own files; the media are fetched when used.
+        boxes_on_read: set by the engine for a plain conversion: the ground-truth kinds the
+            target gets as boxes (:func:`annobridge.core.derive.boxes_on_read`). A reader
+            may build these as the box its record carries; readers may ignore it.
     """
 
     report: ConversionReport = field(default_factory=new_report)
@@ -378,6 +420,7 @@ class Context:
     storage_options: dict[str, Any] = field(default_factory=dict)
     remote_root: str | None = None
     side_outputs: list[tuple[Path, str]] = field(default_factory=list)
+    boxes_on_read: frozenset[str] = frozenset()
     shared_out: bool = False
     """Whether :meth:`map` handed any work to workers (else a conversion ran in one process)."""
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)

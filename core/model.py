@@ -749,6 +749,21 @@ def construct(cls: type[BaseModel], values: dict[str, Any]) -> Any:
     return obj
 
 
+def copied(model: BaseModel, update: dict[str, Any]) -> Any:
+    """``model.model_copy(update=update)`` (a shallow copy with some fields replaced by
+    already-checked values) without pydantic's generic copy (the engine copies nearly every
+    item it fits: 50,000 on a large COCO set)."""
+    obj = object.__new__(type(model))
+    values = model.__dict__.copy()
+    values.update(update)
+    object.__setattr__(obj, "__dict__", values)
+    object.__setattr__(obj, "__pydantic_fields_set__", model.__pydantic_fields_set__ | update.keys())
+    extra, private = model.__pydantic_extra__, model.__pydantic_private__
+    object.__setattr__(obj, "__pydantic_extra__", None if extra is None else extra.copy())
+    object.__setattr__(obj, "__pydantic_private__", None if private is None else private.copy())
+    return obj
+
+
 _DEFAULTS: dict[type, tuple[tuple[str, Any, Any], ...]] = {}
 
 

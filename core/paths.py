@@ -8,7 +8,7 @@ one place that check lives; every plugin calls it before it opens or writes such
 
 * :func:`contained` resolves a location against its root and refuses anything that lands
   outside it (absolute paths, ``..`` that climbs out, a drive letter, a symlink that points
-  out, NUL bytes).
+  out, NUL bytes); :func:`contained_text` is the same check on plain strings.
 * :func:`safe_name` turns an id into one file-name component, reversibly
   (:func:`unsafe_name` inverts it), so ids never create folders or climb out.
 * :func:`write_new_file` writes one output file of a writer with the fewest system calls
@@ -93,13 +93,43 @@ def contained(
     if path is not None and not made_here and not _inside(root_path, path):
         problem = "the path leads outside its folder through a symbolic link"
     if problem is not None:
-        raise error(
-            f"{what} {location!r} is not inside {str(root_path)!r}: {problem}",
-            file=file, where=where, item=item,
-            fix="paths in annotation files must be relative to their root and stay inside it",
-        )
+        raise _outside(root, location, problem, what, file, where, item, error)
     assert path is not None
     return path
+
+
+def contained_text(
+    root: str,
+    location: str,
+    *,
+    what: str,
+    file: str | os.PathLike[str] | None = None,
+    where: str | None = None,
+    item: str | None = None,
+    error: type[AnnobridgeError] = ReadError,
+    made_here: bool = False,
+) -> str:
+    """:func:`contained` on plain strings: the same check, and ``root`` joined with ``location``
+    as ``os.path.join`` does (not normalised). For a writer's per-item hot path, where
+    building a ``Path`` costs more than the check (a label file per image)."""
+    problem = path_problem(location)
+    path = os.path.join(root, location.replace("\\", "/")) if problem is None else None
+    if path is not None and not made_here and not _inside(root, path):
+        problem = "the path leads outside its folder through a symbolic link"
+    if problem is not None:
+        raise _outside(root, location, problem, what, file, where, item, error)
+    assert path is not None
+    return path
+
+
+def _outside(root: str | os.PathLike[str], location: str, problem: str, what: str,
+             file: str | os.PathLike[str] | None, where: str | None, item: str | None,
+             error: type[AnnobridgeError]) -> AnnobridgeError:
+    return error(
+        f"{what} {location!r} is not inside {str(Path(root))!r}: {problem}",
+        file=file, where=where, item=item,
+        fix="paths in annotation files must be relative to their root and stay inside it",
+    )
 
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
@@ -182,7 +212,7 @@ def media_file(location: str | None, root: Path | None) -> tuple[Path | None, st
     return None, "missing"
 
 
-def _inside(root: Path, path: Path) -> bool:
+def _inside(root: str | os.PathLike[str], path: str | os.PathLike[str]) -> bool:
     real_root = os.path.realpath(root)
     real = os.path.realpath(path)
     return real == real_root or real.startswith(real_root.rstrip(os.sep) + os.sep)

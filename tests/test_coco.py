@@ -741,3 +741,94 @@ def test_records_parsed_one_by_one_find_the_same_problems(change: dict, problem:
     lazy, whole = _read_both(path, monkeypatch)
     assert lazy == whole
     assert len(lazy) == 1 and problem in lazy[0], lazy
+
+
+# --------------------------------------------------------------------------- boxes on read
+
+
+def _mixed_coco(path: Path, spelled_group: bool = False) -> Path:
+    """One image per case of a record a box-only target gets as a box (or not)."""
+    square = [10, 10, 30, 10, 30, 30, 10, 30]
+    rle = mask_utils.encode(np.asfortranarray(np.pad(np.ones((4, 5), np.uint8), ((2, 14), (3, 12)))))
+    counts = rle["counts"].decode("ascii")
+    records = [
+        {"segmentation": [square], "bbox": [10, 10, 20, 20], "area": 390.5, "iscrowd": 0},  # box from bbox
+        {"segmentation": [square], "area": 400, "iscrowd": 0},  # no bbox: the engine takes the rings' extent
+        {"segmentation": {"size": [20, 20], "counts": counts}, "bbox": [3, 2, 5, 4], "area": 20, "iscrowd": 0},
+        {"segmentation": {"size": [20, 20], "counts": counts}, "bbox": [3, 2, 5, 4], "area": 20, "iscrowd": 1},
+        {"segmentation": [square, [1, 1, 4, 1, 4, 4]], "bbox": [1.5, 1, 28.5, 29], "area": 404.5, "iscrowd": 0,
+         "keypoints": [12, 12, 2, 0, 0, 0], "num_keypoints": 1},
+        {"segmentation": [], "bbox": [0, 0, 7, 8], "area": 56, "iscrowd": 0},
+    ]
+    images = [{"id": i + 1, "file_name": f"{i + 1}.jpg", "width": 40, "height": 40} for i in range(len(records))]
+    anns = [{"id": i + 1, "image_id": i + 1, "category_id": 1, **r} for i, r in enumerate(records)]
+    if spelled_group:  # a file with spelled group ids is left to the engine's derivation
+        anns[1]["annobridge_group_id"] = "object-2"
+    doc = {"images": images, "annotations": anns,
+           "categories": [{"id": 1, "name": "thing", "keypoints": ["a", "b"], "skeleton": [[1, 2]]}]}
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+def test_a_box_only_target_gets_boxes_straight_from_the_records(tmp_path: Path) -> None:
+    src = _mixed_coco(tmp_path / "mixed.json")
+    ctx = Context(boxes_on_read=frozenset({"polygon", "object_mask"}))
+    items = list(engine.read_dataset(src, "coco", context=ctx).items)
+    kinds = [[a.type for a in item.annotations] for item in items]
+    # checked as always, then built as the box the engine would derive; a crowd region and a
+    # polygon without bbox are left to the engine (it reports the crowd flag, takes the extent)
+    assert kinds == [["box"], ["polygon"], ["box"], ["object_mask"], ["box", "keypoints"], ["box"]]
+    assert "bbox" not in items[0].annotations[0].attributes
+    assert ctx.report.read == {"box": 1, "polygon": 3, "object_mask": 2, "keypoints": 1}
+    assert ctx.report.converted == {"polygon -> box": 2, "object_mask -> box": 1}
+
+
+@pytest.mark.parametrize("spelled_group", [False, True])
+@pytest.mark.parametrize("target, options", [("kitti", {"media": "none"}), ("yolo", {"task": "detect"}),
+                                              ("pascal-voc", {"media": "none"})])
+def test_boxes_on_read_write_what_the_engine_derives(tmp_path: Path, target: str, options: dict[str, str],
+                                                     spelled_group: bool) -> None:
+    """The same files and report as the engine's own derivation (a read without the hint)."""
+    src = _mixed_coco(tmp_path / "mixed.json", spelled_group)
+    fast = engine.convert(src, tmp_path / "fast", src_format="coco", dst_format=target, write_options=options)
+    ctx = Context()
+    slow = engine.write_dataset(engine.read_dataset(src, "coco", context=ctx), tmp_path / "slow", target, options,
+                                context=ctx)
+    assert (fast.read, fast.converted, fast.dropped, fast.written) == (
+        slow.read, slow.converted, slow.dropped, slow.written)
+    assert fast.converted  # polygons and masks became boxes
+    made = sorted(p.relative_to(tmp_path / "fast") for p in (tmp_path / "fast").rglob("*") if p.is_file())
+    assert made == sorted(p.relative_to(tmp_path / "slow") for p in (tmp_path / "slow").rglob("*") if p.is_file())
+    for rel in made:
+        assert (tmp_path / "fast" / rel).read_bytes() == (tmp_path / "slow" / rel).read_bytes(), rel
+
+
+def test_boxes_on_read_are_the_kinds_the_target_derives_boxes_from() -> None:
+    from annobridge.core import derive
+    from annobridge.core.formats import Capabilities
+
+    assert derive.boxes_on_read(Capabilities(annotation_types={"box", "cuboid"})) == {"polygon", "object_mask"}
+    assert derive.boxes_on_read(Capabilities(annotation_types={"box", "polygon"})) == set()  # mask -> polygon
+    assert derive.boxes_on_read(Capabilities(annotation_types={"box", "polygon"}), "box") == {"object_mask"}
+    # a mask target derives masks from polygons; --geometry box prefers the box
+    caps = Capabilities(annotation_types={"box", "object_mask"})
+    assert derive.boxes_on_read(caps) == set()
+    assert derive.boxes_on_read(caps, "box") == {"polygon"}
+    assert derive.boxes_on_read(Capabilities(annotation_types={"polygon"})) == set()
+
+
+@pytest.mark.parametrize("segmentation, message", [
+    ([[1, 2, 3, 4]], "polygon 0 has 4 numbers"),
+    ([[1, 2, 3, 4, 5, "x"]], "polygon 0 holds a non-number"),
+    ({"size": [4, 4], "counts": [3, 2]}, "RLE counts sum to 5"),
+])
+def test_boxes_on_read_check_the_segmentation_as_always(tmp_path: Path, segmentation: object, message: str) -> None:
+    doc = {"images": [{"id": 1, "file_name": "1.jpg", "width": 4, "height": 4}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "area": 4,
+                            "iscrowd": 0, "segmentation": segmentation}],
+           "categories": [{"id": 1, "name": "thing"}]}
+    src = tmp_path / "bad.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(ReadError, match=message):
+        engine.convert(src, tmp_path / "out", src_format="coco", dst_format="kitti", write_options={"media": "none"})
+    assert not (tmp_path / "out").exists()

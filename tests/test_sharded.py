@@ -1,5 +1,5 @@
 """Sharded conversion (converters/sharded.py): workers read their own part of a per-item source,
-fit it and (KITTI) write it; the output equals one process's, byte for byte and in order, on
+fit it and (KITTI, YOLO) write it; the output equals one process's, byte for byte and in order, on
 local forked workers, on a two-worker Dask LocalCluster, and from an S3 server."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import annobridge
-from annobridge.core.errors import ReadError
+from annobridge.core.errors import ReadError, WriteError
 from tests.conftest import FIXTURES
 from tests.kitti_synth import make_object_root
 from tests.panoptic_helpers import make_panoptic
@@ -60,6 +60,9 @@ CASES = {  # source maker, target format, output name
     "yolo->yolo": (_yolo, "yolo", "out"),
     "yolo->kitti": (_yolo, "kitti", "out"),
     "yolo-folder->coco": (_yolo_folder, "coco", "out.json"),
+    "kitti->yolo": (_kitti, "yolo", "out"),  # YOLO labels written by the workers, data.yaml by the driver
+    "nucleus->yolo": (_nucleus, "yolo", "out"),  # every kind: the first item decides task=auto
+    "yolo-folder->yolo": (_yolo_folder, "yolo", "out"),
 }
 
 
@@ -93,12 +96,13 @@ def test_dask_workers_read_in_parts(case: str, scheduler: str, tmp_path: Path) -
     _same_report(one, many)
 
 
-def test_coco_parts_go_to_forked_workers_only(scheduler: str, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("fmt", ["kitti", "yolo"])
+def test_coco_parts_go_to_forked_workers_only(fmt: str, scheduler: str, tmp_path: Path) -> None:  # noqa: F811
     src = _coco(tmp_path)
-    one = annobridge.convert(src, tmp_path / "one" / "out", "kitti")
-    local = annobridge.convert(src, tmp_path / "two" / "out", "kitti", workers=2)
-    dask = annobridge.convert(src, tmp_path / "dask" / "out", "kitti", executor=scheduler, workers=2)
-    assert any("parts by the workers" in n for n in local.notes)
+    one = annobridge.convert(src, tmp_path / "one" / "out", fmt)
+    local = annobridge.convert(src, tmp_path / "two" / "out", fmt, workers=2)
+    dask = annobridge.convert(src, tmp_path / "dask" / "out", fmt, executor=scheduler, workers=2)
+    assert any("parts by the workers" in n and "they wrote their items" in n for n in local.notes)
     assert not any("parts by the workers" in n for n in dask.notes)  # the parse stays in the driver
     assert _tree(tmp_path / "one") == _tree(tmp_path / "two") == _tree(tmp_path / "dask")
     _same_report(one, local)
@@ -114,6 +118,90 @@ def test_a_bad_frame_in_a_part_is_named_and_nothing_is_left(scheduler: str, tmp_
             annobridge.convert(src, out, "nucleus", executor=executor, workers=2)
         assert not out.exists()
         assert sorted(p.name for p in tmp_path.iterdir()) == ["kitti"]
+
+
+def _mixed_coco(tmp: Path, split: str = "train", polygons: bool = True) -> Path:
+    """40 images: 20 with a box only (the first parts choose no YOLO task), then 10 with a polygon
+    (segment; without ``polygons`` a box only), then 10 with keypoints (pose): one process writes
+    segment, the parts disagree."""
+    images, anns = [], []
+    for n in range(1, 41):
+        images.append({"id": n, "file_name": f"im{n}.png", "width": 100, "height": 80,
+                       "split": split if n == 37 else "train"})
+        ann = {"id": n, "image_id": n, "category_id": 1, "bbox": [10, 10, 20, 30], "area": 600, "iscrowd": 0,
+               "segmentation": [[10, 10, 30, 10, 30, 40, 10, 40]] if polygons and 20 < n <= 30 else []}
+        if n > 30:
+            ann.update(category_id=2, keypoints=[12, 14, 2, 20, 30, 2], num_keypoints=2)
+        anns.append(ann)
+    cats = [{"id": 1, "name": "car"}, {"id": 2, "name": "person", "keypoints": ["a", "b"], "skeleton": [[1, 2]]}]
+    (tmp / "mixed.json").write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return tmp / "mixed.json"
+
+
+def test_yolo_parts_that_chose_other_tasks_are_written_again_in_one_process(tmp_path: Path) -> None:
+    src = _mixed_coco(tmp_path)
+    one = annobridge.convert(src, tmp_path / "one" / "out", "yolo")
+    many = annobridge.convert(src, tmp_path / "two" / "out", "yolo", workers=2)
+    assert "task: segment" in (tmp_path / "one" / "out" / "data.yaml").read_text()
+    assert any(n.startswith("written again in one process: the parts the workers wrote differ") for n in many.notes)
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+    _same_report(one, many)
+
+
+def test_yolo_parts_on_dask_join_the_task_and_classes_in_order(scheduler: str, tmp_path: Path) -> None:  # noqa: F811
+    """A Nucleus source read in parts by two Dask workers: the parts that met boxes only wait for
+    the task, chosen by a later part (pose), and the driver pads their rows; a task= given is kept."""
+    nucleus = tmp_path / "mixed.jsonl"
+    annobridge.convert(_mixed_coco(tmp_path, polygons=False), nucleus, "nucleus")
+    for options in (None, {"task": "pose"}):
+        out = tmp_path / f"{options}"
+        one = annobridge.convert(nucleus, out / "one" / "y", "yolo", write_options=options)
+        many = annobridge.convert(nucleus, out / "dask" / "y", "yolo", write_options=options,
+                                  executor=scheduler, workers=2)
+        assert any("they wrote their items" in n for n in many.notes), many.notes
+        assert not any("written again" in n for n in many.notes), many.notes
+        assert "task: pose" in (out / "dask" / "y" / "data.yaml").read_text()
+        assert _tree(out / "one") == _tree(out / "dask")
+        _same_report(one, many)
+
+
+def test_a_yolo_item_a_worker_cannot_write_is_named_and_nothing_is_left(tmp_path: Path) -> None:
+    src = _mixed_coco(tmp_path, split="../up")
+    for workers in (1, 2):
+        with pytest.raises(WriteError, match=r"split '\.\./up' cannot be a folder name") as err:
+            annobridge.convert(src, tmp_path / "out" / "y", "yolo", workers=workers)
+        assert err.value.item == "37"
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["mixed.json"]
+
+
+@pytest.mark.parametrize(("key", "width", "problem"), [
+    ("width", 10, None), ("width", 10.0, None), ("width", "10", "image width is '10'"),
+    ("width", -1, "image width is -1"), ("width", {"n": 2**70}, "expected a non-negative integer"),
+    ("extra", 2**70, None),  # the driver's check passes; the worker's parse meets a number beyond 64 bits
+])
+def test_coco_images_read_in_parts_are_checked_as_one_process_checks_them(key: str, width: Any, problem: str | None,
+                                                                            tmp_path: Path) -> None:
+    """The driver only glances at the image records of a file read in parts; any it doubts
+    (a size written as a float, a bad size) is parsed as one process parses it."""
+    doc = json.loads(_mixed_coco(tmp_path).read_text())
+    doc["images"][25][key] = width
+    doc["images"][3]["annobridge_reference_id"] = "named"
+    (tmp_path / "odd.json").write_text(json.dumps(doc))
+    errors: list[str] = []
+    if problem is not None:
+        for workers in (1, 2):
+            with pytest.raises(ReadError, match=problem) as err:
+                annobridge.convert(tmp_path / "odd.json", tmp_path / f"out{workers}", "kitti", workers=workers)
+            errors.append(str(err.value))
+        assert errors[0] == errors[1] and "odd.json" in errors[0]
+        return
+    one = annobridge.convert(tmp_path / "odd.json", tmp_path / "one" / "out.json", "coco")
+    many = annobridge.convert(tmp_path / "odd.json", tmp_path / "two" / "out.json", "coco", workers=2)
+    assert any("whole float" in n for n in many.notes) == (type(width) is float)
+    written = json.loads((tmp_path / "two" / "out.json").read_text())["images"]
+    assert written[3]["annobridge_reference_id"] == "named" and written[25][key] == float(width)
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+    _same_report(one, many)
 
 
 def test_a_reference_id_used_in_two_parts_is_refused(tmp_path: Path) -> None:

@@ -64,6 +64,12 @@ class Style:
         """The four box numbers in one ``%`` format (``%.2f %.2f %.2f %.2f``)."""
         return " ".join([f"%.{self.decimals}f"] * 4)
 
+    @functools.cached_property
+    def sentinel_text(self) -> tuple[str, str]:
+        """The 3D columns of a row without 3D geometry (every box row of a 2D dataset has
+        them), formatted once: (an object's, a DontCare row's)."""
+        return " ".join(_sentinel_tokens(self, False)), " ".join(_sentinel_tokens(self, True))
+
 
 OBJECT_STYLE = Style(2, True, SENTINEL_3D)
 TRACKING_STYLE = Style(6, False, TRACKING_DONTCARE_3D)
@@ -124,14 +130,24 @@ def render_text(*, truncated: Any, occluded: Any, alpha: Any,
     Without ``text`` (every row the writer makes from other formats) the four box numbers
     are formatted by one ``%`` operation; only a negative value takes the per-number path.
     """
+    return row_text(truncated, occluded, alpha, bbox, geom, dont_care, score, text, style)
+
+
+def row_text(truncated: Any, occluded: Any, alpha: Any, bbox: tuple[float, float, float, float],
+             geom: tuple[float, ...] | None, dont_care: bool, score: Any, text: list[str] | None,
+             style: Style) -> str:
+    """:func:`render_text` with positional arguments (the writer calls it once per row)."""
     if text:
         return " ".join(_tokens_like(truncated, occluded, alpha, bbox, geom, score, text, style))
     box = style.box_format % bbox
     if "-" in box:  # a value that rounds to -0 loses its sign (_fixed)
         box = " ".join(_fixed(v, style.decimals) for v in bbox)
-    head = f"{_attr_fmt(truncated, style)} {_attr_fmt(occluded, style)} {_attr_fmt(alpha, style)} {box} "
+    if type(truncated) is int and type(occluded) is int and type(alpha) is int:  # -1 -1 -10 when absent
+        head = f"{truncated} {occluded} {alpha} {box} "
+    else:
+        head = f"{_attr_fmt(truncated, style)} {_attr_fmt(occluded, style)} {_attr_fmt(alpha, style)} {box} "
     if geom is None:
-        row = head + _sentinel_text(style, dont_care)
+        row = head + style.sentinel_text[dont_care]
     else:
         row = head + " ".join(_fmt(v, style) for v in geom)
     if score is not None:
@@ -165,11 +181,6 @@ def _tokens_like(truncated: Any, occluded: Any, alpha: Any, bbox: tuple[float, f
         else:
             out.append(_score_fmt(score, style))
     return out
-
-
-@functools.cache
-def _sentinel_text(style: Style, dont_care: bool) -> str:
-    return " ".join(_sentinel_tokens(style, dont_care))
 
 
 @functools.cache

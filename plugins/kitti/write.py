@@ -26,7 +26,7 @@ from annobridge.plugins.kitti.common import (
     _image_size,
     _transform,
     load_label_map,
-    render_text,
+    row_text,
 )
 
 if TYPE_CHECKING:
@@ -90,9 +90,20 @@ def _cuboid_camera(c: CuboidAnnotation, t: camera.Transform | None, ref: str) ->
 def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], prediction: bool,
               t: camera.Transform | None, size: tuple[int | None, int | None], job: FrameJob, ref: str,
               drops: list[tuple[str, str, int]]) -> list[str]:
-    if not cuboids:  # a 2D dataset: nothing to pair
-        return [row for row in (_render(b, None, prediction, t, size, job, ref, drops) for b in boxes)
-                if row is not None]
+    lost: dict[str, int] = {}  # attribute key -> rows that lose it (one report entry per key)
+    if cuboids:
+        rows = _paired_rows(boxes, cuboids, prediction, t, size, job, ref, drops, lost)
+    else:  # a 2D dataset: nothing to pair
+        made = [_render(b, None, prediction, t, size, job, ref, drops, lost) for b in boxes]
+        rows = [row for row in made if row is not None]
+    drops.extend((f"attribute:{key}", _NO_FIELD, n) for key, n in lost.items())
+    return rows
+
+
+def _paired_rows(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], prediction: bool,
+                 t: camera.Transform | None, size: tuple[int | None, int | None], job: FrameJob, ref: str,
+                 drops: list[tuple[str, str, int]], lost: dict[str, int]) -> list[str]:
+    """The rows of a frame with cuboids: each box joined with its object's cuboid."""
     by_group: dict[str, CuboidAnnotation] = {}
     by_track: dict[str, CuboidAnnotation] = {}
     for c in cuboids:
@@ -116,30 +127,43 @@ def _rows_for(boxes: list[BoxAnnotation], cuboids: list[CuboidAnnotation], predi
     if t is not None and any(c is None for c in pairs) and len(used) < len(cuboids):
         _pair_by_overlap(boxes, pairs, [c for c in cuboids if id(c) not in used], used, t, size, ref)
     for b, c in zip(boxes, pairs):
-        row = _render(b, c, prediction, t, size, job, ref, drops)
+        row = _render(b, c, prediction, t, size, job, ref, drops, lost)
         if row is not None:
             rows.append(row)
         elif c is not None:
             drops.append((kind + "cuboid", "its class is dropped by the label map", 1))
     for c in cuboids:
         if id(c) not in used:
-            row = _render(None, c, prediction, t, size, job, ref, drops)
+            row = _render(None, c, prediction, t, size, job, ref, drops, lost)
             if row is not None:
                 rows.append(row)
     return rows
 
 
-_IMPLIED = frozenset({"iscrowd", "area"})
+_NONE: dict[str, Any] = {}  # the attributes of a row without a box (never written to)
+_ABSENT = object()
+_NO_FIELD = "KITTI label rows have no field for it"
 
 
-def _implied(key: str, value: Any, ann: Any) -> bool:
-    """Attributes that carry no information beyond the box: COCO ``iscrowd`` 0 and an
-    ``area`` equal to the box's width x height."""
-    if key == "iscrowd":
-        return value == 0
-    if key == "area" and ann.type == "box" and isinstance(value, (int, float)):
-        return abs(float(value) - float(ann.width) * float(ann.height)) <= 1e-6 * max(1.0, abs(float(value)))
-    return False
+def _count_lost(ann: BoxAnnotation | CuboidAnnotation, lost: dict[str, int]) -> bool:
+    """Count into ``lost`` each attribute of ``ann`` a label row cannot carry: any but the
+    KITTI ones, less those that carry no information beyond the box (COCO ``iscrowd`` 0, an
+    ``area`` equal to the box's width x height). Runs once per row; returns whether ``ann``
+    has any KITTI attribute (the row reads them only then)."""
+    kitti = False
+    for key, value in ann.attributes.items():
+        if key in KITTI_ATTRIBUTES:
+            kitti = True
+            continue
+        if key == "iscrowd":
+            if value == 0:
+                continue
+        elif key == "area" and ann.type == "box" and isinstance(value, (int, float)):
+            wh = float(ann.width) * float(ann.height)  # type: ignore[union-attr]
+            if abs(float(value) - wh) <= 1e-6 * max(1.0, abs(float(value))):
+                continue
+        lost[key] = lost.get(key, 0) + 1
+    return kitti
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
@@ -190,36 +214,39 @@ def _label_problem(label: str) -> str | None:
 
 def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: bool, t: camera.Transform | None,
             size: tuple[int | None, int | None], job: FrameJob, ref: str,
-            drops: list[tuple[str, str, int]]) -> str | None:
+            drops: list[tuple[str, str, int]], lost: dict[str, int]) -> str | None:
+    """One label row (runs once per object: 400,000 times on a large COCO set); ``lost``
+    counts the attributes it cannot carry (:func:`_count_lost`)."""
     main = b if b is not None else c
     assert main is not None
-    kind = ("prediction:" if prediction else "") + main.type
     label = _label_of(main.label, job.mapping) if job.mapping else main.label
     if label is None:
-        drops.append((kind, f"label map drops class {main.label!r}", 1))
+        drops.append((("prediction:" if prediction else "") + main.type, f"label map drops class {main.label!r}", 1))
         return None
     problem = _label_problem(label)
     if problem:
         raise WriteError(f"label {label!r} cannot be a KITTI class name: {problem}", item=ref,
                          fix="rename the class with --option label-map=FILE")
-    attrs = (b.attributes if b is not None else {}) or {}
-    for holder in (b, c):
-        if holder is not None and holder.attributes:
-            for key, value in holder.attributes.items():
-                if key in KITTI_ATTRIBUTES or (key in _IMPLIED and _implied(key, value, holder)):
-                    continue
-                drops.append((f"attribute:{key}", "KITTI label rows have no field for it", 1))
-    text = attrs.get("kitti_text")
-    tokens = text.split() if isinstance(text, str) else None
-    n_expected = 15 if prediction else 14
-    if tokens is not None and (len(tokens) != n_expected or not all(kitti_calib.is_number(x) for x in tokens)):
-        tokens = None
-    dont_care = bool(attrs.get("dont_care")) or label.lower() == "dontcare"
+    attrs = b.attributes if b is not None else _NONE
+    kitti = _count_lost(b, lost) if attrs else False  # type: ignore[arg-type]
+    if c is not None and c.attributes:
+        _count_lost(c, lost)
+    if kitti:  # a row read from KITTI: its own columns (rows made from other formats have none)
+        text = attrs.get("kitti_text")
+        tokens = text.split() if isinstance(text, str) else None
+        n_expected = 15 if prediction else 14
+        if tokens is not None and (len(tokens) != n_expected or not all(kitti_calib.is_number(x) for x in tokens)):
+            tokens = None
+        dont_care = bool(attrs.get("dont_care")) or label.lower() == "dontcare"
+        truncated, occluded, alpha = attrs.get("truncated", -1), attrs.get("occluded", -1), attrs.get("alpha", _ABSENT)
+    else:
+        tokens, dont_care, truncated, occluded, alpha = None, label.lower() == "dontcare", -1, -1, _ABSENT
     geom = _cuboid_camera(c, t, ref) if c is not None and not dont_care else None
     if b is not None:
         x0, y0 = float(b.x), float(b.y)
         bbox = (x0, y0, x0 + float(b.width), y0 + float(b.height))
     else:
+        kind = ("prediction:" if prediction else "") + main.type
         if t is None:
             drops.append((kind, "no P2 calibration to project the cuboid to a 2D box; row written with a 0 0 0 0 box", 1))
             bbox = (0.0, 0.0, 0.0, 0.0)
@@ -230,25 +257,18 @@ def _render(b: BoxAnnotation | None, c: CuboidAnnotation | None, prediction: boo
                 drops.append((kind, "cuboid is not visible in image 2 (behind the camera or outside the image)", 1))
                 return None
             bbox = got
-    truncated = attrs.get("truncated", -1)
-    occluded = attrs.get("occluded", -1)
-    if "alpha" in attrs:
-        alpha = attrs["alpha"]
-    elif geom is not None:
-        alpha = camera.alpha_of(geom[3:6], geom[6])
-    else:
-        alpha = -10
+    if alpha is _ABSENT:
+        alpha = camera.alpha_of(geom[3:6], geom[6]) if geom is not None else -10
     score = None
     if prediction:
         conf = main.confidence
-        raw = attrs.get("score")
+        raw = attrs.get("score") if kitti else None
         if isinstance(raw, (int, float)) and not isinstance(raw, bool) and (
                 conf is None or abs(min(max(float(raw), 0.0), 1.0) - conf) < 1e-12):
             score = raw
         else:
             score = conf if conf is not None else 1.0
-    nums = render_text(truncated=truncated, occluded=occluded, alpha=alpha, bbox=bbox, geom=geom,
-                       dont_care=dont_care, score=score, text=tokens, style=job.style)
+    nums = row_text(truncated, occluded, alpha, bbox, geom, dont_care, score, tokens, job.style)
     head = ""
     if job.tracking is not None:
         tid = attrs.get("track_id")
@@ -300,12 +320,8 @@ def write_frame(job: FrameJob) -> FrameResult:
     if image is not None and size[0] is None and image_src is not None:
         size = _image_size(image_src)
     members = [i for i in (image, cloud) if i is not None]
-    gt_boxes = [a for i in members for a in i.annotations if a.type == "box"]
-    gt_cubs = [a for i in members for a in i.annotations if a.type == "cuboid"]
-    pr_boxes = [a for i in members for a in i.predictions if a.type == "box"]
-    pr_cubs = [a for i in members for a in i.predictions if a.type == "cuboid"]
-    gt_rows = _rows_for(gt_boxes, gt_cubs, False, t, size, job, ref, drops)  # type: ignore[arg-type]
-    pr_rows = _rows_for(pr_boxes, pr_cubs, True, t, size, job, ref, drops)  # type: ignore[arg-type]
+    gt_rows = _rows_for(*_boxes_cuboids(members, "annotations"), False, t, size, job, ref, drops)
+    pr_rows = _rows_for(*_boxes_cuboids(members, "predictions"), True, t, size, job, ref, drops)
     sd = job.split_dir
     if job.tracking is None:
         name = job.stem + ".txt"
@@ -343,6 +359,15 @@ def write_frame(job: FrameJob) -> FrameResult:
     first = job.items[0]
     later = first.scene.scene_reference_id if first.scene is not None and first.scene.index > 0 else None
     return FrameResult(job.stem, job.split_dir, gt_rows, pr_rows, drops, sets, first.reference_id, later)
+
+
+def _boxes_cuboids(members: list[DatasetItem], field: str) -> tuple[list[BoxAnnotation], list[CuboidAnnotation]]:
+    """The boxes and the cuboids of a frame's items (``annotations`` or ``predictions``)."""
+    anns = [a for i in members for a in getattr(i, field)] if len(members) > 1 else getattr(members[0], field)
+    boxes = [a for a in anns if a.type == "box"]
+    if len(boxes) == len(anns):  # a 2D frame: one pass
+        return boxes, []
+    return boxes, [a for a in anns if a.type == "cuboid"]
 
 
 def _write_text(path: str, rows: list[str]) -> None:
@@ -427,6 +452,7 @@ def _object_jobs(items: Iterator[DatasetItem], destination: Path, options: Kitti
     mapping = load_label_map(options.label_map)
     calibs = _CalibSource(options.calib)
     destination.mkdir(parents=True, exist_ok=True)
+    split_dirs: dict[str, Path] = {}
     for group in _frames(items):
         stem = None
         for it in group:
@@ -441,7 +467,10 @@ def _object_jobs(items: Iterator[DatasetItem], destination: Path, options: Kitti
         split = next((i.attributes.get("kitti_split") for i in group
                       if i.attributes.get("kitti_split") in ("training", "testing")), options.split)
         label_file = all(i.attributes.get("kitti_label_file", True) is not False for i in group)
-        yield FrameJob(stem, group, calibs.get(stem, group), destination / split, options.media, mapping,
+        split_dir = split_dirs.get(split)
+        if split_dir is None:
+            split_dir = split_dirs[split] = destination / split
+        yield FrameJob(stem, group, calibs.get(stem, group), split_dir, options.media, mapping,
                        OBJECT_STYLE, None, label_file, media_root=media_root)
 
 

@@ -88,7 +88,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
+from annobridge.core.formats import Capabilities, Format, LazyFunction, Parts, lazy_exports
 from annobridge.core.hookspecs import hookimpl
 from annobridge.plugins.yolo.common import HELD
 
@@ -122,6 +122,8 @@ FORMAT = Format(
     read=LazyFunction(f"{__name__}.read", "read"),
     shards=LazyFunction(f"{__name__}.read", "shards"),
     write=LazyFunction(f"{__name__}.write", "write"),
+    parts=Parts(LazyFunction(f"{__name__}.write", "write_part"), LazyFunction(f"{__name__}.write", "finish"),
+                keeps_ids=False, lead=LazyFunction(f"{__name__}.write", "lead")),
     detect=LazyFunction(f"{__name__}.read", "detect"),
     read_options=LazyFunction(f"{__name__}.options", "YoloReadOptions"),
     write_options=LazyFunction(f"{__name__}.options", "YoloWriteOptions"),

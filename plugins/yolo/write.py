@@ -4,6 +4,22 @@ The writer streams: each item's rows are written as it arrives; the YAML, which 
 class and the task, is written last. It holds what YOLO holds and converts no geometry: kinds
 the chosen task cannot hold are reported and left out (the engine's derivation stage turns
 one geometry into another before the writer sees it).
+
+Written in parts on workers (``Format.parts``, ``converters/sharded.py``), three things of
+a label file depend on the items before it: the class ids of labels beyond the header's
+categories (numbered as first met), ``task=auto`` (the first item with keypoints, polygons
+or oriented boxes decides; box rows written before are fixed up then) and pose's keypoint
+schema (the header's, else the first keypoints met). The driver writes the first items
+itself, and :func:`lead` fixes ``task=auto`` to the task they chose for every part. Each
+worker then runs the one-process writer on its part from the same start (the header's
+classes and schema, that task), and returns per item what it decided, adopted and numbered,
+and which files still hold box rows waiting for the task (when the first items chose none).
+:func:`finish` replays that in order as one process would have met it, fixes the waiting
+files up once the task is known, and writes ``data.yaml``. When a part's choice differs
+from the one in order before it (a part of polygons after one that chose pose, a new label
+numbered differently), it raises :class:`PartsDiffer` and the engine writes the dataset
+again in one process. A COCO source declares its categories (and keypoint names), and its
+first items choose the task, so its parts are written once, on the workers.
 """
 
 from __future__ import annotations
@@ -11,7 +27,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,9 +36,9 @@ import yaml
 
 from annobridge.core.derive import keypoints_box
 from annobridge.core.errors import WriteError
-from annobridge.core.formats import ConversionReport, Context
+from annobridge.core.formats import ConversionReport, Context, PartsDiffer
 from annobridge.core.model import Category, Dataset, DatasetItem, KeypointsAnnotation
-from annobridge.core.paths import contained, media_file, safe_name, source_root, write_new_file
+from annobridge.core.paths import contained, contained_text, media_file, safe_name, source_root, write_new_file
 from annobridge.plugins.yolo.common import HELD, TASKS
 from annobridge.plugins.yolo.read import image_size, parse_size
 
@@ -84,12 +100,18 @@ def _closest(a: list[tuple[float, float]], b: list[tuple[float, float]]) -> tupl
     return pair
 
 
+def _box_text(a: Any, w: int, h: int) -> str:
+    """A box as YOLO's normalised ``cx cy w h``, in one format: ``%r`` of a float is :func:`_num`."""
+    return "%r %r %r %r" % ((a.x + a.width / 2) / w, (a.y + a.height / 2) / h, a.width / w, a.height / h)
+
+
 @dataclass
 class _Classes:
     """Label -> class id 0..n-1: the header's categories by id, then new labels as they come."""
 
     names: list[str]
     index: dict[str, int] = field(default_factory=dict)
+    met: list[tuple[str, int]] | None = None  # in a part: the new labels and the ids they got
 
     @classmethod
     def of(cls, categories: list[Category]) -> _Classes:
@@ -102,6 +124,8 @@ class _Classes:
         if cid is None:
             cid = self.index[label] = len(self.names)
             self.names.append(label)
+            if self.met is not None:
+                self.met.append((label, cid))
         return cid
 
 
@@ -111,11 +135,20 @@ class _Schema:
 
     names: list[str] | None = None
     per_class: dict[str, tuple[list[str], list[tuple[int, int]] | None]] = field(default_factory=dict)
+    adopted: list[Adoption] | None = None  # in a part: what was adopted, in order
 
     def adopt(self, label: str, names: list[str], skeleton: list[tuple[int, int]] | None) -> None:
-        if self.names is None:
+        first = self.names is None
+        if first:
             self.names = list(names)
+        if self.adopted is not None and (first or label not in self.per_class):
+            self.adopted.append((label, list(names), skeleton, first))
         self.per_class.setdefault(label, (list(names), skeleton))
+
+
+Adoption = tuple[str, list[str], "list[tuple[int, int]] | None", bool]
+"""A keypoint schema adopted for a class: label, names, skeleton, and whether it set the
+dataset's schema (``kpt_shape``)."""
 
 
 class _Writer:
@@ -135,7 +168,7 @@ class _Writer:
         self.task: str | None = known if options.task == "auto" else options.task
         self.box_only_files: list[Path] = []  # written before auto chose the task
         self.splits: dict[str, None] = {}
-        self.label_roots: dict[str, Path] = {}  # split -> labels/<split>
+        self.label_roots: dict[str, str] = {}  # split -> labels/<split>
         self.fallback = parse_size(options.image_size) if options.image_size else None
 
     # -- sizes and names
@@ -154,6 +187,8 @@ class _Writer:
 
     def split_of(self, item: DatasetItem) -> str:
         split = item.attributes.get("split") or self.options.split
+        if split in self.splits:  # checked already
+            return split  # type: ignore[no-any-return]
         if not isinstance(split, str) or safe_name(split) != split:
             raise WriteError(f"split {split!r} cannot be a folder name", item=item.reference_id,
                              fix="use a plain name such as train, val or test")
@@ -161,6 +196,8 @@ class _Writer:
 
     def relative(self, ref: str) -> str:
         """The item's path below ``labels/<split>``: its id, each ``/`` part made a safe name."""
+        if "/" not in ref:
+            return safe_name(ref)
         return "/".join(safe_name(p) for p in ref.split("/"))
 
     # -- rows
@@ -177,7 +214,12 @@ class _Writer:
                 break
         else:
             return
-        for path in self.box_only_files:
+        self.fix_up(self.box_only_files)
+        self.box_only_files = []
+
+    def fix_up(self, paths: list[Path]) -> None:
+        """Files of box rows written before the task was known, made what the task writes."""
+        for path in paths:
             if self.task == "pose":
                 self._pad_pose_file(path)
             elif self.task == "obb":
@@ -185,7 +227,6 @@ class _Writer:
                 self.report.drop(("prediction:" if self.options.predictions else "") + "box",
                                  "a YOLO obb folder cannot hold box (choose another --option task=)", len(rows))
                 path.write_text("", encoding="utf-8")
-        self.box_only_files = []
 
     def _pad_pose_file(self, path: Path) -> None:
         pad = " 0 0 0" * len(self.schema.names or ())
@@ -205,8 +246,10 @@ class _Writer:
                     self.schema.adopt(a.label, a.names, a.skeleton)
             self.decide({a.type for a in anns})
         task = self.task or "detect"
-        prefix = "prediction:" if self.options.predictions else ""
         held = HELD[task]
+        if task != "pose" and "box" in held and all(a.type == "box" for a in anns):  # boxes only: rows in order
+            return self._box_rows(anns, w, h)
+        prefix = "prediction:" if self.options.predictions else ""
         has_polygons = any(a.type == "polygon" for a in anns)
         grouped_boxes: dict[str, Any] = {}
         bboxes: dict[str, list[float]] = {}
@@ -258,10 +301,22 @@ class _Writer:
             return " 1.0"
         return f" {_num(a.confidence)}"
 
+    def _box_rows(self, boxes: list[Any], w: int, h: int) -> list[str]:
+        """:meth:`_row` of each box (once per object: 400,000 times on a large COCO set)."""
+        index = self.classes.index
+        rows = []
+        for a in boxes:
+            cls = index.get(a.label)
+            if cls is None:
+                cls = self.classes.id(a.label)
+            rows.append(f"{cls} {_box_text(a, w, h)}{self._conf(a)}" if self.options.predictions
+                        else f"{cls} {_box_text(a, w, h)}")
+        return rows
+
     def _row(self, a: Any, w: int, h: int, pad: str = "") -> str:
         cls = self.classes.id(a.label)
-        if a.type == "box":  # one format for the row: %r of a float is _num's repr
-            body = "%r %r %r %r" % ((a.x + a.width / 2) / w, (a.y + a.height / 2) / h, a.width / w, a.height / h)
+        if a.type == "box":
+            body = _box_text(a, w, h)
         elif a.type == "oriented_box":
             body = " ".join(_num(c / (w if i % 2 == 0 else h)) for i, c in enumerate(a.corners()))
         else:
@@ -318,7 +373,8 @@ class _Writer:
 
     # -- files
 
-    def item(self, item: DatasetItem) -> None:
+    def item(self, item: DatasetItem) -> tuple[str, str]:
+        """Write the item's label file (and image); returns its split and the file."""
         w, h = self.size(item)
         split = self.split_of(item)
         self.splits.setdefault(split, None)
@@ -326,14 +382,15 @@ class _Writer:
         rows = self.rows(item, w, h)
         root = self.label_roots.get(split)
         if root is None:
-            root = self.label_roots[split] = self.dst / "labels" / split
-        label = contained(root, rel + ".txt", what="label path", item=item.reference_id, error=WriteError,
-                          made_here=True)
+            root = self.label_roots[split] = os.path.join(self.dst, "labels", split)
+        label = contained_text(root, rel + ".txt", what="label path", item=item.reference_id, error=WriteError,
+                               made_here=True)
         write_new_file(label, "".join([r + "\n" for r in rows]))
         if rows and (self.task is None or (self.task == "pose" and self.schema.names is None)):
-            self.box_only_files.append(label)  # fixed up once the task (or pose's schema) is known
+            self.box_only_files.append(Path(label))  # fixed up once the task (or pose's schema) is known
         if self.options.media != "none":
             self.media(item, split, rel)
+        return split, label
 
     def media(self, item: DatasetItem, split: str, rel: str) -> None:
         source, why = media_file(item.image_location, self.media_root)
@@ -382,3 +439,92 @@ def write(dataset: Dataset, destination: Path, options: Any, context: Context) -
     for item in dataset.items:
         writer.item(item)
     writer.yaml()
+
+
+@dataclass(slots=True)
+class WrittenLabel:
+    """What the driver needs of an item whose label file a worker wrote (``Format.parts``)."""
+
+    split: str
+    task: str | None  # the task its rows were written for; None: box rows, before any task was known
+    waiting: str | None  # the file (relative to the destination) when its box rows wait for the task
+    decides: str | None = None  # task=auto: the task this item decided in its part
+    met: list[tuple[str, int]] | None = None  # labels beyond the header met here, and the ids written
+    adopted: list[Adoption] | None = None  # keypoint schemas adopted here
+
+
+def write_part(items: Iterable[DatasetItem], destination: Path, options: Any, dataset: Dataset,
+               context: Context) -> list[WrittenLabel]:
+    """In a worker: the one-process writer on one part's items, from the same start; returns
+    what :func:`finish` needs to replay the part's choices in order."""
+    destination.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(dataset, destination, options, context)
+    writer.classes.met, writer.schema.adopted = [], []
+    out: list[WrittenLabel] = []
+    files: list[str] = []
+    last = None
+    for item in items:
+        task = writer.task
+        split, label = writer.item(item)
+        done = WrittenLabel(split, writer.task, None)
+        if task is None and writer.task is not None:
+            done.decides = writer.task
+        if writer.classes.met:
+            done.met, writer.classes.met = writer.classes.met, []
+        if writer.schema.adopted:
+            done.adopted, writer.schema.adopted = writer.schema.adopted, []
+        if done == last:  # one object for equal results: pickled once, for the driver to unpickle once
+            done = last
+        last = done
+        out.append(done)
+        files.append(label)
+    waiting = {str(p) for p in writer.box_only_files}  # never fixed up in this part: the task (or pose schema) came later
+    if waiting:
+        for i, (done, label) in enumerate(zip(out, files)):
+            path = Path(label)  # as box_only_files holds it
+            if str(path) in waiting:
+                out[i] = WrittenLabel(done.split, None, path.relative_to(destination).as_posix(), done.decides,
+                                      done.met, done.adopted)
+    return out
+
+
+def finish(written: Iterable[WrittenLabel], dataset: Dataset, destination: Path, options: Any,
+           context: Context) -> None:
+    """In the driver, over every item's :class:`WrittenLabel` in order: the task, classes and
+    schema as one process meets them, the waiting files fixed up, then ``data.yaml``.
+
+    Raises:
+        PartsDiffer: a part chose otherwise than the parts before it (see the module docstring).
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    writer = _Writer(dataset, destination, options, context)
+    waiting: list[Path] = []
+    for done in written:
+        writer.splits.setdefault(done.split, None)
+        for label, names, skeleton, first in done.adopted or ():
+            if first and writer.schema.names is not None and names != writer.schema.names:
+                raise PartsDiffer(f"a part adopted the keypoint schema {names} after {writer.schema.names}")
+            writer.schema.adopt(label, names, skeleton)
+        if done.decides is not None and writer.task is None:
+            writer.task = done.decides
+        if done.task is not None and done.task != writer.task:
+            raise PartsDiffer(f"a part wrote task {done.task} where the items before it chose {writer.task}")
+        for label, cid in done.met or ():
+            if writer.classes.id(label) != cid:
+                raise PartsDiffer(f"a part numbered label {label!r} {cid}, the items before it "
+                                  f"{writer.classes.index[label]}")
+        if done.waiting is not None:
+            waiting.append(destination / done.waiting)
+        if waiting and writer.task is not None and (writer.task != "pose" or writer.schema.names is not None):
+            writer.fix_up(waiting)
+            waiting = []
+    writer.yaml()
+
+
+def lead(written: list[WrittenLabel], options: Any) -> Any:
+    """After the driver wrote the first items (``Parts.lead``): ``task=auto`` fixed to the task
+    they chose, so that every part writes the rest for it."""
+    if options.task != "auto":
+        return options
+    task = next((done.decides for done in written if done.decides is not None), None)
+    return options if task is None else options.model_copy(update={"task": task})
