@@ -1,11 +1,12 @@
 """Scale-out benchmark: 1 vs 2 local worker processes, and local processes vs Dask, for
-COCO -> KITTI, COCO -> YOLO, COCO panoptic -> COCO and KITTI -> Nucleus; optionally the same
-COCO -> KITTI from one S3 bucket to another on a local moto server (``--s3``).
+COCO -> KITTI, COCO -> YOLO, COCO panoptic -> COCO, KITTI -> Nucleus and Lightly -> KITTI;
+optionally the same COCO -> KITTI from one S3 bucket to another on a local moto server (``--s3``).
 
 Every case runs in a fresh interpreter on generated data (``coco_generate.py``,
-``panoptic_generate.py``, ``kitti_generate.py``; cached in ``bench/data/``), and every
-output is checked to be byte-identical to the one-process output. ``dask`` starts a
-``LocalCluster`` of ``--workers`` processes inside the case (its start-up is in the time).
+``panoptic_generate.py``, ``kitti_generate.py``, ``lightly_bench.py``; cached in
+``bench/data/``), and every output is checked to be byte-identical to the one-process
+output. ``dask`` starts a ``LocalCluster`` of ``--workers`` processes inside the case (its
+start-up is in the time).
 Each case runs ``--repeat`` times, interleaved, and its median and fastest runs are printed
 with the CPU time of the driver and of its worker processes (counted once they are joined).
 On a shared machine wall times are noisy: the CPU accounting line gives what the CPU split
@@ -13,7 +14,7 @@ allows on idle cores, from the serial time the driver spends before any worker c
 (importing, opening and listing the source: timed alone) and the rest shared by the workers.
 
     python bench/scale_bench.py [--workers 2] [--coco-images 5000] [--panoptic-images 300]
-                                [--kitti-frames 200] [--repeat 3] [--s3]
+                                [--kitti-frames 200] [--lightly-images 5000] [--repeat 3] [--s3]
 
 Needs ``annobridge[dask]`` (and ``annobridge[s3]`` + ``moto[server]`` for ``--s3``).
 """
@@ -75,6 +76,17 @@ def kitti(frames: int) -> Path:
         subprocess.run([sys.executable, str(HERE / "kitti_generate.py"), str(out), "--frames", str(frames),
                         "--points", "20000"], check=True)
     return out
+
+
+def lightly(images: int) -> Path:
+    """A ``.lightly`` folder of ``images`` images (nested metadata, 5 predicted boxes each):
+    workers read its per-image files in parts and write KITTI ``results/`` files."""
+    out = DATA / f"lightly_scale_{images}"
+    if not (out / ".lightly" / "metadata" / "schema.json").exists():
+        shutil.rmtree(out, ignore_errors=True)
+        subprocess.run([sys.executable, "-c", f"import lightly_bench; lightly_bench.build(__import__('pathlib')"
+                        f".Path({str(out)!r}), {images})"], cwd=HERE, check=True)
+    return out / ".lightly"
 
 
 LIST = """
@@ -175,6 +187,7 @@ def main() -> None:
     ap.add_argument("--coco-images", type=int, default=5000)
     ap.add_argument("--panoptic-images", type=int, default=300)
     ap.add_argument("--kitti-frames", type=int, default=200)
+    ap.add_argument("--lightly-images", type=int, default=5000)
     ap.add_argument("--repeat", type=int, default=3, help="runs per case; the fastest is kept")
     ap.add_argument("--s3", action="store_true", help="also time COCO -> KITTI bucket to bucket")
     a = ap.parse_args()
@@ -187,6 +200,8 @@ def main() -> None:
         "out.json", a.workers, a.repeat)
     run(f"KITTI -> Nucleus ({a.kitti_frames} frames, 20,000 points)", kitti(a.kitti_frames), "nucleus",
         "scans.jsonl", a.workers, a.repeat)
+    run(f"Lightly -> KITTI ({a.lightly_images} images x 5 predicted boxes, nested metadata)",
+        lightly(a.lightly_images), "kitti", "kitti", a.workers, a.repeat)
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     if a.s3:
         s3_case(coco(a.coco_images))

@@ -39,8 +39,9 @@ def _registry(registry: FormatRegistry | None) -> FormatRegistry:
 def resolve_reader(path: str | os.PathLike[str], name: str | None, registry: FormatRegistry,
                    storage_options: StorageOptions | None = None) -> Format:
     """The format to read ``path`` with: the named one, or the one detection finds (a remote
-    ``path`` is fetched for detection; the copy is reused by :func:`read_dataset`)."""
-    fmt = registry.get(name) if name else registry.detect_one(local_source(path, storage_options))
+    ``path`` is listed for detection, fetching the files detectors read; the copy is reused by
+    :func:`read_dataset` and :func:`read_shards`)."""
+    fmt = registry.get(name) if name else registry.detect_one(local_source(path, storage_options, lazy=True))
     if fmt.read is None:
         raise FormatError(f"format {fmt.name!r} cannot be read, only written")
     return fmt
@@ -97,10 +98,15 @@ def read_shards(
     fmt = resolve_reader(location, format, _registry(registry), context.storage_options)
     if fmt.shards is None:
         return None
-    local_path, shards = _opened(location, fmt, fmt.shards, options, context)
+    local_path, shards = _opened(location, fmt, fmt.shards, options, context, lazy=True)
     if shards is None or (not shards.portable and (context.executor != "process" or not sharded.FORK)):
         context.report.source = context.report.source_format = None
         return None
+    if storage.is_remote(location):  # the listing fetched what it read; the rest is the workers'
+        if shards.files is None:  # they read the driver's copy
+            storage.complete(location)
+        else:
+            storage.drop_pending(location)
     shards.source, shards.format = str(local_path), fmt.name
     if context.on_total is not None:
         context.on_total(shards.total)
@@ -108,11 +114,11 @@ def read_shards(
 
 
 def _opened(location: str, fmt: Format, opener: Callable[[Path, Any, Context], Any], options: Options,
-            ctx: Context) -> tuple[Path, Any]:
-    """``opener(local path, parsed options, ctx)`` (a reader, or its shard listing) on the
-    local counterpart of ``location``, with the report's source filled in."""
+            ctx: Context, *, lazy: bool = False) -> tuple[Path, Any]:
+    """``opener(local path, parsed options, ctx)`` (a reader, or with ``lazy`` its shard
+    listing) on the local counterpart of ``location``, with the report's source filled in."""
     opts = parse_options(fmt, "read", options)
-    path = local_source(location, ctx.storage_options)
+    path = local_source(location, ctx.storage_options, lazy=lazy)
     if not path.exists():
         raise ReadError("input does not exist", file=path)
     storage.remember_source(location if storage.is_remote(location) else None, ctx.storage_options)
@@ -137,12 +143,14 @@ def _remote_media(items: Iterable[DatasetItem]) -> Iterator[DatasetItem]:
         yield item.model_copy(update=update) if update else item
 
 
-def local_source(location: str | os.PathLike[str], storage_options: StorageOptions | None = None) -> Path:
+def local_source(location: str | os.PathLike[str], storage_options: StorageOptions | None = None, *,
+                 lazy: bool = False) -> Path:
     """The local path to read ``location`` from: a remote source is fetched into a local cache
-    first (once per process and URL; :func:`annobridge.core.storage.release` removes it)."""
+    first (once per process and URL; :func:`annobridge.core.storage.release` removes it);
+    with ``lazy`` only listed, its files fetched as they are opened (detection, shard listing)."""
     text = str(location)
     if storage.is_remote(text):
-        return storage.fetched(text, storage_options)
+        return storage.fetched(text, storage_options, lazy=lazy)
     return storage.local(text)
 
 
@@ -589,6 +597,7 @@ def convert(
         ctx.close(cancel=True)  # a failed read stops the workers too (a no-op after a write)
         if storage.is_remote(str(source)):
             storage.release(str(source))
+        storage.drop_media()  # remote media fetched here: the next conversion fetches them anew
 
 
 DERIVE_MODES = ("auto", "none")

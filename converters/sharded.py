@@ -42,8 +42,8 @@ from pathlib import Path
 from typing import Any
 
 from annobridge.core import storage
-from annobridge.core.errors import ReadError
-from annobridge.core.formats import ConversionReport, Context, Format, PartsDiffer, Shards, _worker_start
+from annobridge.core.errors import AnnobridgeError, ReadError
+from annobridge.core.formats import ConversionReport, Context, Format, HeaderScan, PartsDiffer, Shards, _worker_start
 from annobridge.core.model import Dataset, DatasetHeader, DatasetItem
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,7 @@ class ShardPlan:
     view: str | None
     storage_options: dict[str, Any] = field(default_factory=dict)
     parts: bool = False  # workers write with target.parts (see Parts.keeps_ids)
+    scratch: str | None = None  # the driver's folder for workers' copies of a remote source (removed by it)
 
 
 @dataclass
@@ -124,6 +125,8 @@ def run_shard(plan: ShardPlan, units: list[Any], keep: list[DatasetItem] | None 
         if mirror is not None and not plan.parts:
             for item in out:  # the copy goes now: what the driver may still read becomes a URL
                 _as_urls(item, mirror, plan.url)
+    except AnnobridgeError as err:
+        raise _named_by_url(err, mirror, plan.url)
     finally:
         if mirror is not None:
             shutil.rmtree(mirror, ignore_errors=True)
@@ -141,20 +144,106 @@ def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
     """A local folder laid out as the source, holding only the files of ``units`` (and the
     files every unit needs), fetched by this worker from the source URL."""
     assert plan.url is not None and plan.shards.files is not None
-    fs, base = storage.filesystem(plan.url, plan.storage_options)
+    return _fetched_files(plan.url, plan.storage_options, {rel for u in units for rel in plan.shards.files(u)},
+                          plan.scratch)
+
+
+def _fetched_files(url: str, storage_options: dict[str, Any], files: set[Any], scratch: str | None, *,
+                   scan: bool = False) -> Path:
+    """A new local folder holding ``files`` (paths relative to ``url``, or ``(path, start, end)``
+    byte ranges of one, written at their offsets), fetched from there; in the driver's
+    ``scratch`` folder when this worker sees it, so that a worker stopped mid-way (another
+    failed) leaves nothing behind. There the header pass (``scan``) keeps what it fetched in
+    ``scratch/scanned``, and the reading pass takes those files from it instead of fetching
+    them again."""
+    fs, base = storage.filesystem(url, storage_options)
     base = base.rstrip("/")
-    mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard."))
-    wanted = sorted({rel for u in units for rel in plan.shards.files(u)})
-    for rel in wanted:  # listed by the driver from its copy; checked again before it names a local file
+    shared = Path(scratch) if scratch and os.path.isdir(scratch) else None
+    if scan and shared is not None:
+        mirror = shared / "scanned"
+        mirror.mkdir(exist_ok=True)
+    else:
+        mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard.", dir=shared))
+    whole = sorted({f for f in files if isinstance(f, str)})
+    ranges: dict[str, list[tuple[int, int]]] = {}
+    for f in files:
+        if not isinstance(f, str) and f[0] not in whole:
+            ranges.setdefault(f[0], []).append((f[1], f[2]))
+    for rel in (*whole, *ranges):  # listed by the driver from its copy; checked again before it names a local file
         if rel.startswith("/") or any(part in ("", ".", "..") for part in rel.split("/")):
-                raise ReadError("a file of the source leads outside its folder", file=f"{plan.url}/{rel}")
-    remote = [f"{base}/{rel}" for rel in wanted]
-    local = [str(mirror / rel) for rel in wanted]
-    for p in local:
-        Path(p).parent.mkdir(parents=True, exist_ok=True)
-    if remote:
-        fs.get(remote, local)
+            if not scan or shared is None:
+                shutil.rmtree(mirror, ignore_errors=True)
+            raise ReadError("a file of the source leads outside its folder", file=f"{url}/{rel}")
+    kept = shared / "scanned" if shared is not None and not scan else None
+    remote, local = [], []
+    for rel in whole:
+        target = mirror / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if kept is not None and (kept / rel).is_file():
+            try:
+                os.link(kept / rel, target)
+            except OSError:  # no hard links here
+                shutil.copyfile(kept / rel, target)
+        elif not (scan and target.is_file()):
+            remote.append(f"{base}/{rel}")
+            local.append(str(target))
+    try:
+        if remote:
+            fs.get(remote, local)
+        for rel, spans in ranges.items():
+            target = mirror / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with open(target, "wb") as fh:
+                for start, end in _merged(spans):
+                    fh.seek(start)
+                    fh.write(fs.cat_file(f"{base}/{rel}", start=start, end=end))
+    except BaseException:
+        if not scan or shared is None:
+            shutil.rmtree(mirror, ignore_errors=True)
+        raise
     return mirror
+
+
+def _named_by_url(err: AnnobridgeError, mirror: Path | None, url: str | None) -> AnnobridgeError:
+    """``err`` naming the source's URL instead of a file in this worker's copy of it."""
+    root = f"{mirror}{os.sep}"
+    if mirror is not None and url is not None and err.file is not None and err.file.startswith(root):
+        err.file = storage.join_url(url, err.file[len(root):].replace(os.sep, "/"))
+    return err
+
+
+def _merged(spans: list[tuple[int, int]], gap: int = 1 << 16) -> list[tuple[int, int]]:
+    """Byte ranges joined where they touch or lie within ``gap`` bytes (blank lines between)."""
+    out: list[tuple[int, int]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1] + gap:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def scan_shard(scan: HeaderScan, root: Path, url: str | None, storage_options: dict[str, Any],
+               scratch: str | None, units: list[Any]) -> Any:
+    """A worker's part of the header pass (``Shards.scan``): the summary of ``units``, read
+    from ``root`` or, for a remote source, from the files of theirs that the scan reads."""
+    if url is None:
+        return _scanned(scan, root, units, str(root))
+    mirror = _fetched_files(url, storage_options, {rel for u in units for rel in scan.files(u)}, scratch, scan=True)
+    try:
+        return _scanned(scan, mirror, units, url)
+    except AnnobridgeError as err:
+        raise _named_by_url(err, mirror, url)
+    finally:
+        if mirror.name != "scanned":  # a worker that does not see the driver's scratch folder
+            shutil.rmtree(mirror, ignore_errors=True)
+
+
+def _scanned(scan: HeaderScan, root: Path, units: list[Any], source: str) -> Any:
+    try:
+        return scan.scan(root, units)
+    except OSError as exc:
+        raise ReadError(f"cannot read: {exc.strerror or exc}", file=getattr(exc, "filename", None) or source) from exc
 
 
 def _as_urls(item: DatasetItem, mirror: Path, url: str) -> None:
@@ -198,6 +287,8 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
     """Run every shard of ``plan`` on the context's workers and write ``destination`` from
     their results, in order."""
     global _PLAN
+    parts = chunks(plan.shards.units, ctx.workers)
+    _scan_header(plan, parts, header, ctx)
     fn: Any = functools.partial(run_shard, plan)
     if ctx.executor == "process" and FORK:
         if ctx._pool is not None:  # forked before this plan existed
@@ -206,7 +297,6 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
                                         initializer=_worker_start, initargs=(os.getpid(),))
         fn = _run_inherited
         _PLAN = plan  # forked workers inherit it: only unit lists are sent
-    parts = chunks(plan.shards.units, ctx.workers)
     before = ctx.report.model_copy(deep=True)  # what a write again in one process starts from
     ctx.report.notes.append(f"read in {len(parts)} parts by the workers ({plan.shards.format} lists "
                             f"{len(plan.shards.units)} units{'; they wrote their items' if plan.parts else ''})")
@@ -234,8 +324,31 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
         else:
             assert plan.target.write is not None
             plan.target.write(dataset, destination, plan.write_options, ctx)
+    except BaseException:
+        ctx.close(cancel=True)  # stopped before their copies in plan.scratch go
+        raise
     finally:
         _PLAN = None
+        if plan.scratch is not None:
+            shutil.rmtree(plan.scratch, ignore_errors=True)
+
+
+def _scan_header(plan: ShardPlan, parts: list[list[Any]], header: DatasetHeader, ctx: Context) -> None:
+    """Make the workers' scratch folder (a remote source) and complete the header from their
+    first pass (``Shards.scan``), before the plan goes to them: they read with the whole header."""
+    if plan.url is not None:
+        plan.scratch = tempfile.mkdtemp(prefix="annobridge-shards.")
+    scan = plan.shards.scan
+    if scan is None:
+        return
+    scanner = functools.partial(scan_shard, scan, plan.shards.root, plan.url, plan.storage_options, plan.scratch)
+    try:
+        scan.merge(header, list(ctx.map(scanner, parts, chunksize=1)))
+    except BaseException:
+        ctx.close(cancel=True)
+        if plan.scratch is not None:
+            shutil.rmtree(plan.scratch, ignore_errors=True)
+        raise
 
 
 LEAD = 16
@@ -263,6 +376,7 @@ def _in_one_process(plan: ShardPlan, header: DatasetHeader, destination: Path, c
     from annobridge.core import derive as derivation
 
     shutil.rmtree(destination, ignore_errors=True)
+    storage.complete(plan.shards.root)  # a remote source's copy: read here after all
     ctx.report = before
     ctx.report.notes.append(f"written again in one process: the parts the workers wrote differ ({why})")
     items = itertools.chain(kept, plan.shards.read(plan.shards.root, rest, header, ctx))

@@ -128,25 +128,50 @@ class Shards:
         root: the local folder the driver listed.
         header: the dataset header (categories, info), read once by the driver.
         files: for remote sources: the paths, relative to the source URL, that a unit's read
-            needs (a worker fetches only these); None when the units cannot be fetched apart.
+            needs (a worker fetches only these), or ``(path, start, end)`` for the bytes of a
+            unit in a shared file (a JSONL line: the worker's copy holds them at their offsets);
+            None when the units cannot be fetched apart.
         portable: ``read`` runs in any process that sees ``root`` or the source URL (Dask);
             False when it needs state of the driver (a parsed COCO file), which only local
             workers forked from the driver inherit.
         unique_refs: the reader refuses a reference id used twice (Nucleus): workers send
             their ids back and the driver checks across parts.
         source / format / total: as on :class:`Dataset`.
+        scan: what of the header only the units' files tell (KITTI's class names, from
+            every label file), found by the workers in a first pass over the same shards
+            so that the driver reads no per-item file; :class:`HeaderScan`.
     """
 
     units: list[Any]
     read: Callable[[Path, list[Any], Any, Context], Iterable[Any]]
     root: Path
     header: Any
-    files: Callable[[Any], list[str]] | None = None
+    files: Callable[[Any], list[Any]] | None = None
     portable: bool = True
     unique_refs: bool = False
     source: str | None = None
     format: str | None = None
     total: int | None = None
+    scan: HeaderScan | None = None
+
+
+@dataclass(frozen=True)
+class HeaderScan:
+    """A first pass of the workers that completes :attr:`Shards.header` before any item is read.
+
+    Args:
+        scan: ``scan(root, units)`` returns a small picklable summary of ``units`` (reading
+            their files under ``root``, as ``Shards.read`` does). Module-level, or a
+            ``functools.partial`` of one.
+        merge: ``merge(header, summaries)`` completes the header from the summaries of every
+            shard, in unit order.
+        files: the paths of a unit that ``scan`` reads, relative to the source (a worker
+            fetches only these from a remote source).
+    """
+
+    scan: Callable[[Path, list[Any]], Any]
+    merge: Callable[[Any, list[Any]], None]
+    files: Callable[[Any], list[str]]
 
 
 @dataclass(frozen=True)

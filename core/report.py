@@ -31,6 +31,7 @@ class ConversionReport(BaseModel):
     dropped: dict[str, dict[str, int]] = {}
     notes: list[str] = []
     _delta: dict[str, int] = PrivateAttr(default_factory=dict)  # written - (read - dropped), per kind
+    _tallies: dict[str, dict[str, int]] = PrivateAttr(default_factory=dict)  # note template -> counts
 
     def drop(self, what: str, reason: str, count: int = 1) -> None:
         """Record that ``count`` of ``what`` could not be kept, and why."""
@@ -51,9 +52,33 @@ class ConversionReport(BaseModel):
                 self.drop(what, reason, n)
         for kind, n in part._delta.items():
             self._delta[kind] = self._delta.get(kind, 0) + n
+        tallied = {part._tally_note(t) for t in part._tallies}
         for note in part.notes:
-            if note not in self.notes:
+            if note not in self.notes and note not in tallied:
                 self.notes.append(note)
+        for template, counts in part._tallies.items():
+            self.tally(template, counts)
+
+    def tally(self, template: str, counts: dict[str, int]) -> None:
+        """Add ``counts`` to the counted note ``template`` (with ``{total}`` and ``{counts}``
+        fields): one note with the sums, however many shards counted.
+
+        ``tally("filled {total} values: {counts}", {"a": 2})`` notes ``filled 2 values: a 2``.
+        """
+        old = self._tally_note(template) if template in self._tallies else None
+        sums = self._tallies.setdefault(template, {})
+        for key, n in counts.items():
+            sums[key] = sums.get(key, 0) + n
+        note = self._tally_note(template)
+        if old in self.notes:
+            self.notes[self.notes.index(old)] = note
+        else:
+            self.notes.append(note)
+
+    def _tally_note(self, template: str) -> str:
+        sums = self._tallies[template]
+        return template.format(total=sum(sums.values()),
+                               counts=", ".join(f"{key} {n}" for key, n in sorted(sums.items())))
 
     def convert(self, source: str, target: str, count: int = 1, *, consumed: int | None = None,
                 made: int | None = None) -> None:

@@ -7,6 +7,13 @@ Formats only ever see local paths. The engine bridges at its two ends:
   siblings named after it (``NAME.json`` brings ``NAME/``, ``NAME.masks/``,
   ``NAME.pointclouds/`` ...: where writers put masks and point clouds). HTTP(S) sources
   are single files.
+- **Listing** (``lazy``): the copy starts as the tree's names only, from one fsspec ``find``:
+  each file is a placeholder of its size, fetched the moment this process opens it for
+  reading (an audit hook on ``open``, :func:`_on_open`), so detection and a reader's shard
+  listing fetch only the files they read (a YAML, a JSON, ``ImageSets/``). Then either
+  :func:`complete` fetches the rest in one batch (a reader reads the copy), or
+  :func:`drop_pending` removes the placeholders (sharded runs: workers fetch their parts).
+  Placeholders never outlive the listing, so no process reads one without the hook.
 - **Writing**: the writer stages locally as always; :func:`publish` uploads the staged
   entries under a staging prefix ``PARENT/.NAME.<token>.partial/`` beside the destination
   and, once every byte is up, copies them into place server-side and removes the prefix.
@@ -31,13 +38,16 @@ import glob
 import hashlib
 import json
 import logging
+import os
 import posixpath
 import re
 import secrets
 import shutil
+import sys
 import tempfile
 import threading
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +145,29 @@ def _tree(fs: Any, root: str) -> list[str]:
     return sorted(fs.find(root, withdirs=False))
 
 
-def fetch(url: str, storage_options: StorageOptions | None = None) -> tuple[Path, Path]:
+@dataclass
+class _Copy:
+    """A local copy of a remote source: which local file is which object, and which files
+    are still placeholders (``pending``) or were removed unfetched (``absent``)."""
+
+    fs: Any
+    keys: dict[str, str] = field(default_factory=dict)  # local path -> object key
+    pending: set[str] = field(default_factory=set)
+    absent: set[str] = field(default_factory=set)
+
+
+_COPY_OF: dict[Path, _Copy] = {}
+_PENDING: dict[str, _Copy] = {}
+"""Placeholder files of every lazy copy (local path -> its copy), fetched when opened."""
+_LOCK = threading.RLock()
+_HOOKED = False
+
+
+def fetch(url: str, storage_options: StorageOptions | None = None, *, lazy: bool = False) -> tuple[Path, Path]:
     """Copy a remote source into a new local cache folder.
+
+    With ``lazy``, only the file ``url`` names is fetched now; every other file is a
+    placeholder fetched when opened, or by :func:`complete` (see the module doc).
 
     Returns ``(path, cache)``: the local counterpart of ``url`` and the cache folder to remove
     when the conversion is done. Raises ReadError when ``url`` does not exist or cannot be read.
@@ -148,15 +179,17 @@ def fetch(url: str, storage_options: StorageOptions | None = None) -> tuple[Path
     try:
         remote: list[str] = []
         locals_: list[str] = []
+        sizes: list[int | None] = []
 
         def add_tree(root: str, into: Path) -> None:
-            for key in _tree(fs, root):
+            for key, info in sorted(fs.find(root, withdirs=False, detail=True).items()):
                 rel = key[len(root):].lstrip("/")
                 if any(part in ("..", ".") for part in rel.split("/")) or "\x00" in rel or "\\" in rel:
                     raise ReadError("an object key leads outside its folder ('..', '.' or '\\' in it)",
                                     file=_url(fs, key), fix="rename the object; keys are copied as paths")
                 remote.append(key)
                 locals_.append(str(into / rel))
+                sizes.append(info.get("size"))
 
         http = protocol(url) in ("http", "https")
         if not http and fs.isdir(path):
@@ -166,26 +199,39 @@ def fetch(url: str, storage_options: StorageOptions | None = None) -> tuple[Path
         elif fs.exists(path):
             remote.append(path)
             locals_.append(str(cache / name))
+            sizes.append(None)
             if not http:  # the siblings writers create next to a file, named after it
                 parent = posixpath.dirname(path)
                 stem = name.split(".", 1)[0]
-                for sibling in sorted(fs.glob(_join(parent, glob.escape(stem)) + "*")):
+                for sibling, info in sorted(fs.glob(_join(parent, glob.escape(stem)) + "*", detail=True).items()):
                     sibling = sibling.rstrip("/")
                     base = posixpath.basename(sibling)
                     if sibling == path or not (base == stem or base.startswith(stem + ".")):
                         continue  # not NAME/ or NAME.*: another dataset (train.json vs training/)
-                    if fs.isdir(sibling):
+                    if info.get("type") == "directory" or fs.isdir(sibling):
                         add_tree(sibling, cache / posixpath.basename(sibling))
                     else:
                         remote.append(sibling)
                         locals_.append(str(cache / posixpath.basename(sibling)))
+                        sizes.append(info.get("size"))
         else:
             raise ReadError("input does not exist", file=url)
         for target in locals_:
             Path(target).parent.mkdir(parents=True, exist_ok=True)
-        logger.info("fetching %d object(s) from %s", len(remote), url)
-        if remote:
-            fs.get(remote, locals_)
+        copy = _Copy(fs, dict(zip(locals_, remote)))
+        now = [(key, local) for key, local in zip(remote, locals_) if not lazy or local == str(cache / name)]
+        logger.info("fetching %d of %d object(s) from %s", len(now), len(remote), url)
+        if now:
+            fs.get([k for k, _ in now], [p for _, p in now])
+        if lazy:
+            fetched_now = {p for _, p in now}
+            for local, size in zip(locals_, sizes):
+                if local not in fetched_now:
+                    with open(local, "wb") as fh:  # the size without the bytes (a sparse file)
+                        fh.truncate(int(size or 0))
+                    copy.pending.add(local)
+            _watch(copy)
+        _COPY_OF[cache] = copy
         return cache / name, cache
     except ReadError:
         shutil.rmtree(cache, ignore_errors=True)
@@ -196,15 +242,103 @@ def fetch(url: str, storage_options: StorageOptions | None = None) -> tuple[Path
                         fix="check the URL, the credentials and --storage-option") from exc
 
 
+def _watch(copy: _Copy) -> None:
+    global _HOOKED
+    with _LOCK:
+        for local in copy.pending:
+            _PENDING[local] = copy
+        if not _HOOKED:
+            sys.addaudithook(_on_open)
+            _HOOKED = True
+
+
+def _on_open(event: str, args: tuple[Any, ...]) -> None:
+    """Audit hook: a placeholder opened for reading is fetched before the open goes on."""
+    if event != "open" or not _PENDING:
+        return
+    path, mode, flags = args
+    if isinstance(path, int):
+        return
+    if mode is None:  # os.open: its flags say
+        if flags & (os.O_WRONLY | os.O_RDWR) == os.O_WRONLY:
+            return
+    elif "r" not in mode and "+" not in mode:
+        return
+    text = os.fsdecode(path)
+    if not os.path.isabs(text):
+        text = os.path.abspath(text)
+    if text in _PENDING:
+        _materialize([text])
+
+
+def _materialize(paths: Iterable[str]) -> None:
+    """Fetch these placeholders (or removed files) of lazy copies, one batch per copy."""
+    with _LOCK:
+        by_copy: dict[int, tuple[_Copy, list[str]]] = {}
+        for p in paths:
+            copy = _PENDING.pop(p, None)
+            if copy is None:
+                copy = next((c for c in _COPY_OF.values() if p in c.absent), None)
+            if copy is not None:
+                by_copy.setdefault(id(copy), (copy, []))[1].append(p)
+        for copy, locals_ in by_copy.values():
+            try:
+                for p in locals_:
+                    Path(p).parent.mkdir(parents=True, exist_ok=True)
+                copy.fs.get([copy.keys[p] for p in locals_], locals_)
+            except Exception as exc:  # noqa: BLE001 - fsspec/botocore raise many kinds
+                for p in locals_:
+                    _PENDING[p] = copy
+                raise ReadError(f"cannot fetch the input: {exc}", file=_url(copy.fs, copy.keys[locals_[0]]),
+                                fix="check the URL, the credentials and --storage-option") from exc
+            copy.pending.difference_update(locals_)
+            copy.absent.difference_update(locals_)
+
+
+def _copy_of(location: str | Path) -> _Copy | None:
+    """The copy of the source URL ``location``, or the copy a local path lies in."""
+    for (source, _), (_, cache) in _FETCHED.items():
+        if source == str(location) or (isinstance(location, Path) and location.is_relative_to(cache)):
+            return _COPY_OF.get(cache)
+    return None
+
+
+def complete(url: str | Path) -> None:
+    """Fetch whatever the lazy copy of ``url`` (a source URL, or a local path in its copy) still
+    lacks, in one batch: a reader reads it now. Nothing happens for other paths."""
+    copy = _copy_of(url)
+    if copy is not None and (copy.pending or copy.absent):
+        missing = sorted(copy.pending | copy.absent)
+        logger.info("fetching the %d other object(s) of %s", len(missing), url)
+        _materialize(missing)
+
+
+def drop_pending(url: str) -> None:
+    """Remove the placeholders of the lazy copy of ``url``: workers fetch those files themselves,
+    and nothing here may read a placeholder's empty bytes (media are then fetched by URL)."""
+    copy = _copy_of(url)
+    if copy is None:
+        return
+    with _LOCK:
+        for p in copy.pending:
+            _PENDING.pop(p, None)
+            Path(p).unlink(missing_ok=True)
+        copy.absent |= copy.pending
+        copy.pending = set()
+
+
 _FETCHED: dict[tuple[str, str], tuple[Path, Path]] = {}
 
 
-def fetched(url: str, storage_options: StorageOptions | None = None) -> Path:
+def fetched(url: str, storage_options: StorageOptions | None = None, *, lazy: bool = False) -> Path:
     """:func:`fetch`, once per process for a URL and options: detection and reading share the
-    copy. :func:`release` removes it; whatever is left is removed when the process exits."""
+    copy (a lazy one is completed unless ``lazy``). :func:`release` removes it; whatever is
+    left is removed when the process exits."""
     key = (url, json.dumps(storage_options or {}, sort_keys=True, default=str))
     if key not in _FETCHED:
-        _FETCHED[key] = fetch(url, storage_options)
+        _FETCHED[key] = fetch(url, storage_options, lazy=True)
+    if not lazy:
+        complete(url)
     return _FETCHED[key][0]
 
 
@@ -247,6 +381,8 @@ def cached_file(url: str) -> Path | None:
         root = _parent_url(source) + "/"
         if url.startswith(root):
             path = cache / url[len(root):]
+            if str(path) in _PENDING:
+                _materialize([str(path)])
             if path.is_file():
                 return path
     for root, options in _SOURCES.items():
@@ -371,7 +507,12 @@ def _media_cache() -> Path:
 def release(url: str) -> None:
     """Remove the local copies of ``url`` made by :func:`fetched`."""
     for key in [k for k in _FETCHED if k[0] == url]:
-        shutil.rmtree(_FETCHED.pop(key)[1], ignore_errors=True)
+        cache = _FETCHED.pop(key)[1]
+        copy = _COPY_OF.pop(cache, None)
+        with _LOCK:
+            for p in copy.pending if copy is not None else ():
+                _PENDING.pop(p, None)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 @atexit.register

@@ -63,3 +63,46 @@ def s3(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
         for bucket in fs.ls(""):
             fs.rm(bucket, recursive=True)
         s3fs.S3FileSystem.clear_instance_cache()
+
+
+class S3Requests(logging.Handler):
+    """The requests the test S3 server answers (its werkzeug request log), from every process."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[tuple[str, str]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        import re
+        from urllib.parse import unquote
+
+        text = re.sub(r"\x1b\[[0-9;]*m", "", record.getMessage())  # werkzeug colours statuses but 200
+        m = re.search(r'"([A-Z]+) (\S+) HTTP/[\d.]+" (\d+)', text)
+        if m:
+            self.lines.append((m.group(1), unquote(m.group(2).split("?", 1)[0]).lstrip("/")))
+
+    def gets(self, prefix: str) -> dict[str, int]:
+        """Object key -> how many times it was downloaded (GET of the object, not a listing)."""
+        out: dict[str, int] = {}
+        for method, key in self.lines:
+            if method == "GET" and key.startswith(prefix) and not key.endswith("/"):
+                out[key] = out.get(key, 0) + 1
+        return out
+
+    def clear(self) -> None:
+        self.lines.clear()
+
+
+@pytest.fixture
+def s3_requests(s3: Any) -> Iterator[S3Requests]:
+    """Records what the S3 server of the ``s3`` fixture is asked for while the test runs."""
+    log = logging.getLogger("werkzeug")
+    handler = S3Requests()
+    level = log.level
+    log.setLevel(logging.INFO)
+    log.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(level)

@@ -7,14 +7,14 @@ import functools
 import math
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from annobridge.core import camera
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import Context, Shards
+from annobridge.core.formats import Context, HeaderScan, Shards
 from annobridge.core.limits import MAX_INT_DIGITS
 from annobridge.core.model import (
     BoxAnnotation,
@@ -245,6 +245,17 @@ def _imagesets(layout: Layout) -> dict[str, list[str]]:
 
 
 def _scan_names(paths: list[Path], prefix: int, mapping: dict[str, str | None]) -> list[Category]:
+    return _categories(_class_names(paths, prefix, mapping))
+
+
+def _categories(names: Iterable[str]) -> list[Category]:
+    return [Category.model_construct(id=i, name=n, supercategory=None, keypoints=None, skeleton=None,
+                                     attributes={}) for i, n in enumerate(dict.fromkeys(names), start=1)]
+
+
+def _class_names(paths: Iterable[Path], prefix: int, mapping: dict[str, str | None]) -> list[str]:
+    """The class names of the rows of ``paths`` (after ``mapping``), each once, in order of
+    first appearance: the header's categories (ids from 1 in this order)."""
     seen: dict[str, None] = {}
     for p in paths:
         with open(p, encoding="utf-8", errors="replace") as fh:
@@ -261,8 +272,7 @@ def _scan_names(paths: list[Path], prefix: int, mapping: dict[str, str | None]) 
                         continue
                     name = mapping[name]
                 seen.setdefault(name, None)
-    return [Category.model_construct(id=i, name=n, supercategory=None, keypoints=None, skeleton=None,
-                                     attributes={}) for i, n in enumerate(seen, start=1)]
+    return list(seen)
 
 
 @dataclass
@@ -410,10 +420,11 @@ def read(path: Path, options: KittiReadOptions, context: Context) -> Dataset:
                                                       expected_calib_dir))
 
 
-def _listing(path: Path, options: KittiReadOptions) -> tuple[Layout, list[FrameFiles], DatasetHeader,
-                                                              dict[str, list[str]]]:
-    """The layout, the files of every frame, the header (categories from every label file)
-    and the image sets: what is read before the first item."""
+def _listing(path: Path, options: KittiReadOptions, *, scan: bool = True) -> tuple[
+        Layout, list[FrameFiles], DatasetHeader, dict[str, list[str]]]:
+    """The layout, the files of every frame, the header (categories from every label file,
+    unless not ``scan``: then the workers find them, :func:`shards`) and the image sets: what
+    is read before the first item."""
     mapping = load_label_map(options.label_map)
     layout = resolve_layout(path, options.split, options.images)
     labels = _names(layout.label_dir, (".txt",))
@@ -427,9 +438,9 @@ def _listing(path: Path, options: KittiReadOptions) -> tuple[Layout, list[FrameF
     stems = sorted(set(labels) | set(results) | set(images) | set(velodyne))
     if layout.only is not None:
         stems = [layout.only]
-    header = DatasetHeader(categories=_scan_names([Path(labels[s]) for s in sorted(labels)]
-                                                  + [Path(results[s]) for s in sorted(results)], 0, mapping),
-                           info={"kitti": {"split": layout.split}})
+    names = _class_names([Path(labels[s]) for s in sorted(labels)]
+                         + [Path(results[s]) for s in sorted(results)], 0, mapping) if scan else []
+    header = DatasetHeader(categories=_categories(names), info={"kitti": {"split": layout.split}})
 
     def opt(d: dict[str, str], s: str) -> Path | None:
         v = d.get(s)
@@ -445,8 +456,10 @@ _FRAME_FILES = ("label", "results", "image", "velodyne", "calib")
 
 def shards(path: Path, options: KittiReadOptions, context: Context) -> Shards:
     """The source as frames that workers read apart (``converters/sharded.py``): a unit is a
-    frame's files relative to ``path`` (a frame's image and point cloud stay together)."""
-    layout, frames, header, sets = _listing(path, options)
+    frame's files relative to ``path`` (a frame's image and point cloud stay together). The
+    categories are left to the workers' first pass (:func:`_scan_part`): no label file is
+    read here."""
+    layout, frames, header, sets = _listing(path, options, scan=False)
     root = path if path.is_dir() else path.parent
     units = []
     fetchable = True
@@ -465,12 +478,30 @@ def shards(path: Path, options: KittiReadOptions, context: Context) -> Shards:
     calib_dir = layout.calib_dir or layout.split_dir / "calib"
     read = functools.partial(_read_frames, options, layout.split, sets, calib_dir.relative_to(root).as_posix()
                              if calib_dir.is_relative_to(root) else str(calib_dir))
+    scan = HeaderScan(functools.partial(_scan_part, load_label_map(options.label_map)), _merge_scans, _label_files)
     return Shards(units=units, read=read, root=root, header=header,
-                  files=_frame_file_list if fetchable else None)
+                  files=_frame_file_list if fetchable else None, scan=scan)
 
 
 def _frame_file_list(unit: tuple[str, dict[str, str]]) -> list[str]:
     return list(unit[1].values())
+
+
+def _label_files(unit: tuple[str, dict[str, str]]) -> list[str]:
+    return [unit[1][k] for k in ("label", "results") if k in unit[1]]
+
+
+def _scan_part(mapping: dict[str, str | None], root: Path,
+               units: list[tuple[str, dict[str, str]]]) -> tuple[list[str], list[str]]:
+    """The class names of some frames' label files and of their results files."""
+    return tuple(_class_names([root / rel[key] for _, rel in units if key in rel], 0, mapping)  # type: ignore[return-value]
+                 for key in ("label", "results"))
+
+
+def _merge_scans(header: DatasetHeader, parts: list[tuple[list[str], list[str]]]) -> None:
+    """The categories as one process lists them: every label file's names, then the results'."""
+    header.categories = _categories([*(n for labels, _ in parts for n in labels),
+                                     *(n for _, results in parts for n in results)])
 
 
 def _read_frames(options: KittiReadOptions, split: str | None, sets: dict[str, list[str]], calib_dir: str,

@@ -103,6 +103,20 @@ and/or ``predictions/``)::
 * Clipping: boxes (and keypoints) are clipped to x, y >= 0 and, when the item's size is
   known, to the image; the count is in the report (``prediction:box:clipped``).
 
+Workers (``--workers N``, ``--executor dask``; ``converters/sharded.py``) read a ``lightly``
+folder in parts: a unit is one media file's metadata file and prediction files (fetched by the
+worker itself from a remote source) and its ``annobridge-origins.json`` entries. What spans the
+dataset is read once by the driver and carried in the plan: the metadata schema, the task
+schemas (the header's categories), the file of every video that has frames (its metadata
+applies to the frames, its scene is theirs, whichever part reads them) and, for a video whose
+frame names disagree on the padding, the first frame the others are checked against. The
+filled-defaults note is summed over the parts. The writer is not written in parts: a metadata
+file can only be written once the whole dataset's types are known (ints on a float key become
+floats), a frame's name waits for its video's frame count, and new labels get category ids in
+the order they appear; its per-item prediction encoding already runs on the workers
+(``Context.map``). A ``lightly-task`` folder is read in parts likewise: a unit is one
+prediction file, the task schema is read by the driver.
+
 ``lightly-task`` — the path is the predictions folder (``schema.json`` plus one JSON per
 image, recursively), images at ``images`` (default ``<path>/../images``). One task only:
 the writer takes the kind given by ``task-type``, else the kind of the first prediction
@@ -159,6 +173,7 @@ FORMAT = Format(
     read_options=LazyFunction(f"{__name__}.options", "LightlyReadOptions"),
     write_options=LazyFunction(f"{__name__}.options", "LightlyWriteOptions"),
     output="directory",
+    shards=LazyFunction(f"{__name__}.read", "shards"),
 )
 
 
@@ -172,6 +187,7 @@ TASK_FORMAT = Format(
     read_options=LazyFunction(f"{__name__}.options", "LightlyTaskReadOptions"),
     write_options=LazyFunction(f"{__name__}.options", "LightlyTaskWriteOptions"),
     output="directory",
+    shards=LazyFunction(f"{__name__}.read", "task_shards"),
 )
 
 

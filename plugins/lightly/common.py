@@ -57,10 +57,11 @@ def _parse_frames(value: Any) -> Any:
     return value
 
 
-def _load_json(path: Path, base: Path | None = None) -> Any:
+def _load_json(path: str | Path) -> Any:
     from annobridge.core.limits import load_json
 
-    return load_json(path.read_bytes(), file=path)  # finite numbers, bounded ints and depth
+    with open(path, "rb") as fh:
+        return load_json(fh.read(), file=path)  # finite numbers, bounded ints and depth
 
 
 def _is_int(v: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -15,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from annobridge.core.errors import ReadError
-from annobridge.core.formats import Context
+from annobridge.core.formats import Context, Shards
 from annobridge.core.limits import open_image
 from annobridge.core.metadata import MISSING, get_path, set_path, value_kind
 from annobridge.core.model import (
@@ -109,9 +110,10 @@ def parse_frame_file_name(file_name: str) -> tuple[str, int, int] | None:
     return f"{m['video']}.{m['ext']}", int(m["index"]), len(m["index"])
 
 
-def _json_files(folder: Path, skip_top: frozenset[str] = frozenset()) -> dict[str, Path]:
-    """``relative stem -> path`` of every ``*.json`` below ``folder`` (sorted walk)."""
-    out: dict[str, Path] = {}
+def _json_files(folder: Path, skip_top: frozenset[str] = frozenset()) -> dict[str, str]:
+    """``relative stem -> path`` of every ``*.json`` below ``folder`` (sorted walk; paths as
+    strings: a listing of many thousand files spends most of its time making Path objects)."""
+    out: dict[str, str] = {}
     for root, dirs, files in os.walk(folder):
         dirs.sort()
         rel_root = os.path.relpath(root, folder)
@@ -121,7 +123,7 @@ def _json_files(folder: Path, skip_top: frozenset[str] = frozenset()) -> dict[st
             rel = name if rel_root == "." else f"{rel_root}/{name}".replace(os.sep, "/")
             if rel in skip_top:
                 continue
-            out[rel[: -len(".json")]] = Path(root) / name
+            out[rel[: -len(".json")]] = os.path.join(root, name)
     return out
 
 
@@ -190,14 +192,14 @@ def read_task_schema(path: Path, name: str) -> TaskSchema:
     return TaskSchema(name, tt, cats)
 
 
-def _category(task: TaskSchema, cid: Any, file: Path, where: str) -> dict[str, Any]:
+def _category(task: TaskSchema, cid: Any, file: str | Path, where: str) -> dict[str, Any]:
     if not _is_int(cid) or cid not in task.by_id:
         raise ReadError(f"category_id {cid!r} is not in the schema of task {task.name!r}",
                         file=file, where=where, fix="add the category to the task's schema.json")
     return task.by_id[cid]
 
 
-def _class_pdf(task: TaskSchema, probs: Any, file: Path, where: str) -> dict[str, float] | None:
+def _class_pdf(task: TaskSchema, probs: Any, file: str | Path, where: str) -> dict[str, float] | None:
     if probs is None:
         return None
     names = task.sorted_names()
@@ -207,7 +209,7 @@ def _class_pdf(task: TaskSchema, probs: Any, file: Path, where: str) -> dict[str
     return {n: float(p) for n, p in zip(names, probs)}
 
 
-def _score(s: Any, file: Path, where: str, required: bool) -> float | None:
+def _score(s: Any, file: str | Path, where: str, required: bool) -> float | None:
     if s is None:
         if required:
             raise ReadError("prediction has no score", file=file, where=where,
@@ -218,7 +220,7 @@ def _score(s: Any, file: Path, where: str, required: bool) -> float | None:
     return float(s)
 
 
-def _bbox(b: Any, file: Path, where: str) -> list[float]:
+def _bbox(b: Any, file: str | Path, where: str) -> list[float]:
     if not isinstance(b, list) or len(b) != 4 or not all(_is_num(v) for v in b):
         raise ReadError(f"bbox must be 4 numbers [x, y, w, h], got {b!r}", file=file, where=where)
     if b[2] < 0 or b[3] < 0:
@@ -226,7 +228,7 @@ def _bbox(b: Any, file: Path, where: str) -> list[float]:
     return b
 
 
-def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str,
+def parse_predictions(task: TaskSchema, singles: list[Any], file: str | Path, ref: str,
                       size: tuple[int, int] | None) -> list[Any]:
     """Canonical annotations of one prediction file's singletons for ``task``.
 
@@ -328,7 +330,7 @@ def parse_predictions(task: TaskSchema, singles: list[Any], file: Path, ref: str
     return out
 
 
-def _json_object(path: Path) -> dict[str, Any]:
+def _json_object(path: str | Path) -> dict[str, Any]:
     data = _load_json(path)
     if not isinstance(data, dict):
         raise ReadError(f"expected a JSON object, got {value_kind(data)}", file=path)
@@ -343,7 +345,7 @@ def _file_name_of(data: dict[str, Any], path: Path, what: str) -> str:
     return fn
 
 
-def _prediction_file(path: Path, task: TaskSchema) -> tuple[str, list[Any]]:
+def _prediction_file(path: str | Path, task: TaskSchema) -> tuple[str, list[Any]]:
     data = _json_object(path)
     fn = _file_name_of(data, path, "prediction")
     preds = data.get("predictions")
@@ -368,8 +370,8 @@ class _Entry:
     """What the folder holds for one media file (stem = file name without extension)."""
 
     stem: str
-    metadata_file: Path | None = None
-    prediction_files: list[tuple[TaskSchema, Path]] = field(default_factory=list)
+    metadata_file: str | None = None
+    prediction_files: list[tuple[TaskSchema, str]] = field(default_factory=list)
 
 
 def _resolve_folder(path: Path) -> Path:
@@ -381,8 +383,108 @@ def _resolve_folder(path: Path) -> Path:
     raise ReadError("not a .lightly folder: it has neither metadata/ nor predictions/", file=path)
 
 
+@dataclass
+class _Listing:
+    """A ``.lightly`` folder listed: its schemas (read now) and its per-file entries (read later)."""
+
+    folder: Path
+    header: DatasetHeader
+    schema: list[SchemaEntry]
+    tasks: list[TaskSchema]
+    entries: dict[str, _Entry]
+    base: Path  # where file_name points: the input datasource, else the folder's parent
+    origins: dict[str, dict[str, Any]]
+
+
 def read(path: Path, options: LightlyReadOptions, context: Context) -> Dataset:
     """Read a ``.lightly`` folder; the schemas are read now, the per-file JSON lazily."""
+    ls = _listing(path, options)
+    return Dataset(header=ls.header, items=_read_items(ls.entries, ls.schema, options, ls.base, ls.header, context,
+                                                       ls.origins))
+
+
+def shards(path: Path, options: LightlyReadOptions, context: Context) -> Shards:
+    """The folder as media files that workers read apart (``converters/sharded.py``).
+
+    A unit is one media file's Lightly files (its metadata file and its prediction file per
+    task, relative to the folder's parent, where ``file_name`` points unless ``input`` is
+    given) and the ``annobridge-origins.json`` entries of that file. What spans the dataset is
+    read here, once, and carried in the plan: the metadata schema, the task schemas and
+    categories (the header), the files of the videos that have frames (their metadata
+    applies to the frames, their scene is the frames' scene), and, for a video whose frame
+    names disagree on the padding, its first frame (the one the others are checked against).
+    The defaults a worker filled are summed by the report (``ConversionReport.tally``).
+    """
+    ls = _listing(path, options)
+    root, name = ls.folder.parent, ls.folder.name
+    origins: dict[str, dict[str, Any]] = {}
+    for fn, origin in ls.origins.items():
+        origins.setdefault(split_ext(fn)[0], {})[fn] = origin
+    units = [(stem, f"{name}/metadata/{stem}.json" if e.metadata_file is not None else None,
+              tuple((t.name, f"{name}/predictions/{t.name}/{stem}.json") for t, _ in e.prediction_files),
+              origins.get(stem))
+             for stem, e in sorted(ls.entries.items())]
+    read = functools.partial(_read_part, ls.schema, ls.tasks, options, _videos_of(ls, options))
+    return Shards(units=units, read=read, root=root, header=ls.header, files=_unit_files)
+
+
+_Unit = tuple[str, str | None, tuple[tuple[str, str], ...], dict[str, dict[str, Any]] | None]
+"""(stem, metadata file, ((task, prediction file), ...), origins by file_name); paths relative
+to the ``.lightly`` folder's parent."""
+
+
+def _unit_files(unit: _Unit) -> list[str]:
+    _, metadata, predictions, _ = unit
+    return ([metadata] if metadata is not None else []) + [p for _, p in predictions]
+
+
+def _videos_of(ls: _Listing, options: LightlyReadOptions) -> _Videos:
+    """What frames need from other files, for workers that read the frames without them."""
+    videos = _Videos()
+    frames: dict[str, list[tuple[str, int]]] = {}  # video ref -> (frame stem, padding), in order
+    for stem in sorted(ls.entries):
+        frame = parse_frame_file_name(stem + ".png")
+        if frame is not None and frame[0] not in options.frames:  # a known count checks each frame alone
+            frames.setdefault(split_ext(frame[0])[0], []).append((stem, frame[2]))
+        elif frame is not None:
+            frames.setdefault(split_ext(frame[0])[0], [])
+    scratch = DatasetHeader()
+    for ref in frames:
+        if ref in ls.entries:
+            try:
+                _read_entry(ls.entries[ref], ls.schema, options, ls.base, scratch, videos)
+            except ReadError:  # the worker reading this file names the problem, in its place
+                continue
+    videos.scenes = dict(scratch.scenes)
+    for ref, stems in frames.items():
+        if len({width for _, width in stems}) < 2:
+            continue  # one padding: no frame of this video can disagree with the first
+        for stem, _ in stems:
+            try:
+                _read_entry(ls.entries[stem], ls.schema, options, ls.base, scratch, videos)
+            except ReadError:
+                continue
+            if ref in videos.widths:
+                break
+    return videos
+
+
+def _read_part(schema: list[SchemaEntry], tasks: list[TaskSchema], options: LightlyReadOptions,
+               videos: _Videos, root: Path, units: list[_Unit], header: DatasetHeader,
+               context: Context) -> Iterator[DatasetItem]:
+    """The items of some media files (:func:`shards`), read under ``root`` (the folder's parent)."""
+    by_name = {t.name: t for t in tasks}
+    entries: dict[str, _Entry] = {}
+    origins: dict[str, dict[str, Any]] = {}
+    for stem, metadata, predictions, origin in units:
+        entries[stem] = _Entry(stem, os.path.join(root, metadata) if metadata is not None else None,
+                               [(by_name[t], os.path.join(root, p)) for t, p in predictions])
+        origins.update(origin or {})
+    base = options.input if options.input is not None else root
+    return _read_items(entries, schema, options, base, header, context, origins, videos.copy())
+
+
+def _listing(path: Path, options: LightlyReadOptions) -> _Listing:
     folder = _resolve_folder(path)
     info: dict[str, Any] = {}
     schema: list[SchemaEntry] = []
@@ -437,8 +539,7 @@ def read(path: Path, options: LightlyReadOptions, context: Context) -> Dataset:
     header = DatasetHeader(categories=_header_categories(tasks), info={"lightly": info} if info else {})
     base = input_root if input_root is not None else folder.parent
     origins = _load_json(folder / ORIGINS_FILE).get("items", {}) if (folder / ORIGINS_FILE).is_file() else {}
-    return Dataset(header=header, items=_read_items(folder, entries, schema, tasks, options, base, header, context,
-                                                    origins))
+    return _Listing(folder, header, schema, tasks, entries, base, origins)
 
 
 def _media_files(root: Path, skip: Path) -> Iterator[tuple[str, str]]:
@@ -467,17 +568,32 @@ def _header_categories(tasks: list[TaskSchema]) -> list[Category]:
     return sorted(out.values(), key=lambda c: c.id)
 
 
-def _read_items(folder: Path, entries: dict[str, _Entry], schema: list[SchemaEntry],
-                tasks: list[TaskSchema], options: LightlyReadOptions, base: Path,
-                header: DatasetHeader, context: Context,
-                origins: dict[str, dict[str, Any]]) -> Iterator[DatasetItem]:
-    frame_widths: dict[str, tuple[int, str]] = {}
-    videos: dict[str, dict[str, Any]] = {}  # video reference id -> its file's own metadata
+@dataclass
+class _Videos:
+    """What a frame takes from other files of the dataset. One process fills it while reading
+    (a video sorts before its frames); for workers the driver fills it first (:func:`shards`)."""
+
+    metadata: dict[str, dict[str, Any]] = field(default_factory=dict)  # video ref -> its file's own metadata
+    scenes: dict[str, Scene] = field(default_factory=dict)  # video ref -> the scene its file makes
+    widths: dict[str, tuple[int, str]] = field(default_factory=dict)  # video ref -> first frame's padding, name
+
+    def copy(self) -> _Videos:
+        return _Videos(dict(self.metadata), dict(self.scenes), dict(self.widths))
+
+
+FILLED_NOTE = "filled schema defaults (fill-defaults=true) for {total} values: {counts}"
+"""The Worker's behaviour, but not what the files say: counted (summed over the workers' parts)."""
+
+
+def _read_items(entries: dict[str, _Entry], schema: list[SchemaEntry], options: LightlyReadOptions, base: Path,
+                header: DatasetHeader, context: Context, origins: dict[str, dict[str, Any]],
+                videos: _Videos | None = None) -> Iterator[DatasetItem]:
+    videos = videos or _Videos()
     filled: Counter[str] = Counter()
     for stem in sorted(entries):  # a video's stem sorts before its frames' (it is their prefix)
         entry = entries[stem]
         try:
-            result = _read_entry(entry, schema, options, base, header, frame_widths, filled, videos)
+            result = _read_entry(entry, schema, options, base, header, videos, filled)
         except ReadError as exc:
             context.error(exc)
             continue
@@ -507,10 +623,8 @@ def _read_items(folder: Path, entries: dict[str, _Entry], schema: list[SchemaEnt
             field_name = "annotations" if options.as_annotations else "predictions"
             setattr(item, field_name, anns)
         yield item
-    if filled:  # the Worker's behaviour, but not what the files say: counted
-        context.report.notes.append(
-            f"filled schema defaults (fill-defaults=true) for {sum(filled.values())} values: "
-            + ", ".join(f"{path} {n}" for path, n in sorted(filled.items())))
+    if filled:
+        context.report.tally(FILLED_NOTE, filled)
 
 
 def _inherit(own: dict[str, Any], video: dict[str, Any]) -> dict[str, Any]:
@@ -521,7 +635,7 @@ def _inherit(own: dict[str, Any], video: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _check_mirror(path: Path, stem: str, file_name: str) -> None:
+def _check_mirror(path: str | Path, stem: str, file_name: str) -> None:
     rel = stem + ".json"
     expected = _json_rel(file_name)
     if rel != expected:
@@ -531,9 +645,8 @@ def _check_mirror(path: Path, stem: str, file_name: str) -> None:
 
 
 def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOptions, base: Path,
-                header: DatasetHeader, frame_widths: dict[str, tuple[int, str]],
-                filled: Counter[str] | None = None, videos: dict[str, dict[str, Any]] | None = None
-                ) -> tuple[DatasetItem, list[tuple[TaskSchema, Path]]] | None:
+                header: DatasetHeader, videos: _Videos, filled: Counter[str] | None = None
+                ) -> tuple[DatasetItem, list[tuple[TaskSchema, str]]] | None:
     kind = None
     metadata: dict[str, Any] = {}
     file_name: str | None = None
@@ -571,10 +684,10 @@ def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOp
             raise ReadError(f"media file {media!r} does not exist in the input datasource {options.input}",
                             file=entry.metadata_file or entry.prediction_files[0][1], where="#/file_name",
                             fix="remove the stale file or fix file_name")
-    if kind == "frame" and videos is not None:  # the video-level file applies to its frames
-        metadata = _inherit(metadata, videos.get(split_ext(frame[0])[0], {}))  # type: ignore[index]
-    elif kind == "video" and videos is not None:
-        videos[split_ext(file_name)[0]] = metadata
+    if kind == "frame":  # the video-level file applies to its frames
+        metadata = _inherit(metadata, videos.metadata.get(split_ext(frame[0])[0], {}))  # type: ignore[index]
+    elif kind == "video":
+        videos.metadata[split_ext(file_name)[0]] = metadata
     if options.fill_defaults:
         metadata = fill_defaults(metadata, schema, filled)
     if kind == "video":
@@ -606,12 +719,14 @@ def _read_entry(entry: _Entry, schema: list[SchemaEntry], options: LightlyReadOp
             if index >= n:
                 raise ReadError(f"frame {index} is beyond the video's {n} frames", file=where_file)
         else:
-            first = frame_widths.setdefault(ref, (width, file_name))
+            first = videos.widths.setdefault(ref, (width, file_name))
             if first[0] != width:
                 raise ReadError(f"frame number padded to {width} digits but {first[1]!r} of the same video "
                                 f"uses {first[0]}", file=where_file, where="#/file_name",
                                 fix="pad every frame number to len(str(number of frames)) digits")
-        if ref not in header.scenes:
+        if ref not in header.scenes and ref in videos.scenes:  # read by the driver, in another part
+            header.scenes[ref] = videos.scenes[ref].model_copy(deep=True)
+        elif ref not in header.scenes:
             attrs: dict[str, Any] = {"file_name": video}
             if n is not None:
                 attrs["n_frames"] = n
@@ -629,20 +744,47 @@ def _find_media(base: Path, stem: str) -> str:
     raise ReadError("media file vanished while reading", file=base / stem)
 
 
+def _task_header(path: Path) -> tuple[DatasetHeader, TaskSchema]:
+    task = read_task_schema(path / "schema.json", path.name)
+    return DatasetHeader(categories=_header_categories([task]),
+                         info={"lightly": {"tasks": {task.name: {"task_type": task.task_type,
+                                                                 "categories": task.categories}}}}), task
+
+
 def read_task_folder(path: Path, options: LightlyTaskReadOptions, context: Context) -> Dataset:
     """Read a single-task predictions folder (labelformat / LightlyStudio)."""
     if not path.is_dir():
         raise ReadError("expected the predictions folder (holding schema.json)", file=path)
-    task = read_task_schema(path / "schema.json", path.name)
+    header, task = _task_header(path)
     images = options.images if options.images is not None else path.parent / "images"
-    header = DatasetHeader(categories=_header_categories([task]),
-                           info={"lightly": {"tasks": {task.name: {"task_type": task.task_type,
-                                                                   "categories": task.categories}}}})
     files = _json_files(path, frozenset({"schema.json"}))
     return Dataset(header=header, items=_task_items(files, task, images, options, context), total=len(files))
 
 
-def _task_items(files: dict[str, Path], task: TaskSchema, images: Path, options: LightlyTaskReadOptions,
+def task_shards(path: Path, options: LightlyTaskReadOptions, context: Context) -> Shards:
+    """The task folder as prediction files that workers read apart (``converters/sharded.py``):
+    a unit is one file, relative to the folder's parent (where ``images`` is by default); the
+    task schema is read here and carried in the plan."""
+    if not path.is_dir():
+        raise ReadError("expected the predictions folder (holding schema.json)", file=path)
+    header, task = _task_header(path)
+    units = [f"{path.name}/{stem}.json" for stem in _json_files(path, frozenset({"schema.json"}))]
+    return Shards(units=units, read=functools.partial(_read_task_part, task, options), root=path.parent,
+                  header=header, files=_task_file, total=len(units))
+
+
+def _task_file(unit: str) -> list[str]:
+    return [unit]
+
+
+def _read_task_part(task: TaskSchema, options: LightlyTaskReadOptions, root: Path, units: list[str],
+                    header: DatasetHeader, context: Context) -> Iterator[DatasetItem]:
+    """The items of some prediction files (:func:`task_shards`), read under ``root``."""
+    images = options.images if options.images is not None else root / "images"
+    return _task_items({u: os.path.join(root, u) for u in units}, task, images, options, context)
+
+
+def _task_items(files: dict[str, str], task: TaskSchema, images: Path, options: LightlyTaskReadOptions,
                 context: Context) -> Iterator[DatasetItem]:
     check = images.is_dir()
     for p in files.values():

@@ -809,8 +809,9 @@ def read(path: Path, options: NucleusReadOptions, context: Context) -> Dataset:
 
 def shards(path: Path, options: NucleusReadOptions, context: Context) -> Shards:
     """The payload lines as units that workers read apart (``converters/sharded.py``): (file
-    relative to the source, byte offset, line number) of each non-blank line, found by a
-    scan for newlines. Reference ids used twice across parts are found by the driver."""
+    relative to the source, byte offset, line number, end offset) of each non-blank line,
+    found by a scan for newlines. Reference ids used twice across parts are found by the
+    driver."""
     dataset = read(path, options, context)
     files = _sources(path)
     root = path if path.is_dir() else path.parent
@@ -821,23 +822,24 @@ def shards(path: Path, options: NucleusReadOptions, context: Context) -> Shards:
             offset = 0
             for lineno, line in enumerate(fh, start=1):
                 if line.strip():
-                    units.append((name, offset, lineno))
+                    units.append((name, offset, lineno, offset + len(line)))
                 offset += len(line)
     return Shards(units=units, read=functools.partial(_read_lines, options), root=root, header=dataset.header,
                   files=_file_of, unique_refs=True)
 
 
-def _file_of(unit: tuple[str, int, int]) -> list[str]:
-    return [unit[0]]
+def _file_of(unit: tuple[str, int, int, int]) -> list[tuple[str, int, int]]:
+    """The unit's line: a worker fetches only the bytes of its lines."""
+    return [(unit[0], unit[1], unit[3])]
 
 
-def _read_lines(options: NucleusReadOptions, root: Path, units: list[tuple[str, int, int]],
+def _read_lines(options: NucleusReadOptions, root: Path, units: list[tuple[str, int, int, int]],
                 header: DatasetHeader, context: Context) -> Iterator[DatasetItem]:
     seen: dict[str, str] = {}
     for name, group in itertools.groupby(units, key=lambda u: u[0]):
         reader = _Reader(root / name, context, options.check_files, header, seen, strict=options.strict,
                          folder=posixpath.dirname(name))
-        yield from reader.lines([(offset, lineno) for _, offset, lineno in group])
+        yield from reader.lines([(offset, lineno) for _, offset, lineno, _ in group])
 
 
 def _read_items(files: list[Path], options: NucleusReadOptions, context: Context,
