@@ -87,19 +87,12 @@ def contained(
         ``error`` naming the field, the item and the reason when the location is absolute,
         climbs out with ``..``, or resolves (through symlinks) to a place outside ``root``.
     """
-    problem = path_problem(location)
-    root_path = Path(root)
-    path = root_path / location.replace("\\", "/") if problem is None else None
-    if path is not None and not made_here and not _inside(root_path, path):
-        problem = "the path leads outside its folder through a symbolic link"
-    if problem is not None:
-        raise _outside(root, location, problem, what, file, where, item, error)
-    assert path is not None
-    return path
+    return Path(contained_text(os.fspath(root), location, what=what, file=file, where=where, item=item,
+                               error=error, made_here=made_here))
 
 
 def contained_text(
-    root: str,
+    root: str | os.PathLike[str],
     location: str,
     *,
     what: str,
@@ -109,27 +102,21 @@ def contained_text(
     error: type[AnnobridgeError] = ReadError,
     made_here: bool = False,
 ) -> str:
-    """:func:`contained` on plain strings: the same check, and ``root`` joined with ``location``
-    as ``os.path.join`` does (not normalised). For a writer's per-item hot path, where
-    building a ``Path`` costs more than the check (a label file per image)."""
+    """:func:`contained` as a plain string: ``root`` joined with ``location`` as ``os.path.join``
+    does (not normalised). For a writer's per-item hot path, where building a ``Path`` costs
+    more than the check (a label file per image)."""
     problem = path_problem(location)
     path = os.path.join(root, location.replace("\\", "/")) if problem is None else None
     if path is not None and not made_here and not _inside(root, path):
         problem = "the path leads outside its folder through a symbolic link"
     if problem is not None:
-        raise _outside(root, location, problem, what, file, where, item, error)
+        raise error(
+            f"{what} {location!r} is not inside {str(Path(root))!r}: {problem}",
+            file=file, where=where, item=item,
+            fix="paths in annotation files must be relative to their root and stay inside it",
+        )
     assert path is not None
     return path
-
-
-def _outside(root: str | os.PathLike[str], location: str, problem: str, what: str,
-             file: str | os.PathLike[str] | None, where: str | None, item: str | None,
-             error: type[AnnobridgeError]) -> AnnobridgeError:
-    return error(
-        f"{what} {location!r} is not inside {str(Path(root))!r}: {problem}",
-        file=file, where=where, item=item,
-        fix="paths in annotation files must be relative to their root and stay inside it",
-    )
 
 
 _NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0)
