@@ -182,12 +182,14 @@ def media_file(location: str | None, root: Path | None) -> tuple[Path | None, st
         return None, "not a local file"
     if "\x00" in location:
         return None, "the path contains a NUL byte"
-    candidates = [Path(location)]
+    # plain strings: this runs once per item of a conversion that copies media
+    candidates: tuple[str, ...] = (location,)
     if root is not None and path_problem(location) is None:
-        candidates.insert(0, root / location)
-    for path in candidates:
-        if not path.is_file():
+        candidates = (os.path.join(root, location), location)
+    for candidate in candidates:
+        if not os.path.isfile(candidate):
             continue
+        path = Path(candidate)
         if root is not None and not _inside(root, path):
             return None, f"outside the source folder {str(root)!r}"
         return path, ""

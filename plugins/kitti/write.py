@@ -332,13 +332,16 @@ def write_frame(job: FrameJob) -> FrameResult:
         if calib is not None:
             _write_text(os.path.join(sd, "calib", name), [kitti_calib.format_calib(calib).removesuffix("\n")])
     if job.media == "copy":
+        img_parts: tuple[str, ...]
+        velo_parts: tuple[str, ...]
         if job.tracking is None:
-            img_dir, velo_dir, name = sd / "image_2", sd / "velodyne", job.stem
+            img_parts, velo_parts, name = ("image_2",), ("velodyne",), job.stem
         else:
             seq, f = job.tracking
-            img_dir, velo_dir, name = sd / "image_02" / seq, sd / "velodyne" / seq, f"{f:06d}"
+            img_parts, velo_parts, name = ("image_02", seq), ("velodyne", seq), f"{f:06d}"
         if image is not None and image.image_location:
             if image_src is not None:
+                img_dir = sd.joinpath(*img_parts)  # made only for a file copied (most frames copy none)
                 img_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copyfile(image_src, img_dir / f"{name}{image_src.suffix.lower() or '.png'}")
             elif image_skip == "missing" or image_skip == "not a local file":
@@ -349,6 +352,7 @@ def write_frame(job: FrameJob) -> FrameResult:
         if cloud is not None and src is None:
             drops.append(("point cloud file", f"{cloud_skip}; not copied into velodyne/", 1))
         elif cloud is not None and src is not None:
+            velo_dir = sd.joinpath(*velo_parts)
             velo_dir.mkdir(parents=True, exist_ok=True)
             if src.suffix == ".bin":
                 shutil.copyfile(src, velo_dir / f"{name}.bin")
