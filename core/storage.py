@@ -343,7 +343,16 @@ def fetched(url: str, storage_options: StorageOptions | None = None, *, lazy: bo
 
 
 def _parent_url(url: str) -> str:
-    return url.rstrip("/").rsplit("/", 1)[0]
+    """The folder URL ``url`` lies in, ending ``://`` for a bucket root (``s3://b`` -> ``s3://``)."""
+    head, sep, rest = url.rstrip("/").partition("://")
+    if not sep:
+        return url.rstrip("/").rsplit("/", 1)[0]
+    return f"{head}://{rest.rsplit('/', 1)[0] if '/' in rest else ''}"
+
+
+def _slash(url: str) -> str:
+    """``url`` as a prefix of the URLs under it (``s3://b`` -> ``s3://b/``; ``s3://`` stays)."""
+    return url if url.endswith("/") else url + "/"
 
 
 def as_url(location: str) -> str:
@@ -352,7 +361,7 @@ def as_url(location: str) -> str:
     for (url, _), (_, cache) in _FETCHED.items():
         root = str(cache) + "/"
         if location.startswith(root):
-            return f"{_parent_url(url)}/{location[len(root):]}"
+            return _slash(_parent_url(url)) + location[len(root):]
     return location
 
 
@@ -378,7 +387,7 @@ def cached_file(url: str) -> Path | None:
     under a source it was told about (:func:`remember_source`) and its key climbs nowhere.
     """
     for (source, _), (_, cache) in _FETCHED.items():
-        root = _parent_url(source) + "/"
+        root = _slash(_parent_url(source))
         if url.startswith(root):
             path = cache / url[len(root):]
             if str(path) in _PENDING:
@@ -386,7 +395,7 @@ def cached_file(url: str) -> Path | None:
             if path.is_file():
                 return path
     for root, options in _SOURCES.items():
-        rel = url[len(root) + 1:] if root and url.startswith(root + "/") else None
+        rel = url[len(_slash(root)):] if root and url.startswith(_slash(root)) else None
         if not rel or any(part in ("", ".", "..") for part in rel.split("/")) or "\\" in rel or "\x00" in rel:
             continue
         path = _media_cache() / root.replace("://", "/") / rel
@@ -413,7 +422,7 @@ def options_for(url: str) -> StorageOptions:
     the conversion's (:func:`remember_source`), else none (the environment's credentials)."""
     best = ""
     for root in _SOURCES:
-        if root and url.startswith(root + "/") and len(root) > len(best):
+        if root and url.startswith(_slash(root)) and len(root) > len(best):
             best = root
     return dict(_SOURCES.get(best, {}))
 
@@ -625,4 +634,6 @@ def _url(fs: Any, path: str) -> str:
 
 def join_url(prefix: str, name: str) -> str:
     """``prefix`` + ``/`` + ``name`` for a URL prefix given with or without its trailing slash."""
-    return prefix if not name else f"{prefix.rstrip('/')}/{name}"
+    if not name:
+        return prefix
+    return prefix + name if prefix.endswith("://") else f"{prefix.rstrip('/')}/{name}"

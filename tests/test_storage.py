@@ -296,3 +296,29 @@ def test_object_keys_that_climb_out_are_refused(memory: Any) -> None:
     assert "/evil/ds/sub/../../../escape.txt" in memory.find("/evil")  # keys are not paths: kept as written
     with pytest.raises(ReadError, match="leads outside its folder"):
         storage.fetch("memory://evil/ds")
+
+
+def test_url_helpers_keep_a_bucket_root_a_url() -> None:
+    """A source at a bucket root (``s3://b``) has ``s3://`` as its folder: joining a name to
+    it gives ``s3://name``, never ``s3:/name`` (which a worker then took for a local path)."""
+    assert storage._parent_url("s3://b") == "s3://"
+    assert storage._parent_url("s3://b/") == "s3://"
+    assert storage._parent_url("s3://b/k/data.json") == "s3://b/k"
+    assert storage.join_url(storage._parent_url("s3://b"), "b/x.txt") == "s3://b/x.txt"
+    assert storage.join_url("s3://b/k/", "x") == "s3://b/k/x"
+    assert storage._slash("s3://") == "s3://" and storage._slash("s3://b") == "s3://b/"
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_a_source_at_a_bucket_root_converts(s3: Any, tmp_path: Path, workers: int) -> None:
+    """A KITTI folder that is a whole bucket converts as the same local folder does, in one
+    process and on two workers (which fetch their parts by URL)."""
+    case = FIXTURES / "kitti" / "datumaro"
+    s3.mkdir("wholebucket")
+    s3.put(str(case) + "/", "wholebucket/", recursive=True)
+    local, remote = tmp_path / "local", tmp_path / "remote"
+    annobridge.convert(str(case), str(local), src_format="kitti", dst_format="kitti")
+    annobridge.convert("s3://wholebucket", str(remote), src_format="kitti", dst_format="kitti", workers=workers)
+    files = sorted(p.relative_to(local) for p in local.rglob("*") if p.is_file())
+    assert files and files == sorted(p.relative_to(remote) for p in remote.rglob("*") if p.is_file())
+    assert all((local / f).read_bytes() == (remote / f).read_bytes() for f in files)
