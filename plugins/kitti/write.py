@@ -59,10 +59,12 @@ class FrameJob:
 
 @dataclass
 class FrameResult:
+    """What a frame's writer hands back to the driver (from a worker with --workers)."""
+
     stem: str
     split_dir: Path
-    gt_rows: list[str]
-    pred_rows: list[str]
+    gt_rows: list[str]  # the tracking layout's rows, for the driver's sequence files (empty
+    pred_rows: list[str]  # in the object layout: its frame writes its own files)
     drops: list[tuple[str, str, int]]
     imagesets: list[str]
     ref: str = ""  # the frame's first item
@@ -156,12 +158,14 @@ def _plain_rows(anns: list[Any], prediction: bool, job: FrameJob, drops: list[tu
             if not kitti.isdisjoint(attrs):
                 return None
             for key, value in attrs.items():  # what _count_lost counts
-                if key == "iscrowd":
+                if key == "area":
+                    if isinstance(value, (int, float)):
+                        v = float(value)
+                        d = abs(v - w * h)
+                        if d <= 1e-6 or d <= 1e-6 * abs(v):  # <= 1e-6 * max(1, |v|)
+                            continue
+                elif key == "iscrowd":
                     if value == 0:
-                        continue
-                elif key == "area" and isinstance(value, (int, float)):
-                    v = float(value)
-                    if abs(v - w * h) <= 1e-6 * max(1.0, abs(v)):
                         continue
                 lost[key] = lost.get(key, 0) + 1
         box = box_format % (x0, y0, x0 + w, y0 + h)
@@ -364,8 +368,12 @@ def _track_number(track_ref: str | None, job: FrameJob) -> int:
 def write_frame(job: FrameJob) -> FrameResult:
     """Render one KITTI frame's rows and copy its media (runs in a worker with --workers)."""
     drops: list[tuple[str, str, int]] = []
-    images = [i for i in job.items if i.pointcloud_location is None]
-    clouds = [i for i in job.items if i.pointcloud_location is not None]
+    if len(job.items) == 1:  # most frames: one image (or one point cloud)
+        one = job.items[0]
+        images, clouds = ([one], []) if one.pointcloud_location is None else ([], [one])
+    else:
+        images = [i for i in job.items if i.pointcloud_location is None]
+        clouds = [i for i in job.items if i.pointcloud_location is not None]
     image = images[0] if images else None
     for extra in images[1:]:
         drops.append(("image item", "KITTI keeps one camera image per frame (image_2)", 1))
@@ -385,10 +393,7 @@ def write_frame(job: FrameJob) -> FrameResult:
             raise WriteError(f"metadata camera_params is not in the Nucleus form: {exc}", item=ref) from exc
     t = _transform(calib)
     for it in (image, cloud):
-        if it is None:
-            continue
-        extra = [k for k in it.metadata if k != "camera_params"]
-        if extra:
+        if it is not None and it.metadata and any(k != "camera_params" for k in it.metadata):
             drops.append(("item metadata", "KITTI holds no item metadata (camera_params become calib)", 1))
     size = (image.width, image.height) if image is not None else (None, None)
     image_src, image_skip = None, ""
@@ -400,14 +405,15 @@ def write_frame(job: FrameJob) -> FrameResult:
     gt_rows = _rows_for(_annotations(members, "annotations"), False, t, size, job, ref, drops)
     pr_rows = _rows_for(_annotations(members, "predictions"), True, t, size, job, ref, drops)
     sd = job.split_dir
-    if job.tracking is None:
-        name = job.stem + ".txt"
+    if job.tracking is None:  # the frame's own files; its rows need not go back to the driver
+        sep, name = os.sep, job.stem + ".txt"  # (an f-string: os.path.join costs 1 us a call)
         if gt_rows or (job.write_label_file and not pr_rows):
-            _write_text(os.path.join(sd, "label_2", name), gt_rows)
+            _write_text(f"{sd}{sep}label_2{sep}{name}", gt_rows)
         if pr_rows:
-            _write_text(os.path.join(sd, "results", name), pr_rows)
+            _write_text(f"{sd}{sep}results{sep}{name}", pr_rows)
         if calib is not None:
-            _write_text(os.path.join(sd, "calib", name), [kitti_calib.format_calib(calib).removesuffix("\n")])
+            _write_text(f"{sd}{sep}calib{sep}{name}", [kitti_calib.format_calib(calib).removesuffix("\n")])
+        gt_rows, pr_rows = [], []
     if job.media == "copy":
         img_parts: tuple[str, ...]
         velo_parts: tuple[str, ...]
@@ -435,8 +441,8 @@ def write_frame(job: FrameJob) -> FrameResult:
                 shutil.copyfile(src, velo_dir / f"{name}.bin")
             else:
                 load_points(src).astype("<f4").tofile(velo_dir / f"{name}.bin")
-    sets = [s for s in ((image or cloud).attributes.get("kitti_imagesets") or [])  # type: ignore[union-attr]
-            if isinstance(s, str)]
+    named = (image or cloud).attributes.get("kitti_imagesets")  # type: ignore[union-attr]
+    sets = [s for s in named if isinstance(s, str)] if named else []
     first = job.items[0]
     later = first.scene.scene_reference_id if first.scene is not None and first.scene.index > 0 else None
     return FrameResult(job.stem, job.split_dir, gt_rows, pr_rows, drops, sets, first.reference_id, later)
@@ -460,7 +466,7 @@ def _annotations(members: list[DatasetItem], field: str) -> list[Any]:
 def _write_text(path: str, rows: list[str]) -> None:
     """Write ``rows`` as lines (:func:`~annobridge.core.paths.write_new_file`: the folder is
     made only when the open finds it missing)."""
-    write_new_file(path, "".join([r + "\n" for r in rows]))
+    write_new_file(path, "\n".join(rows) + "\n" if rows else "")
 
 
 def _frames(items: Iterator[DatasetItem]) -> Iterator[list[DatasetItem]]:
@@ -508,13 +514,11 @@ class _CalibSource:
 
 
 def _record(context: Context, res: FrameResult) -> None:
-    """Report a frame's drops, each (what, reason) once with its count: the rows of a frame
-    report the same loss each (``attribute:area``)."""
-    counts: dict[tuple[str, str], int] = {}
+    """Report a frame's drops (already one entry per lost attribute key: the frame counts its
+    rows, :func:`_rows_for`)."""
+    drop = context.report.drop
     for what, reason, n in res.drops:
-        counts[what, reason] = counts.get((what, reason), 0) + n
-    for (what, reason), n in counts.items():
-        context.report.drop(what, reason, n)
+        drop(what, reason, n)
 
 
 def write(dataset: Dataset, destination: Path, options: KittiWriteOptions, context: Context) -> None:
@@ -541,19 +545,26 @@ def _object_jobs(items: Iterator[DatasetItem], destination: Path, options: Kitti
     destination.mkdir(parents=True, exist_ok=True)
     split_dirs: dict[str, Path] = {}
     for group in _frames(items):
-        stem = None
-        for it in group:
-            s = it.attributes.get("kitti_frame")
-            if isinstance(s, str) and s and "kitti_sequence" not in it.attributes:
+        stem = split = None
+        label_file = True
+        for it in group:  # the first kitti_frame, the first kitti_split; any kitti_label_file false
+            attrs = it.attributes
+            if not attrs:
+                continue
+            s = attrs.get("kitti_frame")
+            if stem is None and isinstance(s, str) and s and "kitti_sequence" not in attrs:
                 stem = s
-                break
+            s = attrs.get("kitti_split")
+            if split is None and s in ("training", "testing"):
+                split = s
+            if attrs.get("kitti_label_file", True) is False:
+                label_file = False
         if stem is None:
-            imgs = [i for i in group if i.pointcloud_location is None]
+            imgs = [i for i in group if i.pointcloud_location is None] if len(group) > 1 else group
             stem = (imgs[0] if imgs else group[0]).reference_id
         stem = _safe_stem(stem)
-        split = next((i.attributes.get("kitti_split") for i in group
-                      if i.attributes.get("kitti_split") in ("training", "testing")), options.split)
-        label_file = all(i.attributes.get("kitti_label_file", True) is not False for i in group)
+        if split is None:
+            split = options.split
         split_dir = split_dirs.get(split)
         if split_dir is None:
             split_dir = split_dirs[split] = destination / split
