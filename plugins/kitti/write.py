@@ -155,8 +155,6 @@ def _plain_rows(anns: list[Any], prediction: bool, job: FrameJob, drops: list[tu
         x0, y0, w, h = float(b.x), float(b.y), float(b.width), float(b.height)
         attrs = b.attributes
         if attrs:
-            if not kitti.isdisjoint(attrs):
-                return None
             for key, value in attrs.items():  # what _count_lost counts
                 if key == "area":
                     if isinstance(value, (int, float)):
@@ -167,6 +165,8 @@ def _plain_rows(anns: list[Any], prediction: bool, job: FrameJob, drops: list[tu
                 elif key == "iscrowd":
                     if value == 0:
                         continue
+                elif key in kitti:
+                    return None
                 lost[key] = lost.get(key, 0) + 1
         box = box_format % (x0, y0, x0 + w, y0 + h)
         if "-" in box:  # a value that rounds to -0 loses its sign (common._fixed)
