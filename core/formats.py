@@ -182,9 +182,11 @@ class Parts:
     Args:
         write: ``write(items, destination, options, dataset, context)`` runs in a worker on
             the fitted items of one shard: writes their own files under the (staging)
-            ``destination`` and returns a list of small picklable results (KITTI: a frame's
-            file name and image sets). ``dataset`` carries the header and the source path,
-            no items. Module-level. The single-process writer is the same two steps.
+            ``destination`` and returns their small picklable results, one per item in
+            order, as a list or any picklable iterable of them (KITTI: the part's file names
+            and image sets in columns, which cross back much faster than an object per
+            item). ``dataset`` carries the header and the source path, no items.
+            Module-level. The single-process writer is the same two steps.
         finish: ``finish(results, dataset, destination, options, context)`` runs in the driver
             on every shard's results in order: checks across items (two frames with one
             file name) and writes the aggregate outputs (image-set lists, class lists). It
