@@ -743,6 +743,20 @@ def test_records_parsed_one_by_one_find_the_same_problems(change: dict, problem:
     assert len(lazy) == 1 and problem in lazy[0], lazy
 
 
+@pytest.mark.parametrize("aid", [2**63 - 1, 2**63, 2**64 - 1, -(2**63)])
+def test_annotation_ids_at_the_64_bit_edges_read_as_the_whole_file(aid: int, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bucketing checks ids as it decodes them (within int64); one beyond takes the careful
+    path, which reads it as orjson does (an integer up to 2**64 - 1)."""
+    data = copy.deepcopy(BASE)
+    data["annotations"] = [{"id": n, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]} for n in (aid, 3)]
+    path = tmp_path / "edge.json"
+    path.write_text(json.dumps(data))
+    lazy, whole = _read_both(path, monkeypatch)
+    assert lazy == whole and isinstance(lazy, tuple), lazy  # read, not refused
+    assert lazy[1][0].annotations[0].annotation_id == str(aid)
+
+
 # --------------------------------------------------------------------------- boxes on read
 
 

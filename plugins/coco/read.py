@@ -7,7 +7,7 @@ import gc
 from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import numpy as np
@@ -503,11 +503,16 @@ def _bucket_fast(anns: list[Any], image_index: dict[Any, int], results: bool) ->
     return _bucket_ids(ids, image_ids, image_index)
 
 
-class _Head(msgspec.Struct):
-    """What bucketing needs of a ground-truth record kept unparsed (the rest is skipped)."""
+_INT64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
 
-    id: Any = None
-    image_id: Any = None
+
+class _Head(msgspec.Struct, gc=False):
+    """What bucketing needs of a ground-truth record kept unparsed (the rest is skipped),
+    checked as it is decoded: an integer or string id and image id (integers within 64 bits,
+    as orjson, which parses the records, reads them; a larger one takes the careful path)."""
+
+    id: _INT64 | str
+    image_id: _INT64 | str
 
 
 _head = msgspec.json.Decoder(_Head).decode
@@ -517,12 +522,9 @@ def _bucket_lazy(anns: list[msgspec.Raw], image_index: dict[Any, int]) -> list[l
     """:func:`_bucket_fast` for ground-truth records kept unparsed; None on any problem."""
     try:
         heads = list(map(_head, anns))
-    except (msgspec.DecodeError, RecursionError):  # not an object, or a bad id
+    except (msgspec.DecodeError, RecursionError):  # not an object, a missing or bad id (ValidationError)
         return None
-    ids, image_ids = list(map(_HEAD_ID, heads)), list(map(_HEAD_IMAGE_ID, heads))
-    if not (_within_64_bits(ids) and _within_64_bits(image_ids)):
-        return None  # orjson, which parses the records, reads such integers as floats
-    return _bucket_ids(ids, image_ids, image_index)
+    return _bucket_ids(list(map(_HEAD_ID, heads)), list(map(_HEAD_IMAGE_ID, heads)), image_index, typed=True)
 
 
 def _within_64_bits(values: list[Any]) -> bool:
@@ -534,21 +536,22 @@ _HEAD_ID, _HEAD_IMAGE_ID = attrgetter("id"), attrgetter("image_id")
 _HEAD_WIDTH, _HEAD_HEIGHT, _HEAD_FILE, _HEAD_REFERENCE = map(attrgetter, ("width", "height", "file_name", "reference"))
 
 
-def _bucket_ids(ids: list[Any] | None, image_ids: list[Any], image_index: dict[Any, int]
-                ) -> list[list[int]] | None:
+def _bucket_ids(ids: list[Any] | None, image_ids: list[Any], image_index: dict[Any, int], *,
+                typed: bool = False) -> list[list[int]] | None:
     """Annotation positions per image position, from the records' ids and image ids in
-    C-level passes; None when any id is missing, of a wrong type, or used twice, or any
-    image id names no image."""
-    if not set(map(type, image_ids)) <= _ID_TYPES:
+    C-level passes; None when any id is missing, of a wrong type (unless ``typed``: checked
+    already), or used twice, or any image id names no image."""
+    if not typed and not set(map(type, image_ids)) <= _ID_TYPES:
         return None
-    if ids is not None and (not set(map(type, ids)) <= _ID_TYPES or len(set(ids)) != len(ids)):
+    if ids is not None and ((not typed and not set(map(type, ids)) <= _ID_TYPES) or len(set(ids)) != len(ids)):
         return None
     positions = list(map(image_index.get, image_ids))
     if None in positions:
         return None
     # a stable sort by image position, cut at each image's count (a Python loop appending to
-    # 50,000 lists in random order took five times longer, most of it in cache misses)
-    at = np.array(positions, dtype=np.int64)
+    # 50,000 lists in random order took five times longer, most of it in cache misses); up
+    # to 65,536 images numpy sorts 16-bit positions by radix (400,000: 2 ms instead of 30)
+    at = np.array(positions, dtype=np.uint16 if len(image_index) <= 1 << 16 else np.int64)
     order = np.argsort(at, kind="stable").tolist()
     ends = np.cumsum(np.bincount(at, minlength=len(image_index))).tolist()
     return [order[start:end] for start, end in zip([0, *ends[:-1]], ends)]
