@@ -408,6 +408,11 @@ class Context:
         boxes_on_read: set by the engine for a plain conversion: the ground-truth kinds the
             target gets as boxes (:func:`annobridge.core.derive.boxes_on_read`). A reader
             may build these as the box its record carries; readers may ignore it.
+        dropped_on_read: set with ``boxes_on_read``: ground-truth kinds the target drops once
+            their object has a box, with the reason the engine reports
+            (:func:`annobridge.converters.engine.dropped_on_read`). A reader that builds the
+            object's box may leave such an annotation out (checked as always), recording the
+            drop and the read itself; readers may ignore it.
     """
 
     report: ConversionReport = field(default_factory=new_report)
@@ -423,6 +428,7 @@ class Context:
     remote_root: str | None = None
     side_outputs: list[tuple[Path, str]] = field(default_factory=list)
     boxes_on_read: frozenset[str] = frozenset()
+    dropped_on_read: dict[str, str] = field(default_factory=dict)
     shared_out: bool = False
     """Whether :meth:`map` handed any work to workers (else a conversion ran in one process)."""
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)

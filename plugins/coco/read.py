@@ -41,6 +41,7 @@ from annobridge.plugins.coco.common import (
 )
 
 if TYPE_CHECKING:
+    from annobridge.core.report import ConversionReport
     from annobridge.plugins.coco import CocoReadOptions
 
 _NUM = (int, float)
@@ -697,14 +698,20 @@ def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Sou
 def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
                    cats: dict[int, _Cat], context: Context, short: bool,
                    positions: Iterable[int] | None = None) -> Iterator[DatasetItem]:
+    report = context.report
+    # keypoints the target drops once their object has a box (Context.dropped_on_read) are
+    # left out where boxes are read from the records: the same conditions make them exact
+    dropping = [context.dropped_on_read.get("keypoints") if src.boxes else None for src in sources]
+    kinds = [src.boxes | _KEYPOINTS if reason else src.boxes for src, reason in zip(sources, dropping)]
     for pos in range(len(images)) if positions is None else positions:
         item = images[pos][1]
         images[pos] = None  # type: ignore[call-overload]  # the consumer owns the item now
         ref = item.reference_id
-        for src in sources:
+        for src, boxes, reason in zip(sources, kinds, dropping):
             results, prefix, records, raw = src.results, src.prefix, src.records, src.raw
-            boxes, read_as = src.boxes, src.read_as
+            read_as = src.read_as
             out = item.predictions if results else item.annotations
+            first = -1 if reason is not None and "keypoints" not in report.read else None
             for i in src.buckets[pos]:
                 a = records[i]
                 records[i] = None  # free the source record as soon as it is converted
@@ -716,12 +723,30 @@ def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: l
                 made = _annotation(a, i, ref, cats, path, context, results, short, prefix, boxes, read_as)
                 if made is not None:
                     out += made
+                if first == -1 and _DROPPED in read_as:
+                    first = len(out)
+            if reason is not None and _DROPPED in read_as:
+                _count_dropped(report, out, first, read_as.pop(_DROPPED), reason)
             src.buckets[pos] = None  # type: ignore[call-overload]
         yield item
         del item
 
 
 _loads = orjson.loads
+_KEYPOINTS = frozenset({"keypoints"})
+_DROPPED = "keypoints dropped"  # a key of _Source.read_as: the item's keypoints left out
+
+
+def _count_dropped(report: ConversionReport, anns: list[Any], first: int | None, n: int, reason: str) -> None:
+    """Count ``n`` keypoints left out of one item as read and dropped, as the engine would
+    have (``first``: where the first of all would have been in ``anns``, so that the report
+    lists the kinds in the order the engine meets them)."""
+    read = report.read
+    if first is not None and first >= 0:
+        for a in anns[:first]:
+            read.setdefault(a.type, 0)
+    read["keypoints"] = read.get("keypoints", 0) + n
+    report.drop("keypoints", reason, n)
 _GROUP_BYTES = GROUP_KEY.encode()
 
 
@@ -917,6 +942,10 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
                         f"{sorted(set(vis) - _VISIBILITY)[:3]}")
         if num is not _MISSING and (results or num != len(vis) - vis.count(0)):
             attrs["num_keypoints"] = num  # CrowdPose counts differently: keep the file's value
+        if "keypoints" in boxes and (type(main) is BoxAnnotation or (main is None and bbox is not None)):
+            # the object's box is all the target makes of it: the engine would drop these
+            read_as[_DROPPED] = read_as.get(_DROPPED, 0) + 1  # type: ignore[index]
+            return [main or _box(ref, gid, attrs, conf, label, bbox)]  # type: ignore[arg-type]
         kp_ann = _new(KeypointsAnnotation)
         _setattr(kp_ann, "__dict__", {
             "reference_id": ref, "annotation_id": gid + ":keypoints", "group_id": gid,
