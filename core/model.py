@@ -856,6 +856,8 @@ def annotation_id_problem(item: DatasetItem) -> str | None:
     among predictions; an item has at most one ground-truth segmentation.
     """
     for name, anns in (("annotation", item.annotations), ("prediction", item.predictions)):
+        if len(anns) < 2:
+            continue  # nothing to repeat
         ids = list(map(_ID, anns))  # C-level passes: the engine checks every item it reads
         given = set(ids)
         given.discard(None)

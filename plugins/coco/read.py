@@ -712,10 +712,14 @@ def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: l
             read_as = src.read_as
             out = item.predictions if results else item.annotations
             first = -1 if reason is not None and "keypoints" not in report.read else None
-            for i in src.buckets[pos]:
+            bucket = src.buckets[pos]
+            batch = _batch(records, bucket) if raw is not None and len(bucket) > 1 else None
+            for n, i in enumerate(bucket):
                 a = records[i]
                 records[i] = None  # free the source record as soon as it is converted
-                if raw is not None:  # load_json_element, with its fast path inline
+                if batch is not None:
+                    a = batch[n]
+                elif raw is not None:  # load_json_element, with its fast path inline
                     try:
                         a = _loads(memoryview(a))
                     except orjson.JSONDecodeError:  # a number out of range
@@ -733,6 +737,15 @@ def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: l
 
 
 _loads = orjson.loads
+
+
+def _batch(records: list[Any], bucket: list[int]) -> list[Any] | None:
+    """The unparsed records of one image parsed in one call, or None when any needs the
+    careful parse one by one (:func:`load_json_element`)."""
+    try:
+        return _loads(b"[%b]" % b",".join([records[i] for i in bucket]))  # type: ignore[no-any-return]
+    except orjson.JSONDecodeError:
+        return None
 _KEYPOINTS = frozenset({"keypoints"})
 _DROPPED = "keypoints dropped"  # a key of _Source.read_as: the item's keypoints left out
 
