@@ -135,7 +135,7 @@ def _plain_rows(anns: list[Any], prediction: bool, job: FrameJob, drops: list[tu
     style = job.style
     box_format, decimals, tail = style.box_format, style.decimals, " " + style.sentinel_text[False]
     mapping = job.mapping
-    kitti = KITTI_ATTRIBUTES
+    kitti_keys = KITTI_ATTRIBUTES
     rows: list[str] = []
     append = rows.append
     mapped_out: list[tuple[str, str, int]] = []
@@ -165,7 +165,7 @@ def _plain_rows(anns: list[Any], prediction: bool, job: FrameJob, drops: list[tu
                 elif key == "iscrowd":
                     if value == 0:
                         continue
-                elif key in kitti:
+                elif key in kitti_keys:
                     return None
                 lost[key] = lost.get(key, 0) + 1
         box = box_format % (x0, y0, x0 + w, y0 + h)
