@@ -129,6 +129,7 @@ def run_shard(plan: ShardPlan, units: list[Any], keep: list[DatasetItem] | None 
         raise _named_by_url(err, mirror, plan.url)
     finally:
         if mirror is not None:
+            storage.forget(mirror)
             shutil.rmtree(mirror, ignore_errors=True)
     ctx.report.source_format = None
     return ShardResult(out, ctx.report, dict(header.scenes), unnumbered, refs)
@@ -144,14 +145,17 @@ def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
     """A local folder laid out as the source, holding only the files of ``units`` (and the
     files every unit needs), fetched by this worker from the source URL."""
     assert plan.url is not None and plan.shards.files is not None
-    return _fetched_files(plan.url, plan.storage_options, {rel for u in units for rel in plan.shards.files(u)},
-                          plan.scratch)
+    files = {rel for u in units for rel in plan.shards.files(u)}
+    if plan.parts and plan.target.capabilities.pointclouds:  # its writer copies them: fetched in the batch
+        files = {f.path if isinstance(f, storage.Sized) else f for f in files}
+    return _fetched_files(plan.url, plan.storage_options, files, plan.scratch)
 
 
 def _fetched_files(url: str, storage_options: dict[str, Any], files: set[Any], scratch: str | None, *,
                    scan: bool = False) -> Path:
-    """A new local folder holding ``files`` (paths relative to ``url``, or ``(path, start, end)``
-    byte ranges of one, written at their offsets), fetched from there; in the driver's
+    """A new local folder holding ``files`` (paths relative to ``url``, ``(path, start, end)``
+    byte ranges of one, written at their offsets, or :class:`~annobridge.core.storage.Sized`
+    placeholders, fetched only if opened), fetched from there; in the driver's
     ``scratch`` folder when this worker sees it, so that a worker stopped mid-way (another
     failed) leaves nothing behind. There the header pass (``scan``) keeps what it fetched in
     ``scratch/scanned``, and the reading pass takes those files from it instead of fetching
@@ -166,10 +170,11 @@ def _fetched_files(url: str, storage_options: dict[str, Any], files: set[Any], s
         mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard.", dir=shared))
     whole = sorted({f for f in files if isinstance(f, str)})
     ranges: dict[str, list[tuple[int, int]]] = {}
+    sized = {f.path: f.size for f in files if isinstance(f, storage.Sized) and f.path not in whole}
     for f in files:
-        if not isinstance(f, str) and f[0] not in whole:
+        if not isinstance(f, (str, storage.Sized)) and f[0] not in whole:
             ranges.setdefault(f[0], []).append((f[1], f[2]))
-    for rel in (*whole, *ranges):  # listed by the driver from its copy; checked again before it names a local file
+    for rel in (*whole, *ranges, *sized):  # listed by the driver from its copy; checked again before it names a local file
         if rel.startswith("/") or any(part in ("", ".", "..") for part in rel.split("/")):
             if not scan or shared is None:
                 shutil.rmtree(mirror, ignore_errors=True)
@@ -197,6 +202,8 @@ def _fetched_files(url: str, storage_options: dict[str, Any], files: set[Any], s
                 for start, end in _merged(spans):
                     fh.seek(start)
                     fh.write(fs.cat_file(f"{base}/{rel}", start=start, end=end))
+        if sized:
+            storage.placeholders(fs, {str(mirror / rel): (f"{base}/{rel}", size) for rel, size in sized.items()})
     except BaseException:
         if not scan or shared is None:
             shutil.rmtree(mirror, ignore_errors=True)
