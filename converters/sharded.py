@@ -125,6 +125,9 @@ def run_shard(plan: ShardPlan, units: list[Any], keep: list[DatasetItem] | None 
         if mirror is not None and not plan.parts:
             for item in out:  # the copy goes now: what the driver may still read becomes a URL
                 _as_urls(item, mirror, plan.url)
+        if mirror is not None and keep is not None:
+            for item in keep:  # ... and what a write again in one process reads (_in_one_process)
+                _as_urls(item, mirror, plan.url)
     except AnnobridgeError as err:
         raise _named_by_url(err, mirror, plan.url)
     finally:
