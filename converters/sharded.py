@@ -308,14 +308,15 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
         fn = _run_inherited
         _PLAN = plan  # forked workers inherit it: only unit lists are sent
     before = ctx.report.model_copy(deep=True)  # what a write again in one process starts from
-    ctx.report.notes.append(f"read in {len(parts)} parts by the workers ({plan.shards.format} lists "
-                            f"{len(plan.shards.units)} units{'; they wrote their items' if plan.parts else ''})")
     try:
         lead: list[ShardResult] = []
         kept: list[DatasetItem] = []
         if plan.parts and plan.target.parts.lead is not None and parts:
             lead = _lead(plan, parts, kept)  # before any worker starts
         parts = [p for p in parts if p]
+        ctx.report.notes.append(f"read in {len(parts)} parts by the workers{' and 1 by the driver' if lead else ''} "
+                                f"({plan.shards.format} lists {len(plan.shards.units)} units"
+                                f"{'; they wrote their items' if plan.parts else ''})")
         results = itertools.chain(lead, ctx.map(fn, parts, chunksize=1))  # one shard, one task
         items = _unpacked(results, header, ctx, plan.url is not None, plan.parts)
         if plan.view == "instance" and not plan.parts:

@@ -19,14 +19,17 @@ from tests.test_workers import _tree
 pytestmark = pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 
 
-def _unnamed_yolo(tmp: Path) -> Path:
+def _unnamed_yolo(tmp: Path, names: bool = False) -> Path:
     """40 images and label files with no class names (``labels/`` + ``images/``): boxes of
     class 0 in the first 20, polygons of class 1 in the next 10, boxes of class 2 in the last.
     A part that meets class 1 first numbers it 0, where one process numbers it 1 (the parts
-    differ), and its polygons decide the segment task."""
+    differ), and its polygons decide the segment task. With ``names``, a ``classes.txt`` names
+    them (the parts agree)."""
     root = tmp / "yolo"
     (root / "images").mkdir(parents=True)
     (root / "labels").mkdir()
+    if names:
+        (root / "classes.txt").write_text("car\nbus\nvan\n")
     for n in range(1, 41):
         Image.fromarray(np.full((8, 10, 3), n, np.uint8)).save(root / "images" / f"im{n:02d}.png")
         row = "1 0.1 0.1 0.3 0.1 0.3 0.5 0.1 0.5" if 20 < n <= 30 else f"{0 if n <= 20 else 2} 0.2 0.3 0.2 0.4"
@@ -57,3 +60,17 @@ def test_a_remote_source_written_again_in_one_process_copies_every_image(s3: Any
     assert many.dropped == one.dropped == {}
     assert _remote_tree(s3, "dst/two") == _tree(tmp_path / "one")
     assert len([k for k in _remote_tree(s3, "dst/two") if k.startswith("y/images/")]) == 40
+
+
+def test_the_note_counts_the_part_the_driver_wrote_apart(tmp_path: Path) -> None:
+    """40 units in 14 shards of 3 (``sharded.chunks``): the driver writes the first (``Parts.lead``),
+    the workers the other 13."""
+    src = _unnamed_yolo(tmp_path, names=True)
+    one = annobridge.convert(src, tmp_path / "one" / "y", "yolo")
+    many = annobridge.convert(src, tmp_path / "two" / "y", "yolo", workers=2)
+    assert "read in 13 parts by the workers and 1 by the driver (yolo lists 40 units; they wrote their items)" \
+        in many.notes, many.notes
+    assert not any("written again" in n for n in many.notes)
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
+    kitti = annobridge.convert(src, tmp_path / "kitti" / "k", "kitti", workers=2)  # no lead part
+    assert "read in 14 parts by the workers (yolo lists 40 units; they wrote their items)" in kitti.notes
