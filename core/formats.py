@@ -129,8 +129,9 @@ class Shards:
         header: the dataset header (categories, info), read once by the driver.
         files: for remote sources: the paths, relative to the source URL, that a unit's read
             needs (a worker fetches only these), or ``(path, start, end)`` for the bytes of a
-            unit in a shared file (a JSONL line: the worker's copy holds them at their offsets);
-            None when the units cannot be fetched apart.
+            unit in a shared file (a JSONL line: the worker's copy holds them at their offsets),
+            or :class:`~annobridge.core.storage.Sized` for a file the read only stats (a
+            placeholder, fetched only if opened); None when the units cannot be fetched apart.
         portable: ``read`` runs in any process that sees ``root`` or the source URL (Dask);
             False when it needs state of the driver (a parsed COCO file), which only local
             workers forked from the driver inherit.
