@@ -75,7 +75,8 @@ def _same_report(one: Any, many: Any) -> None:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_local_workers_read_in_parts_and_write_what_one_process_writes(case: str, tmp_path: Path) -> None:
+def test_local_workers_read_in_parts_and_write_what_one_process_writes(in_parts: None, case: str,
+                                                                        tmp_path: Path) -> None:
     make, fmt, name = CASES[case]
     src = make(tmp_path)
     one = annobridge.convert(src, tmp_path / "one" / name, fmt)
