@@ -93,15 +93,17 @@ def read_shards(
 ) -> Shards | None:
     """``path`` listed for workers to read in parts (``converters/sharded.py``), or None when
     its reader cannot list it (or, on Dask, its parts need the driver's parsed file), or when
-    local workers would only read light units for the driver to write ``target``
-    (``Format.heavy_units``; noted in the report)."""
+    local workers would only read light units of a local source for the driver to write
+    ``target`` (``Format.heavy_units``; noted in the report). A remote source is still read
+    in parts: each worker then fetches only what its part reads."""
     from annobridge.converters import sharded
 
     location = str(path)
     fmt = resolve_reader(location, format, _registry(registry), context.storage_options)
     if fmt.shards is None:
         return None
-    if target is not None and target.parts is None and not fmt.heavy_units and context.executor == "process":
+    if (target is not None and target.parts is None and not fmt.heavy_units and context.executor == "process"
+            and not storage.is_remote(location)):
         context.report.notes.append(f"read in one process: local workers reading {fmt.name} in parts would "
                                     f"send every item back for this process to write {target.name}, which "
                                     "costs more than reading it")

@@ -309,10 +309,10 @@ class Format:
             result for one source) reads it in one process.
         heavy_units: reading one of its units is real work (panoptic: decoding a PNG), so
             local workers read it in parts for any target. Lighter units (a text or JSON
-            record, an image header) are read in parts by local workers only for a target
-            that writes them there too (:class:`Parts`): sending the items back for the
-            driver to write costs more than reading them (measured 0.55-0.94x with 2 workers
-            for Lightly, Nucleus, KITTI and YOLO sources and a JSON writer).
+            record, an image header) of a local source are read in parts by local workers
+            only for a target that writes them there too (:class:`Parts`): sending the items
+            back for the driver to write costs more than reading them (measured 0.38-0.94x
+            with 2 workers for Lightly, Nucleus, KITTI and YOLO sources and a JSON writer).
         parts: how workers write their shards' items themselves (:class:`Parts`); without
             it, workers send their fitted items to the driver, which writes them.
     """

@@ -215,7 +215,7 @@ def test_dask_process_workers_read_lightly_parts_of_a_bucket_themselves(s3: Any,
 
 
 def test_the_driver_fetches_only_what_spans_the_dataset_and_workers_fetch_each_file_once(
-        in_parts: None, s3: Any, s3_requests: S3Requests, tmp_path: Path) -> None:
+        s3: Any, s3_requests: S3Requests, tmp_path: Path) -> None:
     """Counted on the S3 server: the driver reads the schemas, the origins and the video files;
     every other metadata and prediction file is downloaded once, by the worker that reads it."""
     src = _generated(tmp_path, images=10, videos=2, frames=6)

@@ -1,5 +1,5 @@
-"""Local workers that would not help are not used (issue 14, point 5): a source whose units
-are light to read (``Format.heavy_units`` False: a text or JSON record, an image header) is read
+"""Local workers that would not help are not used (issue 14, point 5): a local source whose
+units are light to read (``Format.heavy_units`` False: a text or JSON record, an image header) is read
 in parts by local workers only for a target that writes the parts there too (``Format.parts``:
 KITTI, YOLO); for a target the driver writes, the source is read in one process, and a writer's
 per-item work that costs less than sending it to a worker (``Context.map``'s ``here``: a record

@@ -91,8 +91,8 @@ def test_the_driver_lists_a_bucket_without_fetching_per_item_files(case: str, s3
 
 @pytest.mark.parametrize("executor", ["process", "dask"])
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_each_per_item_file_is_fetched_once_by_a_worker(in_parts: None, case: str, executor: str, s3: Any,
-                                                        s3_requests: S3Requests, tmp_path: Path) -> None:
+def test_each_per_item_file_is_fetched_once_by_a_worker(case: str, executor: str, s3: Any, s3_requests: S3Requests,
+                                                        tmp_path: Path) -> None:
     """Forked local workers and a two-process Dask LocalCluster; output as one local process's."""
     src, url, per_item = _upload(case, s3, tmp_path)
     _, _, fmt, name = CASES[case]
@@ -136,8 +136,7 @@ def test_a_climbing_key_is_refused_before_anything_is_read(s3: Any, tmp_path: Pa
     assert s3.find("dst", withdirs=True) == []
 
 
-def test_kitti_categories_from_the_workers_pass_are_the_one_process_order(in_parts: None, s3: Any,
-                                                                          tmp_path: Path) -> None:
+def test_kitti_categories_from_the_workers_pass_are_the_one_process_order(s3: Any, tmp_path: Path) -> None:
     """Class names first seen in a late label file, or only in results files (listed after every
     label file's), get the ids one process gives them: the categories pass reads the parts'
     label and results files apart and the driver joins them in that order."""
@@ -161,8 +160,8 @@ def test_kitti_categories_from_the_workers_pass_are_the_one_process_order(in_par
 
 
 @pytest.mark.parametrize("executor", ["process", "dask"])
-def test_kitti_to_nucleus_fetches_each_point_cloud_once(in_parts: None, executor: str, s3: Any,
-                                                        s3_requests: S3Requests, tmp_path: Path) -> None:
+def test_kitti_to_nucleus_fetches_each_point_cloud_once(executor: str, s3: Any, s3_requests: S3Requests,
+                                                        tmp_path: Path) -> None:
     """The Nucleus writer converts each velodyne scan to pointcloud JSON; the worker reading the
     frame only needs the scan's size, so the scan is downloaded once, by whoever converts it
     (and not at all for COCO, which holds no point clouds)."""
@@ -172,6 +171,7 @@ def test_kitti_to_nucleus_fetches_each_point_cloud_once(in_parts: None, executor
     remote = annobridge.convert(url, "s3://dst/run/out.jsonl", "nucleus", workers=2, executor=executor)
     fetched = s3_requests.gets("src/")
     assert {k: fetched.get(k, 0) for k in per_item} == dict.fromkeys(per_item, 1)
+    assert any("parts by the workers" in n for n in remote.notes)  # a remote source: in parts, for any target
     assert remote.items_written == local.items_written > 0
     want = {k: v.replace(str(src).encode(), url.encode()) for k, v in _local_tree(tmp_path / "local").items()}
     assert _remote_tree(s3, "dst/run") == want
