@@ -285,7 +285,7 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
             if not options:
                 reason = f"{fmt_name} cannot hold {kind} {what}"
             elif not fresh:
-                reason = f"{fmt_name} cannot hold {kind} {what}; its object already has a {options[0]}"
+                reason = has_one_already(fmt_name, kind, what, options[0])
             else:
                 why = derivation.WHY_NOT.get((kind, fresh[-1]), "nothing to derive")
                 reason = f"{fmt_name} cannot hold {kind} {what}; no {'/'.join(fresh)} derived: {why}"
@@ -305,6 +305,21 @@ def _derived(item: DatasetItem, group: list[Any], allowed: frozenset[str], caps:
     for (source, target), n in converted.items():
         report.convert(source, target, n)
     return out
+
+
+def has_one_already(fmt_name: str, kind: str, what: str, made: str) -> str:
+    """The drop reason of an annotation whose object already has the ``made`` it would become."""
+    return f"{fmt_name} cannot hold {kind} {what}; its object already has a {made}"
+
+
+def dropped_on_read(caps: Capabilities, fmt_name: str, geometry: str | None = None) -> dict[str, str]:
+    """Ground-truth kinds a target with ``caps`` drops once their object has a box, with the
+    reason :func:`_derived` reports (``Context.dropped_on_read``): keypoints, when the box is
+    all the target would make of them."""
+    allowed = caps.annotation_types
+    if "keypoints" in allowed or derivation.candidates("keypoints", allowed, geometry) != ("box",):
+        return {}
+    return {"keypoints": has_one_already(fmt_name, "keypoints", "ground truth", "box")}
 
 
 @functools.lru_cache(maxsize=256)
@@ -585,6 +600,7 @@ def convert(
         if derive == "auto" and transform is None and task is None:  # the reader sees what the writer gets
             target, _ = _writer_with(resolve_writer(dst_format, reg), write_options)
             ctx.boxes_on_read = derivation.boxes_on_read(target.capabilities, geometry)
+            ctx.dropped_on_read = dropped_on_read(target.capabilities, target.name, geometry)
         shards = None
         if (workers > 1 or executor != "process") and transform is None and task is None:
             target, _ = _writer_with(resolve_writer(dst_format, reg), write_options)

@@ -183,9 +183,11 @@ class Parts:
     Args:
         write: ``write(items, destination, options, dataset, context)`` runs in a worker on
             the fitted items of one shard: writes their own files under the (staging)
-            ``destination`` and returns a list of small picklable results (KITTI: a frame's
-            file name and image sets). ``dataset`` carries the header and the source path,
-            no items. Module-level. The single-process writer is the same two steps.
+            ``destination`` and returns their small picklable results, one per item in
+            order, as a list or any picklable iterable of them (KITTI: the part's file names
+            and image sets in columns, which cross back much faster than an object per
+            item). ``dataset`` carries the header and the source path, no items.
+            Module-level. The single-process writer is the same two steps.
         finish: ``finish(results, dataset, destination, options, context)`` runs in the driver
             on every shard's results in order: checks across items (two frames with one
             file name) and writes the aggregate outputs (image-set lists, class lists). It
@@ -414,6 +416,11 @@ class Context:
         boxes_on_read: set by the engine for a plain conversion: the ground-truth kinds the
             target gets as boxes (:func:`annobridge.core.derive.boxes_on_read`). A reader
             may build these as the box its record carries; readers may ignore it.
+        dropped_on_read: set with ``boxes_on_read``: ground-truth kinds the target drops once
+            their object has a box, with the reason the engine reports
+            (:func:`annobridge.converters.engine.dropped_on_read`). A reader that builds the
+            object's box may leave such an annotation out (checked as always), recording the
+            drop and the read itself; readers may ignore it.
     """
 
     report: ConversionReport = field(default_factory=new_report)
@@ -429,6 +436,7 @@ class Context:
     remote_root: str | None = None
     side_outputs: list[tuple[Path, str]] = field(default_factory=list)
     boxes_on_read: frozenset[str] = frozenset()
+    dropped_on_read: dict[str, str] = field(default_factory=dict)
     shared_out: bool = False
     """Whether :meth:`map` handed any work to workers (else a conversion ran in one process)."""
     _pool: ProcessPoolExecutor | None = field(default=None, repr=False)

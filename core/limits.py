@@ -20,6 +20,7 @@ traceback, and never builds a value the rest of the pipeline cannot trust:
 
 from __future__ import annotations
 
+import functools
 import gc
 import json
 import math
@@ -209,16 +210,56 @@ def load_json_lazily(raw: bytes, *lazy: str) -> dict[str, Any] | None:
     enabled = gc.isenabled()
     gc.disable()  # as in load_json: the parsed members are acyclic
     try:
-        top = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
-        if not all(key in top for key in lazy):
+        lists = msgspec.json.decode(raw, type=_lazy_lists(lazy))  # the one pass over the big lists
+        if any(getattr(lists, key) is None for key in lazy):
             return None
-        return {key: (msgspec.json.decode(value, type=list[msgspec.Raw]) if key in lazy
-                      else orjson.loads(memoryview(value))) for key, value in top.items()}
+        top = _members(raw, lists, lazy) if type(raw) is bytes else None
+        if top is None:
+            top = msgspec.json.decode(raw, type=dict[str, msgspec.Raw])
+        return {key: (getattr(lists, key) if key in lazy else orjson.loads(memoryview(value)))
+                for key, value in top.items()}
     except (msgspec.DecodeError, orjson.JSONDecodeError, RecursionError):  # ValidationError included
         return None
     finally:
         if enabled:
             gc.enable()
+
+
+@functools.lru_cache(maxsize=8)
+def _lazy_lists(lazy: tuple[str, ...]) -> type[msgspec.Struct]:
+    """The top-level object's ``lazy`` lists, split into their elements (other members skipped)."""
+    return msgspec.defstruct("_LazyLists", [(key, list[msgspec.Raw] | None, None) for key in lazy])
+
+
+def _members(raw: bytes, lists: Any, lazy: tuple[str, ...]) -> dict[str, msgspec.Raw] | None:
+    """The top-level members of ``raw``, unparsed, in document order, without scanning the
+    ``lazy`` lists again (224 MB of COCO: 0.19 s instead of 0.36 s): they are cut out of the
+    document (their elements are slices of ``raw``, whose addresses give the span) before
+    the members are split. None when the elements are not slices of ``raw``."""
+    import numpy as np
+
+    def at(buffer: Any) -> int:
+        return int(np.frombuffer(buffer, dtype=np.uint8).ctypes.data)
+
+    base = at(raw)
+    spans = sorted((at(v[0]) - base, at(v[-1]) - base + len(memoryview(v[-1])), key)
+                   for key in lazy if (v := getattr(lists, key)))
+    if any(not 0 <= start < stop <= len(raw) for start, stop, _ in spans):
+        return None
+    pieces, cuts, end, kept = [], [], 0, 0
+    for start, stop, key in spans:
+        pieces.append(raw[end:start])
+        kept += start - end
+        cuts.append((key, kept))  # where the list's elements were, in the shortened document
+        end = stop
+    short = b"".join([*pieces, raw[end:]]) if spans else raw
+    top = msgspec.json.decode(short, type=dict[str, msgspec.Raw])
+    for key, cut in cuts:  # the member kept under the key must be the list cut out, not another one
+        value = top[key]
+        first = at(value) - at(short)
+        if not first < cut < first + len(memoryview(value)):
+            raise msgspec.DecodeError(f"the member {key!r} is given twice")
+    return top
 
 
 def load_json_element(element: Any, raw: bytes, *, file: str | os.PathLike[str] | None = None,

@@ -136,9 +136,11 @@ def write_new_file(path: str | os.PathLike[str], text: str) -> None:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, _NEW_FILE, 0o666)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        done = os.write(fd, data)  # all of it, but for a full disk or a signal
+        if done < len(data):
+            view = memoryview(data)[done:]
+            while view:
+                view = view[os.write(fd, view):]
     finally:
         os.close(fd)
 

@@ -743,6 +743,20 @@ def test_records_parsed_one_by_one_find_the_same_problems(change: dict, problem:
     assert len(lazy) == 1 and problem in lazy[0], lazy
 
 
+@pytest.mark.parametrize("aid", [2**63 - 1, 2**63, 2**64 - 1, -(2**63)])
+def test_annotation_ids_at_the_64_bit_edges_read_as_the_whole_file(aid: int, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bucketing checks ids as it decodes them (within int64); one beyond takes the careful
+    path, which reads it as orjson does (an integer up to 2**64 - 1)."""
+    data = copy.deepcopy(BASE)
+    data["annotations"] = [{"id": n, "image_id": 1, "category_id": 1, "bbox": [0, 0, 1, 1]} for n in (aid, 3)]
+    path = tmp_path / "edge.json"
+    path.write_text(json.dumps(data))
+    lazy, whole = _read_both(path, monkeypatch)
+    assert lazy == whole and isinstance(lazy, tuple), lazy  # read, not refused
+    assert lazy[1][0].annotations[0].annotation_id == str(aid)
+
+
 # --------------------------------------------------------------------------- boxes on read
 
 
@@ -759,6 +773,14 @@ def _mixed_coco(path: Path, spelled_group: bool = False) -> Path:
         {"segmentation": [square, [1, 1, 4, 1, 4, 4]], "bbox": [1.5, 1, 28.5, 29], "area": 404.5, "iscrowd": 0,
          "keypoints": [12, 12, 2, 0, 0, 0], "num_keypoints": 1},
         {"segmentation": [], "bbox": [0, 0, 7, 8], "area": 56, "iscrowd": 0},
+        # keypoints: left out on read only where the object's box is read from the record
+        {"bbox": [5, 5, 9, 9], "area": 81, "iscrowd": 0, "keypoints": [6, 6, 1, 9, 9, 2], "num_keypoints": 1},
+        {"segmentation": {"size": [20, 20], "counts": counts}, "bbox": [3, 2, 5, 4], "area": 20, "iscrowd": 1,
+         "keypoints": [4, 4, 2, 0, 0, 0], "num_keypoints": 1},  # a crowd mask: the engine's
+        {"segmentation": [square], "area": 400, "iscrowd": 0, "keypoints": [12, 12, 2, 0, 0, 0],
+         "num_keypoints": 1},  # no bbox: the engine derives the polygon's extent, then drops these
+        {"area": 0, "iscrowd": 0, "keypoints": [12, 12, 2, 20, 22, 1], "num_keypoints": 2},  # the only box
+        {"area": 0, "iscrowd": 0, "keypoints": [0, 0, 0, 0, 0, 0], "num_keypoints": 0},  # none labelled
     ]
     images = [{"id": i + 1, "file_name": f"{i + 1}.jpg", "width": 40, "height": 40} for i in range(len(records))]
     anns = [{"id": i + 1, "image_id": i + 1, "category_id": 1, **r} for i, r in enumerate(records)]
@@ -777,10 +799,87 @@ def test_a_box_only_target_gets_boxes_straight_from_the_records(tmp_path: Path) 
     kinds = [[a.type for a in item.annotations] for item in items]
     # checked as always, then built as the box the engine would derive; a crowd region and a
     # polygon without bbox are left to the engine (it reports the crowd flag, takes the extent)
-    assert kinds == [["box"], ["polygon"], ["box"], ["object_mask"], ["box", "keypoints"], ["box"]]
+    assert kinds == [["box"], ["polygon"], ["box"], ["object_mask"], ["box", "keypoints"], ["box"],
+                     ["box", "keypoints"], ["object_mask", "keypoints"], ["polygon", "keypoints"], ["keypoints"],
+                     ["keypoints"]]
     assert "bbox" not in items[0].annotations[0].attributes
-    assert ctx.report.read == {"box": 1, "polygon": 3, "object_mask": 2, "keypoints": 1}
+    assert ctx.report.read == {"box": 2, "polygon": 4, "object_mask": 3, "keypoints": 6}
     assert ctx.report.converted == {"polygon -> box": 2, "object_mask -> box": 1}
+
+
+_SQUARE = [10, 10, 30, 10, 30, 30, 10, 30]
+_RLE = {"size": [4, 5], "counts": [2, 18]}
+_RECORDS = st.fixed_dictionaries({"area": st.just(1), "iscrowd": st.sampled_from([0, 1])}, optional={
+    "bbox": st.sampled_from([[1, 2, 3, 4], [0.5, 0, 0, 2.25]]),
+    "segmentation": st.sampled_from([[_SQUARE], [], _RLE, None]),
+    "keypoints": st.sampled_from([[1, 1, 2, 5, 6, 1], [0, 0, 0, 0, 0, 0], [3, 4, 1, 0, 0, 0]]),
+    "num_keypoints": st.sampled_from([0, 1, 2]),
+})
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.lists(st.tuples(st.integers(1, 3), _RECORDS), min_size=1, max_size=8))
+def test_records_read_as_boxes_convert_as_the_engine_converts_them(tmp_path_factory: pytest.TempPathFactory,
+                                                                    records: list[tuple[int, dict]]) -> None:
+    """Any mix of boxes, polygons, masks, crowd flags and keypoints: the same files and report
+    with boxes (and dropped keypoints) read from the records as with the engine deriving."""
+    tmp = tmp_path_factory.mktemp("mix")
+    doc = {"images": [{"id": i, "file_name": f"{i}.jpg", "width": 5, "height": 4} for i in (1, 2, 3)],
+           "annotations": [{"id": n + 1, "image_id": image, "category_id": 1, **r}
+                           for n, (image, r) in enumerate(records)],
+           "categories": [{"id": 1, "name": "thing", "keypoints": ["a", "b"]}]}
+    src = tmp / "mix.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    fast = engine.convert(src, tmp / "fast", src_format="coco", dst_format="kitti", write_options={"media": "none"})
+    ctx = Context()
+    slow = engine.write_dataset(engine.read_dataset(src, "coco", context=ctx), tmp / "slow", "kitti",
+                                {"media": "none"}, context=ctx)
+    assert (fast.read, fast.converted, fast.dropped, fast.written) == (
+        slow.read, slow.converted, slow.dropped, slow.written)
+    made = sorted(p.relative_to(tmp / "fast") for p in (tmp / "fast").rglob("*") if p.is_file())
+    assert made == sorted(p.relative_to(tmp / "slow") for p in (tmp / "slow").rglob("*") if p.is_file())
+    for rel in made:
+        assert (tmp / "fast" / rel).read_bytes() == (tmp / "slow" / rel).read_bytes(), rel
+
+
+def test_keypoints_of_an_object_read_as_a_box_are_left_out_as_the_engine_drops_them(tmp_path: Path) -> None:
+    src = _mixed_coco(tmp_path / "mixed.json")
+    reason = "kitti cannot hold keypoints ground truth; its object already has a box"
+    ctx = Context(boxes_on_read=frozenset({"polygon", "object_mask"}), dropped_on_read={"keypoints": reason})
+    items = list(engine.read_dataset(src, "coco", context=ctx).items)
+    kinds = [[a.type for a in item.annotations] for item in items]
+    # a crowd mask, an object without bbox, and keypoints alone are the engine's to decide
+    assert kinds == [["box"], ["polygon"], ["box"], ["object_mask"], ["box"], ["box"],
+                     ["box"], ["object_mask", "keypoints"], ["polygon", "keypoints"], ["keypoints"], ["keypoints"]]
+    assert ctx.report.read == {"box": 2, "polygon": 4, "object_mask": 3, "keypoints": 6}
+    assert ctx.report.dropped == {"keypoints": {reason: 2}}
+    assert items[4].annotations[0].attributes == {"area": 404.5, "iscrowd": 0}  # as the engine's box has them
+
+
+def test_keypoints_are_dropped_on_read_only_for_a_target_that_makes_boxes_of_them() -> None:
+    from annobridge.core.formats import Capabilities
+
+    reason = {"keypoints": "kitti cannot hold keypoints ground truth; its object already has a box"}
+    assert engine.dropped_on_read(Capabilities(annotation_types={"box", "cuboid"}), "kitti") == reason
+    assert engine.dropped_on_read(Capabilities(annotation_types={"box", "keypoints"}), "x") == {}
+    assert engine.dropped_on_read(Capabilities(annotation_types={"polygon"}), "x") == {}  # nothing to make
+
+
+@pytest.mark.parametrize("keypoints, message", [
+    ([1, 2], "keypoints has 2 numbers, expected 3 x 2 keypoints of category 1 = 6"),
+    ([1, 2, 2, 3, 4, "x"], "keypoints hold a non-number"),
+    ([1, 2, 2, 3, 4, 3], "keypoint visibility must be 0, 1 or 2, got \\[3\\]"),
+])
+def test_keypoints_left_out_on_read_are_checked_as_always(tmp_path: Path, keypoints: list[object],
+                                                           message: str) -> None:
+    doc = {"images": [{"id": 1, "file_name": "1.jpg", "width": 4, "height": 4}],
+           "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 2, 2], "area": 4,
+                            "iscrowd": 0, "keypoints": keypoints, "num_keypoints": 1}],
+           "categories": [{"id": 1, "name": "thing", "keypoints": ["a", "b"]}]}
+    src = tmp_path / "bad.json"
+    src.write_text(json.dumps(doc), encoding="utf-8")
+    with pytest.raises(ReadError, match=message):
+        engine.convert(src, tmp_path / "out", src_format="coco", dst_format="kitti", write_options={"media": "none"})
 
 
 @pytest.mark.parametrize("spelled_group", [False, True])
@@ -796,6 +895,7 @@ def test_boxes_on_read_write_what_the_engine_derives(tmp_path: Path, target: str
                                 context=ctx)
     assert (fast.read, fast.converted, fast.dropped, fast.written) == (
         slow.read, slow.converted, slow.dropped, slow.written)
+    assert list(fast.dropped) == list(slow.dropped)  # in the order the report lists them
     assert fast.converted  # polygons and masks became boxes
     made = sorted(p.relative_to(tmp_path / "fast") for p in (tmp_path / "fast").rglob("*") if p.is_file())
     assert made == sorted(p.relative_to(tmp_path / "slow") for p in (tmp_path / "slow").rglob("*") if p.is_file())

@@ -83,6 +83,22 @@ def test_lazily_parsed_elements_are_what_load_json_reads(members: dict, elements
     assert json.dumps(got) == json.dumps(expected)  # and the same types (1 stays 1, 2**70 a float)
 
 
+@pytest.mark.parametrize("raw", [
+    b'{"info": {"a": [1]}, "images": [{"id": 1}, 2] ,"x": [3], "annotations": [ {"b": [4]} ], "z": null}',
+    b'{"annotations": [{"first": 1}], "y": 2, "annotations": [{"last": 3}, 4]}',  # a member given twice: the last
+    b'{"annotations": [{"first": 1}, 5], "y": 2, "annotations": []}',
+    b'{"annotations": [], "images": [{"id": "a"}], "annotations": [1, {"x": [{"annotations": [2]}]}]}',
+])
+def test_lazily_parsed_lists_are_the_members_load_json_keeps(raw: bytes) -> None:
+    """The lazy lists are split in one pass and cut out before the other members are split:
+    the members, their order and a member given twice come out as load_json reads them."""
+    expected = load_json(raw)
+    keys = tuple(k for k in ("annotations", "images") if k in expected)
+    lazy = load_json_lazily(raw, *keys)
+    assert lazy is not None and list(lazy) == list(expected)
+    assert {k: [load_json_element(e, raw) for e in v] if k in keys else v for k, v in lazy.items()} == expected
+
+
 def test_lazily_parsed_elements_keep_the_limits_and_the_place() -> None:
     raw = b'{"images": [],\n "annotations": [{"a": 1},\n  {"area": 1e400}]}'
     lazy = load_json_lazily(raw, "annotations")

@@ -7,7 +7,7 @@ import gc
 from collections.abc import Iterable, Iterator
 from operator import attrgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 import numpy as np
@@ -41,6 +41,7 @@ from annobridge.plugins.coco.common import (
 )
 
 if TYPE_CHECKING:
+    from annobridge.core.report import ConversionReport
     from annobridge.plugins.coco import CocoReadOptions
 
 _NUM = (int, float)
@@ -503,11 +504,16 @@ def _bucket_fast(anns: list[Any], image_index: dict[Any, int], results: bool) ->
     return _bucket_ids(ids, image_ids, image_index)
 
 
-class _Head(msgspec.Struct):
-    """What bucketing needs of a ground-truth record kept unparsed (the rest is skipped)."""
+_INT64 = Annotated[int, msgspec.Meta(ge=-(1 << 63), le=(1 << 63) - 1)]
 
-    id: Any = None
-    image_id: Any = None
+
+class _Head(msgspec.Struct, gc=False):
+    """What bucketing needs of a ground-truth record kept unparsed (the rest is skipped),
+    checked as it is decoded: an integer or string id and image id (integers within 64 bits,
+    as orjson, which parses the records, reads them; a larger one takes the careful path)."""
+
+    id: _INT64 | str
+    image_id: _INT64 | str
 
 
 _head = msgspec.json.Decoder(_Head).decode
@@ -517,12 +523,9 @@ def _bucket_lazy(anns: list[msgspec.Raw], image_index: dict[Any, int]) -> list[l
     """:func:`_bucket_fast` for ground-truth records kept unparsed; None on any problem."""
     try:
         heads = list(map(_head, anns))
-    except (msgspec.DecodeError, RecursionError):  # not an object, or a bad id
+    except (msgspec.DecodeError, RecursionError):  # not an object, a missing or bad id (ValidationError)
         return None
-    ids, image_ids = list(map(_HEAD_ID, heads)), list(map(_HEAD_IMAGE_ID, heads))
-    if not (_within_64_bits(ids) and _within_64_bits(image_ids)):
-        return None  # orjson, which parses the records, reads such integers as floats
-    return _bucket_ids(ids, image_ids, image_index)
+    return _bucket_ids(list(map(_HEAD_ID, heads)), list(map(_HEAD_IMAGE_ID, heads)), image_index, typed=True)
 
 
 def _within_64_bits(values: list[Any]) -> bool:
@@ -534,21 +537,22 @@ _HEAD_ID, _HEAD_IMAGE_ID = attrgetter("id"), attrgetter("image_id")
 _HEAD_WIDTH, _HEAD_HEIGHT, _HEAD_FILE, _HEAD_REFERENCE = map(attrgetter, ("width", "height", "file_name", "reference"))
 
 
-def _bucket_ids(ids: list[Any] | None, image_ids: list[Any], image_index: dict[Any, int]
-                ) -> list[list[int]] | None:
+def _bucket_ids(ids: list[Any] | None, image_ids: list[Any], image_index: dict[Any, int], *,
+                typed: bool = False) -> list[list[int]] | None:
     """Annotation positions per image position, from the records' ids and image ids in
-    C-level passes; None when any id is missing, of a wrong type, or used twice, or any
-    image id names no image."""
-    if not set(map(type, image_ids)) <= _ID_TYPES:
+    C-level passes; None when any id is missing, of a wrong type (unless ``typed``: checked
+    already), or used twice, or any image id names no image."""
+    if not typed and not set(map(type, image_ids)) <= _ID_TYPES:
         return None
-    if ids is not None and (not set(map(type, ids)) <= _ID_TYPES or len(set(ids)) != len(ids)):
+    if ids is not None and ((not typed and not set(map(type, ids)) <= _ID_TYPES) or len(set(ids)) != len(ids)):
         return None
     positions = list(map(image_index.get, image_ids))
     if None in positions:
         return None
     # a stable sort by image position, cut at each image's count (a Python loop appending to
-    # 50,000 lists in random order took five times longer, most of it in cache misses)
-    at = np.array(positions, dtype=np.int64)
+    # 50,000 lists in random order took five times longer, most of it in cache misses); up
+    # to 65,536 images numpy sorts 16-bit positions by radix (400,000: 2 ms instead of 30)
+    at = np.array(positions, dtype=np.uint16 if len(image_index) <= 1 << 16 else np.int64)
     order = np.argsort(at, kind="stable").tolist()
     ends = np.cumsum(np.bincount(at, minlength=len(image_index))).tolist()
     return [order[start:end] for start, end in zip([0, *ends[:-1]], ends)]
@@ -694,14 +698,20 @@ def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Sou
 def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Source],
                    cats: dict[int, _Cat], context: Context, short: bool,
                    positions: Iterable[int] | None = None) -> Iterator[DatasetItem]:
+    report = context.report
+    # keypoints the target drops once their object has a box (Context.dropped_on_read) are
+    # left out where boxes are read from the records: the same conditions make them exact
+    dropping = [context.dropped_on_read.get("keypoints") if src.boxes else None for src in sources]
+    kinds = [src.boxes | _KEYPOINTS if reason else src.boxes for src, reason in zip(sources, dropping)]
     for pos in range(len(images)) if positions is None else positions:
         item = images[pos][1]
         images[pos] = None  # type: ignore[call-overload]  # the consumer owns the item now
         ref = item.reference_id
-        for src in sources:
+        for src, boxes, reason in zip(sources, kinds, dropping):
             results, prefix, records, raw = src.results, src.prefix, src.records, src.raw
-            boxes, read_as = src.boxes, src.read_as
+            read_as = src.read_as
             out = item.predictions if results else item.annotations
+            first = -1 if reason is not None and "keypoints" not in report.read else None
             for i in src.buckets[pos]:
                 a = records[i]
                 records[i] = None  # free the source record as soon as it is converted
@@ -713,12 +723,30 @@ def _convert_items(path: Path, images: list[tuple[Any, DatasetItem]], sources: l
                 made = _annotation(a, i, ref, cats, path, context, results, short, prefix, boxes, read_as)
                 if made is not None:
                     out += made
+                if first == -1 and _DROPPED in read_as:
+                    first = len(out)
+            if reason is not None and _DROPPED in read_as:
+                _count_dropped(report, out, first, read_as.pop(_DROPPED), reason)
             src.buckets[pos] = None  # type: ignore[call-overload]
         yield item
         del item
 
 
 _loads = orjson.loads
+_KEYPOINTS = frozenset({"keypoints"})
+_DROPPED = "keypoints dropped"  # a key of _Source.read_as: the item's keypoints left out
+
+
+def _count_dropped(report: ConversionReport, anns: list[Any], first: int | None, n: int, reason: str) -> None:
+    """Count ``n`` keypoints left out of one item as read and dropped, as the engine would
+    have (``first``: where the first of all would have been in ``anns``, so that the report
+    lists the kinds in the order the engine meets them)."""
+    read = report.read
+    if first is not None and first >= 0:
+        for a in anns[:first]:
+            read.setdefault(a.type, 0)
+    read["keypoints"] = read.get("keypoints", 0) + n
+    report.drop("keypoints", reason, n)
 _GROUP_BYTES = GROUP_KEY.encode()
 
 
@@ -914,6 +942,10 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
                         f"{sorted(set(vis) - _VISIBILITY)[:3]}")
         if num is not _MISSING and (results or num != len(vis) - vis.count(0)):
             attrs["num_keypoints"] = num  # CrowdPose counts differently: keep the file's value
+        if "keypoints" in boxes and (type(main) is BoxAnnotation or (main is None and bbox is not None)):
+            # the object's box is all the target makes of it: the engine would drop these
+            read_as[_DROPPED] = read_as.get(_DROPPED, 0) + 1  # type: ignore[index]
+            return [main or _box(ref, gid, attrs, conf, label, bbox)]  # type: ignore[arg-type]
         kp_ann = _new(KeypointsAnnotation)
         _setattr(kp_ann, "__dict__", {
             "reference_id": ref, "annotation_id": gid + ":keypoints", "group_id": gid,
