@@ -89,14 +89,24 @@ def read_shards(
     *,
     context: Context,
     registry: FormatRegistry | None = None,
+    target: Format | None = None,
 ) -> Shards | None:
     """``path`` listed for workers to read in parts (``converters/sharded.py``), or None when
-    its reader cannot list it (or, on Dask, its parts need the driver's parsed file)."""
+    its reader cannot list it (or, on Dask, its parts need the driver's parsed file), or when
+    local workers would only read light units of a local source for the driver to write
+    ``target`` (``Format.heavy_units``; noted in the report). A remote source is still read
+    in parts: each worker then fetches only what its part reads."""
     from annobridge.converters import sharded
 
     location = str(path)
     fmt = resolve_reader(location, format, _registry(registry), context.storage_options)
     if fmt.shards is None:
+        return None
+    if (target is not None and target.parts is None and not fmt.heavy_units and context.executor == "process"
+            and not storage.is_remote(location)):
+        context.report.notes.append(f"read in one process: local workers reading {fmt.name} in parts would "
+                                    f"send every item back for this process to write {target.name}, which "
+                                    "costs more than reading it")
         return None
     local_path, shards = _opened(location, fmt, fmt.shards, options, context, lazy=True)
     if shards is None or (not shards.portable and (context.executor != "process" or not sharded.FORK)):
@@ -593,7 +603,8 @@ def convert(
             ctx.dropped_on_read = dropped_on_read(target.capabilities, target.name, geometry)
         shards = None
         if (workers > 1 or executor != "process") and transform is None and task is None:
-            shards = read_shards(source, src_format, read_options, context=ctx, registry=reg)
+            target, _ = _writer_with(resolve_writer(dst_format, reg), write_options)
+            shards = read_shards(source, src_format, read_options, context=ctx, registry=reg, target=target)
         if shards is not None:
             return write_dataset(Dataset(header=shards.header, source=shards.source, format=shards.format),
                                  destination, dst_format, write_options, overwrite=overwrite, context=ctx,

@@ -66,6 +66,7 @@ class ShardPlan:
     storage_options: dict[str, Any] = field(default_factory=dict)
     parts: bool = False  # workers write with target.parts (see Parts.keeps_ids)
     scratch: str | None = None  # the driver's folder for workers' copies of a remote source (removed by it)
+    reading: dict[str, Any] = field(default_factory=dict)  # the driver's Context fields for readers (READING)
 
 
 @dataclass
@@ -86,7 +87,7 @@ def run_shard(plan: ShardPlan, units: list[Any], keep: list[DatasetItem] | None 
     from annobridge.converters import engine
     from annobridge.core import derive as derivation
 
-    ctx = Context(storage_options=plan.storage_options)
+    ctx = Context(storage_options=plan.storage_options, **plan.reading)
     ctx.report.source_format = plan.source_format  # counted by _checked here: _fitted must not count again
     storage.remember_source(None, plan.storage_options)
     if plan.url is not None:
@@ -125,10 +126,14 @@ def run_shard(plan: ShardPlan, units: list[Any], keep: list[DatasetItem] | None 
         if mirror is not None and not plan.parts:
             for item in out:  # the copy goes now: what the driver may still read becomes a URL
                 _as_urls(item, mirror, plan.url)
+        if mirror is not None and keep is not None:
+            for item in keep:  # ... and what a write again in one process reads (_in_one_process)
+                _as_urls(item, mirror, plan.url)
     except AnnobridgeError as err:
         raise _named_by_url(err, mirror, plan.url)
     finally:
         if mirror is not None:
+            storage.forget(mirror)
             shutil.rmtree(mirror, ignore_errors=True)
     ctx.report.source_format = None
     return ShardResult(out, ctx.report, dict(header.scenes), unnumbered, refs)
@@ -144,14 +149,17 @@ def _fetch_units(plan: ShardPlan, units: list[Any]) -> Path:
     """A local folder laid out as the source, holding only the files of ``units`` (and the
     files every unit needs), fetched by this worker from the source URL."""
     assert plan.url is not None and plan.shards.files is not None
-    return _fetched_files(plan.url, plan.storage_options, {rel for u in units for rel in plan.shards.files(u)},
-                          plan.scratch)
+    files = {rel for u in units for rel in plan.shards.files(u)}
+    if plan.parts and plan.target.capabilities.pointclouds:  # its writer copies them: fetched in the batch
+        files = {f.path if isinstance(f, storage.Sized) else f for f in files}
+    return _fetched_files(plan.url, plan.storage_options, files, plan.scratch)
 
 
 def _fetched_files(url: str, storage_options: dict[str, Any], files: set[Any], scratch: str | None, *,
                    scan: bool = False) -> Path:
-    """A new local folder holding ``files`` (paths relative to ``url``, or ``(path, start, end)``
-    byte ranges of one, written at their offsets), fetched from there; in the driver's
+    """A new local folder holding ``files`` (paths relative to ``url``, ``(path, start, end)``
+    byte ranges of one, written at their offsets, or :class:`~annobridge.core.storage.Sized`
+    placeholders, fetched only if opened), fetched from there; in the driver's
     ``scratch`` folder when this worker sees it, so that a worker stopped mid-way (another
     failed) leaves nothing behind. There the header pass (``scan``) keeps what it fetched in
     ``scratch/scanned``, and the reading pass takes those files from it instead of fetching
@@ -166,10 +174,11 @@ def _fetched_files(url: str, storage_options: dict[str, Any], files: set[Any], s
         mirror = Path(tempfile.mkdtemp(prefix="annobridge-shard.", dir=shared))
     whole = sorted({f for f in files if isinstance(f, str)})
     ranges: dict[str, list[tuple[int, int]]] = {}
+    sized = {f.path: f.size for f in files if isinstance(f, storage.Sized) and f.path not in whole}
     for f in files:
-        if not isinstance(f, str) and f[0] not in whole:
+        if not isinstance(f, (str, storage.Sized)) and f[0] not in whole:
             ranges.setdefault(f[0], []).append((f[1], f[2]))
-    for rel in (*whole, *ranges):  # listed by the driver from its copy; checked again before it names a local file
+    for rel in (*whole, *ranges, *sized):  # listed by the driver from its copy; checked again before it names a local file
         if rel.startswith("/") or any(part in ("", ".", "..") for part in rel.split("/")):
             if not scan or shared is None:
                 shutil.rmtree(mirror, ignore_errors=True)
@@ -197,6 +206,8 @@ def _fetched_files(url: str, storage_options: dict[str, Any], files: set[Any], s
                 for start, end in _merged(spans):
                     fh.seek(start)
                     fh.write(fs.cat_file(f"{base}/{rel}", start=start, end=end))
+        if sized:
+            storage.placeholders(fs, {str(mirror / rel): (f"{base}/{rel}", size) for rel, size in sized.items()})
     except BaseException:
         if not scan or shared is None:
             shutil.rmtree(mirror, ignore_errors=True)
@@ -276,6 +287,12 @@ def _run_inherited(units: list[Any]) -> ShardResult:
     return run_shard(_PLAN, units)
 
 
+READING = ("boxes_on_read", "dropped_on_read")
+"""The fields of the driver's :class:`Context` that tell a reader what the target keeps (set by
+the engine for a plain conversion): a worker reads its part with them too, as one process
+would (COCO -> KITTI: the keypoints of 43,907 items left out on read, not derived and dropped)."""
+
+
 def chunks(units: list[Any], workers: int) -> list[list[Any]]:
     """Shards of consecutive units: about eight per worker (so a slow shard does not leave the
     others idle), at most 256 units each (bounded results in flight)."""
@@ -287,6 +304,7 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
     """Run every shard of ``plan`` on the context's workers and write ``destination`` from
     their results, in order."""
     global _PLAN
+    plan.reading = {name: getattr(ctx, name) for name in READING}
     parts = chunks(plan.shards.units, ctx.workers)
     _scan_header(plan, parts, header, ctx)
     fn: Any = functools.partial(run_shard, plan)
@@ -298,14 +316,15 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
         fn = _run_inherited
         _PLAN = plan  # forked workers inherit it: only unit lists are sent
     before = ctx.report.model_copy(deep=True)  # what a write again in one process starts from
-    ctx.report.notes.append(f"read in {len(parts)} parts by the workers ({plan.shards.format} lists "
-                            f"{len(plan.shards.units)} units{'; they wrote their items' if plan.parts else ''})")
     try:
         lead: list[ShardResult] = []
         kept: list[DatasetItem] = []
         if plan.parts and plan.target.parts.lead is not None and parts:
             lead = _lead(plan, parts, kept)  # before any worker starts
         parts = [p for p in parts if p]
+        ctx.report.notes.append(f"read in {len(parts)} parts by the workers{' and 1 by the driver' if lead else ''} "
+                                f"({plan.shards.format} lists {len(plan.shards.units)} units"
+                                f"{'; they wrote their items' if plan.parts else ''})")
         results = itertools.chain(lead, ctx.map(fn, parts, chunksize=1))  # one shard, one task
         items = _unpacked(results, header, ctx, plan.url is not None, plan.parts)
         if plan.view == "instance" and not plan.parts:

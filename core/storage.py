@@ -49,7 +49,7 @@ import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from annobridge.core.errors import FormatError, ReadError, WriteError
 
@@ -301,6 +301,37 @@ def _copy_of(location: str | Path) -> _Copy | None:
         if source == str(location) or (isinstance(location, Path) and location.is_relative_to(cache)):
             return _COPY_OF.get(cache)
     return None
+
+
+class Sized(NamedTuple):
+    """A file of a remote source that a reader only stats (a KITTI scan's size check), listed
+    by ``Shards.files`` with its size from the driver's listing: a worker's copy holds a
+    placeholder of ``size`` bytes (:func:`placeholders`), downloaded only if something opens
+    it, so that the process that reads the bytes (a writer converting the scan) fetches it once."""
+
+    path: str
+    size: int
+
+
+def placeholders(fs: Any, files: dict[str, tuple[str, int]]) -> None:
+    """Lay placeholder files (local path -> (object key in ``fs``, size)), fetched when this
+    process opens one for reading, as a lazy copy's (:func:`_on_open`); :func:`forget` them
+    before their folder goes."""
+    copy = _Copy(fs, {local: key for local, (key, _) in files.items()})
+    for local, (_, size) in files.items():
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        with open(local, "wb") as fh:  # the size without the bytes (a sparse file)
+            fh.truncate(size)
+        copy.pending.add(local)
+    _watch(copy)
+
+
+def forget(folder: Path) -> None:
+    """Drop the placeholders laid under ``folder`` (:func:`placeholders`), which is being removed."""
+    prefix = str(folder) + os.sep
+    with _LOCK:
+        for p in [p for p in _PENDING if p.startswith(prefix)]:
+            del _PENDING[p]
 
 
 def complete(url: str | Path) -> None:

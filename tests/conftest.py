@@ -22,6 +22,17 @@ def fixtures() -> Path:
 
 
 @pytest.fixture
+def in_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``annobridge.convert`` on local workers reads a source in parts whatever the target: it
+    otherwise reads light units in one process for a target the driver writes
+    (``Format.heavy_units``, tested in test_one_process.py); here the parts machinery is tested."""
+    from annobridge.converters import engine
+
+    real = engine.read_shards
+    monkeypatch.setattr(engine, "read_shards", lambda *args, target=None, **kwargs: real(*args, **kwargs))
+
+
+@pytest.fixture
 def registry() -> FormatRegistry:
     return FormatRegistry.from_manager(get_plugin_manager())
 

@@ -125,7 +125,7 @@ def _filled(report: Any) -> list[str]:
 
 
 @pytest.mark.parametrize("case", sorted(CASES))
-def test_local_workers_read_lightly_in_parts(case: str, tmp_path: Path) -> None:
+def test_local_workers_read_lightly_in_parts(in_parts: None, case: str, tmp_path: Path) -> None:
     make, options, fmt, name = CASES[case]
     src = make(tmp_path)
     one = annobridge.convert(src, tmp_path / "one" / name, fmt, read_options=options)

@@ -157,3 +157,27 @@ def test_kitti_categories_from_the_workers_pass_are_the_one_process_order(s3: An
     assert json.loads(s3.cat_file("dst/two/out.json"))["categories"] == json.loads(
         (tmp_path / "one" / "out.json").read_text())["categories"]
     assert many.read == one.read
+
+
+@pytest.mark.parametrize("executor", ["process", "dask"])
+def test_kitti_to_nucleus_fetches_each_point_cloud_once(executor: str, s3: Any, s3_requests: S3Requests,
+                                                        tmp_path: Path) -> None:
+    """The Nucleus writer converts each velodyne scan to pointcloud JSON; the worker reading the
+    frame only needs the scan's size, so the scan is downloaded once, by whoever converts it
+    (and not at all for COCO, which holds no point clouds)."""
+    src, url, per_item = _upload("kitti", s3, tmp_path)
+    local = annobridge.convert(src, tmp_path / "local" / "out.jsonl", "nucleus")
+    s3_requests.clear()
+    remote = annobridge.convert(url, "s3://dst/run/out.jsonl", "nucleus", workers=2, executor=executor)
+    fetched = s3_requests.gets("src/")
+    assert {k: fetched.get(k, 0) for k in per_item} == dict.fromkeys(per_item, 1)
+    assert any("parts by the workers" in n for n in remote.notes)  # a remote source: in parts, for any target
+    assert remote.items_written == local.items_written > 0
+    want = {k: v.replace(str(src).encode(), url.encode()) for k, v in _local_tree(tmp_path / "local").items()}
+    assert _remote_tree(s3, "dst/run") == want
+    s3_requests.clear()
+    annobridge.convert(url, "s3://dst/coco/out.json", "coco", workers=2, executor=executor)
+    fetched = s3_requests.gets("src/")
+    assert {k: n for k, n in fetched.items() if "/velodyne/" in k} == {}
+    assert {k: fetched.get(k, 0) for k in per_item if "/velodyne/" not in k} == {
+        k: 1 for k in per_item if "/velodyne/" not in k}

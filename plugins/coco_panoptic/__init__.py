@@ -82,6 +82,7 @@ FORMAT = Format(
     capabilities=Capabilities(annotation_types=frozenset({"segmentation"})),
     read=LazyFunction(f"{__name__}.read", "read"),
     shards=LazyFunction(f"{__name__}.read", "shards"),
+    heavy_units=True,  # each image's PNG is decoded
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=LazyFunction(f"{__name__}.options", "PanopticReadOptions"),

@@ -456,11 +456,16 @@ _FRAME_FILES = ("label", "results", "image", "velodyne", "calib")
 
 def shards(path: Path, options: KittiReadOptions, context: Context) -> Shards:
     """The source as frames that workers read apart (``converters/sharded.py``): a unit is a
-    frame's files relative to ``path`` (a frame's image and point cloud stay together). The
-    categories are left to the workers' first pass (:func:`_scan_part`): no label file is
-    read here."""
+    frame's stem, its files relative to ``path`` (a frame's image and point cloud stay
+    together) and, for a remote source, the size of its velodyne scan, which the reader only
+    checks: a worker fetches the scan only when its bytes are used (a writer converting or
+    copying it), not to read the frame. The categories are left to the workers' first pass
+    (:func:`_scan_part`): no label file is read here."""
+    from annobridge.core import storage
+
     layout, frames, header, sets = _listing(path, options, scan=False)
     root = path if path.is_dir() else path.parent
+    remote = storage.url_of(root) is not None  # a lazy copy: its placeholders have the objects' sizes
     units = []
     fetchable = True
     for ff in frames:
@@ -474,7 +479,7 @@ def shards(path: Path, options: KittiReadOptions, context: Context) -> Shards:
             except ValueError:  # an images= folder elsewhere: read where it is
                 rel[key] = str(p)
                 fetchable = False
-        units.append((ff.stem, rel))
+        units.append((ff.stem, rel, os.stat(ff.velodyne).st_size if remote and ff.velodyne is not None else None))
     calib_dir = layout.calib_dir or layout.split_dir / "calib"
     read = functools.partial(_read_frames, options, layout.split, sets, calib_dir.relative_to(root).as_posix()
                              if calib_dir.is_relative_to(root) else str(calib_dir))
@@ -483,18 +488,25 @@ def shards(path: Path, options: KittiReadOptions, context: Context) -> Shards:
                   files=_frame_file_list if fetchable else None, scan=scan)
 
 
-def _frame_file_list(unit: tuple[str, dict[str, str]]) -> list[str]:
-    return list(unit[1].values())
+_Unit = tuple[str, dict[str, str], int | None]
+"""A frame's stem, its files (key -> path relative to the source) and its velodyne scan's size
+(a remote source's; None otherwise)."""
 
 
-def _label_files(unit: tuple[str, dict[str, str]]) -> list[str]:
+def _frame_file_list(unit: _Unit) -> list[Any]:
+    from annobridge.core.storage import Sized
+
+    stem, rel, size = unit
+    return [Sized(p, size) if key == "velodyne" and size is not None else p for key, p in rel.items()]
+
+
+def _label_files(unit: _Unit) -> list[str]:
     return [unit[1][k] for k in ("label", "results") if k in unit[1]]
 
 
-def _scan_part(mapping: dict[str, str | None], root: Path,
-               units: list[tuple[str, dict[str, str]]]) -> tuple[list[str], list[str]]:
+def _scan_part(mapping: dict[str, str | None], root: Path, units: list[_Unit]) -> tuple[list[str], list[str]]:
     """The class names of some frames' label files and of their results files."""
-    return tuple(_class_names([root / rel[key] for _, rel in units if key in rel], 0, mapping)  # type: ignore[return-value]
+    return tuple(_class_names([root / u[1][key] for u in units if key in u[1]], 0, mapping)  # type: ignore[return-value]
                  for key in ("label", "results"))
 
 
@@ -505,11 +517,11 @@ def _merge_scans(header: DatasetHeader, parts: list[tuple[list[str], list[str]]]
 
 
 def _read_frames(options: KittiReadOptions, split: str | None, sets: dict[str, list[str]], calib_dir: str,
-                 root: Path, units: list[tuple[str, dict[str, str]]], header: DatasetHeader,
+                 root: Path, units: list[_Unit], header: DatasetHeader,
                  context: Context) -> Iterator[DatasetItem]:
     """The items of some frames (:func:`shards`), read under ``root``."""
     state = _ReadState(options, load_label_map(options.label_map), context, OBJECT_STYLE)
-    frames = (FrameFiles(stem, **{k: root / v for k, v in rel.items()}) for stem, rel in units)
+    frames = (FrameFiles(stem, **{k: root / v for k, v in rel.items()}) for stem, rel, _ in units)
     return _object_items(frames, split, sets, header, state, root / calib_dir)
 
 

@@ -233,6 +233,12 @@ def _encode_job(job: _Job) -> tuple[str, dict[str, list[dict[str, Any]]], int]:
     return job.file_name, out, clipped
 
 
+def _light(job: _Job) -> bool:
+    """A file with no mask to encode (``Context.map``'s ``here``: built in the driver)."""
+    return not any(kind in ("segmentation", "object_mask") for singles in job.singles.values()
+                   for kind, _, _ in singles)
+
+
 def _ordered(row: dict[str, Any]) -> dict[str, Any]:
     order = ("category_id", "bbox", "keypoints", "segmentation", "score", "probabilities")
     return {k: row[k] for k in order if k in row}
@@ -476,7 +482,7 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
             if job.singles:
                 yield job
 
-    for fn, per_task, clipped in context.map(_encode_job, jobs()):
+    for fn, per_task, clipped in context.map(_encode_job, jobs(), here=_light):
         preds.clipped += clipped
         for task, rows in per_task.items():
             _write_json(_staged(pred_dir, f"{task}/{_json_rel(fn)}"), {"file_name": fn, "predictions": rows})
@@ -512,7 +518,7 @@ def write(dataset: Dataset, destination: Path, options: LightlyWriteOptions, con
         if job.singles:
             job.file_name = fn
             frame_jobs.append(job)
-    for fn, per_task, clipped in context.map(_encode_job, frame_jobs):
+    for fn, per_task, clipped in context.map(_encode_job, frame_jobs, here=_light):
         preds.clipped += clipped
         for task, rows in per_task.items():
             _write_json(_staged(pred_dir, f"{task}/{_json_rel(fn)}"), {"file_name": fn, "predictions": rows})
@@ -659,7 +665,7 @@ def write_task_folder(dataset: Dataset, destination: Path, options: LightlyTaskW
             if _claimed(seen, fn, item.reference_id, context):
                 yield preds.job(item, fn)
 
-    for fn, per_task, clipped in context.map(_encode_job, jobs()):
+    for fn, per_task, clipped in context.map(_encode_job, jobs(), here=_light):
         preds.clipped += clipped
         rows = per_task.get(name, [])
         _write_json(_staged(destination, _json_rel(fn)), {"file_name": fn, "predictions": rows})

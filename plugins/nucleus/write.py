@@ -206,6 +206,14 @@ def _item_job(job: _Job) -> _Done:
                  drops.plain)
 
 
+def _light(job: _Job) -> bool:
+    """A payload with no mask to store and no point cloud to convert: built in the driver, as
+    sending the item to a worker and its payload back costs more (``Context.map``'s ``here``)."""
+    item = job.item
+    return item.pointcloud_location is None and not any(
+        a.type == "segmentation" for a in (*item.annotations, *item.predictions))
+
+
 def _generated_id(ref: str, kind: str, n: int, prediction: bool, taken: set[str]) -> str:
     aid = f"{ref}-{'pred-' if prediction else ''}{kind}-{n}"
     k = 1
@@ -786,7 +794,7 @@ def write(dataset: Dataset, destination: Path, options: NucleusWriteOptions, con
                 written_scenes.add(buf.ref)
                 buf = None
 
-        for done in context.map(_item_job, jobs()):
+        for done in context.map(_item_job, jobs(), here=_light):
             for what, reason, n in done.drops:
                 report.drop(what, reason, n)
             for source, target, n in done.converted:
