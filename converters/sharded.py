@@ -66,6 +66,7 @@ class ShardPlan:
     storage_options: dict[str, Any] = field(default_factory=dict)
     parts: bool = False  # workers write with target.parts (see Parts.keeps_ids)
     scratch: str | None = None  # the driver's folder for workers' copies of a remote source (removed by it)
+    reading: dict[str, Any] = field(default_factory=dict)  # the driver's Context fields for readers (READING)
 
 
 @dataclass
@@ -86,7 +87,7 @@ def run_shard(plan: ShardPlan, units: list[Any], keep: list[DatasetItem] | None 
     from annobridge.converters import engine
     from annobridge.core import derive as derivation
 
-    ctx = Context(storage_options=plan.storage_options)
+    ctx = Context(storage_options=plan.storage_options, **plan.reading)
     ctx.report.source_format = plan.source_format  # counted by _checked here: _fitted must not count again
     storage.remember_source(None, plan.storage_options)
     if plan.url is not None:
@@ -276,6 +277,12 @@ def _run_inherited(units: list[Any]) -> ShardResult:
     return run_shard(_PLAN, units)
 
 
+READING = ("boxes_on_read", "dropped_on_read")
+"""The fields of the driver's :class:`Context` that tell a reader what the target keeps (set by
+the engine for a plain conversion): a worker reads its part with them too, as one process
+would (COCO -> KITTI: the keypoints of 43,907 items left out on read, not derived and dropped)."""
+
+
 def chunks(units: list[Any], workers: int) -> list[list[Any]]:
     """Shards of consecutive units: about eight per worker (so a slow shard does not leave the
     others idle), at most 256 units each (bounded results in flight)."""
@@ -287,6 +294,7 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
     """Run every shard of ``plan`` on the context's workers and write ``destination`` from
     their results, in order."""
     global _PLAN
+    plan.reading = {name: getattr(ctx, name) for name in READING}
     parts = chunks(plan.shards.units, ctx.workers)
     _scan_header(plan, parts, header, ctx)
     fn: Any = functools.partial(run_shard, plan)

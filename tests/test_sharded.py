@@ -96,6 +96,31 @@ def test_dask_workers_read_in_parts(case: str, scheduler: str, tmp_path: Path) -
     _same_report(one, many)
 
 
+def test_workers_read_with_the_settings_of_the_drivers_reader(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the engine tells the reader of a plain conversion (the kinds a box-only target gets
+    as boxes, the keypoints it drops) reaches the reader in each forked worker too."""
+    from annobridge.plugins.coco import read as coco_read
+
+    seen = tmp_path / "seen.txt"
+    convert_items = coco_read._convert_items
+
+    def noting(path: Path, images: Any, sources: Any, cats: Any, context: Any, *rest: Any) -> Any:
+        with open(seen, "a", encoding="utf-8") as fh:  # from the worker processes (forked with this patch)
+            fh.write(json.dumps([sorted(context.boxes_on_read), context.dropped_on_read]) + "\n")
+        return convert_items(path, images, sources, cats, context, *rest)
+
+    monkeypatch.setattr(coco_read, "_convert_items", noting)
+    one = annobridge.convert(_coco(tmp_path), tmp_path / "one" / "out", "kitti")
+    single = seen.read_text(encoding="utf-8").splitlines()
+    seen.unlink()
+    many = annobridge.convert(_coco(tmp_path), tmp_path / "two" / "out", "kitti", workers=2)
+    assert any("parts by the workers" in n for n in many.notes)
+    parts = seen.read_text(encoding="utf-8").splitlines()
+    assert len(single) == 1 and len(parts) > 1 and set(parts) == set(single)
+    assert json.loads(single[0])[1], single  # KITTI drops keypoints: the setting is not empty
+    _same_report(one, many)
+
+
 @pytest.mark.parametrize("fmt", ["kitti", "yolo"])
 def test_coco_parts_go_to_forked_workers_only(fmt: str, scheduler: str, tmp_path: Path) -> None:  # noqa: F811
     src = _coco(tmp_path)
