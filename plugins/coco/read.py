@@ -746,6 +746,8 @@ def _batch(records: list[Any], bucket: list[int]) -> list[Any] | None:
         return _loads(b"[%b]" % b",".join([records[i] for i in bucket]))  # type: ignore[no-any-return]
     except orjson.JSONDecodeError:
         return None
+
+
 _KEYPOINTS = frozenset({"keypoints"})
 _DROPPED = "keypoints dropped"  # a key of _Source.read_as: the item's keypoints left out
 
@@ -760,6 +762,8 @@ def _count_dropped(report: ConversionReport, anns: list[Any], first: int | None,
             read.setdefault(a.type, 0)
     read["keypoints"] = read.get("keypoints", 0) + n
     report.drop("keypoints", reason, n)
+
+
 _GROUP_BYTES = GROUP_KEY.encode()
 
 
@@ -810,6 +814,8 @@ def _annotation(a: dict[str, Any], i: int, ref: str, cats: dict[int, _Cat], path
     ``boxes`` (see :class:`_Source`) becomes the record's box after its checks, as the
     engine's derivation would make it (``core.derive.polygon_to_box``: the ``bbox`` first),
     counted in ``read_as``; a crowd region stays for the engine, which reports its flag.
+    With ``"keypoints"`` in ``boxes`` (``Context.dropped_on_read``), the keypoints of a record
+    read as a box are checked and left out, counted in ``read_as`` under ``_DROPPED``.
     """
     cid = a.get("category_id")
     cat = cats.get(cid) if type(cid) is int else None
