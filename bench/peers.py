@@ -43,6 +43,9 @@ HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
 PEERS = HERE / ".peers"
 OUT = HERE / "out" / "peers"  # main() points it at a fresh folder (--out)
+sys.path.insert(0, str(HERE))
+from measure import compile_bytecode  # noqa: E402
+
 PINS = {"labelformat": "labelformat==0.1.17", "globox": "globox==2.9.0", "datumaro": "datumaro==1.13.12"}
 
 # A wrapper that runs one command and reports its wall time, its CPU time (user + system) and
@@ -255,6 +258,7 @@ def main() -> None:
 
 
 def run_all(args: argparse.Namespace) -> None:
+    compile_bytecode()  # as a wheel install would have (the peers' were compiled by pip)
     src = dataset(args.images, args.annotations)
     n_in, seg_in = count_coco(src)
     print(f"input: {src.name}, {src.stat().st_size / 2**20:.0f} MB, {n_in:,} objects "

@@ -32,7 +32,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from measure import Result, run_case  # noqa: E402
+from measure import Result, compile_bytecode, run_case  # noqa: E402
 
 DATA = HERE / "data"
 OUT = HERE / "out" / "scale"
@@ -197,6 +197,7 @@ def main() -> None:
                          "the figures: on ext4 the system time of 50,000 file creations swung 1-6 s per run)")
     ap.add_argument("--s3", action="store_true", help="also time COCO -> KITTI bucket to bucket")
     a = ap.parse_args()
+    compile_bytecode()  # as a wheel install would have: not recompiled in every run
     OUT = a.out
     DATA.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} CPU(s); {a.workers} workers; load average {os.getloadavg()[0]:.1f} "
