@@ -95,8 +95,8 @@ def read_shards(
     its reader cannot list it (or, on Dask, its parts need the driver's parsed file), or when
     local workers would only read light units of a local source for the driver to write
     ``target`` (``Format.heavy_units``; noted in the report), or when ``target`` reuses what
-    the reader found (``Format.light_for``: then nothing runs on local workers; noted). A remote source is still read
-    in parts: each worker then fetches only what its part reads."""
+    the reader found (``Format.light_for``: then nothing runs on local workers; noted). A
+    remote source is still read in parts: each worker then fetches only what its part reads."""
     from annobridge.converters import sharded
 
     location = str(path)

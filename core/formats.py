@@ -317,7 +317,8 @@ class Format:
             with 2 workers for Lightly, Nucleus, KITTI and YOLO sources and a JSON writer).
         light_for: target format names whose writer reuses what reading a unit found, so that
             local workers would only repeat the driver's work (panoptic -> panoptic: the writer
-            copies the PNGs the reader checked, undecoded; measured 2 vs 1 workers 0.7-0.8x):
+            copies the PNGs the reader checked, undecoded; read in parts by 2 workers it took
+            ~1.4x the CPU of one process):
             such a conversion runs in one process (noted).
         parts: how workers write their shards' items themselves (:class:`Parts`); without
             it, workers send their fitted items to the driver, which writes them.
