@@ -386,9 +386,9 @@ def test_context_map_used_for_png_work(tmp_path: Path, monkeypatch) -> None:
     calls: list[str] = []
     real = Context.map
 
-    def spy(self, fn, iterable, **kw):
+    def spy(self, fn, iterable):
         calls.append(fn.__name__)
-        return real(self, fn, iterable, **kw)
+        return real(self, fn, iterable)
 
     monkeypatch.setattr(Context, "map", spy)
     engine.convert(src, tmp_path / "o.json", dst_format="coco-panoptic")
@@ -510,27 +510,3 @@ def test_typed_json_read_equals_the_standard_library_scan_and_keeps_long_integer
     ds = annobridge.load(path, "coco-panoptic", {"check_masks": False})
     seg = next(a for item in ds.items for a in item.annotations)
     assert seg.annotations[0].attributes["x"] == 12345678901234567890123
-
-
-@pytest.mark.parametrize("workers", [1, 2])
-def test_writer_copies_the_checked_pngs_without_decoding_them(workers: int, tmp_path: Path, monkeypatch,
-                                                              in_parts) -> None:
-    """What the reader's check found (each id's area and box, the size) crosses back with the item, from
-    a worker reading a part too: the writer copies each unchanged PNG and decodes none of them."""
-    from annobridge.plugins.coco_panoptic import write as panoptic_write
-
-    src = make_panoptic(tmp_path / "src", images=5)
-    want = annobridge.convert(src, tmp_path / "plain" / "out.json", "coco-panoptic")
-
-    def refused(*args, **kwargs):
-        raise AssertionError("the writer decoded a PNG the reader had checked")
-
-    monkeypatch.setattr(panoptic_write, "open_image", refused)
-    monkeypatch.setattr(panoptic_write, "read_mask_png", refused)
-    got = annobridge.convert(src, tmp_path / "copied" / "out.json", "coco-panoptic", workers=workers)
-    assert (workers == 2) == any("parts by the workers" in n for n in got.notes), got.notes
-    tree = {str(p.relative_to(tmp_path / "copied")): p.read_bytes() for p in (tmp_path / "copied").rglob("*")
-            if p.is_file()}
-    assert tree == {str(p.relative_to(tmp_path / "plain")): p.read_bytes() for p in (tmp_path / "plain").rglob("*")
-                    if p.is_file()}
-    assert len(tree) == 6 and got.items_written == want.items_written == 5

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,15 +24,6 @@ def _masks_dir(path: Path) -> Path:
 _LAST_DECODED: dict[str, tuple[np.ndarray, bool]] = {}
 """The ids the reader's PNG check decoded last, by PNG path, and whether the file is a plain
 RGB PNG that a writer may copy (one entry, this process only)."""
-
-
-@dataclass(frozen=True)
-class PngCheck:
-    """What the reader's check of a panoptic PNG found, for the writer (no pixels)."""
-
-    stats: dict[int, tuple[int, list[int]]]  # each id's pixel count and box (core.segmentation.mask_stats)
-    shape: tuple[int, int]  # height, width
-    plain: bool  # an RGB (not RGBA) PNG file: a writer keeping its ids may copy it byte for byte
 
 
 def rgb2id(color: tuple[int, int, int] | list[int]) -> int:

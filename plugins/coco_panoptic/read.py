@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 import numpy as np
-from pydantic import PrivateAttr
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context, Shards
@@ -31,12 +30,11 @@ from annobridge.core.model import (
     construct_with_defaults,
 )
 from annobridge.core.paths import contained
-from annobridge.core.segmentation import mask_stats
+from annobridge.core.segmentation import mask_runs
 from annobridge.plugins.coco_panoptic.common import (
     _LAST_DECODED,
     INFO_KEY,
     MAX_ID,
-    PngCheck,
     _is_int,
     _masks_dir,
 )
@@ -234,16 +232,7 @@ class PanopticMask(IndexMask):
     When the reader checks a PNG in this process (``workers=1``) it keeps the decoded ids
     of that one PNG; the first :meth:`load` of the same mask takes them instead of decoding
     the file again. Everywhere else (other processes, later loads) it is a plain lazy mask.
-    ``checked`` is what the check found (each id's area and box, the size, whether the file
-    is a plain RGB PNG): it crosses back from a worker with the item, so the panoptic writer
-    copies an unchanged PNG without decoding it a second time.
     """
-
-    _checked: PngCheck | None = PrivateAttr(default=None)
-
-    @property
-    def checked(self) -> PngCheck | None:
-        return self._checked
 
     def load(self) -> np.ndarray:
         if self._array is None and self.location is not None:
@@ -443,9 +432,10 @@ def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:
     ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
     _LAST_DECODED.clear()
     _LAST_DECODED[plan.png] = (ids, mode == "RGB" and fmt == "PNG")
-    stats = mask_stats(ids).as_dict()
-    check = PngCheck(stats, ids.shape, mode == "RGB" and fmt == "PNG")
-    return plan, {"mode": mode, "size": size, "ids": {v: area for v, (area, _) in stats.items()}, "check": check}
+    values, _, lengths = mask_runs(ids)
+    uniq, inv = np.unique(values, return_inverse=True)
+    counts = np.bincount(inv, weights=lengths).astype(np.int64)
+    return plan, {"mode": mode, "size": size, "ids": dict(zip(uniq.tolist(), counts.tolist()))}
 
 
 def _build_item(path: Path, plan: _ImagePlan, result: dict[str, Any] | None,
@@ -509,9 +499,7 @@ def _check_png(path: Path, plan: _ImagePlan, result: dict[str, Any],
                                     item=ref, fix="remove the entry or fix its id"))
             continue
         segments.append(s)
-    mask = PanopticMask(location=png, encoding="rgb")
-    mask._checked = result["check"]
-    return construct_with_defaults(SegmentationAnnotation, mask=mask,
+    return construct_with_defaults(SegmentationAnnotation, mask=PanopticMask(location=png, encoding="rgb"),
                                    annotations=segments, reference_id=ref, attributes=extra)
 
 

@@ -26,7 +26,6 @@ from annobridge.plugins.coco_panoptic.common import (
     _LAST_DECODED,
     INFO_KEY,
     MAX_ID,
-    PngCheck,
     _is_int,
     _masks_dir,
     default_color,
@@ -86,7 +85,6 @@ class _PngJob:
     generate: bool
     stuff_colors: frozenset[tuple[int, int, int]]
     expected: tuple[int | None, int | None] | None = None  # the item's size: a larger PNG is refused undecoded
-    check: PngCheck | None = None  # what the reader's check found: an unchanged PNG is copied undecoded
 
 
 def _write_png(job: _PngJob) -> dict[str, Any]:
@@ -97,12 +95,6 @@ def _write_png(job: _PngJob) -> dict[str, Any]:
             job.location = str(storage.media_copy(job.location))
         except ReadError as exc:
             raise ReadError(exc.problem, file=exc.file, fix=exc.fix, item=job.reference_id) from None
-    kept = _unchanged(job)
-    if kept is not None:
-        _LAST_DECODED.pop(job.location, None)  # type: ignore[arg-type]  # set when kept
-        Path(job.dst).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(job.location, job.dst)  # type: ignore[arg-type]
-        return kept
     cached = _LAST_DECODED.pop(job.location, None) if job.location is not None else None
     if job.array is not None:
         arr = job.array
@@ -151,25 +143,6 @@ def _write_png(job: _PngJob) -> dict[str, Any]:
         rgb8[..., 2] = (a >> 16) & 255
         Image.fromarray(rgb8).save(job.dst, format="PNG")
     return {"segments": out_segments, "unlisted": unlisted, "shape": arr.shape}
-
-
-def _unchanged(job: _PngJob) -> dict[str, Any] | None:
-    """What :func:`_write_png` returns for a PNG the reader checked and this job copies as it is
-    (its ids kept, every non-zero id listed, a plain RGB PNG), from that check: no decode. None
-    for any other job."""
-    check = job.check
-    if check is None or not check.plain or job.generate or job.array is not None or job.location is None:
-        return None
-    out_segments = {index: (index, *check.stats[index]) for index, _, _ in job.segments if index in check.stats}
-    if any(v != 0 and v not in out_segments for v in check.stats):
-        return None
-    return {"segments": out_segments, "unlisted": 0, "shape": check.shape}
-
-
-def _in_driver(job: _PngJob | None) -> bool:
-    """Jobs that cost less than a worker round trip: none, or a local PNG copied undecoded."""
-    return job is None or (job.location is not None and local_path(job.location) is not None
-                           and _unchanged(job) is not None)
 
 
 @dataclass
@@ -263,7 +236,6 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
                 encoding=seg.mask.encoding, array=seg.mask.load() if seg.mask.is_loaded else None,
                 segments=segs, generate=generate, stuff_colors=state.stuff_colors,
                 expected=(item.width, item.height),
-                check=getattr(seg.mask, "checked", None) if seg.mask.encoding == "rgb" else None,
             )
             yield item, seg, job
 
@@ -365,7 +337,7 @@ def _map_jobs(entries: Iterator[tuple[DatasetItem, Any, _PngJob | None]],
             held.append(entry)
             yield entry[2]
 
-    for result in context.map(_write_or_none, feed(), here=_in_driver):
+    for result in context.map(_write_or_none, feed()):
         yield held.popleft(), result
 
 
