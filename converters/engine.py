@@ -94,8 +94,9 @@ def read_shards(
     """``path`` listed for workers to read in parts (``converters/sharded.py``), or None when
     its reader cannot list it (or, on Dask, its parts need the driver's parsed file), or when
     local workers would only read light units of a local source for the driver to write
-    ``target`` (``Format.heavy_units``; noted in the report). A remote source is still read
-    in parts: each worker then fetches only what its part reads."""
+    ``target`` (``Format.heavy_units``; noted in the report), or when ``target`` reuses what
+    the reader found (``Format.light_for``: then nothing runs on local workers; noted). A
+    remote source is still read in parts: each worker then fetches only what its part reads."""
     from annobridge.converters import sharded
 
     location = str(path)
@@ -107,6 +108,13 @@ def read_shards(
         context.report.notes.append(f"read in one process: local workers reading {fmt.name} in parts would "
                                     f"send every item back for this process to write {target.name}, which "
                                     "costs more than reading it")
+        return None
+    if (target is not None and target.name in fmt.light_for and context.executor == "process"
+            and not storage.is_remote(location)):
+        context.workers = 1  # nothing is left for workers to do: no pool starts
+        context.report.notes.append(f"ran in one process: the {target.name} writer reuses what the {fmt.name} "
+                                    "reader found, so local workers would only repeat this process's work "
+                                    "and send it back (--workers)")
         return None
     local_path, shards = _opened(location, fmt, fmt.shards, options, context, lazy=True)
     if shards is None or (not shards.portable and (context.executor != "process" or not sharded.FORK)):

@@ -106,5 +106,5 @@ def test_workers_that_cannot_help_are_named_in_the_report(tmp_path: Path) -> Non
     annobridge.convert(src, tmp_path / "items.jsonl", "jsonl")
     report = annobridge.convert(tmp_path / "items.jsonl", tmp_path / "again.jsonl", "jsonl", workers=2)
     assert "ran in one process: jsonl -> jsonl has no per-item work for workers (--workers/--executor)" in report.notes
-    busy = annobridge.convert(src, tmp_path / "out.json", "coco-panoptic", workers=2)
+    busy = annobridge.convert(src, tmp_path / "out.json", "coco", workers=2)  # PNGs decoded on the workers
     assert not any(n.startswith("ran in one process") for n in busy.notes)

@@ -83,6 +83,7 @@ FORMAT = Format(
     read=LazyFunction(f"{__name__}.read", "read"),
     shards=LazyFunction(f"{__name__}.read", "shards"),
     heavy_units=True,  # each image's PNG is decoded
+    light_for=frozenset({"coco-panoptic"}),  # in one process its writer reuses the check's decode
     write=LazyFunction(f"{__name__}.write", "write"),
     detect=detect,
     read_options=LazyFunction(f"{__name__}.options", "PanopticReadOptions"),
