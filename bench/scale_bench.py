@@ -39,6 +39,8 @@ OUT = HERE / "out" / "scale"
 
 CONVERT = """
 from annobridge.converters import engine
+from annobridge.core.formats import steady_heap
+steady_heap()  # as the CLI does: both cases start from the same allocator settings
 engine.convert({src!r}, {dst!r}, dst_format={fmt!r}, overwrite=True, workers={workers},
                executor={executor!r})
 """

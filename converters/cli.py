@@ -270,8 +270,10 @@ def convert(ctx: click.Context, src: str, dst: str, src_format: str | None, dst_
     SRC and DST are paths or URLs (s3://, gs://, az://, memory://; http(s):// for SRC)."""
     from annobridge.converters import engine
     from annobridge.converters.stdio import StdioPaths
+    from annobridge.core.formats import steady_heap
     from annobridge.core.plugins import get_registry
     from annobridge.core.storage import parse_storage_options
+    steady_heap()  # this process is annobridge's own: its workers, forked, inherit it too
     if (things_only or stuff) and task != "instance":
         raise click.UsageError("--things-only and --stuff need --task instance")
     if classes is not None and task != "semantic":

@@ -16,6 +16,7 @@ formats from the ``register_formats`` hook.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import os
 import signal
@@ -568,6 +569,28 @@ def _worker_start(parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
+    steady_heap()
+
+
+def steady_heap() -> None:
+    """Keep freed buffers of up to 32 MiB in this process's heap (glibc; elsewhere nothing).
+
+    glibc gives a freed block above its mmap threshold back to the OS and maps the next one
+    afresh, a page fault per 4 KiB touched; the threshold only rises once such a block is
+    freed, so whether a process pays depends on what it freed before. A decoded 640x480
+    panoptic PNG is 1.2 MB: measured on 300 of them, a worker without this spent ~35% more
+    CPU than the same work in a process whose threshold had risen. Called in annobridge's
+    own processes only (the CLI, its workers), never on a library user's process.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (macOS, Windows)
+        return
+    mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+    mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's malloc.h
 
 
 def _exit_with_parent(parent: int) -> None:
