@@ -38,6 +38,10 @@ def run_chunk(fn: Callable[[T], R], chunk: list[T], sources: dict[str, Any] | No
         storage.drop_media()  # what this task fetched for itself
 
 
+STRAGGLERS = 60
+"""Seconds a failed conversion waits for its tasks running on a scheduler it does not own."""
+
+
 class DaskRunner:
     """A Dask client (and, for ``"dask"``, the ``LocalCluster`` it owns) for one conversion.
 
@@ -92,9 +96,24 @@ class DaskRunner:
         return future
 
     def close(self, cancel: bool = False) -> None:
-        """Cancel what is still running (after a failure) and close the client and own cluster."""
+        """Close the client and the own cluster; after a failure (``cancel``) stop the tasks first.
+
+        Closing an own ``LocalCluster`` stops its workers. The workers of a scheduler this
+        conversion does not own cannot be stopped: a task already running there finishes even
+        when cancelled, and may still write into the staging folder the engine removes next.
+        Those in flight (at most :attr:`window` chunks) are waited for, up to
+        :data:`STRAGGLERS` seconds, before the rest are cancelled.
+        """
         try:
             if cancel and self.futures:
+                if self.cluster is None:
+                    from distributed import wait
+
+                    try:
+                        wait(self.futures, timeout=STRAGGLERS)
+                    except TimeoutError:
+                        logger.warning("Dask tasks still running after %d s; they may leave files in the "
+                                       "staging folder", STRAGGLERS)
                 self.client.cancel(self.futures)
             self.client.close()
         finally:
