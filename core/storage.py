@@ -225,12 +225,7 @@ def fetch(url: str, storage_options: StorageOptions | None = None, *, lazy: bool
             fs.get([k for k, _ in now], [p for _, p in now])
         if lazy:
             fetched_now = {p for _, p in now}
-            for local, size in zip(locals_, sizes):
-                if local not in fetched_now:
-                    with open(local, "wb") as fh:  # the size without the bytes (a sparse file)
-                        fh.truncate(int(size or 0))
-                    copy.pending.add(local)
-            _watch(copy)
+            _lay(copy, {local: size for local, size in zip(locals_, sizes) if local not in fetched_now})
         _COPY_OF[cache] = copy
         return cache / name, cache
     except ReadError:
@@ -240,6 +235,17 @@ def fetch(url: str, storage_options: StorageOptions | None = None, *, lazy: bool
         shutil.rmtree(cache, ignore_errors=True)
         raise ReadError(f"cannot fetch the input: {exc}", file=url,
                         fix="check the URL, the credentials and --storage-option") from exc
+
+
+def _lay(copy: _Copy, sizes: dict[str, int | None]) -> None:
+    """Lay placeholder files of ``copy`` (local path -> size), fetched when this process opens
+    one for reading (:func:`_on_open`)."""
+    for local, size in sizes.items():
+        Path(local).parent.mkdir(parents=True, exist_ok=True)
+        with open(local, "wb") as fh:  # the size without the bytes (a sparse file)
+            fh.truncate(int(size or 0))
+        copy.pending.add(local)
+    _watch(copy)
 
 
 def _watch(copy: _Copy) -> None:
@@ -317,13 +323,8 @@ def placeholders(fs: Any, files: dict[str, tuple[str, int]]) -> None:
     """Lay placeholder files (local path -> (object key in ``fs``, size)), fetched when this
     process opens one for reading, as a lazy copy's (:func:`_on_open`); :func:`forget` them
     before their folder goes."""
-    copy = _Copy(fs, {local: key for local, (key, _) in files.items()})
-    for local, (_, size) in files.items():
-        Path(local).parent.mkdir(parents=True, exist_ok=True)
-        with open(local, "wb") as fh:  # the size without the bytes (a sparse file)
-            fh.truncate(size)
-        copy.pending.add(local)
-    _watch(copy)
+    _lay(_Copy(fs, {local: key for local, (key, _) in files.items()}),
+         {local: size for local, (_, size) in files.items()})
 
 
 def forget(folder: Path) -> None:
