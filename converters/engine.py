@@ -103,19 +103,18 @@ def read_shards(
     fmt = resolve_reader(location, format, _registry(registry), context.storage_options)
     if fmt.shards is None:
         return None
-    if (target is not None and target.parts is None and not fmt.heavy_units and context.executor == "process"
-            and not storage.is_remote(location)):
-        context.report.notes.append(f"read in one process: local workers reading {fmt.name} in parts would "
-                                    f"send every item back for this process to write {target.name}, which "
-                                    "costs more than reading it")
-        return None
-    if (target is not None and target.name in fmt.light_for and context.executor == "process"
-            and not storage.is_remote(location)):
-        context.workers = 1  # nothing is left for workers to do: no pool starts
-        context.report.notes.append(f"ran in one process: the {target.name} writer reuses what the {fmt.name} "
-                                    "reader found, so local workers would only repeat this process's work "
-                                    "and send it back (--workers)")
-        return None
+    if target is not None and context.executor == "process" and not storage.is_remote(location):
+        if target.parts is None and not fmt.heavy_units:
+            context.report.notes.append(f"read in one process: local workers reading {fmt.name} in parts would "
+                                        f"send every item back for this process to write {target.name}, which "
+                                        "costs more than reading it")
+            return None
+        if target.name in fmt.light_for:
+            context.workers = 1  # nothing is left for workers to do: no pool starts
+            context.report.notes.append(f"ran in one process: the {target.name} writer reuses what the "
+                                        f"{fmt.name} reader found, so local workers would only repeat this "
+                                        "process's work and send it back (--workers)")
+            return None
     local_path, shards = _opened(location, fmt, fmt.shards, options, context, lazy=True)
     if shards is None or (not shards.portable and (context.executor != "process" or not sharded.FORK)):
         context.report.source = context.report.source_format = None
@@ -605,13 +604,15 @@ def convert(
     ctx = Context(workers=workers, executor=executor, storage_options=dict(storage_options or {}),
                   progress=progress, on_total=on_total)
     try:
-        if derive == "auto" and transform is None and task is None:  # the reader sees what the writer gets
-            target, _ = _writer_with(resolve_writer(dst_format, reg), write_options)
+        plain = transform is None and task is None
+        sharding = plain and (workers > 1 or executor != "process")
+        target = _writer_with(resolve_writer(dst_format, reg), write_options)[0] if (
+            plain and (derive == "auto" or sharding)) else None
+        if target is not None and derive == "auto":  # the reader sees what the writer gets
             ctx.boxes_on_read = derivation.boxes_on_read(target.capabilities, geometry)
             ctx.dropped_on_read = dropped_on_read(target.capabilities, target.name, geometry)
         shards = None
-        if (workers > 1 or executor != "process") and transform is None and task is None:
-            target, _ = _writer_with(resolve_writer(dst_format, reg), write_options)
+        if sharding:
             shards = read_shards(source, src_format, read_options, context=ctx, registry=reg, target=target)
         if shards is not None:
             return write_dataset(Dataset(header=shards.header, source=shards.source, format=shards.format),
