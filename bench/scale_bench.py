@@ -1,5 +1,6 @@
 """Scale-out benchmark: 1 vs 2 local worker processes, and local processes vs Dask, for
-COCO -> KITTI, COCO -> YOLO, COCO panoptic -> COCO, KITTI -> Nucleus and Lightly -> KITTI;
+COCO -> KITTI, COCO -> YOLO, COCO panoptic -> COCO, COCO panoptic -> COCO panoptic,
+KITTI -> Nucleus and Lightly -> KITTI;
 optionally the same COCO -> KITTI from one S3 bucket to another on a local moto server (``--s3``).
 
 Every case runs in a fresh interpreter on generated data (``coco_generate.py``,
@@ -15,6 +16,7 @@ allows on idle cores, from the serial time the driver spends before any worker c
 
     python bench/scale_bench.py [--workers 2] [--coco-images 5000] [--panoptic-images 300]
                                 [--kitti-frames 200] [--lightly-images 5000] [--repeat 3] [--s3]
+                                [--only coco-kitti,panoptic-panoptic,...]
 
 Needs ``annobridge[dask]`` (and ``annobridge[s3]`` + ``moto[server]`` for ``--s3``).
 """
@@ -198,20 +200,36 @@ def main() -> None:
                     help="where outputs go (a tmpfs such as /dev/shm/scale takes the disk's state out of "
                          "the figures: on ext4 the system time of 50,000 file creations swung 1-6 s per run)")
     ap.add_argument("--s3", action="store_true", help="also time COCO -> KITTI bucket to bucket")
+    ap.add_argument("--only", help="comma-separated cases to run (default: all): coco-kitti, coco-yolo, "
+                    "panoptic-coco, panoptic-panoptic, kitti-nucleus, lightly-kitti")
     a = ap.parse_args()
     compile_bytecode()  # as a wheel install would have: not recompiled in every run
     OUT = a.out
     DATA.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} CPU(s); {a.workers} workers; load average {os.getloadavg()[0]:.1f} "
           "(figures are fair only on an idle machine)")
-    run(f"COCO -> KITTI ({a.coco_images} images)", coco(a.coco_images), "kitti", "kitti", a.workers, a.repeat)
-    run(f"COCO -> YOLO ({a.coco_images} images)", coco(a.coco_images), "yolo", "yolo", a.workers, a.repeat)
-    run(f"COCO panoptic -> COCO ({a.panoptic_images} images 640x480)", panoptic(a.panoptic_images), "coco",
-        "out.json", a.workers, a.repeat)
-    run(f"KITTI -> Nucleus ({a.kitti_frames} frames, 20,000 points)", kitti(a.kitti_frames), "nucleus",
-        "scans.jsonl", a.workers, a.repeat)
-    run(f"Lightly -> KITTI ({a.lightly_images} images x 5 predicted boxes, nested metadata)",
-        lightly(a.lightly_images), "kitti", "kitti", a.workers, a.repeat)
+    cases = {
+        "coco-kitti": lambda: run(f"COCO -> KITTI ({a.coco_images} images)", coco(a.coco_images), "kitti", "kitti",
+                                  a.workers, a.repeat),
+        "coco-yolo": lambda: run(f"COCO -> YOLO ({a.coco_images} images)", coco(a.coco_images), "yolo", "yolo",
+                                 a.workers, a.repeat),
+        "panoptic-coco": lambda: run(f"COCO panoptic -> COCO ({a.panoptic_images} images 640x480)",
+                                     panoptic(a.panoptic_images), "coco", "out.json", a.workers, a.repeat),
+        # the workers write the PNGs (each decoded once, by the worker reading it), the driver the JSON
+        "panoptic-panoptic": lambda: run(f"COCO panoptic -> COCO panoptic ({a.panoptic_images} images 640x480)",
+                                         panoptic(a.panoptic_images), "coco-panoptic", "out.json", a.workers,
+                                         a.repeat),
+        "kitti-nucleus": lambda: run(f"KITTI -> Nucleus ({a.kitti_frames} frames, 20,000 points)",
+                                     kitti(a.kitti_frames), "nucleus", "scans.jsonl", a.workers, a.repeat),
+        "lightly-kitti": lambda: run(f"Lightly -> KITTI ({a.lightly_images} images x 5 predicted boxes, nested "
+                                     "metadata)", lightly(a.lightly_images), "kitti", "kitti", a.workers, a.repeat),
+    }
+    chosen = a.only.split(",") if a.only else list(cases)
+    unknown = sorted(set(chosen) - set(cases))
+    if unknown:
+        raise SystemExit(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(cases)}")
+    for name in chosen:
+        cases[name]()
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     if a.s3:
         s3_case(coco(a.coco_images))

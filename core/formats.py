@@ -316,11 +316,6 @@ class Format:
             only for a target that writes them there too (:class:`Parts`): sending the items
             back for the driver to write costs more than reading them (measured 0.38-0.94x
             with 2 workers for Lightly, Nucleus, KITTI and YOLO sources and a JSON writer).
-        light_for: target format names whose writer reuses what reading a unit found, so that
-            local workers would only repeat the driver's work (panoptic -> panoptic: in one
-            process the writer takes the ids the reader's check decoded; with workers each PNG
-            was decoded twice, 0.68x with 2 workers):
-            such a conversion runs in one process (noted).
         parts: how workers write their shards' items themselves (:class:`Parts`); without
             it, workers send their fitted items to the driver, which writes them.
     """
@@ -337,7 +332,6 @@ class Format:
     capabilities_for: Callable[[BaseModel], Capabilities] | None = None
     shards: Callable[[Path, Any, Context], Shards | None] | None = None
     heavy_units: bool = False
-    light_for: frozenset[str] = frozenset()
     parts: Parts | None = None
     plugin: str = field(default="", compare=False)
 
