@@ -72,6 +72,20 @@ def test_each_png_is_decoded_once_by_the_worker_that_reads_it(segment_ids: str, 
     _same_report(one, many)
 
 
+def test_dask_workers_decode_each_png_once(scheduler: str, decodes: Path,  # noqa: F811
+                                                 tmp_path: Path) -> None:
+    """On Dask too (the LocalCluster fixture: two worker threads of this process) the PNGs are
+    written by the workers that read them, and each is decoded once."""
+    src = make_panoptic(tmp_path / "pan", "val", images=9)
+    one = annobridge.convert(src, tmp_path / "one" / "out.json", "coco-panoptic")
+    _decoded(decodes)
+    many = annobridge.convert(src, tmp_path / "dask" / "out.json", "coco-panoptic", executor=scheduler, workers=2)
+    assert _decoded(decodes) == sorted(p.name for p in (tmp_path / "pan" / "val").glob("*.png"))
+    assert any(WROTE in n for n in many.notes), many.notes
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "dask")
+    _same_report(one, many)
+
+
 def test_a_bad_png_in_a_part_is_named_and_nothing_is_left(scheduler: str, tmp_path: Path) -> None:  # noqa: F811
     src = make_panoptic(tmp_path / "pan", "val", images=6)
     doc = json.loads(src.read_text(encoding="utf-8"))
