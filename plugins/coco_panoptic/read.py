@@ -18,6 +18,7 @@ import numpy as np
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context, Shards
 from annobridge.core.limits import _has_long_integer, json_decoder, load_json, load_json_lazily, open_image
+from annobridge.core.masks import rgb_ids
 from annobridge.core.model import (
     Category,
     Dataset,
@@ -421,10 +422,9 @@ def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:
             iw, ih = plan.image.get("width"), plan.image.get("height")
             if mode not in ("RGB", "RGBA") or (iw is not None and iw != size[0]) or (ih is not None and ih != size[1]):
                 return plan, {"mode": mode, "size": size}  # refused by _check_png, never decoded
-            rgb = np.asarray(img, dtype=np.uint32)
+            ids = rgb_ids(img)
     except ReadError as exc:
         return plan, {"unreadable": exc.problem}
-    ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
     keep_decoded(plan.png, ids, mode == "RGB" and fmt == "PNG")
     values, _, lengths = mask_runs(ids)
     uniq, inv = np.unique(values, return_inverse=True)

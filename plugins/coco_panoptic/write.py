@@ -18,7 +18,7 @@ from annobridge.core import storage
 from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.formats import Context, PartsDiffer, local_path
 from annobridge.core.limits import open_image
-from annobridge.core.masks import read_mask_png
+from annobridge.core.masks import read_mask_png, rgb_ids
 from annobridge.core.model import Category, Dataset, DatasetHeader, DatasetItem, Segment, SegmentationAnnotation
 from annobridge.core.paths import contained
 from annobridge.core.segmentation import mask_stats, relabel
@@ -108,8 +108,7 @@ def _write_png(job: _PngJob) -> dict[str, Any]:
                 raise ReadError(f"panoptic PNG has mode {img.mode}, expected RGB", file=job.location,
                                 item=job.reference_id)
             copy_from = job.location if img.mode == "RGB" and img.format == "PNG" else None
-            rgb = np.asarray(img, dtype=np.uint32)
-        arr = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+            arr = rgb_ids(img)
     else:
         arr = read_mask_png(job.location, job.encoding, expected=job.expected,  # type: ignore[arg-type]
                             item=job.reference_id)
