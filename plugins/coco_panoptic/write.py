@@ -213,8 +213,9 @@ class WrittenImage:
 
 
 class _ItemWriter:
-    """Writes items' PNGs (through ``context.map``) and their JSON records as :class:`WrittenImage`,
-    from the header's categories on; one per write, or per part on a worker."""
+    """Writes items' PNGs (through ``context.map``) and makes their JSON records
+    (:class:`WrittenImage`), from the header's categories on: one for a whole write, or one
+    per part on a worker."""
 
     def __init__(self, header: DatasetHeader, destination: Path, options: PanopticWriteOptions) -> None:
         self.masks = _masks_dir(destination)
@@ -245,8 +246,7 @@ class _ItemWriter:
                 while png in used_pngs:
                     png, k = f"{stem}_{k}.png", k + 1
             elif png in used_pngs:
-                raise WriteError(f"two items write the same PNG {png!r}", item=item.reference_id,
-                                 fix="give each segmentation its own attributes['file_name']")
+                raise _same_png(png, item.reference_id)
             used_pngs.add(png)
             mode = self.options.segment_ids
             generate = mode == "generate" or (mode == "auto" and seg.mask.encoding != "rgb")
@@ -290,7 +290,7 @@ class _ItemWriter:
         area_fixed = 0
         labels = None
         for s, cat in zip(seg.annotations, cats):
-            if s.label not in self.header_names:  # the driver checks it names what it did in one process
+            if s.label not in self.header_names:  # its category may depend on the items before: finish replays it
                 labels = labels or []
                 labels.append((*_category_keys(s), cat))
             got = result["segments"].get(s.index)
@@ -325,6 +325,11 @@ class _ItemWriter:
 def _category_keys(segment: Segment) -> tuple[str, Any, Any]:
     """What :meth:`_WriteState.category_for` decides a segment's category from."""
     return segment.label, segment.attributes.get("category_id"), segment.attributes.get("isthing", 1)
+
+
+def _same_png(png: str, ref: str) -> WriteError:
+    return WriteError(f"two items write the same PNG {png!r}", item=ref,
+                      fix="give each segmentation its own attributes['file_name']")
 
 
 def _dumps(record: dict[str, Any]) -> str:
@@ -368,8 +373,7 @@ def finish(written: Iterable[WrittenImage], dataset: Dataset, destination: Path,
             if done.png in used_pngs:
                 if not done.named:
                     raise PartsDiffer(f"a part named a PNG {done.png!r} that an item before it writes")
-                raise WriteError(f"two items write the same PNG {done.png!r}", item=done.ref,
-                                 fix="give each segmentation its own attributes['file_name']")
+                raise _same_png(done.png, done.ref)
             used_pngs.add(done.png)
         for label, cid, isthing, used in done.labels or ():
             if state.category_for(label, cid, isthing) != used:
