@@ -56,16 +56,16 @@ def _decoded(log: Path) -> list[str]:
     return lines
 
 
-@pytest.mark.parametrize("segment_ids", ["auto", "generate"])
-def test_each_png_is_decoded_once_by_the_worker_that_reads_it(segment_ids: str, decodes: Path,
+@pytest.mark.parametrize(("segment_ids", "check"), [("auto", "true"), ("generate", "true"),
+                                                     ("auto", "false")])  # unchecked: the writer decodes
+def test_each_png_is_decoded_once_by_the_worker_that_reads_it(segment_ids: str, check: str, decodes: Path,
                                                               tmp_path: Path) -> None:
     src = make_panoptic(tmp_path / "pan", "val", images=9)
     pngs = sorted(p.name for p in (tmp_path / "pan" / "val").glob("*.png"))
-    options = {"segment-ids": segment_ids}
-    one = annobridge.convert(src, tmp_path / "one" / "out.json", "coco-panoptic", write_options=options)
+    options = {"write_options": {"segment-ids": segment_ids}, "read_options": {"check-masks": check}}
+    one = annobridge.convert(src, tmp_path / "one" / "out.json", "coco-panoptic", **options)
     assert _decoded(decodes) == pngs
-    many = annobridge.convert(src, tmp_path / "two" / "out.json", "coco-panoptic", write_options=options,
-                              workers=2)
+    many = annobridge.convert(src, tmp_path / "two" / "out.json", "coco-panoptic", workers=2, **options)
     assert _decoded(decodes) == pngs  # once each, in the workers: the driver decodes none
     assert many.notes == ["read in 9 parts by the workers (coco-panoptic lists 9 units; they wrote their items)"]
     assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
