@@ -302,9 +302,14 @@ would (COCO -> KITTI: the keypoints of 43,907 items left out on read, not derive
 
 def chunks(units: list[Any], workers: int) -> list[list[Any]]:
     """Shards of consecutive units: about eight per worker (so a slow shard does not leave the
-    others idle), at most 256 units each (bounded results in flight)."""
-    size = max(1, min(256, -(-len(units) // max(1, workers * 8))))
-    return [units[i:i + size] for i in range(0, len(units), size)]
+    others idle), at most 256 units each (bounded results in flight), as many as a multiple of
+    the workers and of sizes within one of each other, so that no worker waits at the end for
+    a last full one (Lightly, 5,000 files on 2 workers: 20 shards of 250, not 19 of 256 and
+    one of 136)."""
+    n, workers = len(units), max(1, workers)
+    size = max(1, min(256, -(-n // (workers * 8))))
+    count = min(n, -(-n // size // workers) * workers if n else 0)
+    return [units[n * i // count:n * (i + 1) // count] for i in range(count)]
 
 
 def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Context) -> None:
