@@ -220,7 +220,11 @@ def elsewhere(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Ite
     finally:
         for proc in reversed(procs):
             proc.terminate()
-            proc.wait(timeout=30)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 @pytest.mark.parametrize("target", ["coco", "kitti", "yolo"])  # YOLO: the driver writes the first part itself
