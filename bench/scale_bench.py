@@ -15,6 +15,7 @@ allows on idle cores, from the serial time the driver spends before any worker c
 
     python bench/scale_bench.py [--workers 2] [--coco-images 5000] [--panoptic-images 300]
                                 [--kitti-frames 200] [--lightly-images 5000] [--repeat 3] [--s3]
+                                [--only coco-kitti coco-yolo panoptic-coco kitti-nucleus lightly-kitti]
 
 Needs ``annobridge[dask]`` (and ``annobridge[s3]`` + ``moto[server]`` for ``--s3``).
 """
@@ -93,7 +94,8 @@ def lightly(images: int) -> Path:
 
 LIST = """
 from annobridge.converters import engine
-from annobridge.core.formats import Context
+from annobridge.core.formats import Context, steady_heap
+steady_heap()  # as CONVERT (and the CLI) does
 ctx = Context(workers={workers})
 try:
     engine.read_shards({src!r}, context=ctx)
@@ -185,6 +187,9 @@ def s3_case(src: Path) -> None:
         server.stop()
 
 
+CASES = ("coco-kitti", "coco-yolo", "panoptic-coco", "kitti-nucleus", "lightly-kitti")
+
+
 def main() -> None:
     global OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -198,20 +203,29 @@ def main() -> None:
                     help="where outputs go (a tmpfs such as /dev/shm/scale takes the disk's state out of "
                          "the figures: on ext4 the system time of 50,000 file creations swung 1-6 s per run)")
     ap.add_argument("--s3", action="store_true", help="also time COCO -> KITTI bucket to bucket")
+    ap.add_argument("--only", nargs="+", choices=CASES, default=list(CASES), metavar="CASE",
+                    help=f"run only these conversions ({', '.join(CASES)})")
     a = ap.parse_args()
     compile_bytecode()  # as a wheel install would have: not recompiled in every run
     OUT = a.out
     DATA.mkdir(parents=True, exist_ok=True)
     print(f"{os.cpu_count()} CPU(s); {a.workers} workers; load average {os.getloadavg()[0]:.1f} "
           "(figures are fair only on an idle machine)")
-    run(f"COCO -> KITTI ({a.coco_images} images)", coco(a.coco_images), "kitti", "kitti", a.workers, a.repeat)
-    run(f"COCO -> YOLO ({a.coco_images} images)", coco(a.coco_images), "yolo", "yolo", a.workers, a.repeat)
-    run(f"COCO panoptic -> COCO ({a.panoptic_images} images 640x480)", panoptic(a.panoptic_images), "coco",
-        "out.json", a.workers, a.repeat)
-    run(f"KITTI -> Nucleus ({a.kitti_frames} frames, 20,000 points)", kitti(a.kitti_frames), "nucleus",
-        "scans.jsonl", a.workers, a.repeat)
-    run(f"Lightly -> KITTI ({a.lightly_images} images x 5 predicted boxes, nested metadata)",
-        lightly(a.lightly_images), "kitti", "kitti", a.workers, a.repeat)
+    cases = {
+        "coco-kitti": lambda: run(f"COCO -> KITTI ({a.coco_images} images)", coco(a.coco_images), "kitti",
+                                  "kitti", a.workers, a.repeat),
+        "coco-yolo": lambda: run(f"COCO -> YOLO ({a.coco_images} images)", coco(a.coco_images), "yolo", "yolo",
+                                 a.workers, a.repeat),
+        "panoptic-coco": lambda: run(f"COCO panoptic -> COCO ({a.panoptic_images} images 640x480)",
+                                     panoptic(a.panoptic_images), "coco", "out.json", a.workers, a.repeat),
+        "kitti-nucleus": lambda: run(f"KITTI -> Nucleus ({a.kitti_frames} frames, 20,000 points)",
+                                     kitti(a.kitti_frames), "nucleus", "scans.jsonl", a.workers, a.repeat),
+        "lightly-kitti": lambda: run(f"Lightly -> KITTI ({a.lightly_images} images x 5 predicted boxes, nested "
+                                     "metadata)", lightly(a.lightly_images), "kitti", "kitti", a.workers, a.repeat),
+    }
+    for name in CASES:
+        if name in a.only:
+            cases[name]()
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     if a.s3:
         s3_case(coco(a.coco_images))
