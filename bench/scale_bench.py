@@ -16,7 +16,8 @@ allows on idle cores, from the serial time the driver spends before any worker c
 
     python bench/scale_bench.py [--workers 2] [--coco-images 5000] [--panoptic-images 300]
                                 [--kitti-frames 200] [--lightly-images 5000] [--repeat 3] [--s3]
-                                [--only coco-kitti,panoptic-panoptic,...]
+                                [--only coco-kitti coco-yolo panoptic-coco panoptic-panoptic kitti-nucleus
+                                        lightly-kitti]
 
 Needs ``annobridge[dask]`` (and ``annobridge[s3]`` + ``moto[server]`` for ``--s3``).
 """
@@ -95,7 +96,8 @@ def lightly(images: int) -> Path:
 
 LIST = """
 from annobridge.converters import engine
-from annobridge.core.formats import Context
+from annobridge.core.formats import Context, steady_heap
+steady_heap()  # as CONVERT (and the CLI) does
 ctx = Context(workers={workers})
 try:
     engine.read_shards({src!r}, context=ctx)
@@ -187,6 +189,9 @@ def s3_case(src: Path) -> None:
         server.stop()
 
 
+CASES = ("coco-kitti", "coco-yolo", "panoptic-coco", "panoptic-panoptic", "kitti-nucleus", "lightly-kitti")
+
+
 def main() -> None:
     global OUT
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -200,8 +205,8 @@ def main() -> None:
                     help="where outputs go (a tmpfs such as /dev/shm/scale takes the disk's state out of "
                          "the figures: on ext4 the system time of 50,000 file creations swung 1-6 s per run)")
     ap.add_argument("--s3", action="store_true", help="also time COCO -> KITTI bucket to bucket")
-    ap.add_argument("--only", help="comma-separated cases to run (default: all): coco-kitti, coco-yolo, "
-                    "panoptic-coco, panoptic-panoptic, kitti-nucleus, lightly-kitti")
+    ap.add_argument("--only", nargs="+", choices=CASES, default=list(CASES), metavar="CASE",
+                    help=f"run only these conversions ({', '.join(CASES)})")
     a = ap.parse_args()
     compile_bytecode()  # as a wheel install would have: not recompiled in every run
     OUT = a.out
@@ -209,8 +214,8 @@ def main() -> None:
     print(f"{os.cpu_count()} CPU(s); {a.workers} workers; load average {os.getloadavg()[0]:.1f} "
           "(figures are fair only on an idle machine)")
     cases = {
-        "coco-kitti": lambda: run(f"COCO -> KITTI ({a.coco_images} images)", coco(a.coco_images), "kitti", "kitti",
-                                  a.workers, a.repeat),
+        "coco-kitti": lambda: run(f"COCO -> KITTI ({a.coco_images} images)", coco(a.coco_images), "kitti",
+                                  "kitti", a.workers, a.repeat),
         "coco-yolo": lambda: run(f"COCO -> YOLO ({a.coco_images} images)", coco(a.coco_images), "yolo", "yolo",
                                  a.workers, a.repeat),
         "panoptic-coco": lambda: run(f"COCO panoptic -> COCO ({a.panoptic_images} images 640x480)",
@@ -224,12 +229,9 @@ def main() -> None:
         "lightly-kitti": lambda: run(f"Lightly -> KITTI ({a.lightly_images} images x 5 predicted boxes, nested "
                                      "metadata)", lightly(a.lightly_images), "kitti", "kitti", a.workers, a.repeat),
     }
-    chosen = a.only.split(",") if a.only else list(cases)
-    unknown = sorted(set(chosen) - set(cases))
-    if unknown:
-        raise SystemExit(f"unknown case(s) {', '.join(unknown)}; choose from {', '.join(cases)}")
-    for name in chosen:
-        cases[name]()
+    for name in CASES:
+        if name in a.only:
+            cases[name]()
     print(f"\nload average at the end {os.getloadavg()[0]:.1f}")
     if a.s3:
         s3_case(coco(a.coco_images))

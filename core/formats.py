@@ -17,6 +17,7 @@ formats from the ``register_formats`` hook.
 from __future__ import annotations
 
 import ctypes
+import gc
 import importlib
 import os
 import signal
@@ -576,7 +577,13 @@ def steady_heap() -> None:
     panoptic PNG is 1.2 MB: measured on 300 of them, a worker without this spent ~35% more
     CPU than the same work in a process whose threshold had risen. Called in annobridge's
     own processes only (the CLI, its workers), never on a library user's process.
+
+    It also puts what is alive now (the imported modules, some 300,000 objects) out of the
+    cyclic collector's sight (``gc.freeze``): a full collection, which listing a large source
+    triggers, then walks only the newer objects (Lightly -> KITTI with workers: ~0.01 s less
+    of the driver's serial time), and a forked worker does not copy those pages by marking them.
     """
+    gc.freeze()
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc (macOS, Windows)

@@ -85,7 +85,10 @@ KNOWN_ATTRIBUTES: dict[str, str] = {
     "split": "the dataset split the item belongs to (YOLO train/val/test folders, VOC ImageSets/Main)",
 }
 
-_STRICT = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False)
+_STRICT = ConfigDict(extra="forbid", validate_assignment=False, allow_inf_nan=False, defer_build=True)
+"""``defer_build``: a model's validator and serializer are built on its first use, not at
+import; readers build most items with ``model_construct`` (no validator), and every process,
+the CLI's and each worker's, imports this module (Lightly -> KITTI: ~0.02 s less each)."""
 
 Number = Union[int, float]
 """A number kept as int or float as given, so ids built with ``str()`` match Nucleus's."""

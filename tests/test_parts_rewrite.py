@@ -63,7 +63,7 @@ def test_a_remote_source_written_again_in_one_process_copies_every_image(s3: Any
 
 
 def test_the_note_counts_the_part_the_driver_wrote_apart(tmp_path: Path) -> None:
-    """40 units in 14 shards of 3 (``sharded.chunks``): the driver writes the first (``Parts.lead``),
+    """40 units in 14 shards of 2 or 3 (``sharded.chunks``): the driver writes the first (``Parts.lead``),
     the workers the other 13."""
     src = _unnamed_yolo(tmp_path, names=True)
     one = annobridge.convert(src, tmp_path / "one" / "y", "yolo")

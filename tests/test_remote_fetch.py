@@ -8,8 +8,13 @@ the local folder, byte for byte; a failure leaves nothing behind."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import socket
+import subprocess
+import sys
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -102,7 +107,7 @@ def test_each_per_item_file_is_fetched_once_by_a_worker(case: str, executor: str
     assert "the workers fetched the files of their parts from " + url.rsplit("/", 1)[0] in remote.notes \
         or f"the workers fetched the files of their parts from {url}" in remote.notes, remote.notes
     fetched = s3_requests.gets("src/")
-    # every one, once (KITTI label files too: the categories pass keeps them for the reading pass);
+    # every one, once (KITTI label files too: the categories pass hands them to the reading pass);
     # Nucleus point clouds not at all: COCO holds none
     want = {k: 0 if ".pointclouds/" in k else 1 for k in per_item}
     assert {k: fetched.get(k, 0) for k in per_item} == want
@@ -181,3 +186,84 @@ def test_kitti_to_nucleus_fetches_each_point_cloud_once(executor: str, s3: Any, 
     assert {k: n for k, n in fetched.items() if "/velodyne/" in k} == {}
     assert {k: fetched.get(k, 0) for k in per_item if "/velodyne/" not in k} == {
         k: 1 for k in per_item if "/velodyne/" not in k}
+
+
+@pytest.fixture(scope="module")
+def elsewhere(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """A Dask scheduler and two workers that do not see the driver's temporary folder (as on
+    another machine): the workers run in their own mount namespace, with an empty tmpfs over
+    that folder. Yields the executor and the folder (the test's driver makes its own there)."""
+    hidden = tmp_path_factory.mktemp("driver-tmp")
+    if shutil.which("unshare") is None or subprocess.run(
+            ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs tmpfs "{hidden}"'], capture_output=True).returncode:
+        pytest.skip("needs unshare(1) with an unprivileged mount namespace to hide the driver's folder")
+    dask = str(Path(sys.executable).with_name("dask"))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "AWS_ENDPOINT_URL": s3_endpoint, "AWS_ACCESS_KEY_ID": "testing",
+           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}
+    for key in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
+        env.pop(key, None)
+    address = f"127.0.0.1:{port}"
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    procs.append(subprocess.Popen(
+        ["unshare", "-rm", "sh", "-c", f'mount -t tmpfs tmpfs "{hidden}" && exec "{dask}" worker tcp://{address} '
+         "--nworkers 2 --nthreads 1 --no-dashboard"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    try:
+        from distributed import Client
+
+        with Client(f"tcp://{address}", timeout="30s") as client:
+            client.wait_for_workers(2, timeout=60)
+        yield f"dask://{address}", hidden
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+@pytest.mark.parametrize("target", ["coco", "kitti", "yolo"])  # YOLO: the driver writes the first part itself
+def test_kitti_label_files_are_fetched_once_by_workers_on_another_machine(
+        target: str, elsewhere: tuple[str, Path], s3: Any, s3_requests: S3Requests, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Workers that cannot see the driver's scratch folder: the label files the categories pass
+    fetched reach the reading pass without a second download; output as one process's."""
+    executor, hidden = elsewhere
+    src, url, per_item = _upload("kitti", s3, tmp_path)
+    name = "out.json" if target == "coco" else "out"
+    local = annobridge.convert(src, tmp_path / "local" / name, target)
+    if target == "coco":
+        annobridge.convert(url, f"s3://dst/one/{name}", target)  # one process, as a reference
+    monkeypatch.setattr(tempfile, "tempdir", str(hidden))  # the driver's copy and scratch folder
+    out = f"s3://dst/run/{name}" if target == "coco" else tmp_path / "remote" / name  # staged where workers see
+    s3_requests.clear()
+    remote = annobridge.convert(url, out, target, workers=2, executor=executor)
+    assert f"the workers fetched the files of their parts from {url}" in remote.notes, remote.notes
+    fetched = s3_requests.gets("src/")
+    labels = [k for k in per_item if "/label_2/" in k]
+    assert {k: fetched.get(k, 0) for k in labels} == dict.fromkeys(labels, 1)
+    want_others = {k: 0 if target != "kitti" and "/velodyne/" in k else 1 for k in per_item if k not in labels}
+    assert {k: fetched.get(k, 0) for k in per_item if k not in labels} == want_others
+    assert remote.items_written == local.items_written > 0 and remote.read == local.read
+    if target == "coco":
+        assert s3.cat_file(f"dst/run/{name}") == s3.cat_file(f"dst/one/{name}")  # it names the bucket's images
+    else:
+        assert _local_tree(tmp_path / "remote") == _local_tree(tmp_path / "local")
+    assert list(hidden.iterdir()) == []  # the driver's scratch and copy are gone
+
+
+def test_a_bad_label_file_on_another_machine_is_named_and_nothing_is_left(
+        elsewhere: tuple[str, Path], s3: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    executor, hidden = elsewhere
+    _, url, per_item = _upload("kitti", s3, tmp_path)
+    bad = [k for k in per_item if "/label_2/" in k][-1]
+    s3.pipe_file(bad, b"Car 0 0 0 1 2 3\n")
+    monkeypatch.setattr(tempfile, "tempdir", str(hidden))
+    with pytest.raises(ReadError, match=f"^s3://{bad}:line 1: row has 7 columns"):  # the object, not a copy
+        annobridge.convert(url, tmp_path / "out" / "kitti", "kitti", workers=2, executor=executor)
+    assert not (tmp_path / "out").exists() and list(hidden.iterdir()) == []

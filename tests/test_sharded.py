@@ -341,3 +341,21 @@ def test_a_remote_mask_larger_than_the_cap_is_refused(s3: Any, tmp_path: Path,
     monkeypatch.setattr(storage, "MAX_MASK_BYTES", 16)
     with pytest.raises(ReadError, match="larger than"):
         annobridge.convert(src, tmp_path / "out" / "pan.json", "coco-panoptic")
+
+
+def test_panoptic_errors_come_in_item_order_when_read_in_parts(in_parts: None, tmp_path: Path) -> None:
+    """A missing PNG (image 2) before a segment of an unknown category (image 7): workers check
+    each image's segments where they read its PNG, so the first error is the one one process
+    raises (the driver's listing checked every segment first, and named image 7)."""
+    src = make_panoptic(tmp_path / "pan", "val", images=9)
+    doc = json.loads(src.read_text())
+    (src.parent / "val" / doc["annotations"][2]["file_name"]).unlink()
+    doc["annotations"][7]["segments_info"][0]["category_id"] = 99999
+    src.write_text(json.dumps(doc))
+    first = []
+    for workers in (1, 2):
+        with pytest.raises(ReadError) as err:
+            annobridge.convert(src, tmp_path / f"out{workers}" / "out.json", "coco", workers=workers)
+        first.append((err.value.item, err.value.problem))
+        assert not (tmp_path / f"out{workers}").exists()
+    assert first[0] == first[1] == (str(doc["images"][2]["id"]), "panoptic PNG does not exist")

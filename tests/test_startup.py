@@ -208,3 +208,21 @@ def test_format_declarations_know_every_model_kind() -> None:
     # core.formats spells the kinds out so declaring a format does not import the model
     assert ALL_ANNOTATION_TYPES == frozenset(ANNOTATION_TYPES) - {"scene_category"}
     assert ALL_ATTRIBUTES == frozenset(KNOWN_ATTRIBUTES)
+
+
+def test_detecting_a_json_file_imports_only_the_readers_that_may_claim_it(tmp_path) -> None:
+    """Each converted file is detected by every format's ``detect``: one that cannot be YOLO,
+    KITTI, Pascal VOC or CVAT (a ``.json``) must not import their readers or yaml (their
+    imports were half of detection's time, paid by every conversion without ``--from``)."""
+    src = tmp_path / "panoptic.json"
+    src.write_text(json.dumps({"images": [{"id": 1, "file_name": "1.jpg"}], "categories": [],
+                               "annotations": [{"image_id": 1, "file_name": "1.png", "segments_info": []}]}))
+    loaded = loaded_after(
+        "from pathlib import Path\n"
+        "from annobridge.core.plugins import FormatRegistry, get_plugin_manager\n"
+        "registry = FormatRegistry.from_manager(get_plugin_manager(load_entry_points=False))\n"
+        f"assert registry.detect(Path({str(src)!r})) == ['coco-panoptic']\n"
+    )
+    claimed = {m for m in readers_and_writers(loaded) if m.split(".")[2] in ("yolo", "kitti", "pascal_voc", "cvat")}
+    assert not claimed, sorted(claimed)
+    assert "yaml" not in loaded

@@ -262,7 +262,7 @@ def shards(path: Path, options: PanopticReadOptions, context: Context) -> Shards
     """The images, checked against the JSON, as units that workers read (decode their PNGs)
     apart (``converters/sharded.py``); a unit's file is its PNG, relative to the JSON's folder."""
     header, data, masks, check = _parse(path, options, context)
-    plans = list(_plans(path, data, masks, header.categories, context, check))
+    plans = list(_plans(path, data, masks, header.categories, context, check, segments=False))
     root = path.parent
     for plan in plans:
         if plan.png is not None and Path(plan.png).is_relative_to(root):
@@ -280,14 +280,18 @@ def _png_of(plan: _ImagePlan) -> list[str]:
 def _read_part(name: str, root: Path, plans: list[_ImagePlan], header: DatasetHeader,
                context: Context) -> Iterator[DatasetItem]:
     path = root / name
+    cats = {c.id: c for c in header.categories}
     for plan in plans:
         if plan.png is not None:
             plan.png = str(root / plan.png)
+        _plan_segments(path, plan, cats, context)
         yield _build_item(path, *_inspect_png(plan), context)
 
 
 def _plans(path: Path, data: dict[str, Any], masks: Path, categories: list[Category],
-           context: Context, check: bool) -> Iterator[_ImagePlan]:
+           context: Context, check: bool, segments: bool = True) -> Iterator[_ImagePlan]:
+    """Each image's plan: its entry and its annotation checked, and (``segments``) the
+    annotation's segments; without, :func:`_plan_segments` checks them where the PNG is read."""
     cats = {c.id: c for c in categories}
     images = data["images"]
     by_image: dict[Any, int] = {}
@@ -332,14 +336,16 @@ def _plans(path: Path, data: dict[str, Any], masks: Path, categories: list[Categ
             plan = _ImagePlan(n=n, image=img, reference_id=ref, check=check)
             k = by_image.get(img["id"])
             if k is not None:
-                _plan_annotation(path, masks, plan, k, data["annotations"][k], cats, context)
+                _plan_annotation(path, masks, plan, k, data["annotations"][k], context)
+                if segments:
+                    _plan_segments(path, plan, cats, context)
             yield plan
 
     return plans()
 
 
 def _plan_annotation(path: Path, masks: Path, plan: _ImagePlan, k: int, ann: dict[str, Any],
-                     cats: dict[int, Category], context: Context) -> None:
+                     context: Context) -> None:
     where = f"#/annotations/{k}"
     fname = ann.get("file_name")
     infos = ann.get("segments_info")
@@ -357,8 +363,17 @@ def _plan_annotation(path: Path, masks: Path, plan: _ImagePlan, k: int, ann: dic
         context.error(exc)
         return
     plan.ann_index, plan.ann, plan.png = k, ann, str(png)
+
+
+def _plan_segments(path: Path, plan: _ImagePlan, cats: dict[int, Category], context: Context) -> None:
+    """The segments of ``plan``'s annotation, checked (a worker's job when read in parts: the
+    driver's listing stays short, and raw dicts cross to the workers faster than models)."""
+    if plan.ann is None:
+        return
+    where = f"#/annotations/{plan.ann_index}"
     seen: dict[int, int] = {}
-    for j, info in enumerate(infos):  # values decoded from JSON: exact types (bool is not int)
+    plan.segments = []
+    for j, info in enumerate(plan.ann["segments_info"]):  # decoded JSON: exact types (bool is not int)
         sid = info.get("id") if type(info) is dict else info
         if type(sid) is not int or not 0 < sid <= MAX_ID:
             context.error(ReadError(f"segment id is {sid!r}, expected an integer 1..{MAX_ID}",

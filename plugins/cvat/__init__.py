@@ -118,15 +118,18 @@ from annobridge.core.hookspecs import hookimpl
 
 # The options models (pydantic), the reader and the writer (numpy, the model) are
 # imported on first use, not to list formats.
-__getattr__ = lazy_exports(__name__, {"options": ("CvatReadOptions", "CvatWriteOptions"),
-                                       "read": ("annotation_file",)})
+__getattr__ = lazy_exports(__name__, {"options": ("CvatReadOptions", "CvatWriteOptions")})
+
+
+def annotation_file(path: Path) -> Path:
+    """The XML file of ``path``: the file itself, or ``annotations.xml`` in a folder. Here, not in
+    the reader: detection runs for every source and must not import the reader."""
+    return path / "annotations.xml" if path.is_dir() else path
 
 
 def detect(path: Path) -> bool:
     """An XML file (or a folder's ``annotations.xml``) whose root is ``<annotations>`` and
     whose ``<version>`` is 1.1, judged from its first 4 KiB."""
-    from annobridge.plugins.cvat.read import annotation_file
-
     xml = annotation_file(path)
     if not xml.is_file() or xml.suffix.lower() != ".xml":
         return False

@@ -36,6 +36,7 @@ from annobridge.core.model import (
     construct,
 )
 from annobridge.core.paths import contained
+from annobridge.plugins.cvat import annotation_file
 from annobridge.plugins.cvat import common as c
 
 logger = logging.getLogger(__name__)
@@ -64,11 +65,6 @@ class Elem:
     def child_text(self, tag: str) -> str | None:
         ch = self.child(tag)
         return None if ch is None else ch.text
-
-
-def annotation_file(path: Path) -> Path:
-    """The XML file of ``path``: the file itself, or ``annotations.xml`` in a folder."""
-    return path / "annotations.xml" if path.is_dir() else path
 
 
 def top_level(path: Path) -> Iterator[Elem]:

@@ -145,7 +145,7 @@ from annobridge.core.hookspecs import hookimpl
 
 __all__ = [
     "CAPS", "FIELDS", "FORMAT", "IMAGE_EXTS", "KITTI_ATTRIBUTES", "LIDAR_SENSOR", "OBJECT_STYLE", "SENTINEL_3D",
-    "TRACKING_DONTCARE_3D", "TRACKING_FORMAT", "TRACKING_STYLE", "FrameFiles", "FrameJob", "FrameResult",
+    "SPLIT_DIRS", "TRACKING_DONTCARE_3D", "TRACKING_FORMAT", "TRACKING_STYLE", "FrameFiles", "FrameJob", "FrameResult",
     "KittiReadOptions", "KittiWriteOptions", "Layout", "Row", "Style", "detect", "detect_tracking",
     "load_label_map", "parse_row", "read_tracking", "register_formats",
     "render_numbers", "resolve_layout", "write_frame", "write_tracking",
@@ -166,6 +166,10 @@ __getattr__ = lazy_exports(__name__, {
 
 logger = logging.getLogger(__name__)
 
+SPLIT_DIRS = ("label_2", "label_02", "image_2", "image_02", "velodyne", "calib", "results")
+"""The folders of a KITTI split (``training/``, ``testing/``, or the folder given). Here, not
+in the reader: detection runs for every source and must not import the reader."""
+
 
 # --------------------------------------------------------------------------- detect
 
@@ -174,13 +178,11 @@ def detect(path: Path) -> bool:
     """A folder with ``label_2``/``image_2``+``calib``/``velodyne`` (or such a ``training/``),
     or label files without that layout whose first row is a KITTI row: a ``.txt`` file, a
     folder of them, or a folder holding ``labels/`` (labelformat)."""
-    from annobridge.plugins.kitti.read import _SPLIT_DIRS
-
     if path.is_file():
         return path.suffix.lower() == ".txt" and _kitti_rows(path)
     if not path.is_dir():
         return False
-    if not any((path / d).is_dir() for d in (*_SPLIT_DIRS, "training", "testing", "label_02")):
+    if not any((path / d).is_dir() for d in (*SPLIT_DIRS, "training", "testing", "label_02")):
         folder = path / "labels" if (path / "labels").is_dir() else path
         first = next((e for e in sorted(os.scandir(folder), key=lambda e: e.name)
                       if e.name.endswith(".txt") and e.is_file()), None)

@@ -28,6 +28,7 @@ from annobridge.core.model import (
     Scene,
 )
 from annobridge.core.paths import contained
+from annobridge.plugins.kitti import SPLIT_DIRS
 from annobridge.plugins.kitti import calib as kitti_calib
 from annobridge.plugins.kitti.common import (
     OBJECT_STYLE,
@@ -157,9 +158,6 @@ def _first_dir(base: Path, names: tuple[str, ...]) -> Path | None:
     return None
 
 
-_SPLIT_DIRS = ("label_2", "label_02", "image_2", "image_02", "velodyne", "calib", "results")
-
-
 def _loose(labels: Path, images: Path | None, only: str | None = None) -> Layout:
     """A folder of label files without the KITTI layout (a results/submission folder,
     labelformat's ``labels/``): images by stem in ``images``, else an ``images/`` beside it."""
@@ -175,7 +173,7 @@ def resolve_layout(path: Path, split: str | None, images: Path | None = None) ->
     if not path.is_dir():
         raise ReadError("a KITTI dataset is a folder or a label file", file=path,
                         fix="pass the KITTI root, its training/ folder, a folder of label files or one")
-    if any((path / d).is_dir() for d in _SPLIT_DIRS):
+    if any((path / d).is_dir() for d in SPLIT_DIRS):
         split_dir = path
     elif split is not None:
         split_dir = path / split

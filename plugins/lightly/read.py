@@ -111,19 +111,31 @@ def parse_frame_file_name(file_name: str) -> tuple[str, int, int] | None:
 
 
 def _json_files(folder: Path, skip_top: frozenset[str] = frozenset()) -> dict[str, str]:
-    """``relative stem -> path`` of every ``*.json`` below ``folder`` (sorted walk; paths as
-    strings: a listing of many thousand files spends most of its time making Path objects)."""
+    """``relative stem -> path`` of every ``*.json`` below ``folder``, in the order of a sorted
+    ``os.walk`` (a folder's files, then its sub-folders; links to folders not followed). Paths
+    are the strings ``os.scandir`` made: a listing of many thousand files spends most of its
+    time making paths (Path objects, ``os.path.join``)."""
     out: dict[str, str] = {}
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        rel_root = os.path.relpath(root, folder)
-        for name in sorted(files):
-            if not name.endswith(".json"):
-                continue
-            rel = name if rel_root == "." else f"{rel_root}/{name}".replace(os.sep, "/")
-            if rel in skip_top:
-                continue
-            out[rel[: -len(".json")]] = os.path.join(root, name)
+
+    def walk(path: str, prefix: str) -> None:
+        try:
+            with os.scandir(path) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError:  # as os.walk: a folder that cannot be listed holds nothing
+            return
+        folders = []
+        for e in entries:
+            if e.is_dir():
+                if not e.is_symlink():
+                    folders.append(e)
+            elif e.name.endswith(".json"):
+                rel = prefix + e.name
+                if rel not in skip_top:
+                    out[rel[:-5]] = e.path
+        for e in folders:
+            walk(e.path, f"{prefix}{e.name}/")
+
+    walk(str(folder), "")
     return out
 
 
@@ -448,7 +460,7 @@ def _videos_of(ls: _Listing, options: LightlyReadOptions) -> _Videos:
             frames.setdefault(split_ext(frame[0])[0], []).append((stem, frame[2]))
         elif frame is not None:
             frames.setdefault(split_ext(frame[0])[0], [])
-    scratch = DatasetHeader()
+    scratch = DatasetHeader.model_construct()
     for ref in frames:
         if ref in ls.entries:
             try:
@@ -536,7 +548,10 @@ def _listing(path: Path, options: LightlyReadOptions) -> _Listing:
                                 file=input_root, fix="rename one of them")
             media[stem] = fn
             entries.setdefault(stem, _Entry(stem))
-    header = DatasetHeader(categories=_header_categories(tasks), info={"lightly": info} if info else {})
+    # made of checked parts (the categories validated from the task schemas): not validated
+    # again, which would build the header's validator in every run (~0.01 s)
+    header = DatasetHeader.model_construct(categories=_header_categories(tasks),
+                                           info={"lightly": info} if info else {})
     base = input_root if input_root is not None else folder.parent
     origins = _load_json(folder / ORIGINS_FILE).get("items", {}) if (folder / ORIGINS_FILE).is_file() else {}
     return _Listing(folder, header, schema, tasks, entries, base, origins)

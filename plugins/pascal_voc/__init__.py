@@ -139,7 +139,7 @@ def detect(path: Path) -> bool:
     """A devkit tree (``Annotations/``, ``SegmentationClass/`` or ``SegmentationObject/``), or a
     folder (or its sub-folders, as Roboflow splits) whose first XML files have an
     ``<annotation>`` root."""
-    from annobridge.plugins.pascal_voc.read import find_layout
+    from annobridge.plugins.pascal_voc.common import find_layout
 
     return path.is_dir() and find_layout(path) is not None
 

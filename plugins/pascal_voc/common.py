@@ -1,9 +1,12 @@
 """What the Pascal VOC reader and writer share: class list and colormap, ``labelmap.txt``,
-box coordinate conventions and the exact number text.
+box coordinate conventions, the exact number text, and where the parts of a VOC tree are
+(found without the reader, for detection).
 """
 
 from __future__ import annotations
 
+import os
+import re
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -189,3 +192,66 @@ def corner_texts(x: int | float, y: int | float, w: int | float, h: int | float,
     return {"xmin": number_text(xmin, xi), "ymin": number_text(ymin, yi),
             "xmax": number_text(xmax, xi and isinstance(w, int)),
             "ymax": number_text(ymax, yi and isinstance(h, int))}
+
+
+_ANNOTATION_ROOT = re.compile(rb"<annotation[\s>/]")
+
+
+@dataclass
+class Layout:
+    """Where the parts of one VOC dataset are."""
+
+    root: Path
+    annotations: Path
+    images: Path | None  # None: images lie beside their XML (flat layout)
+    flat: bool = False
+
+    @property
+    def imagesets(self) -> Path:
+        return self.root / "ImageSets"
+
+
+def find_layout(path: Path) -> Layout | None:
+    """The VOC tree at ``path``: a devkit root (``Annotations/``, ``ImageSets/``,
+    ``SegmentationClass/``...), ``VOCdevkit/VOC20xx`` above one, or a flat folder of XMLs.
+    Here, not in the reader: detection runs for every source and must not import the reader
+    (ElementTree, numpy, the model)."""
+    for base in _candidates(path):
+        if any((base / d).is_dir() for d in ("Annotations", "SegmentationClass", "SegmentationObject")):
+            return Layout(base, base / "Annotations", base / "JPEGImages")
+    if path.is_dir():
+        subs = sorted(p for p in path.iterdir() if p.is_dir())
+        for folder in [path, *subs[:8]]:
+            if any(is_voc_xml(p) for p in _first_xmls(folder)):
+                return Layout(path, path, None, flat=True)
+    return None
+
+
+def _candidates(path: Path) -> list[Path]:
+    out = [path]
+    for parent in (path, path / "VOCdevkit"):
+        if parent.is_dir():
+            subs = [p for p in parent.iterdir() if p.is_dir() and p.name.upper().startswith("VOC")
+                    and p.name != "VOCdevkit"]
+            if len(subs) == 1:
+                out.append(subs[0])
+    return out
+
+
+def _first_xmls(folder: Path, limit: int = 3) -> list[Path]:
+    out = []
+    for entry in os.scandir(folder):
+        if entry.name.endswith(".xml") and entry.is_file():
+            out.append(Path(entry.path))
+            if len(out) >= limit:
+                break
+    return out
+
+
+def is_voc_xml(path: Path) -> bool:
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+    except OSError:
+        return False
+    return bool(_ANNOTATION_ROOT.search(head))

@@ -32,6 +32,7 @@ from annobridge.core.model import (
 )
 from annobridge.core.paths import contained
 from annobridge.plugins.pascal_voc.common import (
+    Layout,
     INFO_KEY,
     VOC_CLASSES,
     VOC_COLORMAP,
@@ -43,75 +44,18 @@ from annobridge.plugins.pascal_voc.common import (
     model_number,
     parse_coordinate,
     corner_texts,
+    find_layout,
+    is_voc_xml,
     read_labelmap,
 )
 
 logger = logging.getLogger(__name__)
 
 IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm")
-_ANNOTATION_ROOT = re.compile(rb"<annotation[\s>/]")
 _DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.I)
 KNOWN_ROOT = ("folder", "filename", "size", "segmented", "object")
 KNOWN_OBJECT = ("name", "pose", "truncated", "difficult", "occluded", "bndbox", "part", "actions",
                 "attributes")
-
-
-@dataclass
-class Layout:
-    """Where the parts of one VOC dataset are."""
-
-    root: Path
-    annotations: Path
-    images: Path | None  # None: images lie beside their XML (flat layout)
-    flat: bool = False
-
-    @property
-    def imagesets(self) -> Path:
-        return self.root / "ImageSets"
-
-
-def find_layout(path: Path) -> Layout | None:
-    """The VOC tree at ``path``: a devkit root (``Annotations/``, ``ImageSets/``,
-    ``SegmentationClass/``...), ``VOCdevkit/VOC20xx`` above one, or a flat folder of XMLs."""
-    for base in _candidates(path):
-        if any((base / d).is_dir() for d in ("Annotations", "SegmentationClass", "SegmentationObject")):
-            return Layout(base, base / "Annotations", base / "JPEGImages")
-    if path.is_dir():
-        subs = sorted(p for p in path.iterdir() if p.is_dir())
-        for folder in [path, *subs[:8]]:
-            if any(_is_voc_xml(p) for p in _first_xmls(folder)):
-                return Layout(path, path, None, flat=True)
-    return None
-
-
-def _candidates(path: Path) -> list[Path]:
-    out = [path]
-    for parent in (path, path / "VOCdevkit"):
-        if parent.is_dir():
-            subs = [p for p in parent.iterdir() if p.is_dir() and p.name.upper().startswith("VOC")
-                    and p.name != "VOCdevkit"]
-            if len(subs) == 1:
-                out.append(subs[0])
-    return out
-
-
-def _first_xmls(folder: Path, limit: int = 3) -> list[Path]:
-    out = []
-    for entry in os.scandir(folder):
-        if entry.name.endswith(".xml") and entry.is_file():
-            out.append(Path(entry.path))
-            if len(out) >= limit:
-                break
-    return out
-
-
-def _is_voc_xml(path: Path) -> bool:
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(512)
-    except OSError:
-        return False
-    return bool(_ANNOTATION_ROOT.search(head))
 
 
 def _walk(folder: Path, suffixes: tuple[str, ...]) -> dict[str, Path]:
@@ -491,7 +435,7 @@ def read(path: Path, coordinates: Coordinates, context: Context, strict: bool = 
     header = DatasetHeader(categories=categories, info={INFO_KEY: info})
     xmls = _walk(layout.annotations, (".xml",))
     if layout.flat:
-        xmls = {k: v for k, v in xmls.items() if _is_voc_xml(v)}
+        xmls = {k: v for k, v in xmls.items() if is_voc_xml(v)}
     class_pngs = _walk(layout.root / "SegmentationClass", (".png",)) if not layout.flat else {}
     object_pngs = _walk(layout.root / "SegmentationObject", (".png",)) if not layout.flat else {}
     # flat layouts (Kaggle, Roboflow): an image beside the XMLs without its own XML is an item too

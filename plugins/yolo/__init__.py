@@ -86,6 +86,7 @@ tests compare at 1e-6.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from annobridge.core.formats import Capabilities, Format, LazyFunction, Parts, lazy_exports
@@ -98,8 +99,23 @@ if TYPE_CHECKING:
 # The options models (pydantic) are imported on first use, not to list formats.
 __getattr__ = lazy_exports(__name__, {"options": ("YoloReadOptions", "YoloWriteOptions")})
 
-# The reader, writer and detector (yaml, Pillow, the model) are imported on first use, not to
-# list formats; the package's ``read`` and ``write`` are those submodules.
+# The reader and writer (yaml, Pillow, the model) are imported on first use, not to list
+# formats; the package's ``read`` and ``write`` are those submodules.
+
+
+def detect(path: Path) -> bool:
+    """The reader's detection (``read.detect``) for a path that has what it looks for: a YAML
+    or ``obj.data`` file, or a folder holding one or ``labels/``. Detection runs for every
+    source: any other path is refused here, without importing the reader."""
+    if path.is_dir():
+        if not ((path / "labels").is_dir() or (path / "obj.data").is_file()
+                or any(p.suffix in (".yaml", ".yml") for p in path.glob("*.y*ml"))):
+            return False
+    elif path.suffix not in (".yaml", ".yml") and path.name != "obj.data":
+        return False
+    from annobridge.plugins.yolo.read import detect as read_detect
+
+    return read_detect(path)
 
 
 PREDICTED = {task: kinds - {"keypoints"} for task, kinds in HELD.items()}
@@ -124,7 +140,7 @@ FORMAT = Format(
     write=LazyFunction(f"{__name__}.write", "write"),
     parts=Parts(LazyFunction(f"{__name__}.write", "write_part"), LazyFunction(f"{__name__}.write", "finish"),
                 keeps_ids=False, lead=LazyFunction(f"{__name__}.write", "lead")),
-    detect=LazyFunction(f"{__name__}.read", "detect"),
+    detect=detect,
     read_options=LazyFunction(f"{__name__}.options", "YoloReadOptions"),
     write_options=LazyFunction(f"{__name__}.options", "YoloWriteOptions"),
     output="directory",
