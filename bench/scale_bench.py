@@ -1,5 +1,6 @@
 """Scale-out benchmark: 1 vs 2 local worker processes, and local processes vs Dask, for
-COCO -> KITTI, COCO -> YOLO, COCO panoptic -> COCO, KITTI -> Nucleus and Lightly -> KITTI;
+COCO -> KITTI, COCO -> YOLO, COCO panoptic -> COCO, COCO panoptic -> COCO panoptic,
+KITTI -> Nucleus and Lightly -> KITTI;
 optionally the same COCO -> KITTI from one S3 bucket to another on a local moto server (``--s3``).
 
 Every case runs in a fresh interpreter on generated data (``coco_generate.py``,
@@ -15,7 +16,8 @@ allows on idle cores, from the serial time the driver spends before any worker c
 
     python bench/scale_bench.py [--workers 2] [--coco-images 5000] [--panoptic-images 300]
                                 [--kitti-frames 200] [--lightly-images 5000] [--repeat 3] [--s3]
-                                [--only coco-kitti coco-yolo panoptic-coco kitti-nucleus lightly-kitti]
+                                [--only coco-kitti coco-yolo panoptic-coco panoptic-panoptic kitti-nucleus
+                                        lightly-kitti]
 
 Needs ``annobridge[dask]`` (and ``annobridge[s3]`` + ``moto[server]`` for ``--s3``).
 """
@@ -187,7 +189,7 @@ def s3_case(src: Path) -> None:
         server.stop()
 
 
-CASES = ("coco-kitti", "coco-yolo", "panoptic-coco", "kitti-nucleus", "lightly-kitti")
+CASES = ("coco-kitti", "coco-yolo", "panoptic-coco", "panoptic-panoptic", "kitti-nucleus", "lightly-kitti")
 
 
 def main() -> None:
@@ -218,6 +220,10 @@ def main() -> None:
                                  a.workers, a.repeat),
         "panoptic-coco": lambda: run(f"COCO panoptic -> COCO ({a.panoptic_images} images 640x480)",
                                      panoptic(a.panoptic_images), "coco", "out.json", a.workers, a.repeat),
+        # the workers write the PNGs (each decoded once, by the worker reading it), the driver the JSON
+        "panoptic-panoptic": lambda: run(f"COCO panoptic -> COCO panoptic ({a.panoptic_images} images 640x480)",
+                                         panoptic(a.panoptic_images), "coco-panoptic", "out.json", a.workers,
+                                         a.repeat),
         "kitti-nucleus": lambda: run(f"KITTI -> Nucleus ({a.kitti_frames} frames, 20,000 points)",
                                      kitti(a.kitti_frames), "nucleus", "scans.jsonl", a.workers, a.repeat),
         "lightly-kitti": lambda: run(f"Lightly -> KITTI ({a.lightly_images} images x 5 predicted boxes, nested "

@@ -94,27 +94,20 @@ def read_shards(
     """``path`` listed for workers to read in parts (``converters/sharded.py``), or None when
     its reader cannot list it (or, on Dask, its parts need the driver's parsed file), or when
     local workers would only read light units of a local source for the driver to write
-    ``target`` (``Format.heavy_units``; noted in the report), or when ``target`` reuses what
-    the reader found (``Format.light_for``: then nothing runs on local workers; noted). A
-    remote source is still read in parts: each worker then fetches only what its part reads."""
+    ``target`` (``Format.heavy_units``; noted in the report). A remote source is still read
+    in parts: each worker then fetches only what its part reads."""
     from annobridge.converters import sharded
 
     location = str(path)
     fmt = resolve_reader(location, format, _registry(registry), context.storage_options)
     if fmt.shards is None:
         return None
-    if target is not None and context.executor == "process" and not storage.is_remote(location):
-        if target.parts is None and not fmt.heavy_units:
-            context.report.notes.append(f"read in one process: local workers reading {fmt.name} in parts would "
-                                        f"send every item back for this process to write {target.name}, which "
-                                        "costs more than reading it")
-            return None
-        if target.name in fmt.light_for:
-            context.workers = 1  # nothing is left for workers to do: no pool starts
-            context.report.notes.append(f"ran in one process: the {target.name} writer reuses what the "
-                                        f"{fmt.name} reader found, so local workers would only repeat this "
-                                        "process's work and send it back (--workers)")
-            return None
+    if (target is not None and context.executor == "process" and not storage.is_remote(location)
+            and target.parts is None and not fmt.heavy_units):
+        context.report.notes.append(f"read in one process: local workers reading {fmt.name} in parts would "
+                                    f"send every item back for this process to write {target.name}, which "
+                                    "costs more than reading it")
+        return None
     local_path, shards = _opened(location, fmt, fmt.shards, options, context, lazy=True)
     if shards is None or (not shards.portable and (context.executor != "process" or not sharded.FORK)):
         context.report.source = context.report.source_format = None

@@ -412,7 +412,11 @@ def _in_one_process(plan: ShardPlan, header: DatasetHeader, destination: Path, c
     from annobridge.converters import engine
     from annobridge.core import derive as derivation
 
-    shutil.rmtree(destination, ignore_errors=True)
+    for written in destination.parent.iterdir():  # the staging folder: the parts' files, beside it too (masks)
+        if written.is_dir() and not written.is_symlink():
+            shutil.rmtree(written, ignore_errors=True)
+        else:
+            written.unlink(missing_ok=True)
     storage.complete(plan.shards.root)  # a remote source's copy: read here after all
     ctx.report = before
     ctx.report.notes.append(f"written again in one process: the parts the workers wrote differ ({why})")

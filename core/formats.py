@@ -188,11 +188,12 @@ class Parts:
             ``destination`` and returns their small picklable results, one per item in
             order, as a list or any picklable iterable of them (KITTI: the part's file names
             and image sets in columns, which cross back much faster than an object per
-            item). ``dataset`` carries the header and the source path, no items.
+            item; COCO panoptic: each item's JSON records, as text). ``dataset`` carries the header and the source path, no items.
             Module-level. The single-process writer is the same two steps.
         finish: ``finish(results, dataset, destination, options, context)`` runs in the driver
             on every shard's results in order: checks across items (two frames with one
-            file name) and writes the aggregate outputs (image-set lists, class lists). It
+            file name) and writes the aggregate outputs (image-set lists, class lists, the
+            panoptic JSON). It
             raises :class:`PartsDiffer` when the parts cannot be joined as one process would
             have written them.
         keeps_ids: whether the writer stores annotation ids. New instance masks are numbered
@@ -317,11 +318,6 @@ class Format:
             only for a target that writes them there too (:class:`Parts`): sending the items
             back for the driver to write costs more than reading them (measured 0.38-0.94x
             with 2 workers for Lightly, Nucleus, KITTI and YOLO sources and a JSON writer).
-        light_for: target format names whose writer reuses what reading a unit found, so that
-            local workers would only repeat the driver's work (panoptic -> panoptic: in one
-            process the writer takes the ids the reader's check decoded; with workers each PNG
-            was decoded twice, 0.68x with 2 workers):
-            such a conversion runs in one process (noted).
         parts: how workers write their shards' items themselves (:class:`Parts`); without
             it, workers send their fitted items to the driver, which writes them.
     """
@@ -338,7 +334,6 @@ class Format:
     capabilities_for: Callable[[BaseModel], Capabilities] | None = None
     shards: Callable[[Path, Any, Context], Shards | None] | None = None
     heavy_units: bool = False
-    light_for: frozenset[str] = frozenset()
     parts: Parts | None = None
     plugin: str = field(default="", compare=False)
 

@@ -21,7 +21,7 @@ from annobridge import (
     Segment,
     SegmentationAnnotation,
 )
-from annobridge.core.masks import narrow_mask, read_mask_png, write_mask_png
+from annobridge.core.masks import narrow_mask, read_mask_png, rgb_ids, write_mask_png
 from annobridge.core.errors import ReadError, WriteError
 from annobridge.core.model import annotation_id_problem
 
@@ -123,6 +123,17 @@ def test_index_masks_keep_wide_values_through_png(tmp_path, top: int) -> None:
     assert back.dtype == np.uint32 and (back == arr).all()
     mask = IndexMask(location=str(tmp_path / "m.png"), encoding=used)
     assert not mask.is_loaded and (mask.load() == arr).all()
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA"])
+def test_rgb_ids_combine_the_widened_channels(mode: str) -> None:
+    from PIL import Image
+
+    pixels = np.random.default_rng(3).integers(0, 256, (5, 7, len(mode)), dtype=np.uint8)
+    wide = pixels.astype(np.uint32)
+    ids = rgb_ids(Image.fromarray(pixels, mode))  # the alpha byte of RGBA is no part of the id
+    assert ids.dtype == np.uint32 and ids.shape == (5, 7)
+    assert (ids == wide[..., 0] + 256 * wide[..., 1] + 65536 * wide[..., 2]).all()
 
 
 def test_narrowing_fails_clearly() -> None:

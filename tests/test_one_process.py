@@ -91,16 +91,3 @@ def test_map_runs_what_is_cheaper_here_in_its_place() -> None:
     alone = Context(workers=2)
     assert list(alone.map(operator.neg, values, here=lambda x: True)) == [-x for x in values]
     assert not alone.shared_out and alone._pool is None  # no worker was started
-
-
-def test_panoptic_to_panoptic_runs_in_one_process(tmp_path: Path) -> None:
-    """In one process the panoptic writer takes the ids the reader's check decoded (Format.light_for);
-    with workers each PNG was decoded twice (0.68x with 2 workers), so none starts."""
-    src = _panoptic(tmp_path)
-    one = annobridge.convert(src, tmp_path / "one" / "out.json", "coco-panoptic")
-    many = annobridge.convert(src, tmp_path / "two" / "out.json", "coco-panoptic", workers=2)
-    assert ("ran in one process: the coco-panoptic writer reuses what the coco-panoptic reader found, so local "
-            "workers would only repeat this process's work and send it back (--workers)") in many.notes
-    assert not any("parts by the workers" in n or n.startswith("read in one process") for n in many.notes)
-    assert _tree(tmp_path / "one") == _tree(tmp_path / "two")
-    _same_report(one, many)

@@ -56,6 +56,7 @@ CASES = {  # source maker, target format, output name
     "kitti->nucleus": (_kitti, "nucleus", "out.jsonl"),
     "panoptic->coco": (_panoptic, "coco", "out.json"),  # new instance masks numbered by the driver
     "panoptic->kitti": (_panoptic, "kitti", "out"),  # ... by each worker: KITTI writes no ids
+    "panoptic->panoptic": (_panoptic, "coco-panoptic", "out.json"),  # PNGs by the workers, the JSON by the driver
     "nucleus->nucleus": (_nucleus, "nucleus", "out.jsonl"),
     "yolo->yolo": (_yolo, "yolo", "out"),
     "yolo->kitti": (_yolo, "kitti", "out"),
@@ -241,7 +242,7 @@ def test_a_reference_id_used_in_two_parts_is_refused(tmp_path: Path) -> None:
     assert not (tmp_path / "out.jsonl").exists()
 
 
-@pytest.mark.parametrize("case", ["kitti->kitti", "panoptic->coco", "nucleus->nucleus",
+@pytest.mark.parametrize("case", ["kitti->kitti", "panoptic->coco", "panoptic->panoptic", "nucleus->nucleus",
                                   "yolo-folder->coco"])
 def test_dask_process_workers_read_parts_of_a_bucket_themselves(case: str, s3: Any, tmp_path: Path) -> None:
     """A LocalCluster of two worker processes (not threads of this one): each fetches the files

@@ -42,6 +42,15 @@ colour derived from their id for id generation (not written); without ``isthing`
 written as things (``isthing: 1``); labels missing from the header categories become new
 categories (reported in the notes). Masks are decoded/encoded through ``context.map``.
 
+With ``--workers``/``--executor dask`` and a source read in parts, each worker writes the PNGs
+of its part and returns their JSON records; the driver writes the JSON (``Format.parts``).
+From a panoptic source each PNG is then decoded once, by the worker that reads it: its
+writer takes the ids the reader's check decoded. New segment ids (``segment-ids=generate``)
+are made per image (seeded by the item), so workers make them. A PNG name made up for an item
+without ``file_name`` and a category made for a label the header lacks depend on the items
+before; the driver replays them in order and, where a part chose otherwise, the dataset is
+written again in one process (noted).
+
 What is lost: item and annotation metadata, segment metadata, ``Segment.attributes
 ["isthing"]`` (a category fact, written on the category), the raw values of pixels that
 have no segment (void in the model too; written as 0), segments without pixels (reported),
@@ -54,7 +63,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from annobridge.core.formats import Capabilities, Format, LazyFunction, lazy_exports
+from annobridge.core.formats import Capabilities, Format, LazyFunction, Parts, lazy_exports
 from annobridge.core.hookspecs import hookimpl
 from annobridge.plugins.coco_panoptic.common import default_color, rgb2id
 
@@ -83,8 +92,11 @@ FORMAT = Format(
     read=LazyFunction(f"{__name__}.read", "read"),
     shards=LazyFunction(f"{__name__}.read", "shards"),
     heavy_units=True,  # each image's PNG is decoded
-    light_for=frozenset({"coco-panoptic"}),  # in one process its writer reuses the check's decode
     write=LazyFunction(f"{__name__}.write", "write"),
+    # workers write their items' PNGs (panoptic -> panoptic: each taking the ids its reader's check
+    # decoded), the driver the JSON; segment ids are per image, so they need no numbering over the dataset
+    parts=Parts(LazyFunction(f"{__name__}.write", "write_part"), LazyFunction(f"{__name__}.write", "finish"),
+                keeps_ids=False),
     detect=detect,
     read_options=LazyFunction(f"{__name__}.options", "PanopticReadOptions"),
     write_options=LazyFunction(f"{__name__}.options", "PanopticWriteOptions"),

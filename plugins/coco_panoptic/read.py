@@ -18,6 +18,7 @@ import numpy as np
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context, Shards
 from annobridge.core.limits import _has_long_integer, json_decoder, load_json, load_json_lazily, open_image
+from annobridge.core.masks import rgb_ids
 from annobridge.core.model import (
     Category,
     Dataset,
@@ -31,13 +32,7 @@ from annobridge.core.model import (
 )
 from annobridge.core.paths import contained
 from annobridge.core.segmentation import mask_runs
-from annobridge.plugins.coco_panoptic.common import (
-    _LAST_DECODED,
-    INFO_KEY,
-    MAX_ID,
-    _is_int,
-    _masks_dir,
-)
+from annobridge.plugins.coco_panoptic.common import INFO_KEY, MAX_ID, _is_int, _masks_dir, keep_decoded, take_decoded
 
 if TYPE_CHECKING:
     from annobridge.plugins.coco_panoptic import PanopticReadOptions
@@ -229,14 +224,15 @@ def _read_categories(path: Path, raw: list[Any], context: Context) -> list[Categ
 class PanopticMask(IndexMask):
     """An :class:`IndexMask` on an RGB panoptic PNG that reuses the reader's decode.
 
-    When the reader checks a PNG in this process (``workers=1``) it keeps the decoded ids
-    of that one PNG; the first :meth:`load` of the same mask takes them instead of decoding
-    the file again. Everywhere else (other processes, later loads) it is a plain lazy mask.
+    When the reader checks a PNG in this thread it keeps the decoded ids of that one PNG
+    (``common.keep_decoded``); the first :meth:`load` of the same mask takes them instead of
+    decoding the file again. Everywhere else (other processes, later loads) it is a plain
+    lazy mask.
     """
 
     def load(self) -> np.ndarray:
         if self._array is None and self.location is not None:
-            cached = _LAST_DECODED.pop(self.location, None)
+            cached = take_decoded(self.location)
             if cached is not None:
                 self._array = cached[0]
         return super().load()
@@ -441,12 +437,10 @@ def _inspect_png(plan: _ImagePlan) -> tuple[_ImagePlan, dict[str, Any] | None]:
             iw, ih = plan.image.get("width"), plan.image.get("height")
             if mode not in ("RGB", "RGBA") or (iw is not None and iw != size[0]) or (ih is not None and ih != size[1]):
                 return plan, {"mode": mode, "size": size}  # refused by _check_png, never decoded
-            rgb = np.asarray(img, dtype=np.uint32)
+            ids = rgb_ids(img)
     except ReadError as exc:
         return plan, {"unreadable": exc.problem}
-    ids = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
-    _LAST_DECODED.clear()
-    _LAST_DECODED[plan.png] = (ids, mode == "RGB" and fmt == "PNG")
+    keep_decoded(plan.png, ids, mode == "RGB" and fmt == "PNG")
     values, _, lengths = mask_runs(ids)
     uniq, inv = np.unique(values, return_inverse=True)
     counts = np.bincount(inv, weights=lengths).astype(np.int64)

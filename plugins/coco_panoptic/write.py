@@ -6,7 +6,7 @@ import json
 import logging
 import shutil
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,20 +16,20 @@ from PIL import Image
 
 from annobridge.core import storage
 from annobridge.core.errors import ReadError, WriteError
-from annobridge.core.formats import Context, local_path
+from annobridge.core.formats import Context, PartsDiffer, local_path
 from annobridge.core.limits import open_image
-from annobridge.core.masks import read_mask_png
-from annobridge.core.model import Category, Dataset, DatasetItem, Segment, SegmentationAnnotation
+from annobridge.core.masks import read_mask_png, rgb_ids
+from annobridge.core.model import Category, Dataset, DatasetHeader, DatasetItem, Segment, SegmentationAnnotation
 from annobridge.core.paths import contained
 from annobridge.core.segmentation import mask_stats, relabel
 from annobridge.plugins.coco_panoptic.common import (
-    _LAST_DECODED,
     INFO_KEY,
     MAX_ID,
     _is_int,
     _masks_dir,
     default_color,
     rgb2id,
+    take_decoded,
 )
 
 if TYPE_CHECKING:
@@ -81,10 +81,11 @@ class _PngJob:
     location: str | None
     encoding: str
     array: np.ndarray | None
-    segments: list[tuple[int, int, tuple[int, int, int]]]  # (index, isthing, colour)
+    segments: list[tuple[int, int, tuple[int, int, int] | None]]  # (index, isthing, colour when generating)
     generate: bool
     stuff_colors: frozenset[tuple[int, int, int]]
     expected: tuple[int | None, int | None] | None = None  # the item's size: a larger PNG is refused undecoded
+    named: bool = True  # file_name came with the item (else made up from its stem)
 
 
 def _write_png(job: _PngJob) -> dict[str, Any]:
@@ -95,7 +96,7 @@ def _write_png(job: _PngJob) -> dict[str, Any]:
             job.location = str(storage.media_copy(job.location))
         except ReadError as exc:
             raise ReadError(exc.problem, file=exc.file, fix=exc.fix, item=job.reference_id) from None
-    cached = _LAST_DECODED.pop(job.location, None) if job.location is not None else None
+    cached = take_decoded(job.location) if job.location is not None else None
     if job.array is not None:
         arr = job.array
     elif cached is not None and job.encoding == "rgb":
@@ -107,8 +108,7 @@ def _write_png(job: _PngJob) -> dict[str, Any]:
                 raise ReadError(f"panoptic PNG has mode {img.mode}, expected RGB", file=job.location,
                                 item=job.reference_id)
             copy_from = job.location if img.mode == "RGB" and img.format == "PNG" else None
-            rgb = np.asarray(img, dtype=np.uint32)
-        arr = rgb[..., 0] + 256 * rgb[..., 1] + 65536 * rgb[..., 2]
+            arr = rgb_ids(img)
     else:
         arr = read_mask_png(job.location, job.encoding, expected=job.expected,  # type: ignore[arg-type]
                             item=job.reference_id)
@@ -147,26 +147,36 @@ def _write_png(job: _PngJob) -> dict[str, Any]:
 
 @dataclass
 class _WriteState:
+    """The categories as written: the header's, then those made for labels it lacks, in the
+    order met (so a category's id depends on the items before it)."""
+
     categories: list[dict[str, Any]]
     by_name: dict[str, dict[str, Any]]
     by_id: dict[int, dict[str, Any]]
     stuff_colors: frozenset[tuple[int, int, int]]
     added: list[str] = field(default_factory=list)
 
-    def category_for(self, segment: Segment) -> dict[str, Any]:
-        cid = segment.attributes.get("category_id")
+    @classmethod
+    def of(cls, header: DatasetHeader) -> _WriteState:
+        """The start every writer (one process, each part, the driver's finish) shares."""
+        cats = [_category_json(c) for c in header.categories]
+        return cls(categories=cats, by_name={c["name"]: c for c in cats}, by_id={c["id"]: c for c in cats},
+                   stuff_colors=frozenset(_color(c) for c in cats if not c["isthing"]))
+
+    def category_for(self, label: str, cid: Any, isthing: Any) -> dict[str, Any]:
+        """The category of a segment with ``label`` and attributes ``category_id`` (``cid``) and
+        ``isthing`` (1 when absent); a label met nowhere yet becomes a new category (next id)."""
         cat = self.by_id.get(cid) if _is_int(cid) else None
-        if cat is None or cat["name"] != segment.label:
-            cat = self.by_name.get(segment.label, cat)
+        if cat is None or cat["name"] != label:
+            cat = self.by_name.get(label, cat)
         if cat is None:
             new_id = max(self.by_id, default=0) + 1
-            isthing = int(bool(segment.attributes.get("isthing", 1)))
-            cat = {"id": new_id, "name": segment.label, "supercategory": segment.label,
-                   "isthing": isthing, "color": list(default_color(new_id))}
+            cat = {"id": new_id, "name": label, "supercategory": label,
+                   "isthing": int(bool(isthing)), "color": list(default_color(new_id))}
             self.categories.append(cat)
             self.by_id[new_id] = cat
-            self.by_name[segment.label] = cat
-            self.added.append(segment.label)
+            self.by_name[label] = cat
+            self.added.append(label)
         return cat
 
 
@@ -186,65 +196,83 @@ def _color(cat: dict[str, Any]) -> tuple[int, int, int]:
     return default_color(cat["id"])
 
 
-def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, context: Context) -> None:
-    """Write ``destination`` (JSON) and its PNG folder; PNGs go through ``context.map``."""
-    masks = _masks_dir(destination)
-    masks.mkdir(parents=True, exist_ok=True)
-    cats = [_category_json(c) for c in dataset.header.categories]
-    state = _WriteState(
-        categories=cats, by_name={c["name"]: c for c in cats}, by_id={c["id"]: c for c in cats},
-        stuff_colors=frozenset(_color(c) for c in cats if not c["isthing"]),
-    )
-    images = _Records(destination.with_name(destination.name + ".images.partial"))
-    annotations = _Records(destination.with_name(destination.name + ".annotations.partial"))
-    used_ids: set[Any] = set()
-    used_pngs: set[str] = set()
-    area_fixed = 0
+@dataclass(slots=True)
+class WrittenImage:
+    """One item as written (its PNG, its JSON records): what :func:`finish` needs of it, small
+    and picklable, as a worker writing its part sends it back (``Format.parts``)."""
 
-    def jobs() -> Iterator[tuple[DatasetItem, SegmentationAnnotation | None, _PngJob | None]]:
-        for item in dataset.items:
+    ref: str  # the item's reference id, to name it
+    image_id: int | str
+    png: str | None  # the PNG file name written (None: no segmentation)
+    named: bool  # the PNG name came with the item; False: made up from its stem, avoiding names used before
+    image: str  # its ``images`` record, JSON text
+    annotation: str | None  # its ``annotations`` record, JSON text
+    labels: list[tuple[str, Any, Any, dict[str, Any]]] | None = None
+    """Segments whose label the header lacks, whose category depends on the items before:
+    (label, category_id, isthing, the category used)."""
+
+
+class _ItemWriter:
+    """Writes items' PNGs (through ``context.map``) and makes their JSON records
+    (:class:`WrittenImage`), from the header's categories on: one for a whole write, or one
+    per part on a worker."""
+
+    def __init__(self, header: DatasetHeader, destination: Path, options: PanopticWriteOptions) -> None:
+        self.masks = _masks_dir(destination)
+        self.masks.mkdir(parents=True, exist_ok=True)
+        self.state = _WriteState.of(header)
+        self.header_names = frozenset(self.state.by_name)
+        self.options = options
+        self.used_pngs: set[str] = set()
+
+    def written(self, items: Iterable[DatasetItem], context: Context) -> Iterator[WrittenImage]:
+        for (item, seg, job, cats), result in _map_jobs(self._jobs(items), context):
+            yield self._record(item, seg, job, cats, result, context)
+
+    def _jobs(self, items: Iterable[DatasetItem]) -> Iterator[tuple[DatasetItem, Any, _PngJob | None, list[Any]]]:
+        """Each item, its segmentation, the job that writes its PNG and its segments' categories
+        (each resolved once, here, in order)."""
+        state, used_pngs = self.state, self.used_pngs
+        for item in items:
             seg = next((a for a in item.annotations if a.type == "segmentation"), None)
             if seg is None:
-                yield item, None, None
+                yield item, None, None, []
                 continue
             png = seg.attributes.get("file_name")
-            if not isinstance(png, str) or not png:
+            named = isinstance(png, str) and bool(png)
+            if not named:
                 stem = Path(item.image_location or item.reference_id).stem or "mask"
                 png, k = f"{stem}.png", 1
                 while png in used_pngs:
                     png, k = f"{stem}_{k}.png", k + 1
             elif png in used_pngs:
-                raise WriteError(f"two items write the same PNG {png!r}", item=item.reference_id,
-                                 fix="give each segmentation its own attributes['file_name']")
+                raise _same_png(png, item.reference_id)
             used_pngs.add(png)
-            mode = options.segment_ids
+            mode = self.options.segment_ids
             generate = mode == "generate" or (mode == "auto" and seg.mask.encoding != "rgb")
-            segs = []
-            for s in seg.annotations:
-                cat = state.category_for(s)
-                segs.append((s.index, int(bool(cat["isthing"])), _color(cat)))
+            cats = [state.category_for(*_category_keys(s)) for s in seg.annotations]
+            segs = [(s.index, int(bool(cat["isthing"])), _color(cat) if generate else None)  # new ids' colours
+                    for s, cat in zip(seg.annotations, cats)]
             if not generate:
                 bad = [s.index for s in seg.annotations if not (0 < s.index <= MAX_ID)]
                 if bad:
                     raise WriteError(f"segment index {bad[0]} cannot be a panoptic id (1..{MAX_ID})",
                                      item=item.reference_id, fix="pass --option segment-ids=generate")
             location = seg.mask.location
-            dst = contained(masks, png, what="segmentation file_name", item=item.reference_id, error=WriteError)
+            dst = contained(self.masks, png, what="segmentation file_name", item=item.reference_id,
+                            error=WriteError)
             job = _PngJob(
                 reference_id=item.reference_id, file_name=png, dst=str(dst),
                 location=location if not seg.mask.is_loaded else None,
                 encoding=seg.mask.encoding, array=seg.mask.load() if seg.mask.is_loaded else None,
                 segments=segs, generate=generate, stuff_colors=state.stuff_colors,
-                expected=(item.width, item.height),
+                expected=(item.width, item.height), named=named,
             )
-            yield item, seg, job
+            yield item, seg, job, cats
 
-    for (item, seg, job), result in _map_jobs(jobs(), context):
+    def _record(self, item: DatasetItem, seg: SegmentationAnnotation | None, job: _PngJob | None,
+                cats: list[dict[str, Any]], result: dict[str, Any], context: Context) -> WrittenImage:
         iid = image_id_of(item)
-        if iid in used_ids:
-            raise WriteError(f"two items have image id {iid!r}", item=item.reference_id,
-                             fix="reference ids must be unique")
-        used_ids.add(iid)
         width, height = item.width, item.height
         if result is not None:
             mh, mw = result["shape"]
@@ -255,17 +283,21 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
             height, width = mh, mw
         image = {"id": iid, "file_name": _image_file_name(item), "width": width, "height": height}
         image.update({k: v for k, v in item.attributes.items() if k != "id"})
-        images.append({k: v for k, v in image.items() if v is not None})
-        if seg is None:
-            continue
+        image_json = _dumps({k: v for k, v in image.items() if v is not None})
+        if seg is None or job is None:
+            return WrittenImage(item.reference_id, iid, None, False, image_json, None)
         infos = []
-        for s in seg.annotations:
+        area_fixed = 0
+        labels = None
+        for s, cat in zip(seg.annotations, cats):
+            if s.label not in self.header_names:  # its category may depend on the items before: finish replays it
+                labels = labels or []
+                labels.append((*_category_keys(s), cat))
             got = result["segments"].get(s.index)
             if got is None:
                 context.report.drop("segment", "coco-panoptic segments need pixels; the segment has none")
                 continue
             new_id, area, bbox = got
-            cat = state.category_for(s)
             info: dict[str, Any] = {"id": new_id, "category_id": cat["id"],
                                     "iscrowd": s.attributes.get("iscrowd", 0)}
             given_bbox = s.attributes.get("bbox")
@@ -280,14 +312,80 @@ def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, co
             info.update({k: v for k, v in s.attributes.items()
                          if k not in _SEGMENT_KEYS and k not in ("isthing",)})
             infos.append(info)
+        if area_fixed:
+            context.report.drop("attribute:area", "replaced by the exact pixel count of the PNG", area_fixed)
         if result["unlisted"]:  # unlabelled (void) in the model too: nothing is lost
             logger.debug("%s: %d pixels without a segment written as void (0)",
                          item.reference_id, result["unlisted"])
         ann = {"image_id": iid, "file_name": job.file_name, "segments_info": infos}
         ann.update({k: v for k, v in seg.attributes.items() if k not in ("file_name", "image_id")})
-        annotations.append(ann)
-    if area_fixed:
-        context.report.drop("attribute:area", "replaced by the exact pixel count of the PNG", area_fixed)
+        return WrittenImage(item.reference_id, iid, job.file_name, job.named, image_json, _dumps(ann), labels)
+
+
+def _category_keys(segment: Segment) -> tuple[str, Any, Any]:
+    """What :meth:`_WriteState.category_for` decides a segment's category from."""
+    return segment.label, segment.attributes.get("category_id"), segment.attributes.get("isthing", 1)
+
+
+def _same_png(png: str, ref: str) -> WriteError:
+    return WriteError(f"two items write the same PNG {png!r}", item=ref,
+                      fix="give each segmentation its own attributes['file_name']")
+
+
+def _dumps(record: dict[str, Any]) -> str:
+    return json.dumps(record, separators=(",", ":"))
+
+
+def write(dataset: Dataset, destination: Path, options: PanopticWriteOptions, context: Context) -> None:
+    """Write ``destination`` (JSON) and its PNG folder; PNGs go through ``context.map``. The
+    same two steps as in parts on workers: the items (:func:`write_part`), then :func:`finish`."""
+    writer = _ItemWriter(dataset.header, destination, options)
+    finish(writer.written(dataset.items, context), dataset, destination, options, context)
+
+
+def write_part(items: Iterable[DatasetItem], destination: Path, options: PanopticWriteOptions, dataset: Dataset,
+               context: Context) -> list[WrittenImage]:
+    """In a worker (``Format.parts``): the PNGs of one part's items, each written right after
+    the reader checked it, taking the ids that check decoded (each PNG is decoded once); returns
+    their JSON records for :func:`finish`. Categories start from the header's, as in one process."""
+    return list(_ItemWriter(dataset.header, destination, options).written(items, context))
+
+
+def finish(written: Iterable[WrittenImage], dataset: Dataset, destination: Path, options: PanopticWriteOptions,
+           context: Context) -> None:
+    """In the driver, over every item's :class:`WrittenImage` in order: image ids and PNG names
+    unique, the categories made for labels the header lacks replayed as one process makes them,
+    then the JSON (``info``, ``images``, ``annotations``, ``categories``, as ``json.dump`` writes it).
+
+    Raises:
+        WriteError: two items have one image id or write one PNG.
+        PartsDiffer: a part made a PNG name or a category otherwise than one process (it met the
+            name or label without the items of the parts before it).
+    """
+    _masks_dir(destination).mkdir(parents=True, exist_ok=True)
+    state = _WriteState.of(dataset.header)
+    images = _Records(destination.with_name(destination.name + ".images.partial"))
+    annotations = _Records(destination.with_name(destination.name + ".annotations.partial"))
+    used_ids: set[Any] = set()
+    used_pngs: set[str] = set()
+    for done in written:
+        if done.png is not None:
+            if done.png in used_pngs:
+                if not done.named:
+                    raise PartsDiffer(f"a part named a PNG {done.png!r} that an item before it writes")
+                raise _same_png(done.png, done.ref)
+            used_pngs.add(done.png)
+        for label, cid, isthing, used in done.labels or ():
+            if state.category_for(label, cid, isthing) != used:
+                raise PartsDiffer(f"a part made category {used['name']!r} id {used['id']} otherwise than "
+                                  "the items before it")
+        if done.image_id in used_ids:
+            raise WriteError(f"two items have image id {done.image_id!r}", item=done.ref,
+                             fix="reference ids must be unique")
+        used_ids.add(done.image_id)
+        images.append(done.image)
+        if done.annotation is not None:
+            annotations.append(done.annotation)
     for label in state.added:
         context.report.notes.append(f"coco-panoptic: added category {label!r} (not in the header)")
     info = dict(dataset.header.info.get(INFO_KEY) or {})
@@ -312,8 +410,9 @@ class _Records:
         self._fh = open(path, "w", encoding="utf-8")
         self._n = 0
 
-    def append(self, record: dict[str, Any]) -> None:
-        self._fh.write(("," if self._n else "") + json.dumps(record, separators=(",", ":")))
+    def append(self, record: str) -> None:
+        """Add one record, given as its JSON text."""
+        self._fh.write(("," if self._n else "") + record)
         self._n += 1
 
     def copy_to(self, out: Any) -> None:
@@ -325,12 +424,12 @@ class _Records:
         self.path.unlink()
 
 
-def _map_jobs(entries: Iterator[tuple[DatasetItem, Any, _PngJob | None]],
-              context: Context) -> Iterator[tuple[tuple[DatasetItem, Any, _PngJob | None], Any]]:
+def _map_jobs(entries: Iterator[tuple[DatasetItem, Any, _PngJob | None, Any]],
+              context: Context) -> Iterator[tuple[tuple[DatasetItem, Any, _PngJob | None, Any], Any]]:
     """Run the PNG jobs through ``context.map`` and pair each result with its entry, in order."""
     from collections import deque
 
-    held: deque[tuple[DatasetItem, Any, _PngJob | None]] = deque()
+    held: deque[tuple[DatasetItem, Any, _PngJob | None, Any]] = deque()
 
     def feed() -> Iterator[_PngJob | None]:
         for entry in entries:
