@@ -188,14 +188,14 @@ class Parts:
             ``destination`` and returns their small picklable results, one per item in
             order, as a list or any picklable iterable of them (KITTI: the part's file names
             and image sets in columns, which cross back much faster than an object per
-            item; COCO panoptic: each item's JSON records, as text). ``dataset`` carries the header and the source path, no items.
-            Module-level. The single-process writer is the same two steps.
+            item; COCO panoptic: each item's JSON records, as text). ``dataset`` carries the
+            header and the source path, no items. Module-level. The single-process writer
+            is the same two steps.
         finish: ``finish(results, dataset, destination, options, context)`` runs in the driver
             on every shard's results in order: checks across items (two frames with one
             file name) and writes the aggregate outputs (image-set lists, class lists, the
-            panoptic JSON). It
-            raises :class:`PartsDiffer` when the parts cannot be joined as one process would
-            have written them.
+            panoptic JSON). It raises :class:`PartsDiffer` when the parts cannot be joined
+            as one process would have written them.
         keeps_ids: whether the writer stores annotation ids. New instance masks are numbered
             over the whole dataset, which only the driver can do; a writer that stores no ids
             (KITTI) lets each worker number its part's masks (the numbers differ, the output
