@@ -190,6 +190,32 @@ def _load_json(raw: bytes | str, *, file: str | os.PathLike[str] | None, where: 
                         item=item) from exc
 
 
+_THAW: bool | None = None
+"""Whether :func:`thaw_parsed` may unfreeze: nothing was frozen before the first
+:func:`freeze_parsed` (None: no parse is frozen now)."""
+
+
+def freeze_parsed() -> None:
+    """Put what is alive now, a large parse among it, out of the cyclic collector's sight
+    (``gc.freeze``): its containers die by reference counting, and every full collection
+    while items are built would walk them all again. :func:`thaw_parsed` undoes it."""
+    global _THAW
+    if _THAW is None:
+        _THAW = gc.get_freeze_count() == 0
+    gc.freeze()
+
+
+def thaw_parsed() -> None:
+    """Undo :func:`freeze_parsed`: ``gc.unfreeze`` has no partial form, so it runs only when
+    nothing was frozen before, never thawing what the program calling annobridge froze (a
+    server that freezes before forking) or the CLI's :func:`~annobridge.core.formats.steady_heap`.
+    Otherwise the parse stays frozen: reference counting still frees it (it holds no cycles)."""
+    global _THAW
+    if _THAW:
+        gc.unfreeze()
+    _THAW = None
+
+
 def load_json_lazily(raw: bytes, *lazy: str) -> dict[str, Any] | None:
     """The top-level object of ``raw``, parsed except for the lists under the ``lazy`` keys:
     each holds its elements unparsed (``msgspec.Raw`` slices of ``raw``), for

@@ -10,6 +10,7 @@ import sys
 import annobridge
 from annobridge.core.formats import ALL_ANNOTATION_TYPES, ALL_ATTRIBUTES, LazyFunction
 from annobridge.core.model import ANNOTATION_TYPES, KNOWN_ATTRIBUTES
+from tests.conftest import ROOT
 
 HEAVY = ("numpy", "PIL", "pydantic", "orjson", "pycocotools", "annobridge.core.model",
          "annobridge.converters.engine")
@@ -226,3 +227,32 @@ def test_detecting_a_json_file_imports_only_the_readers_that_may_claim_it(tmp_pa
     claimed = {m for m in readers_and_writers(loaded) if m.split(".")[2] in ("yolo", "kitti", "pascal_voc", "cvat")}
     assert not claimed, sorted(claimed)
     assert "yaml" not in loaded
+
+
+def test_the_cli_steadies_its_heap_and_a_library_user_keeps_theirs(tmp_path) -> None:
+    """``steady_heap`` (glibc's mmap threshold fixed, the imports' objects frozen out of the
+    cyclic collector) runs in the CLI's own process, never in a program that calls
+    ``annobridge.convert``; and the COCO reader, which freezes its parse while it builds items,
+    thaws only what it froze: what the CLI or the calling program froze stays frozen (a server
+    freezing before it forks). The frozen objects are the witness (``gc.get_freeze_count``)."""
+    src = ROOT / "fixtures" / "coco" / "instances" / "instances.json"
+    cli = frozen_after(
+        "from annobridge.converters.cli import main\n"
+        f"try:\n    main(['convert', {str(src)!r}, {str(tmp_path / 'cli' / 'out.json')!r}, '--to', 'coco'])\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n")
+    convert = f"import annobridge\nannobridge.convert({str(src)!r}, {str(tmp_path / 'lib')!r} + '/' + NAME, 'coco')\n"
+    library = frozen_after("NAME = 'a.json'\n" + convert)
+    program = frozen_after("import gc\ngc.freeze()\nbefore = gc.get_freeze_count()\nNAME = 'b.json'\n" + convert
+                           + "assert gc.get_freeze_count() >= before, (gc.get_freeze_count(), before)\n")
+    assert (tmp_path / "cli" / "out.json").is_file() and (tmp_path / "lib" / "b.json").is_file()
+    assert cli > 10_000, cli  # the imported modules' objects, frozen by steady_heap, still frozen
+    assert library == 0  # nothing frozen before: the reader thawed its parse
+    assert program > 10_000, program
+
+
+def frozen_after(code: str) -> int:
+    """``gc.get_freeze_count()`` after running ``code`` in a fresh interpreter."""
+    code += "import gc, sys\nprint('frozen', gc.get_freeze_count(), file=sys.__stderr__)\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd="/")
+    assert done.returncode == 0, done.stderr
+    return int(done.stderr.strip().splitlines()[-1].split()[1])

@@ -15,7 +15,7 @@ import orjson
 
 from annobridge.core.errors import ReadError
 from annobridge.core.formats import Context, Shards
-from annobridge.core.limits import load_json, load_json_element, load_json_lazily
+from annobridge.core.limits import freeze_parsed, load_json, load_json_element, load_json_lazily, thaw_parsed
 from annobridge.core.model import (
     BoxAnnotation,
     Category,
@@ -82,16 +82,17 @@ def _load_json(path: Path, lazy: tuple[str, ...] = ()) -> tuple[Any, bytes | Non
     the bytes are None.
 
     The parsed tree holds many container objects that only die by reference counting;
-    without :func:`gc.freeze`, every full collection triggered while items are built would
-    walk all of them again. :func:`_items` unfreezes when it is done.
+    without freezing it (:func:`~annobridge.core.limits.freeze_parsed`), every full collection
+    triggered while items are built would walk all of them again. :func:`_items` thaws it
+    when it is done.
     """
     raw = path.read_bytes()
     data = load_json_lazily(raw, *lazy) if lazy else None
     if data is not None:
-        gc.freeze()
+        freeze_parsed()
         return data, raw
     data = load_json(raw, file=path)  # finite numbers, bounded ints and depth
-    gc.freeze()
+    freeze_parsed()
     return data, None
 
 
@@ -391,7 +392,7 @@ def read(path: Path, options: CocoReadOptions, context: Context, parts: bool = F
     try:
         return _read(path, options, context, parts)
     except BaseException:
-        gc.unfreeze()  # _load_json froze the parse; no item generator will unfreeze it
+        thaw_parsed()  # _load_json froze the parse; no item generator will thaw it
         raise
     finally:
         if enabled:
@@ -690,7 +691,7 @@ def _items(path: Path, images: list[tuple[Any, DatasetItem]], sources: list[_Sou
                     f"number of keypoints than its {cat.k} names: read with the first names, points "
                     "beyond the names named by their 0-based index (--option strict=true refuses them)")
     finally:
-        gc.unfreeze()
+        thaw_parsed()
         if enabled:
             gc.enable()
 
