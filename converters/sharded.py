@@ -37,7 +37,7 @@ import shutil
 import tempfile
 from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -319,7 +319,7 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
     plan.reading = {name: getattr(ctx, name) for name in READING}
     units = chunks(plan.shards.units, ctx.workers)
     parts = list(zip(units, _scan_header(plan, units, header, ctx)))
-    fn: Any = functools.partial(_run_part, plan)
+    fn: Any = None
     if ctx.executor == "process" and FORK:
         if ctx._pool is not None:  # forked before this plan existed
             ctx._pool.shutdown()
@@ -334,6 +334,8 @@ def write(plan: ShardPlan, header: DatasetHeader, destination: Path, ctx: Contex
         if plan.parts and plan.target.parts.lead is not None and parts:
             lead = _lead(plan, parts, kept)  # before any worker starts
         parts = [p for p in parts if p[0]]
+        if fn is None:  # the plan travels with each task: without the unit list, each task's units go with it
+            fn = functools.partial(_run_part, replace(plan, shards=replace(plan.shards, units=[])))
         ctx.report.notes.append(f"read in {len(parts)} parts by the workers{' and 1 by the driver' if lead else ''} "
                                 f"({plan.shards.format} lists {len(plan.shards.units)} units"
                                 f"{'; they wrote their items' if plan.parts else ''})")

@@ -359,3 +359,27 @@ def test_panoptic_errors_come_in_item_order_when_read_in_parts(in_parts: None, t
         first.append((err.value.item, err.value.problem))
         assert not (tmp_path / f"out{workers}").exists()
     assert first[0] == first[1] == (str(doc["images"][2]["id"]), "panoptic PNG does not exist")
+
+
+def test_dask_tasks_carry_their_own_units_not_the_whole_listing(scheduler: str, tmp_path: Path,  # noqa: F811
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan travels with every Dask task: without the unit list (each task has its own
+    units), or every task carried the whole listing (Lightly -> KITTI, 20,000 images, 80
+    tasks: 16.2 s and 820 MB on a LocalCluster, 3.3 s and 122 MB without)."""
+    from annobridge.converters import sharded
+
+    seen: list[tuple[int, int]] = []
+    real = sharded.run_shard
+
+    def spy(plan: Any, units: list[Any], *args: Any, **kwargs: Any) -> Any:
+        seen.append((len(plan.shards.units), len(units)))
+        return real(plan, units, *args, **kwargs)
+
+    monkeypatch.setattr(sharded, "run_shard", spy)  # the cluster's workers are threads of this process
+    src = _kitti(tmp_path)
+    one = annobridge.convert(src, tmp_path / "one" / "out", "kitti")
+    many = annobridge.convert(src, tmp_path / "dask" / "out", "kitti", executor=scheduler, workers=2)
+    assert len(seen) > 1 and all(listed == 0 and own > 0 for listed, own in seen), seen
+    assert sum(own for _, own in seen) == 9  # every frame read once, by some task
+    assert _tree(tmp_path / "one") == _tree(tmp_path / "dask")
+    _same_report(one, many)
