@@ -66,7 +66,7 @@ def test_the_note_counts_the_part_the_driver_wrote_apart(tmp_path: Path) -> None
     """40 units in 14 shards of 2 or 3 (``sharded.chunks``): the driver writes the first (``Parts.lead``),
     the workers the other 13."""
     src = _unnamed_yolo(tmp_path, names=True)
-    one = annobridge.convert(src, tmp_path / "one" / "y", "yolo")
+    annobridge.convert(src, tmp_path / "one" / "y", "yolo")
     many = annobridge.convert(src, tmp_path / "two" / "y", "yolo", workers=2)
     assert "read in 13 parts by the workers and 1 by the driver (yolo lists 40 units; they wrote their items)" \
         in many.notes, many.notes

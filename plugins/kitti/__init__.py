@@ -182,7 +182,7 @@ def detect(path: Path) -> bool:
         return path.suffix.lower() == ".txt" and _kitti_rows(path)
     if not path.is_dir():
         return False
-    if not any((path / d).is_dir() for d in (*SPLIT_DIRS, "training", "testing", "label_02")):
+    if not any((path / d).is_dir() for d in (*SPLIT_DIRS, "training", "testing")):
         folder = path / "labels" if (path / "labels").is_dir() else path
         first = next((e for e in sorted(os.scandir(folder), key=lambda e: e.name)
                       if e.name.endswith(".txt") and e.is_file()), None)
